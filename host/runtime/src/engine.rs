@@ -1,0 +1,308 @@
+//! The engine: one wasmtime `Engine` and `Linker`, the pooling allocator,
+//! the epoch ticker, the compiled-artifact cache, and plugin loading.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use warden_meta::Limits;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::Playbook;
+use crate::error::{Error, LoadError, Result};
+use crate::host::HostState;
+use crate::plugin::{self, Plugin, digest_of};
+
+/// How often the epoch advances. Deadlines are checked (and CPU-bound
+/// guests yield to the async executor) once per tick.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+
+/// Limits the host applies when a plugin asks for none, and the most it
+/// grants when a plugin asks for more (SPEC PL-5).
+#[derive(Clone, Debug)]
+pub struct HostLimits {
+    /// Default wall-clock deadline of a call.
+    pub deadline_ms: u64,
+    /// Largest deadline.
+    pub max_deadline_ms: u64,
+    /// Default linear-memory cap.
+    pub memory_mib: u64,
+    /// Largest memory cap; also the pooling allocator's slot size.
+    pub max_memory_mib: u64,
+    /// Default fuel per call.
+    pub fuel: u64,
+    /// Largest fuel per call.
+    pub max_fuel: u64,
+    /// Default mutating steps per playbook run.
+    pub steps: u64,
+    /// Largest step budget.
+    pub max_steps: u64,
+    /// Default cap on the returned value.
+    pub output_kib: u64,
+    /// Largest output cap.
+    pub max_output_kib: u64,
+    /// Cap on captured stdout and on stderr, each.
+    pub stdio_kib: u64,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            deadline_ms: 5_000,
+            max_deadline_ms: 300_000,
+            memory_mib: 64,
+            max_memory_mib: 256,
+            fuel: 1_000_000_000_000,
+            max_fuel: 100_000_000_000_000,
+            steps: 10,
+            max_steps: 1_000,
+            output_kib: 1_024,
+            max_output_kib: 16 * 1_024,
+            stdio_kib: 64,
+        }
+    }
+}
+
+/// The limits in force for one call.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EffectiveLimits {
+    /// Wall-clock deadline.
+    pub deadline_ms: u64,
+    /// Linear-memory cap.
+    pub memory_mib: u64,
+    /// Fuel.
+    pub fuel: u64,
+    /// Mutating steps.
+    pub steps: u64,
+    /// Output cap.
+    pub output_kib: u64,
+}
+
+impl HostLimits {
+    /// Resolves what applies: the operator's override, else the plugin's
+    /// request, else the host default; always capped by the host maximum.
+    pub fn resolve(&self, requested: &Limits, overrides: &Limits) -> EffectiveLimits {
+        let pick = |o: Option<u64>, r: Option<u64>, default: u64, max: u64| {
+            o.or(r).unwrap_or(default).clamp(1, max)
+        };
+        EffectiveLimits {
+            deadline_ms: pick(
+                overrides.deadline_ms,
+                requested.deadline_ms,
+                self.deadline_ms,
+                self.max_deadline_ms,
+            ),
+            memory_mib: pick(
+                overrides.memory_mib,
+                requested.memory_mib,
+                self.memory_mib,
+                self.max_memory_mib,
+            ),
+            fuel: pick(overrides.fuel, requested.fuel, self.fuel, self.max_fuel),
+            steps: pick(overrides.steps, requested.steps, self.steps, self.max_steps),
+            output_kib: pick(
+                overrides.output_kib,
+                requested.output_kib,
+                self.output_kib,
+                self.max_output_kib,
+            ),
+        }
+    }
+}
+
+/// How to build a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where compiled artifacts are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Plugin calls that may run at once (instance slots of the pool).
+    pub max_concurrent_calls: u32,
+    /// Largest `.wasm` accepted.
+    pub max_wasm_bytes: usize,
+    /// Limits.
+    pub limits: HostLimits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            max_concurrent_calls: 32,
+            max_wasm_bytes: 32 << 20,
+            limits: HostLimits::default(),
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("warden-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs plugins. Cheap to share behind an `Arc`; every call gets its own
+/// store, instance and limits.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) config: RuntimeConfig,
+    pub(crate) slots: Semaphore,
+    cache_key: String,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine, the linker with WASI and every Warden interface,
+    /// and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        let engine =
+            Engine::new(&engine_config(&config)).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        Playbook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Cache {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let cache_key = format!("{:016x}", hasher.finish());
+        let ticker =
+            EpochTicker::start(engine.clone()).map_err(|e| Error::Engine(e.to_string()))?;
+        Ok(Runtime {
+            slots: Semaphore::new(config.max_concurrent_calls as usize),
+            engine,
+            linker,
+            config,
+            cache_key,
+            _ticker: ticker,
+        })
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Validates and compiles a `.wasm` (SPEC LC-2). Compilation is CPU
+    /// work: call it from a blocking thread when latency matters.
+    pub fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        if bytes.len() > self.config.max_wasm_bytes {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                limit: self.config.max_wasm_bytes,
+            });
+        }
+        let meta = plugin::inspect(bytes)?;
+        let digest = digest_of(bytes);
+        let component = self.compile(&digest, bytes)?;
+        let imports = plugin::check_imports(&self.engine, &component, &meta)?;
+        let exports = plugin::pre_instantiate(&self.linker, &component, meta.kind)?;
+        Ok(Plugin::new(digest, meta, bytes.len(), imports, exports))
+    }
+
+    /// Compiles, or loads the cached artifact of the same digest compiled by
+    /// a compatible engine (SPEC LC-3).
+    #[expect(
+        unsafe_code,
+        reason = "loads precompiled artifacts from the compile cache"
+    )]
+    fn compile(&self, digest: &str, bytes: &[u8]) -> Result<Component, LoadError> {
+        let Some(dir) = &self.config.cache_dir else {
+            return Component::new(&self.engine, bytes).map_err(compile_error);
+        };
+        let hex = digest.trim_start_matches("sha256:");
+        let path = dir.join(format!("{hex}-{}.cwasm", self.cache_key));
+        // Read into memory rather than mapping the file: a cache file
+        // truncated under a mapping would crash the host (SIGBUS).
+        if let Ok(artifact) = std::fs::read(&path) {
+            // SAFETY: the file is one this runtime wrote (below) into its
+            // own cache directory, named by the digest of the source and
+            // the engine's compatibility hash, so it was produced by
+            // `Engine::precompile_component` for a compatible engine.
+            // wasmtime still checks its header and refuses a mismatch.
+            match unsafe { Component::deserialize(&self.engine, &artifact) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable compile cache entry");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let compiled = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(compile_error)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let written = std::fs::write(&tmp, &compiled).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
+            let _ = std::fs::remove_file(&tmp);
+        }
+        // SAFETY: `compiled` was produced just above by this engine's
+        // `precompile_component`.
+        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(compile_error)
+    }
+
+    /// The wasmtime engine, for benchmarks that compare against bare
+    /// wasmtime with identical settings.
+    #[doc(hidden)]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn compile_error(e: wasmtime::Error) -> LoadError {
+    // A component that fails validation or type-checking lands here too.
+    LoadError::Compile(format!("{e:#}"))
+}
+
+/// The engine settings every store of this runtime shares.
+fn engine_config(config: &RuntimeConfig) -> Config {
+    let slots = config.max_concurrent_calls.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 16)
+        .total_memories(slots * 2)
+        .total_tables(slots * 16)
+        .total_stacks(slots)
+        .max_memories_per_component(4)
+        .max_tables_per_component(32)
+        .max_core_instances_per_component(32)
+        .max_memory_size((config.limits.max_memory_mib as usize) << 20);
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    cfg
+}

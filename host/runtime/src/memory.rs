@@ -1,0 +1,363 @@
+//! An in-memory [`Backend`]: the fake host of `warden-testkit` and of this
+//! crate's own tests. It follows the same rules as the server's database
+//! backend (workspaces isolated, state transitions checked, every applied
+//! action recorded) so that a plugin behaves the same against both.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::backend::{ActionRecord, ActionStatus, Applied, Backend, CallInfo, Mutation, RunEvent};
+use crate::types::{
+    Database, HealthSnapshot, HostError, RunStats, StateCount, TaskFilter, TaskSummary, Worker,
+};
+
+/// A task as the fake host keeps it.
+#[derive(Clone, Debug)]
+pub struct MemoryTask {
+    /// Workspace.
+    pub workspace: String,
+    /// The task as plugins see it.
+    pub summary: TaskSummary,
+    /// Dedup key it was created with.
+    pub dedup_key: Option<String>,
+    /// When the lease of a running task expires.
+    pub lease_expires: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Inner {
+    tasks: Vec<MemoryTask>,
+    kv: BTreeMap<(String, String, String), Vec<u8>>,
+    actions: Vec<(String, ActionRecord)>,
+    events: Vec<(String, RunEvent)>,
+    workers: Vec<Worker>,
+    next_id: u64,
+}
+
+/// In-memory tasks, kv, actions and events.
+#[derive(Default)]
+pub struct MemoryBackend {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryBackend {
+    /// An empty host.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Adds a task in `workspace` and returns its id.
+    pub fn add_task(&self, workspace: &str, title: &str, stage: &str, state: &str) -> String {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = format!("t{}", inner.next_id);
+        inner.tasks.push(MemoryTask {
+            workspace: workspace.to_string(),
+            summary: TaskSummary {
+                id: id.clone(),
+                title: title.to_string(),
+                stage: stage.to_string(),
+                state: state.to_string(),
+                priority: "normal".to_string(),
+                attempts: 0,
+                age_secs: 0,
+                last_event_age_secs: 0,
+                last_error: None,
+                lease_expired: false,
+            },
+            dedup_key: None,
+            lease_expires: None,
+        });
+        id
+    }
+
+    /// Makes a task look stuck: running with an expired lease and no event
+    /// for `idle`.
+    pub fn make_stuck(&self, id: &str, idle: Duration) {
+        let mut inner = self.lock();
+        if let Some(t) = inner.tasks.iter_mut().find(|t| t.summary.id == id) {
+            t.summary.state = "running".into();
+            t.summary.last_event_age_secs = idle.as_secs();
+            t.lease_expires = Instant::now().checked_sub(Duration::from_secs(1));
+            t.summary.lease_expired = true;
+        }
+    }
+
+    /// Adds a worker with its heartbeat age.
+    pub fn add_worker(&self, id: &str, heartbeat_age_secs: u64) {
+        self.lock().workers.push(Worker {
+            id: id.to_string(),
+            last_heartbeat_age_secs: heartbeat_age_secs,
+            active_leases: 0,
+        });
+    }
+
+    /// Every task of every workspace.
+    pub fn tasks(&self) -> Vec<MemoryTask> {
+        self.lock().tasks.clone()
+    }
+
+    /// One task.
+    pub fn task(&self, id: &str) -> Option<TaskSummary> {
+        self.lock()
+            .tasks
+            .iter()
+            .find(|t| t.summary.id == id)
+            .map(|t| t.summary.clone())
+    }
+
+    /// Every recorded action, with its run id.
+    pub fn actions(&self) -> Vec<(String, ActionRecord)> {
+        self.lock().actions.clone()
+    }
+
+    /// Every event, with its run id.
+    pub fn events(&self) -> Vec<(String, RunEvent)> {
+        self.lock().events.clone()
+    }
+
+    /// A kv value.
+    pub fn kv_value(&self, workspace: &str, plugin: &str, key: &str) -> Option<Vec<u8>> {
+        self.lock()
+            .kv
+            .get(&(workspace.into(), plugin.into(), key.into()))
+            .cloned()
+    }
+}
+
+fn not_found(id: &str) -> HostError {
+    HostError::NotFound(format!("task {id}"))
+}
+
+fn snapshot_of(t: &TaskSummary) -> serde_json::Value {
+    json!({ "state": t.state, "stage": t.stage, "attempts": t.attempts, "last_error": t.last_error })
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    async fn health(&self, call: &CallInfo) -> Result<HealthSnapshot, HostError> {
+        let inner = self.lock();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for t in inner.tasks.iter().filter(|t| t.workspace == call.workspace) {
+            *counts.entry(t.summary.state.clone()).or_default() += 1;
+        }
+        let stuck = inner
+            .tasks
+            .iter()
+            .filter(|t| t.workspace == call.workspace && t.summary.lease_expired)
+            .count() as u32;
+        Ok(HealthSnapshot {
+            mode: "normal".into(),
+            queue: counts
+                .into_iter()
+                .map(|(state, count)| StateCount { state, count })
+                .collect(),
+            stuck_tasks: stuck,
+            workers: inner.workers.clone(),
+            breakers: Vec::new(),
+            disks: Vec::new(),
+            error_rate_per_min: 0.0,
+            top_errors: Vec::new(),
+            database: Database {
+                reachable: true,
+                dialect: "memory".into(),
+                latency_us: 0,
+            },
+            plugins: Vec::new(),
+            runs: RunStats {
+                succeeded_1h: 0,
+                failed_1h: 0,
+                interrupted_1h: 0,
+            },
+        })
+    }
+
+    async fn list_tasks(
+        &self,
+        call: &CallInfo,
+        filter: &TaskFilter,
+    ) -> Result<Vec<TaskSummary>, HostError> {
+        let inner = self.lock();
+        Ok(inner
+            .tasks
+            .iter()
+            .filter(|t| t.workspace == call.workspace)
+            .filter(|t| filter.states.is_empty() || filter.states.contains(&t.summary.state))
+            .filter(|t| {
+                filter
+                    .stuck_for_secs
+                    .is_none_or(|s| t.summary.last_event_age_secs >= s)
+            })
+            .filter(|t| !filter.lease_expired || t.summary.lease_expired)
+            .take(filter.limit as usize)
+            .map(|t| t.summary.clone())
+            .collect())
+    }
+
+    async fn get_task(&self, call: &CallInfo, id: &str) -> Result<TaskSummary, HostError> {
+        self.lock()
+            .tasks
+            .iter()
+            .find(|t| t.workspace == call.workspace && t.summary.id == id)
+            .map(|t| t.summary.clone())
+            .ok_or_else(|| not_found(id))
+    }
+
+    async fn apply(
+        &self,
+        call: &CallInfo,
+        seq: u32,
+        mutation: &Mutation,
+    ) -> Result<Applied, HostError> {
+        let mut inner = self.lock();
+        let applied = if let Mutation::Create {
+            title,
+            priority,
+            dedup_key,
+            ..
+        } = mutation
+        {
+            let existing = dedup_key.as_ref().and_then(|k| {
+                inner.tasks.iter().find(|t| {
+                    t.workspace == call.workspace
+                        && t.dedup_key.as_ref() == Some(k)
+                        && !matches!(t.summary.state.as_str(), "done" | "cancelled" | "dead")
+                })
+            });
+            let id = match existing {
+                Some(t) => t.summary.id.clone(),
+                None => {
+                    inner.next_id += 1;
+                    let id = format!("t{}", inner.next_id);
+                    inner.tasks.push(MemoryTask {
+                        workspace: call.workspace.clone(),
+                        summary: TaskSummary {
+                            id: id.clone(),
+                            title: title.clone(),
+                            stage: "spec".into(),
+                            state: "queued".into(),
+                            priority: priority.clone(),
+                            attempts: 0,
+                            age_secs: 0,
+                            last_event_age_secs: 0,
+                            last_error: None,
+                            lease_expired: false,
+                        },
+                        dedup_key: dedup_key.clone(),
+                        lease_expires: None,
+                    });
+                    id
+                }
+            };
+            Applied {
+                before: None,
+                after: Some(json!({ "id": id })),
+                created_id: Some(id),
+            }
+        } else {
+            let id = mutation.target().unwrap_or_default();
+            let task = inner
+                .tasks
+                .iter_mut()
+                .find(|t| t.workspace == call.workspace && t.summary.id == id)
+                .ok_or_else(|| not_found(id))?;
+            let before = snapshot_of(&task.summary);
+            let s = &mut task.summary;
+            match mutation {
+                Mutation::Requeue { .. } | Mutation::Reset { .. } => {
+                    if !matches!(
+                        s.state.as_str(),
+                        "running" | "failed" | "blocked" | "queued"
+                    ) {
+                        return Err(HostError::Invalid(format!(
+                            "task {id} is {} and cannot be requeued",
+                            s.state
+                        )));
+                    }
+                    s.state = "queued".into();
+                    s.lease_expired = false;
+                    if matches!(mutation, Mutation::Reset { .. }) {
+                        s.attempts = 0;
+                        s.last_error = None;
+                    }
+                }
+                Mutation::Block { .. } => s.state = "blocked".into(),
+                Mutation::Unblock { .. } => {
+                    if s.state != "blocked" {
+                        return Err(HostError::Invalid(format!("task {id} is not blocked")));
+                    }
+                    s.state = "queued".into();
+                }
+                Mutation::Create { .. } => {}
+            }
+            s.last_event_age_secs = 0;
+            Applied {
+                before: Some(before),
+                after: Some(snapshot_of(s)),
+                created_id: None,
+            }
+        };
+        let record = ActionRecord {
+            seq,
+            mutation: mutation.clone(),
+            status: ActionStatus::Applied,
+            before: applied.before.clone(),
+            after: applied.after.clone(),
+            detail: applied.created_id.clone(),
+        };
+        inner.actions.push((call.run_id.clone(), record));
+        Ok(applied)
+    }
+
+    async fn record(&self, call: &CallInfo, action: &ActionRecord) -> Result<(), HostError> {
+        self.lock()
+            .actions
+            .push((call.run_id.clone(), action.clone()));
+        Ok(())
+    }
+
+    async fn kv_get(&self, call: &CallInfo, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(self.kv_value(&call.workspace, &call.plugin, key))
+    }
+
+    async fn kv_set(&self, call: &CallInfo, key: &str, value: &[u8]) -> Result<(), HostError> {
+        self.lock().kv.insert(
+            (call.workspace.clone(), call.plugin.clone(), key.to_string()),
+            value.to_vec(),
+        );
+        Ok(())
+    }
+
+    async fn kv_delete(&self, call: &CallInfo, key: &str) -> Result<bool, HostError> {
+        Ok(self
+            .lock()
+            .kv
+            .remove(&(call.workspace.clone(), call.plugin.clone(), key.to_string()))
+            .is_some())
+    }
+
+    async fn kv_list(&self, call: &CallInfo, prefix: &str) -> Result<Vec<String>, HostError> {
+        Ok(self
+            .lock()
+            .kv
+            .keys()
+            .filter(|(w, p, k)| *w == call.workspace && *p == call.plugin && k.starts_with(prefix))
+            .map(|(_, _, k)| k.clone())
+            .collect())
+    }
+
+    fn event(&self, call: &CallInfo, event: RunEvent) {
+        self.lock().events.push((call.run_id.clone(), event));
+    }
+}

@@ -1,0 +1,231 @@
+//! The attribute macros of `warden-sdk`. Use them through that crate.
+//!
+//! Each macro checks the function's signature and the declared metadata at
+//! compile time, emits the `export!` glue of its WIT world, and embeds the
+//! metadata as the `warden:plugin-meta` custom section (SPEC PL-4). Mistakes
+//! are reported as compile errors on the offending tokens, never as panics.
+#![forbid(unsafe_code)]
+
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::quote;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprArray, ExprLit, ItemFn, Lit, LitStr, ReturnType, parse_macro_input};
+use warden_meta::{Limits, PluginKind, PluginMeta};
+
+/// Declares a playbook.
+///
+/// ```ignore
+/// #[warden_sdk::playbook(capabilities = ["health:read", "tasks:read"], steps = 10)]
+/// fn run(ctx: &warden_sdk::Context) -> Result<warden_sdk::Report, warden_sdk::HostError> { .. }
+/// ```
+///
+/// Arguments, all optional: `name` and `version` (default: the crate's
+/// `name` and `version` from Cargo.toml), `description` (default: the
+/// crate's description), `capabilities = [..]`, the limits `deadline_ms`,
+/// `memory_mib`, `fuel`, `steps`, `output_kib`, and the flags `idempotent`
+/// and `concurrent`.
+#[proc_macro_attribute]
+pub fn playbook(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let func = parse_macro_input!(item as ItemFn);
+    match expand(PluginKind::Playbook, attr, &func) {
+        Ok(ts) => ts.into(),
+        Err(e) => {
+            // Keep the function so that its body still gets checked and
+            // the user sees every error at once.
+            let err = e.to_compile_error();
+            quote!(#err #func).into()
+        }
+    }
+}
+
+/// The attribute's arguments, before validation.
+struct Args {
+    name: Option<LitStr>,
+    version: Option<LitStr>,
+    description: Option<LitStr>,
+    capabilities: Vec<LitStr>,
+    limits: Limits,
+    idempotent: bool,
+    concurrent: bool,
+}
+
+fn parse_args(attr: TokenStream) -> syn::Result<Args> {
+    let mut args = Args {
+        name: None,
+        version: None,
+        description: None,
+        capabilities: Vec::new(),
+        limits: Limits::default(),
+        idempotent: false,
+        concurrent: false,
+    };
+    let parser = syn::meta::parser(|meta| {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match key.as_str() {
+            "name" => args.name = Some(meta.value()?.parse()?),
+            "version" => args.version = Some(meta.value()?.parse()?),
+            "description" => args.description = Some(meta.value()?.parse()?),
+            "capabilities" => {
+                let array: ExprArray = meta.value()?.parse()?;
+                for elem in array.elems {
+                    match elem {
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Str(s), ..
+                        }) => args.capabilities.push(s),
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                other,
+                                "capabilities are string literals, e.g. \"tasks:read\"",
+                            ));
+                        }
+                    }
+                }
+            }
+            "deadline_ms" | "memory_mib" | "fuel" | "steps" | "output_kib" => {
+                let lit: syn::LitInt = meta.value()?.parse()?;
+                let value: u64 = lit.base10_parse()?;
+                let slot = match key.as_str() {
+                    "deadline_ms" => &mut args.limits.deadline_ms,
+                    "memory_mib" => &mut args.limits.memory_mib,
+                    "fuel" => &mut args.limits.fuel,
+                    "steps" => &mut args.limits.steps,
+                    _ => &mut args.limits.output_kib,
+                };
+                *slot = Some(value);
+            }
+            "idempotent" => args.idempotent = true,
+            "concurrent" => args.concurrent = true,
+            _ => {
+                return Err(meta.error(format!(
+                    "unknown argument `{key}` (expected name, version, description, capabilities, \
+                     deadline_ms, memory_mib, fuel, steps, output_kib, idempotent or concurrent)"
+                )));
+            }
+        }
+        Ok(())
+    });
+    syn::parse::Parser::parse(parser, attr)?;
+    Ok(args)
+}
+
+/// Builds the metadata, pointing any error at the token that caused it.
+fn build_meta(kind: PluginKind, args: &Args) -> syn::Result<PluginMeta> {
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let name = args
+        .name
+        .as_ref()
+        .map_or_else(|| env("CARGO_PKG_NAME"), LitStr::value);
+    let version = args
+        .version
+        .as_ref()
+        .map_or_else(|| env("CARGO_PKG_VERSION"), LitStr::value);
+    let description = args
+        .description
+        .as_ref()
+        .map_or_else(|| env("CARGO_PKG_DESCRIPTION"), LitStr::value);
+
+    for cap in &args.capabilities {
+        if let Err(e) = cap.value().parse::<warden_meta::Capability>() {
+            return Err(syn::Error::new(cap.span(), e.to_string()));
+        }
+    }
+    PluginMeta::builder(&name, &version, kind)
+        .description(&description)
+        .capabilities(args.capabilities.iter().map(LitStr::value))
+        .limits(args.limits.clone())
+        .idempotent(args.idempotent)
+        .concurrent(args.concurrent)
+        .build()
+        .map_err(|e| {
+            let span = match e {
+                warden_meta::Error::InvalidName(_) => args.name.as_ref().map(LitStr::span),
+                warden_meta::Error::InvalidVersion(_) => args.version.as_ref().map(LitStr::span),
+                _ => None,
+            };
+            syn::Error::new(span.unwrap_or_else(Span::call_site), e.to_string())
+        })
+}
+
+/// Checks `fn name(ctx: &T) -> R` without generics, async or self.
+fn check_signature(func: &ItemFn, expected: &str) -> syn::Result<()> {
+    let sig = &func.sig;
+    let bad = |tokens: &dyn quote::ToTokens, what: &str| {
+        Err(syn::Error::new_spanned(
+            tokens,
+            format!("{what}; expected `{expected}`"),
+        ))
+    };
+    if let Some(a) = &sig.asyncness {
+        return bad(a, "a plugin function cannot be async");
+    }
+    if !sig.generics.params.is_empty() {
+        return bad(&sig.generics, "a plugin function cannot be generic");
+    }
+    if sig.inputs.len() != 1 {
+        return bad(&sig.inputs, "a plugin function takes exactly one argument");
+    }
+    match sig.inputs.first() {
+        Some(syn::FnArg::Typed(arg)) if matches!(*arg.ty, syn::Type::Reference(_)) => {}
+        Some(other) => return bad(other, "the argument must be a shared reference"),
+        None => return bad(&sig.inputs, "missing argument"),
+    }
+    if let ReturnType::Default = sig.output {
+        return bad(&sig.ident, "a plugin function returns a Result");
+    }
+    Ok(())
+}
+
+fn expand(
+    kind: PluginKind,
+    attr: TokenStream,
+    func: &ItemFn,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let args = parse_args(attr)?;
+    let expected = match kind {
+        PluginKind::Playbook => {
+            "fn run(ctx: &warden_sdk::Context) -> Result<warden_sdk::Report, impl Display>"
+        }
+        PluginKind::QualityGate | PluginKind::RoutingPolicy => {
+            return Err(syn::Error::new(
+                func.sig.span(),
+                "this SDK version supports playbooks only",
+            ));
+        }
+    };
+    check_signature(func, expected)?;
+    let meta = build_meta(kind, &args)?;
+    let bytes = meta.encode();
+    let len = bytes.len();
+    let literal = syn::LitByteStr::new(&bytes, Span::call_site());
+    let fn_name = &func.sig.ident;
+
+    Ok(quote! {
+        #func
+
+        const _: () = {
+            struct __WardenPlaybook;
+
+            impl ::warden_sdk::wit::playbook::Guest for __WardenPlaybook {
+                fn run(
+                    ctx: ::warden_sdk::wit::playbook::RunContext,
+                    input: ::std::string::String,
+                ) -> ::std::result::Result<::warden_sdk::wit::playbook::Report, ::std::string::String> {
+                    ::warden_sdk::__private::run_playbook(ctx, input, #fn_name)
+                }
+            }
+
+            ::warden_sdk::wit::playbook::export_playbook!(
+                __WardenPlaybook with_types_in ::warden_sdk::wit::playbook
+            );
+
+            #[unsafe(link_section = "warden:plugin-meta")]
+            #[used]
+            static __WARDEN_PLUGIN_META: [u8; #len] = *#literal;
+        };
+    })
+}
