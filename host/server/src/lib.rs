@@ -1,1 +1,23 @@
+//! The Warden control plane: domain services, the HTTP API and the
+//! `warden` binary.
+//!
+//! One module per domain: `registry` (plugins, pins, grants), `heal`
+//! (playbook runs), `events` (run event streams), `health` (snapshots),
+//! `auth` (tokens and roles); `api` only translates HTTP to those and back;
+//! `cli` is the command line; `app` wires everything together.
+#![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod heal;
+pub mod health;
+pub mod registry;
+pub mod validate;
+
+pub use app::{Server, start};
+pub use config::Config;

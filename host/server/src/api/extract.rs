@@ -1,0 +1,107 @@
+//! Extractors whose rejections use the error envelope (SPEC SE-2): a bad
+//! body, query or path is a 400 `INVALID_ARGUMENT` naming the problem.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::api::AppState;
+use crate::auth::Principal;
+use crate::error::Error;
+
+/// A JSON body.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(e) => Err(json_rejection(e, state)),
+        }
+    }
+}
+
+/// A JSON body that may be absent (empty body: `T::default()`), with or
+/// without a `Content-Type`, so that `curl -X POST <url>` works.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+        let limit = state.app.config.http.max_body_kib;
+        let bytes = axum::body::to_bytes(req.into_body(), limit << 10)
+            .await
+            .map_err(|_| Error::invalid(format!("request body over the {limit} KiB limit")))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+    }
+}
+
+fn json_rejection(e: JsonRejection, state: &AppState) -> Error {
+    match e {
+        JsonRejection::JsonDataError(e) => {
+            Error::invalid(format!("invalid JSON body: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            Error::invalid(format!("invalid JSON body: {}", e.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            Error::invalid("expected a JSON body with Content-Type: application/json")
+        }
+        JsonRejection::BytesRejection(_) => Error::invalid(format!(
+            "request body over the {} KiB limit, or not readable",
+            state.app.config.http.max_body_kib
+        )),
+        other => Error::invalid(other.body_text()),
+    }
+}
+
+/// Query parameters.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e: QueryRejection| {
+                Error::invalid(format!("invalid query: {}", e.body_text()))
+            })
+    }
+}
+
+/// Path parameters.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e: PathRejection| Error::invalid(format!("invalid path: {}", e.body_text())))
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        state.app.auth.authenticate(header).await
+    }
+}

@@ -1,0 +1,133 @@
+//! The HTTP API: translates HTTP to domain calls and back. No SQL and no
+//! wasm here; every error leaves as the SE-2 envelope.
+
+mod extract;
+mod plugins;
+mod runs;
+mod system;
+mod tasks;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use crate::error::Error;
+
+pub use extract::{Json, OptionalJson, Path, Query};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The application.
+    pub app: Arc<App>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole router.
+pub fn router(app: Arc<App>) -> Router {
+    let upload_limit = (app.config.limits.max_plugin_mib as usize) << 20;
+    let body_limit = app.config.http.max_body_kib << 10;
+    let state = AppState { app };
+    let ws = Router::new()
+        .route("/playbooks/{name}/runs", post(runs::trigger))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/actions", get(runs::actions))
+        .route("/runs/{id}/events", get(runs::events))
+        .route("/runs/{id}/apply", post(runs::apply_plan))
+        .route("/tasks", post(tasks::create).get(tasks::list))
+        .route("/tasks/{id}", get(tasks::get))
+        .route("/pins", get(plugins::list_pins))
+        .route(
+            "/pins/{plugin}",
+            put(plugins::set_pin).delete(plugins::delete_pin),
+        )
+        .route("/grants", get(plugins::list_grants))
+        .route(
+            "/grants/{plugin}",
+            put(plugins::set_grant).delete(plugins::delete_grant),
+        )
+        .route("/tokens", post(tokens::create).get(tokens::list))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/audit", get(tokens::audit));
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route(
+            "/v1/plugins",
+            get(plugins::list)
+                .post(plugins::upload)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/v1/plugins/{name}", get(plugins::inspect))
+        .nest("/v1/workspaces/{ws}", ws)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            Error::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(330),
+        ))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    Error::NotFound(format!(
+        "no route for {}",
+        crate::validate::truncate(uri.path(), 200)
+    ))
+    .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let mut r = Error::invalid(format!(
+        "method {method} is not allowed on {}",
+        crate::validate::truncate(uri.path(), 200)
+    ))
+    .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+/// Validates a workspace path segment.
+pub fn check_ws(ws: &str) -> Result<(), Error> {
+    crate::validate::workspace(ws).map_err(Error::InvalidArgument)
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub fn time(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// An optional time.
+pub fn opt_time(ms: Option<i64>) -> Option<String> {
+    ms.map(time)
+}

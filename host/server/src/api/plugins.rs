@@ -1,0 +1,338 @@
+//! `/v1/plugins` (SPEC LC-7), pins (LC-4) and grants (PL-6).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_meta::CapabilitySet;
+use warden_store::grants::GrantRow;
+use warden_store::pins::PinRow;
+
+use crate::api::{AppState, Json, Path, Query, check_ws, time};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::registry::{Entry, Selector};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceQuery {
+    workspace: Option<String>,
+}
+
+fn version_view(state: &AppState, e: &Entry) -> Value {
+    let p = &e.plugin;
+    let meta = p.meta();
+    json!({
+        "version": meta.version.to_string(),
+        "digest": p.digest(),
+        "size": p.size(),
+        "source": e.source,
+        "source_path": e.source_path,
+        "state": if state.app.registry.is_live(p.digest()) { "active" } else { "retired" },
+        "added_at": time(e.added_at),
+        "capabilities_requested": meta.capabilities.names(),
+        "capabilities_required": p.required_capabilities().names(),
+        "imports": p.imports().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "limits": meta.limits,
+        "idempotent": meta.idempotent,
+        "concurrent": meta.concurrent,
+    })
+}
+
+async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool) -> Result<Value> {
+    let registry = &state.app.registry;
+    let versions = registry.versions(name);
+    let Some(newest) = versions.first() else {
+        return Err(Error::NotFound(format!("plugin \"{name}\" not found")));
+    };
+    let meta = newest.plugin.meta();
+    let (selector, pin_source) = registry.selector_for(workspace, name).await?;
+    let pinned = registry.resolve(name, &selector).ok();
+    let (granted, missing) = match &pinned {
+        Some(e) => {
+            let granted = registry.granted(workspace, e).await?;
+            let effective = e.plugin.effective_grants(&granted);
+            let missing: Vec<String> = e
+                .plugin
+                .required_capabilities()
+                .iter()
+                .filter(|c| !effective.allows(c))
+                .map(ToString::to_string)
+                .collect();
+            (effective.names(), missing)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let latest = registry.resolve(name, &Selector::Latest).ok();
+    let mut view = json!({
+        "name": name,
+        "kind": meta.kind.to_string(),
+        "description": meta.description,
+        "latest": latest.as_ref().map(|e| e.plugin.meta().version.to_string()),
+        "versions": versions.iter().map(|e| version_view(state, e)).collect::<Vec<_>>(),
+        "workspace": workspace,
+        "pin": { "selector": selector.to_string(), "source": pin_source },
+        "pinned_version": pinned.as_ref().map(|e| e.plugin.meta().version.to_string()),
+        "pinned_digest": pinned.as_ref().map(|e| e.plugin.digest().to_string()),
+        "capabilities_requested": pinned.as_ref().map(|e| e.plugin.meta().capabilities.names()).unwrap_or_default(),
+        "capabilities_granted": granted,
+        "missing_grants": missing,
+        "state": if latest.is_some() { "active" } else { "retired" },
+    });
+    if !detail && let Some(v) = view["versions"].as_array_mut() {
+        for version in v {
+            if let Some(o) = version.as_object_mut() {
+                o.remove("imports");
+                o.remove("limits");
+            }
+        }
+    }
+    Ok(view)
+}
+
+/// `GET /v1/plugins[?workspace=]`
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<WorkspaceQuery>,
+) -> Result<Response> {
+    let ws = q.workspace.unwrap_or_else(|| principal.home().to_string());
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let mut plugins = Vec::new();
+    for name in state.app.registry.names() {
+        plugins.push(plugin_view(&state, &name, &ws, false).await?);
+    }
+    Ok(
+        axum::Json(json!({ "plugins": plugins, "rejected": state.app.registry.rejected() }))
+            .into_response(),
+    )
+}
+
+/// `GET /v1/plugins/{name}[?workspace=]`
+pub async fn inspect(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Query(q): Query<WorkspaceQuery>,
+) -> Result<Response> {
+    crate::validate::plugin(&name).map_err(Error::InvalidArgument)?;
+    let ws = q.workspace.unwrap_or_else(|| principal.home().to_string());
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    Ok(axum::Json(plugin_view(&state, &name, &ws, true).await?).into_response())
+}
+
+/// `POST /v1/plugins`: the body is the `.wasm`.
+pub async fn upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Response> {
+    principal.require_root()?;
+    if body.is_empty() {
+        return Err(Error::invalid(
+            "empty body: send the .wasm file as the request body",
+        ));
+    }
+    let digest = warden_runtime::digest_of(&body);
+    let known = state.app.registry.by_digest(&digest).is_some();
+    let entry = state
+        .app
+        .registry
+        .add_upload(body.to_vec())
+        .await
+        .map_err(|e| Error::invalid(format!("plugin rejected: {e}")))?;
+    let meta = entry.plugin.meta();
+    state
+        .app
+        .audit(
+            &principal,
+            None,
+            "plugin.upload",
+            &meta.id(),
+            json!({ "digest": digest }),
+        )
+        .await;
+    let status = if known {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let view = json!({ "name": meta.name, "kind": meta.kind.to_string(), "description": meta.description, "version": version_view(&state, &entry) });
+    Ok((status, axum::Json(view)).into_response())
+}
+
+fn pin_view(p: &PinRow) -> Value {
+    json!({ "plugin": p.plugin, "selector": p.selector, "actor": p.actor, "updated_at": time(p.updated_at) })
+}
+
+/// `GET /v1/workspaces/{ws}/pins`
+pub async fn list_pins(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let pins = state.app.store.list_pins(&ws).await?;
+    Ok(
+        axum::Json(json!({ "pins": pins.iter().map(pin_view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinBody {
+    /// `1.2.0`, `^1.2`, `sha256:...` or `latest`.
+    #[serde(alias = "version")]
+    selector: String,
+}
+
+/// `PUT /v1/workspaces/{ws}/pins/{plugin}`
+pub async fn set_pin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, plugin)): Path<(String, String)>,
+    Json(body): Json<PinBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Operator)?;
+    let selector = Selector::parse(&body.selector).map_err(Error::InvalidArgument)?;
+    let entry = state
+        .app
+        .registry
+        .resolve(&plugin, &selector)
+        .map_err(|e| match e {
+            Error::NotFound(m) => Error::FailedPrecondition(format!("cannot pin: {m}")),
+            other => other,
+        })?;
+    let row = PinRow {
+        workspace: ws.clone(),
+        plugin: plugin.clone(),
+        selector: selector.to_string(),
+        canary: None,
+        canary_percent: 0,
+        actor: principal.name.clone(),
+        updated_at: warden_store::now_ms(),
+    };
+    state.app.store.set_pin(&row).await?;
+    state
+        .app
+        .audit(
+            &principal,
+            Some(&ws),
+            "pin.set",
+            &plugin,
+            json!({ "selector": row.selector, "digest": entry.plugin.digest() }),
+        )
+        .await;
+    let mut view = pin_view(&row);
+    view["resolves_to"] = json!({ "version": entry.plugin.meta().version.to_string(), "digest": entry.plugin.digest() });
+    Ok(axum::Json(view).into_response())
+}
+
+/// `DELETE /v1/workspaces/{ws}/pins/{plugin}`
+pub async fn delete_pin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, plugin)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Operator)?;
+    if !state.app.store.delete_pin(&ws, &plugin).await? {
+        return Err(Error::NotFound(format!(
+            "no pin for plugin \"{plugin}\" in workspace \"{ws}\""
+        )));
+    }
+    state
+        .app
+        .audit(&principal, Some(&ws), "pin.delete", &plugin, json!({}))
+        .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn grant_view(g: &GrantRow) -> Value {
+    json!({ "plugin": g.plugin, "capabilities": g.capabilities, "actor": g.actor, "updated_at": time(g.updated_at) })
+}
+
+/// `GET /v1/workspaces/{ws}/grants` (grants set over the API; warden.toml
+/// grants show in `GET /v1/plugins`).
+pub async fn list_grants(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let grants = state.app.store.list_grants(&ws).await?;
+    Ok(
+        axum::Json(json!({ "grants": grants.iter().map(grant_view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    capabilities: Vec<String>,
+}
+
+/// `PUT /v1/workspaces/{ws}/grants/{plugin}`
+pub async fn set_grant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, plugin)): Path<(String, String)>,
+    Json(body): Json<GrantBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Admin)?;
+    let caps =
+        CapabilitySet::parse(&body.capabilities).map_err(|e| Error::invalid(e.to_string()))?;
+    let row = GrantRow {
+        workspace: ws.clone(),
+        plugin: plugin.clone(),
+        capabilities: caps.names(),
+        actor: principal.name.clone(),
+        updated_at: warden_store::now_ms(),
+    };
+    state.app.store.set_grant(&row).await?;
+    state
+        .app
+        .audit(
+            &principal,
+            Some(&ws),
+            "grant.set",
+            &plugin,
+            json!({ "capabilities": row.capabilities }),
+        )
+        .await;
+    Ok(axum::Json(grant_view(&row)).into_response())
+}
+
+/// `DELETE /v1/workspaces/{ws}/grants/{plugin}`
+pub async fn delete_grant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, plugin)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Admin)?;
+    if !state.app.store.delete_grant(&ws, &plugin).await? {
+        return Err(Error::NotFound(format!(
+            "no API grant for plugin \"{plugin}\" in workspace \"{ws}\""
+        )));
+    }
+    state
+        .app
+        .audit(&principal, Some(&ws), "grant.delete", &plugin, json!({}))
+        .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

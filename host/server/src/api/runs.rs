@@ -1,0 +1,409 @@
+//! Playbook runs (SPEC PB-1..PB-3): trigger, read, list, actions, event
+//! stream, plan approval.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_stream::wrappers::ReceiverStream;
+use warden_store::actions::ActionRow;
+use warden_store::runs::{RunQuery, RunRow};
+
+use crate::api::{AppState, OptionalJson, Path, Query, check_ws, opt_time, time};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::heal::{Trigger, is_terminal, parse_mode};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    /// `diagnose` (default), `plan` or `apply`.
+    mode: Option<String>,
+    /// Any JSON; given to the plugin as text.
+    input: Option<Value>,
+    /// Same key, same run.
+    idempotency_key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Return the finished run instead of 202 and its id.
+    wait: Option<bool>,
+}
+
+fn action_view(a: &ActionRow) -> Value {
+    json!({
+        "seq": a.seq,
+        "call": a.call,
+        "target": a.target,
+        "args": a.args,
+        "status": a.status,
+        "before": a.before,
+        "after": a.after,
+        "detail": a.detail,
+        "actor": a.actor,
+        "digest": a.digest,
+        "at": time(a.at),
+    })
+}
+
+/// A run as the API shows it; with its actions split as the report of
+/// SPEC PB-3 wants them (applied, planned, refused) when given.
+pub fn run_view(r: &RunRow, actions: Option<&[ActionRow]>) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "workspace": r.workspace,
+        "plugin": r.plugin,
+        "version": r.version,
+        "digest": r.digest,
+        "mode": r.mode,
+        "status": r.status,
+        "input": r.input,
+        "report": r.report,
+        "error": r.error,
+        "error_code": r.error_code,
+        "usage": r.usage,
+        "limits": r.limits,
+        "actor": r.actor,
+        "trigger": r.trigger,
+        "idempotency_key": r.idempotency_key,
+        "plan_run_id": r.plan_run_id,
+        "retry_of": r.retry_of,
+        "created_at": time(r.created_at),
+        "started_at": opt_time(r.started_at),
+        "finished_at": opt_time(r.finished_at),
+    });
+    if let Some(actions) = actions {
+        let pick = |statuses: &[&str]| -> Vec<Value> {
+            actions
+                .iter()
+                .filter(|a| statuses.contains(&a.status.as_str()))
+                .map(action_view)
+                .collect()
+        };
+        v["actions"] = json!({
+            "applied": pick(&["applied"]),
+            "planned": pick(&["planned"]),
+            "refused": pick(&["denied", "over_budget", "failed"]),
+        });
+    }
+    v
+}
+
+fn check_key(key: &Option<String>) -> Result<()> {
+    if let Some(k) = key
+        && (k.is_empty() || k.len() > 200)
+    {
+        return Err(Error::invalid(
+            "idempotency_key must be 1 to 200 characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Result<Response> {
+    let heal = &state.app.heal;
+    if !wait {
+        let status = if created {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
+        let body = json!({ "id": row.id, "status": row.status, "digest": row.digest, "created": created, "run": run_view(&row, None) });
+        return Ok((status, axum::Json(body)).into_response());
+    }
+    let budget = heal.wait_budget(&row);
+    let row = heal.wait(&row.workspace, &row.id, budget).await?;
+    let actions = state.app.store.list_actions(&row.id).await?;
+    let status = if is_terminal(&row.status) {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, axum::Json(run_view(&row, Some(&actions)))).into_response())
+}
+
+/// `POST /v1/workspaces/{ws}/playbooks/{name}/runs[?wait=true]`
+pub async fn trigger(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, name)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+    OptionalJson(body): OptionalJson<TriggerBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::plugin(&name).map_err(Error::InvalidArgument)?;
+    let mode = parse_mode(body.mode.as_deref().unwrap_or("diagnose"))?;
+    let needed = if mode == warden_runtime::types::Mode::Diagnose {
+        Role::Agent
+    } else {
+        Role::Operator
+    };
+    principal.require(&ws, needed)?;
+    check_key(&body.idempotency_key)?;
+    let input = body.input.unwrap_or(Value::Null);
+    if serde_json::to_string(&input).map_or(0, |s| s.len()) > 256 * 1024 {
+        return Err(Error::invalid("input is over the 256 KiB limit"));
+    }
+    let trigger = Trigger {
+        mode,
+        input,
+        idempotency_key: body.idempotency_key,
+        actor: principal.name.clone(),
+        trigger: "http".to_string(),
+    };
+    let (row, created) = state.app.heal.trigger(&ws, &name, trigger).await?;
+    if created {
+        state
+            .app
+            .audit(
+                &principal,
+                Some(&ws),
+                "run.create",
+                &row.id,
+                json!({ "plugin": name, "mode": row.mode, "digest": row.digest }),
+            )
+            .await;
+    }
+    respond(&state, row, created, q.wait.unwrap_or(false)).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyBody {
+    idempotency_key: Option<String>,
+}
+
+/// `POST /v1/workspaces/{ws}/runs/{id}/apply[?wait=true]`: approve a plan.
+pub async fn apply_plan(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Query(q): Query<WaitQuery>,
+    OptionalJson(body): OptionalJson<ApplyBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Operator)?;
+    check_key(&body.idempotency_key)?;
+    let (row, created) = state
+        .app
+        .heal
+        .apply_plan(&ws, &id, &principal.name, body.idempotency_key)
+        .await?;
+    if created {
+        state
+            .app
+            .audit(
+                &principal,
+                Some(&ws),
+                "run.apply_plan",
+                &row.id,
+                json!({ "plan": id }),
+            )
+            .await;
+    }
+    respond(&state, row, created, q.wait.unwrap_or(false)).await
+}
+
+/// `GET /v1/workspaces/{ws}/runs/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Viewer)?;
+    let row = state.app.heal.get(&ws, &id).await?;
+    let actions = state.app.store.list_actions(&id).await?;
+    Ok(axum::Json(run_view(&row, Some(&actions))).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    plugin: Option<String>,
+    status: Option<String>,
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/runs`
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    if let Some(s) = &q.status
+        && !matches!(
+            s.as_str(),
+            "queued" | "running" | "succeeded" | "failed" | "interrupted"
+        )
+    {
+        return Err(Error::invalid(format!(
+            "invalid status \"{}\"",
+            crate::validate::truncate(s, 40)
+        )));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Error::invalid("limit must be between 1 and 500"));
+    }
+    let query = RunQuery {
+        plugin: q.plugin,
+        status: q.status,
+        before_id: q.before,
+        limit,
+    };
+    let runs = state.app.heal.list(&ws, &query).await?;
+    Ok(
+        axum::Json(json!({ "runs": runs.iter().map(|r| run_view(r, None)).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+/// `GET /v1/workspaces/{ws}/runs/{id}/actions`
+pub async fn actions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Viewer)?;
+    let actions = state.app.heal.actions(&ws, &id).await?;
+    Ok(
+        axum::Json(json!({ "actions": actions.iter().map(action_view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Resume after this sequence number (like `Last-Event-ID`).
+    after: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/runs/{id}/events`: Server-Sent Events, one per
+/// run event, `id` = its sequence number. Ends after the final `status`.
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Viewer)?;
+    state.app.heal.get(&ws, &id).await?;
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or(q.after)
+        .unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
+    let app = state.app.clone();
+    tokio::spawn(async move {
+        let hub = app.heal.hub().clone();
+        let mut live = hub.subscribe();
+        let mut next = last;
+        // Set once the run is known to have ended: after one more catch-up
+        // the stream closes even if the final status event is missing.
+        let mut closing = false;
+        let send = |seq: i64, kind: &str, data: &Value| {
+            Event::default()
+                .id(seq.to_string())
+                .event(kind)
+                .data(data.to_string())
+        };
+        'outer: loop {
+            // Catch up from the database.
+            let rows = match app.store.list_run_events(&id, next, 500).await {
+                Ok(r) => r,
+                Err(_) => break,
+            };
+            let full = rows.len() == 500;
+            for r in rows {
+                let terminal =
+                    r.kind == "status" && r.data["status"].as_str().is_some_and(is_terminal);
+                if tx.send(send(r.seq, &r.kind, &r.data)).await.is_err() {
+                    return;
+                }
+                next = r.seq;
+                if terminal {
+                    break 'outer;
+                }
+            }
+            if full {
+                continue;
+            }
+            if closing {
+                break;
+            }
+            match app.store.get_run(&ws, &id).await {
+                Ok(Some(run)) if is_terminal(&run.status) => {
+                    hub.flush().await;
+                    closing = true;
+                    continue;
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+            // Then follow live events until a gap, a lag or the end.
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), live.recv()).await {
+                    Ok(Ok(e)) if e.run_id == id => {
+                        if e.seq <= next {
+                            continue;
+                        }
+                        if e.seq > next + 1 {
+                            hub.flush().await;
+                            continue 'outer;
+                        }
+                        let terminal = e.kind == "status"
+                            && e.data["status"].as_str().is_some_and(is_terminal);
+                        if tx.send(send(e.seq, &e.kind, &e.data)).await.is_err() {
+                            return;
+                        }
+                        next = e.seq;
+                        if terminal {
+                            break 'outer;
+                        }
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) | Err(_) => {
+                        hub.flush().await;
+                        // A run that ended before this stream started has
+                        // all its events stored: the catch-up sends them.
+                        match app.store.get_run(&ws, &id).await {
+                            Ok(Some(run)) => {
+                                closing = is_terminal(&run.status);
+                                continue 'outer;
+                            }
+                            _ => break 'outer,
+                        }
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break 'outer,
+                }
+            }
+        }
+    });
+    let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

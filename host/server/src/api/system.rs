@@ -1,0 +1,34 @@
+//! `/health` (liveness) and `/ready` (database reachable, plugins loaded),
+//! unauthenticated (SPEC OB-4).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::api::AppState;
+use crate::error::Error;
+
+pub async fn health() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let app = &state.app;
+    let db = app.store.ping().await;
+    let plugins = app.registry.names().len();
+    let loaded = app.ready.load(std::sync::atomic::Ordering::Acquire);
+    match db {
+        Ok(latency) if loaded => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "status": "ready",
+                "database": { "dialect": app.store.dialect().name(), "latency_ms": latency.as_secs_f64() * 1000.0 },
+                "plugins": plugins,
+            })),
+        )
+            .into_response(),
+        Ok(_) => Error::Unavailable("plugins are still loading".into()).into_response(),
+        Err(e) => Error::Unavailable(format!("the database is unreachable: {e}")).into_response(),
+    }
+}

@@ -1,0 +1,128 @@
+//! Tokens of a workspace (SPEC SE-1) and its audit log (SE-3).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{AppState, Json, Path, Query, check_ws, opt_time, time};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    role: String,
+}
+
+/// `POST /v1/workspaces/{ws}/tokens`: the secret is in the response only.
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Json(b): Json<CreateBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Admin)?;
+    let role = Role::parse(&b.role)?;
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(Error::invalid("name must be 1 to 100 characters"));
+    }
+    let (row, secret) = state
+        .app
+        .auth
+        .create_token(&ws, b.name.trim(), role)
+        .await?;
+    state
+        .app
+        .audit(
+            &principal,
+            Some(&ws),
+            "token.create",
+            &row.id,
+            json!({ "name": row.name, "role": row.role }),
+        )
+        .await;
+    let body = json!({
+        "id": row.id,
+        "name": row.name,
+        "workspace": row.workspace,
+        "role": row.role,
+        "token": secret,
+        "created_at": time(row.created_at),
+    });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/tokens`
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Admin)?;
+    let tokens = state.app.store.list_tokens(&ws).await?;
+    let items: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id, "name": t.name, "role": t.role, "workspace": t.workspace,
+                "created_at": time(t.created_at), "last_used_at": opt_time(t.last_used_at),
+                "revoked_at": opt_time(t.revoked_at),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "tokens": items })).into_response())
+}
+
+/// `DELETE /v1/workspaces/{ws}/tokens/{id}`
+pub async fn revoke(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("token", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Admin)?;
+    if !state.app.store.revoke_token(&ws, &id).await? {
+        return Err(Error::NotFound(format!(
+            "token {id} not found in workspace \"{ws}\""
+        )));
+    }
+    state.app.auth.forget_cache();
+    state
+        .app
+        .audit(&principal, Some(&ws), "token.revoke", &id, json!({}))
+        .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/audit`
+pub async fn audit(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Admin)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::invalid("limit must be between 1 and 1000"));
+    }
+    let rows = state.app.store.list_audit(Some(&ws), limit).await?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|a| json!({ "id": a.id, "at": time(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail }))
+        .collect();
+    Ok(axum::Json(json!({ "entries": items })).into_response())
+}

@@ -1,0 +1,223 @@
+//! Wiring: builds every service from the configuration and runs the HTTP
+//! server with graceful shutdown (SPEC RL-5).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::Value;
+use tokio::sync::watch;
+use warden_runtime::{Runtime, RuntimeConfig};
+use warden_store::Store;
+
+use crate::auth::{Auth, Principal};
+use crate::config::Config;
+use crate::events::EventHub;
+use crate::heal::Heal;
+use crate::health::Health;
+use crate::registry::Registry;
+
+/// The plugins built into the binary by `build.rs`.
+pub mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+}
+
+/// Every service of a running host.
+pub struct App {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    /// The plugin runtime.
+    pub runtime: Arc<Runtime>,
+    /// Plugins.
+    pub registry: Arc<Registry>,
+    /// Playbook runs.
+    pub heal: Arc<Heal>,
+    /// Tokens.
+    pub auth: Auth,
+    /// Snapshots.
+    pub health: Arc<Health>,
+    /// True once start-up finished.
+    pub ready: AtomicBool,
+}
+
+impl App {
+    /// Appends an audit entry for an API mutation (SPEC SE-3). A failure
+    /// is logged; the mutation it describes has already happened.
+    pub async fn audit(
+        &self,
+        who: &Principal,
+        workspace: Option<&str>,
+        action: &str,
+        target: &str,
+        detail: Value,
+    ) {
+        if let Err(e) = self
+            .store
+            .append_audit(&who.name, workspace, action, target, &detail)
+            .await
+        {
+            tracing::error!(error = %e, action, target, "cannot append to the audit log");
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The application, for tests.
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting requests, lets in-flight runs finish within
+    /// `deadline`, then returns.
+    pub async fn shutdown(self, deadline: Duration) {
+        let _ = self.shutdown.send(true);
+        let _ = self.http.await;
+        let left = self.app.heal.drain(deadline).await;
+        if left > 0 {
+            tracing::warn!(
+                runs = left,
+                "runs still in flight at shutdown; they will show as interrupted after the next start"
+            );
+        }
+        self.app.heal.hub().flush().await;
+        self.app.store.close().await;
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down.
+    pub async fn run_until_signal(self) {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        tracing::info!("shutting down: draining HTTP and in-flight runs (10 s at most)");
+        self.shutdown(Duration::from_secs(10)).await;
+    }
+}
+
+/// Builds everything and starts listening.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    let started = Instant::now();
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let (admin_secret, admin_from) =
+        crate::auth::bootstrap_secret(config.auth.admin_token.as_deref(), &config.data_dir)?;
+
+    let url = config.database_url();
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        cache_dir: Some(config.data_dir.join("cache")),
+        max_concurrent_calls: config.limits.max_concurrent_calls,
+        max_wasm_bytes: (config.limits.max_plugin_mib as usize) << 20,
+        limits: config.host_limits(),
+    })?);
+    let registry = Registry::open(runtime.clone(), store.clone(), config.clone()).await?;
+    if config.bundled_plugins {
+        for (name, bytes) in bundled::BUNDLED {
+            if let Err(e) = registry.add_bundled(name, bytes).await {
+                tracing::error!(plugin = name, error = %e, "bundled plugin refused");
+            }
+        }
+    }
+    registry.rescan().await;
+
+    let hub = EventHub::start(store.clone());
+    let health = Arc::new(Health::new(
+        store.clone(),
+        registry.clone(),
+        vec![config.data_dir.clone()],
+    ));
+    let heal = Heal::new(
+        store.clone(),
+        registry.clone(),
+        runtime.clone(),
+        hub,
+        health.clone(),
+        config.clone(),
+    );
+    heal.recover().await?;
+
+    let auth = Auth::new(store.clone(), &admin_secret, config.http.rate_limit_per_sec);
+    let app = Arc::new(App {
+        config: config.clone(),
+        store,
+        runtime,
+        registry: registry.clone(),
+        heal,
+        auth,
+        health,
+        ready: AtomicBool::new(false),
+    });
+
+    let (shutdown, rx) = watch::channel(false);
+    registry.watch(rx.clone());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let router = crate::api::router(app.clone());
+    let mut stop = rx;
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await
+    });
+    app.ready.store(true, Ordering::Release);
+    tracing::info!(
+        %addr,
+        database = %app.store.dialect().name(),
+        plugins = app.registry.names().len(),
+        admin_token = %admin_from,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "warden is serving; dashboard and API at http://{addr}/"
+    );
+    Ok(Server {
+        addr,
+        app,
+        shutdown,
+        http,
+    })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

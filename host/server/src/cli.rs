@@ -1,0 +1,523 @@
+//! The `warden` command line (SPEC IF-1). `serve` runs the host; every
+//! other command talks to a running host over its HTTP API.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+/// Warden: the control plane for autonomous coding agents.
+#[derive(Parser, Debug)]
+#[command(name = "warden", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "WARDEN_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// Where a client command finds the server.
+#[derive(Args, Debug, Clone)]
+pub struct Client {
+    /// Base URL of the Warden server.
+    #[arg(
+        long,
+        env = "WARDEN_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// Bearer token; default: `WARDEN_TOKEN`, else `<data-dir>/admin.token`.
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Where `warden serve` keeps its state (to find the admin token).
+    #[arg(long, default_value = "warden-data", global = true)]
+    pub data_dir: PathBuf,
+    /// Print the raw JSON answer.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the host: API, dashboard, plugin runtime.
+    Serve {
+        /// Configuration file (default: ./warden.toml when present).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the configuration.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Plugins: list and inspect.
+    Plugin {
+        /// Which.
+        #[command(subcommand)]
+        command: PluginCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Playbooks: run.
+    Playbook {
+        /// Which.
+        #[command(subcommand)]
+        command: PlaybookCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Tokens: create.
+    Token {
+        /// Which.
+        #[command(subcommand)]
+        command: TokenCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
+}
+
+/// `warden plugin ...`
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Every plugin with its versions, and every rejected file with why.
+    Ls {
+        /// Show grants and pins of this workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+    },
+    /// One plugin in detail: versions, digests, imports, limits, grants.
+    Inspect {
+        /// Plugin name.
+        name: String,
+        /// Workspace for pins and grants.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+    },
+}
+
+/// `warden playbook ...`
+#[derive(Subcommand, Debug)]
+pub enum PlaybookCommand {
+    /// Trigger a run, follow its events, print its report.
+    Run {
+        /// Playbook name.
+        name: String,
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// diagnose, plan or apply.
+        #[arg(long, short, default_value = "diagnose")]
+        mode: String,
+        /// Input as JSON.
+        #[arg(long, short)]
+        input: Option<String>,
+        /// Idempotency key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Return right after the run is accepted.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+/// `warden token ...`
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token scoped to one workspace; prints the secret once.
+    Create {
+        /// Workspace.
+        #[arg(long, short)]
+        workspace: String,
+        /// viewer, agent, operator or admin.
+        #[arg(long, short)]
+        role: String,
+        /// A label.
+        #[arg(long, short, default_value = "cli")]
+        name: String,
+    },
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    json: bool,
+}
+
+impl Api {
+    fn new(c: &Client) -> anyhow::Result<Api> {
+        let token = match &c.token {
+            Some(t) => t.clone(),
+            None => {
+                let path = c.data_dir.join("admin.token");
+                std::fs::read_to_string(&path)
+                    .map(|s| s.trim().to_string())
+                    .with_context(|| {
+                        format!("no token: pass --token, set WARDEN_TOKEN, or run from the directory holding {}", path.display())
+                    })?
+            }
+        };
+        Ok(Api {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(330))
+                .build()?,
+            base: c.server.trim_end_matches('/').to_string(),
+            token,
+            json: c.json,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Warden server at {}", self.base))?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let code = value["error"]["code"].as_str().unwrap_or("ERROR");
+            let message = value["error"]["message"].as_str().unwrap_or("no message");
+            bail!("{code} ({status}): {message}");
+        }
+        Ok(value)
+    }
+}
+
+/// Runs a client command.
+pub async fn run_client(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { .. } => bail!("serve is not a client command"),
+        Command::Plugin { command, client } => {
+            let api = Api::new(&client)?;
+            match command {
+                PluginCommand::Ls { workspace } => plugin_ls(&api, &workspace).await,
+                PluginCommand::Inspect { name, workspace } => {
+                    let v = api
+                        .call(
+                            reqwest::Method::GET,
+                            &format!("/v1/plugins/{name}?workspace={workspace}"),
+                            None,
+                        )
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    Ok(())
+                }
+            }
+        }
+        Command::Playbook { command, client } => {
+            let api = Api::new(&client)?;
+            let PlaybookCommand::Run {
+                name,
+                workspace,
+                mode,
+                input,
+                idempotency_key,
+                no_wait,
+            } = command;
+            let input: Value = match input {
+                Some(text) => serde_json::from_str(&text).context("--input is not valid JSON")?,
+                None => Value::Null,
+            };
+            playbook_run(
+                &api,
+                &workspace,
+                &name,
+                &mode,
+                input,
+                idempotency_key,
+                no_wait,
+            )
+            .await
+        }
+        Command::Token { command, client } => {
+            let api = Api::new(&client)?;
+            let TokenCommand::Create {
+                workspace,
+                role,
+                name,
+            } = command;
+            let v = api
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v1/workspaces/{workspace}/tokens"),
+                    Some(json!({ "name": name, "role": role })),
+                )
+                .await?;
+            if api.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                eprintln!(
+                    "token {} ({} in workspace {}); shown once, keep it safe:",
+                    v["id"].as_str().unwrap_or("?"),
+                    v["role"].as_str().unwrap_or("?"),
+                    v["workspace"].as_str().unwrap_or("?")
+                );
+                println!("{}", v["token"].as_str().unwrap_or_default());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn plugin_ls(api: &Api, workspace: &str) -> anyhow::Result<()> {
+    let v = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/plugins?workspace={workspace}"),
+            None,
+        )
+        .await?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<24} {:<15} {:<10} {:<9} {:<20} {:<30} GRANTED",
+        "NAME", "KIND", "VERSION", "STATE", "DIGEST", "REQUESTED"
+    )?;
+    for p in v["plugins"].as_array().into_iter().flatten() {
+        for ver in p["versions"].as_array().into_iter().flatten() {
+            let digest = ver["digest"].as_str().unwrap_or("");
+            let short = digest.get(..19).unwrap_or(digest);
+            let list = |x: &Value| {
+                x.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default()
+            };
+            let pinned = p["pinned_digest"].as_str() == Some(digest);
+            writeln!(
+                out,
+                "{:<24} {:<15} {:<10} {:<9} {:<20} {:<30} {}",
+                p["name"].as_str().unwrap_or(""),
+                p["kind"].as_str().unwrap_or(""),
+                format!(
+                    "{}{}",
+                    ver["version"].as_str().unwrap_or(""),
+                    if pinned { "*" } else { "" }
+                ),
+                ver["state"].as_str().unwrap_or(""),
+                short,
+                list(&ver["capabilities_requested"]),
+                if pinned {
+                    list(&p["capabilities_granted"])
+                } else {
+                    String::new()
+                },
+            )?;
+        }
+    }
+    let rejected = v["rejected"].as_array().cloned().unwrap_or_default();
+    if !rejected.is_empty() {
+        writeln!(out, "\nREJECTED")?;
+        for r in rejected {
+            writeln!(
+                out,
+                "  {}: {}",
+                r["source"].as_str().unwrap_or(""),
+                r["reason"].as_str().unwrap_or("")
+            )?;
+        }
+    }
+    writeln!(out, "\n* = the version workspace \"{workspace}\" uses")?;
+    Ok(())
+}
+
+async fn playbook_run(
+    api: &Api,
+    ws: &str,
+    name: &str,
+    mode: &str,
+    input: Value,
+    key: Option<String>,
+    no_wait: bool,
+) -> anyhow::Result<()> {
+    let body = json!({ "mode": mode, "input": input, "idempotency_key": key });
+    let started = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/workspaces/{ws}/playbooks/{name}/runs"),
+            Some(body),
+        )
+        .await?;
+    let id = started["id"].as_str().unwrap_or_default().to_string();
+    if no_wait {
+        if api.json {
+            println!("{}", serde_json::to_string_pretty(&started)?);
+        } else {
+            println!("{id}");
+        }
+        return Ok(());
+    }
+    eprintln!(
+        "run {id} of {name} ({mode}, {})",
+        started["digest"].as_str().unwrap_or("")
+    );
+    follow(api, ws, &id).await;
+    let run = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/workspaces/{ws}/runs/{id}"),
+            None,
+        )
+        .await?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        print_run(&run)?;
+    }
+    if run["status"] != "succeeded" {
+        bail!(
+            "run {id} {}: {}",
+            run["status"].as_str().unwrap_or("?"),
+            run["error"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Prints the run's events to stderr as they come: the progress of long
+/// runs.
+async fn follow(api: &Api, ws: &str, id: &str) {
+    let resp = api
+        .http
+        .get(format!("{}/v1/workspaces/{ws}/runs/{id}/events", api.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await;
+    let Ok(resp) = resp else { return };
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let mut kind = "";
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(k) = line.strip_prefix("event:") {
+                    kind = k.trim();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            let d: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+            match kind {
+                "status" => eprintln!("  status: {}", d["status"].as_str().unwrap_or("?")),
+                "tool_start" => eprintln!("  → {}", d["name"].as_str().unwrap_or("?")),
+                "tool_result" => eprintln!(
+                    "    {} {}",
+                    if d["ok"] == true { "ok" } else { "error" },
+                    d["summary"].as_str().unwrap_or("")
+                ),
+                "log" => eprintln!(
+                    "  [{}] {}",
+                    d["level"].as_str().unwrap_or("info"),
+                    d["message"].as_str().unwrap_or("")
+                ),
+                "guardrails" => eprintln!("  limit hit: {}", d["message"].as_str().unwrap_or("")),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn print_run(run: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{} {}@{} [{}] {}",
+        run["id"].as_str().unwrap_or(""),
+        run["plugin"].as_str().unwrap_or(""),
+        run["version"].as_str().unwrap_or(""),
+        run["mode"].as_str().unwrap_or(""),
+        run["status"].as_str().unwrap_or("")
+    )?;
+    writeln!(out, "digest {}", run["digest"].as_str().unwrap_or(""))?;
+    if let Some(err) = run["error"].as_str() {
+        writeln!(out, "error: {err}")?;
+    }
+    let report = &run["report"];
+    if let Some(summary) = report["summary"].as_str() {
+        writeln!(out, "\n{summary}")?;
+    }
+    for f in report["findings"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  [{:<8}] {}: {}",
+            f["severity"].as_str().unwrap_or(""),
+            f["code"].as_str().unwrap_or(""),
+            f["summary"].as_str().unwrap_or("")
+        )?;
+        if let Some(e) = f["evidence"].as_str() {
+            writeln!(out, "             {e}")?;
+        }
+    }
+    for (title, key) in [
+        ("APPLIED", "applied"),
+        ("PLANNED (not applied)", "planned"),
+        ("REFUSED", "refused"),
+    ] {
+        let list = run["actions"][key].as_array().cloned().unwrap_or_default();
+        if !list.is_empty() {
+            writeln!(out, "\n{title}")?;
+            for a in list {
+                writeln!(
+                    out,
+                    "  #{} {} {} {}",
+                    a["seq"],
+                    a["call"].as_str().unwrap_or(""),
+                    a["target"].as_str().unwrap_or(""),
+                    a["detail"].as_str().unwrap_or("")
+                )?;
+            }
+        }
+    }
+    let manual = report["manual_actions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !manual.is_empty() {
+        writeln!(out, "\nMANUAL ACTIONS (a human must do these)")?;
+        for m in manual {
+            writeln!(out, "  ! {}", m.as_str().unwrap_or(""))?;
+        }
+    }
+    let u = &run["usage"];
+    writeln!(
+        out,
+        "\nused {} ms, {} fuel, {} KiB peak memory, {} step(s)",
+        u["wall_ms"],
+        u["fuel"],
+        u["peak_memory_bytes"].as_u64().unwrap_or(0) >> 10,
+        u["steps"]
+    )?;
+    Ok(())
+}

@@ -1,0 +1,383 @@
+//! `warden.toml` (SPEC IF-2). Every key is optional; unknown keys are an
+//! error naming the key, so that a typo never silently does nothing.
+//! Secrets come from the environment, which overrides the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use warden_meta::{CapabilitySet, Limits};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP server.
+    pub listen: SocketAddr,
+    /// Where Warden keeps its state: the SQLite database (by default), the
+    /// plugin store, the compile cache and the generated admin token.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; default: `sqlite://<data_dir>/warden.db`.
+    /// Environment: `WARDEN_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// The watched plugin directory.
+    pub plugin_dir: PathBuf,
+    /// Load the plugins built into the binary (`diagnose-system`, ...).
+    pub bundled_plugins: bool,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Plugin limits.
+    pub limits: LimitsConfig,
+    /// HTTP server settings.
+    pub http: HttpConfig,
+    /// Per workspace (or `"*"` for every workspace): pins, grants, config
+    /// and limits of each plugin.
+    pub workspaces: BTreeMap<String, WorkspaceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("warden-data"),
+            database_url: None,
+            plugin_dir: PathBuf::from("plugins"),
+            bundled_plugins: true,
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            http: HttpConfig::default(),
+            workspaces: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The bootstrap admin token. Prefer the environment variable named
+    /// by `admin_token_env`; when neither is set, Warden generates one and
+    /// writes it to `<data_dir>/admin.token`.
+    pub admin_token: Option<String>,
+    /// Environment variable holding the admin token.
+    pub admin_token_env: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            admin_token: None,
+            admin_token_env: "WARDEN_ADMIN_TOKEN".to_string(),
+        }
+    }
+}
+
+/// `[limits]`: host defaults and maxima for plugin calls (SPEC PL-5).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Default deadline of a call.
+    pub deadline_ms: u64,
+    /// Largest deadline a plugin or grant may ask for.
+    pub max_deadline_ms: u64,
+    /// Default memory cap.
+    pub memory_mib: u64,
+    /// Largest memory cap.
+    pub max_memory_mib: u64,
+    /// Default fuel per call.
+    pub fuel: u64,
+    /// Default step budget of a playbook run.
+    pub steps: u64,
+    /// Default output cap.
+    pub output_kib: u64,
+    /// Plugin calls running at once.
+    pub max_concurrent_calls: u32,
+    /// Largest `.wasm` accepted.
+    pub max_plugin_mib: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let h = warden_runtime::HostLimits::default();
+        LimitsConfig {
+            deadline_ms: h.deadline_ms,
+            max_deadline_ms: h.max_deadline_ms,
+            memory_mib: h.memory_mib,
+            max_memory_mib: h.max_memory_mib,
+            fuel: h.fuel,
+            steps: h.steps,
+            output_kib: h.output_kib,
+            max_concurrent_calls: 32,
+            max_plugin_mib: 32,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest JSON request body.
+    pub max_body_kib: usize,
+    /// Requests per second per token (burst: twice that).
+    pub rate_limit_per_sec: u32,
+    /// How long `?wait=true` waits at most beyond the run's deadline.
+    pub wait_slack_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_kib: 1024,
+            rate_limit_per_sec: 100,
+            wait_slack_ms: 2_000,
+        }
+    }
+}
+
+/// `[workspaces.<name>]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspaceConfig {
+    /// Per plugin name.
+    pub plugins: BTreeMap<String, PluginConfig>,
+}
+
+/// `[workspaces.<name>.plugins.<plugin>]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginConfig {
+    /// `1.2.0`, `sha256:<hex>` or `latest` (the default). A pin set over
+    /// the API takes precedence.
+    pub pin: Option<String>,
+    /// Capabilities granted (added to those granted over the API).
+    pub grants: Vec<String>,
+    /// Values the plugin reads with `config.get`.
+    pub config: BTreeMap<String, toml::Value>,
+    /// Limit overrides.
+    pub limits: Limits,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or an unknown key.
+    #[error("invalid {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message (names the key and line).
+        message: String,
+    },
+    /// A value is wrong.
+    #[error("invalid {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What and why.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `path` when given (or `./warden.toml` when it exists), then
+    /// applies environment overrides, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let default_path = Path::new("warden.toml");
+        let (mut config, path) = match path {
+            Some(p) => (Self::parse_file(p)?, p.to_path_buf()),
+            None if default_path.exists() => {
+                (Self::parse_file(default_path)?, default_path.to_path_buf())
+            }
+            None => (Config::default(), PathBuf::from("(defaults)")),
+        };
+        config.apply_env();
+        config
+            .validate()
+            .map_err(|message| ConfigError::Invalid { path, message })?;
+        Ok(config)
+    }
+
+    fn parse_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))
+    }
+
+    fn apply_env(&mut self) {
+        if let Ok(url) = std::env::var("WARDEN_DATABASE_URL")
+            && !url.is_empty()
+        {
+            self.database_url = Some(url);
+        }
+        if let Ok(listen) = std::env::var("WARDEN_LISTEN")
+            && let Ok(addr) = listen.parse()
+        {
+            self.listen = addr;
+        }
+        if let Ok(token) = std::env::var(&self.auth.admin_token_env)
+            && !token.is_empty()
+        {
+            self.auth.admin_token = Some(token);
+        }
+    }
+
+    /// Checks what serde cannot: workspace names, capability names, pins.
+    pub fn validate(&self) -> Result<(), String> {
+        for (ws, wc) in &self.workspaces {
+            if ws != "*" {
+                crate::validate::workspace(ws).map_err(|e| format!("[workspaces.{ws}]: {e}"))?;
+            }
+            for (name, pc) in &wc.plugins {
+                let at = format!("[workspaces.{ws}.plugins.{name}]");
+                warden_meta::validate_name(name).map_err(|e| format!("{at}: {e}"))?;
+                CapabilitySet::parse(&pc.grants).map_err(|e| format!("{at} grants: {e}"))?;
+                if let Some(pin) = &pc.pin {
+                    crate::registry::Selector::parse(pin).map_err(|e| format!("{at} pin: {e}"))?;
+                }
+            }
+        }
+        if let Some(token) = &self.auth.admin_token
+            && token.len() < 16
+        {
+            return Err("the admin token must be at least 16 characters".to_string());
+        }
+        Ok(())
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("warden.db").display()))
+    }
+
+    /// Host limits for the runtime.
+    pub fn host_limits(&self) -> warden_runtime::HostLimits {
+        let l = &self.limits;
+        warden_runtime::HostLimits {
+            deadline_ms: l.deadline_ms,
+            max_deadline_ms: l.max_deadline_ms.max(l.deadline_ms),
+            memory_mib: l.memory_mib,
+            max_memory_mib: l.max_memory_mib.max(l.memory_mib),
+            fuel: l.fuel,
+            steps: l.steps,
+            output_kib: l.output_kib,
+            ..warden_runtime::HostLimits::default()
+        }
+    }
+
+    /// The plugin settings of `plugin` in `workspace`, merged with those
+    /// of `"*"` (the workspace's own values win for pin, config and
+    /// limits; grants are added together).
+    pub fn plugin(&self, workspace: &str, plugin: &str) -> PluginConfig {
+        let get = |ws: &str| {
+            self.workspaces
+                .get(ws)
+                .and_then(|w| w.plugins.get(plugin))
+                .cloned()
+        };
+        let mut merged = get("*").unwrap_or_default();
+        if let Some(own) = get(workspace) {
+            merged.pin = own.pin.or(merged.pin);
+            merged.grants.extend(own.grants);
+            merged.config.extend(own.config);
+            let l = own.limits;
+            let m = &mut merged.limits;
+            m.deadline_ms = l.deadline_ms.or(m.deadline_ms);
+            m.memory_mib = l.memory_mib.or(m.memory_mib);
+            m.fuel = l.fuel.or(m.fuel);
+            m.steps = l.steps.or(m.steps);
+            m.output_kib = l.output_kib.or(m.output_kib);
+        }
+        merged
+    }
+
+    /// True when warden.toml says anything about grants for this plugin
+    /// in this workspace (or `"*"`).
+    pub fn has_grant_config(&self, workspace: &str, plugin: &str) -> bool {
+        [workspace, "*"].iter().any(|ws| {
+            self.workspaces
+                .get(*ws)
+                .and_then(|w| w.plugins.get(plugin))
+                .is_some_and(|p| !p.grants.is_empty())
+        })
+    }
+}
+
+/// A TOML value as the string a plugin reads from `config.get`.
+pub fn config_value_string(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("listen = \"127.0.0.1:1\"\nplugin_dri = \"x\"").unwrap_err();
+        assert!(err.contains("unknown field `plugin_dri`"), "{err}");
+    }
+
+    #[test]
+    fn bad_capability_is_named_with_its_place() {
+        let config = Config::parse(
+            r#"
+            [workspaces.acme.plugins.diagnose-system]
+            grants = ["tasks:wirte"]
+            "#,
+        )
+        .unwrap();
+        let err = config.validate().unwrap_err();
+        assert_eq!(
+            err,
+            "[workspaces.acme.plugins.diagnose-system] grants: unknown capability \"tasks:wirte\" (did you mean \"tasks:write\"?)"
+        );
+    }
+
+    #[test]
+    fn wildcard_workspace_merges_under_the_specific_one() {
+        let config = Config::parse(
+            r#"
+            [workspaces."*".plugins.p]
+            grants = ["health:read"]
+            pin = "1.0.0"
+            config = { a = "1", b = 2 }
+            [workspaces.acme.plugins.p]
+            grants = ["tasks:read"]
+            config = { b = 3 }
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let p = config.plugin("acme", "p");
+        assert_eq!(p.grants, vec!["health:read", "tasks:read"]);
+        assert_eq!(p.pin.as_deref(), Some("1.0.0"));
+        assert_eq!(config_value_string(&p.config["a"]), "1");
+        assert_eq!(config_value_string(&p.config["b"]), "3");
+        assert_eq!(config.plugin("other", "p").grants, vec!["health:read"]);
+    }
+}

@@ -1,0 +1,780 @@
+//! Playbook runs (SPEC PB-1..PB-4, RL-4, RL-5): trigger, execute under the
+//! runtime's limits, persist the report, audit every action, stream events,
+//! and recover runs the host was in the middle of when it stopped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use warden_runtime::types::{HealthSnapshot, HostError, Mode, TaskFilter, TaskSummary};
+use warden_runtime::{
+    ActionRecord, ActionStatus, Applied, Backend, CallInfo, Mutation, RunEvent, RunOutcome,
+    RunRequest, Runtime, mode_name,
+};
+use warden_store::Store;
+use warden_store::actions::ActionRow;
+use warden_store::runs::{Inserted, NewRun, RunEnd, RunQuery, RunRow};
+use warden_store::tasks::{NewTask, TaskChange, TaskQuery, TaskRow};
+
+use crate::config::{Config, config_value_string};
+use crate::error::{Error, Result};
+use crate::events::EventHub;
+use crate::health::Health;
+use crate::registry::{Entry, Registry};
+
+/// Largest number of keys a plugin may keep in one workspace.
+const KV_MAX_KEYS: i64 = 1000;
+
+/// What a trigger asks for.
+#[derive(Clone, Debug)]
+pub struct Trigger {
+    /// Mode of the run.
+    pub mode: Mode,
+    /// Input JSON.
+    pub input: Value,
+    /// Same key, same run (per workspace and plugin).
+    pub idempotency_key: Option<String>,
+    /// Who.
+    pub actor: String,
+    /// How: `http`, `cli`, `plan-approval`, `retry`, ...
+    pub trigger: String,
+}
+
+/// Parses `diagnose`, `plan`, `apply`.
+pub fn parse_mode(s: &str) -> Result<Mode> {
+    match s {
+        "diagnose" => Ok(Mode::Diagnose),
+        "plan" => Ok(Mode::Plan),
+        "apply" => Ok(Mode::Apply),
+        other => Err(Error::invalid(format!(
+            "invalid mode \"{}\": expected diagnose, plan or apply",
+            crate::validate::truncate(other, 40)
+        ))),
+    }
+}
+
+/// The playbook service.
+pub struct Heal {
+    store: Store,
+    registry: Arc<Registry>,
+    runtime: Arc<Runtime>,
+    hub: Arc<EventHub>,
+    health: Arc<Health>,
+    config: Arc<Config>,
+    slots: Arc<Semaphore>,
+    tasks: tokio_util_tracker::Tracker,
+}
+
+/// Counts in-flight run executions so that shutdown can wait for them.
+mod tokio_util_tracker {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::Notify;
+
+    #[derive(Clone, Default)]
+    pub struct Tracker {
+        count: Arc<AtomicUsize>,
+        idle: Arc<Notify>,
+    }
+
+    pub struct Guard(Tracker);
+
+    impl Tracker {
+        pub fn enter(&self) -> Guard {
+            self.count.fetch_add(1, Ordering::SeqCst);
+            Guard(self.clone())
+        }
+
+        pub fn active(&self) -> usize {
+            self.count.load(Ordering::SeqCst)
+        }
+
+        pub async fn idle(&self) {
+            while self.active() > 0 {
+                let notified = self.idle.notified();
+                if self.active() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.0.idle.notify_waiters();
+            }
+        }
+    }
+}
+
+impl Heal {
+    /// Builds the service.
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        runtime: Arc<Runtime>,
+        hub: Arc<EventHub>,
+        health: Arc<Health>,
+        config: Arc<Config>,
+    ) -> Arc<Self> {
+        let slots = Arc::new(Semaphore::new(
+            runtime.config().max_concurrent_calls as usize,
+        ));
+        Arc::new(Heal {
+            store,
+            registry,
+            runtime,
+            hub,
+            health,
+            config,
+            slots,
+            tasks: tokio_util_tracker::Tracker::default(),
+        })
+    }
+
+    /// The event hub.
+    pub fn hub(&self) -> &Arc<EventHub> {
+        &self.hub
+    }
+
+    /// Triggers a run of the version of `name` that `workspace` pins (SPEC
+    /// PB-1). Returns the run (new, or the one the idempotency key names)
+    /// and whether it was created by this call.
+    pub async fn trigger(
+        self: &Arc<Self>,
+        workspace: &str,
+        name: &str,
+        t: Trigger,
+    ) -> Result<(RunRow, bool)> {
+        let entry = self.registry.pinned(workspace, name).await?;
+        self.start(workspace, entry, t, None).await
+    }
+
+    /// Applies a successful `plan` run: a new `apply` run of the same
+    /// digest and input that references it (SPEC PB-2).
+    pub async fn apply_plan(
+        self: &Arc<Self>,
+        workspace: &str,
+        plan_id: &str,
+        actor: &str,
+        idempotency_key: Option<String>,
+    ) -> Result<(RunRow, bool)> {
+        let plan = self
+            .store
+            .get_run(workspace, plan_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("run {plan_id} not found")))?;
+        if plan.mode != "plan" || plan.status != "succeeded" {
+            return Err(Error::FailedPrecondition(format!(
+                "run {plan_id} is a {} run that {}; only a succeeded plan run can be applied",
+                plan.mode, plan.status
+            )));
+        }
+        let entry = self.registry.by_digest(&plan.digest).ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "the plugin that made plan {plan_id} ({}) is no longer stored",
+                plan.digest
+            ))
+        })?;
+        let t = Trigger {
+            mode: Mode::Apply,
+            input: plan.input.clone(),
+            idempotency_key: Some(
+                idempotency_key.unwrap_or_else(|| format!("apply-plan:{plan_id}")),
+            ),
+            actor: actor.to_string(),
+            trigger: "plan-approval".to_string(),
+        };
+        self.start(workspace, entry, t, Some(plan_id.to_string()))
+            .await
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        workspace: &str,
+        entry: Entry,
+        t: Trigger,
+        plan_run_id: Option<String>,
+    ) -> Result<(RunRow, bool)> {
+        let plugin = &entry.plugin;
+        let meta = plugin.meta();
+        if meta.kind != warden_meta::PluginKind::Playbook {
+            return Err(Error::FailedPrecondition(format!(
+                "plugin \"{}\" is a {}, not a playbook",
+                meta.name, meta.kind
+            )));
+        }
+        let granted = self.registry.granted(workspace, &entry).await?;
+        plugin
+            .check_grants(&plugin.effective_grants(&granted))
+            .map_err(|e| {
+                Error::PermissionDenied(format!(
+                    "{e}; grant it in warden.toml ([workspaces.{workspace}.plugins.{}] grants) or with PUT /v1/workspaces/{workspace}/grants/{}",
+                    meta.name, meta.name
+                ))
+            })?;
+        let new = NewRun {
+            id: warden_store::new_id(),
+            workspace: workspace.to_string(),
+            plugin: meta.name.clone(),
+            version: meta.version.to_string(),
+            digest: plugin.digest().to_string(),
+            mode: mode_name(t.mode).to_string(),
+            input: t.input,
+            actor: t.actor,
+            trigger: t.trigger,
+            idempotency_key: t.idempotency_key,
+            plan_run_id,
+            retry_of: None,
+            exclusive: !meta.concurrent,
+        };
+        match self.store.insert_run(&new).await? {
+            Inserted::Existing(row) => Ok((row, false)),
+            Inserted::Created(row) => {
+                self.hub.push(
+                    &row.id,
+                    "status",
+                    json!({ "status": "queued", "digest": row.digest }),
+                );
+                self.spawn(row.clone());
+                Ok((row, true))
+            }
+        }
+    }
+
+    /// Runs a queued run in the background.
+    fn spawn(self: &Arc<Self>, row: RunRow) {
+        let this = self.clone();
+        let guard = self.tasks.enter();
+        tokio::spawn(async move {
+            let _guard = guard;
+            this.execute(row).await;
+        });
+    }
+
+    async fn execute(&self, row: RunRow) {
+        let Ok(_permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        match self.store.start_run(&row.id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(run = %row.id, error = %e, "cannot start run; it stays queued");
+                return;
+            }
+        }
+        self.hub
+            .push(&row.id, "status", json!({ "status": "running" }));
+        let end = match self.registry.by_digest(&row.digest) {
+            None => RunEnd {
+                status: "failed".into(),
+                report: None,
+                error: Some(format!("plugin {} is no longer stored", row.digest)),
+                error_code: Some("missing".into()),
+                usage: None,
+                limits: None,
+            },
+            Some(entry) => {
+                let outcome = self.run(&row, &entry).await;
+                self.report_outcome(&row.id, &outcome);
+                end_of(&outcome)
+            }
+        };
+        self.hub.push(
+            &row.id,
+            "status",
+            json!({ "status": end.status, "error": end.error }),
+        );
+        self.hub.flush().await;
+        self.hub.close(&row.id);
+        let mut attempt = 0;
+        loop {
+            match self.store.finish_run(&row.id, &end).await {
+                Ok(_) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(run = %row.id, error = %e, attempt, "cannot record the end of a run; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::error!(run = %row.id, error = %e, "giving up recording the end of a run; it will show as interrupted after a restart");
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn run(&self, row: &RunRow, entry: &Entry) -> RunOutcome {
+        let settings = self.config.plugin(&row.workspace, &row.plugin);
+        let config: BTreeMap<String, String> = settings
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), config_value_string(v)))
+            .collect();
+        let granted = self
+            .registry
+            .granted(&row.workspace, entry)
+            .await
+            .unwrap_or_default();
+        let mode = parse_mode(&row.mode).unwrap_or(Mode::Diagnose);
+        let backend = Arc::new(DbBackend {
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+            health: self.health.clone(),
+        });
+        let request = RunRequest {
+            info: CallInfo {
+                run_id: row.id.clone(),
+                workspace: row.workspace.clone(),
+                plugin: row.plugin.clone(),
+                version: row.version.clone(),
+                digest: row.digest.clone(),
+                mode,
+                actor: row.actor.clone(),
+            },
+            input: serde_json::to_string(&row.input).unwrap_or_else(|_| "null".into()),
+            granted,
+            config: Arc::new(config),
+            limits: settings.limits,
+            backend,
+        };
+        self.runtime.run_playbook(&entry.plugin, request).await
+    }
+
+    /// Emits the closing events of the OB-3 contract.
+    fn report_outcome(&self, run_id: &str, outcome: &RunOutcome) {
+        if outcome.usage.step_budget_hit {
+            self.hub.push(run_id, "budget", json!({ "budget": "steps", "limit": outcome.limits.steps, "spent": outcome.usage.steps }));
+        }
+        match &outcome.result {
+            Ok(_) => self
+                .hub
+                .push(run_id, "stop_reason", json!({ "reason": "completed" })),
+            Err(e) => {
+                if e.is_limit() {
+                    self.hub.push(
+                        run_id,
+                        "guardrails",
+                        json!({ "limit": e.code(), "message": e.to_string() }),
+                    );
+                }
+                self.hub.push(
+                    run_id,
+                    "stop_reason",
+                    json!({ "reason": e.code(), "message": e.to_string() }),
+                );
+            }
+        }
+    }
+
+    /// One run.
+    pub async fn get(&self, workspace: &str, id: &str) -> Result<RunRow> {
+        self.store.get_run(workspace, id).await?.ok_or_else(|| {
+            Error::NotFound(format!("run {id} not found in workspace \"{workspace}\""))
+        })
+    }
+
+    /// Runs of a workspace, newest first.
+    pub async fn list(&self, workspace: &str, query: &RunQuery) -> Result<Vec<RunRow>> {
+        Ok(self.store.list_runs(workspace, query).await?)
+    }
+
+    /// Waits until the run ends or `timeout` passes; returns it as it is
+    /// then.
+    pub async fn wait(&self, workspace: &str, id: &str, timeout: Duration) -> Result<RunRow> {
+        let mut events = self.hub.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let row = self.get(workspace, id).await?;
+            if is_terminal(&row.status) {
+                return Ok(row);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, events.recv()).await {
+                    Err(_) => return self.get(workspace, id).await,
+                    Ok(Ok(e))
+                        if e.run_id == id
+                            && e.kind == "status"
+                            && e.data["status"].as_str().is_some_and(is_terminal) =>
+                    {
+                        break;
+                    }
+                    Ok(Ok(_)) => continue,
+                    // Lagged or closed: look at the database again.
+                    Ok(Err(_)) => break,
+                }
+            }
+            // The status event is sent just before the row is written.
+            for _ in 0..50 {
+                let row = self.get(workspace, id).await?;
+                if is_terminal(&row.status) {
+                    return Ok(row);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    /// How long `?wait=true` may wait for a run of `entry`'s plugin.
+    pub fn wait_budget(&self, row: &RunRow) -> Duration {
+        let deadline = self
+            .registry
+            .by_digest(&row.digest)
+            .map(|e| {
+                self.runtime
+                    .config()
+                    .limits
+                    .resolve(
+                        &e.plugin.meta().limits,
+                        &self.config.plugin(&row.workspace, &row.plugin).limits,
+                    )
+                    .deadline_ms
+            })
+            .unwrap_or(self.runtime.config().limits.deadline_ms);
+        Duration::from_millis(deadline + self.config.http.wait_slack_ms)
+    }
+
+    /// At start-up (SPEC RL-4): runs the host was executing when it stopped
+    /// become `interrupted` (and are retried when their plugin says it is
+    /// idempotent); runs acknowledged but never started are started.
+    pub async fn recover(self: &Arc<Self>) -> Result<()> {
+        for row in self.store.interrupt_running_runs().await? {
+            tracing::warn!(run = %row.id, plugin = %row.plugin, "run interrupted by a host stop");
+            self.hub
+                .push(&row.id, "status", json!({ "status": "interrupted" }));
+            let idempotent = self
+                .registry
+                .by_digest(&row.digest)
+                .is_some_and(|e| e.plugin.meta().idempotent);
+            if idempotent {
+                let retry = NewRun {
+                    id: warden_store::new_id(),
+                    workspace: row.workspace.clone(),
+                    plugin: row.plugin.clone(),
+                    version: row.version.clone(),
+                    digest: row.digest.clone(),
+                    mode: row.mode.clone(),
+                    input: row.input.clone(),
+                    actor: row.actor.clone(),
+                    trigger: "retry".to_string(),
+                    idempotency_key: Some(format!("retry-of:{}", row.id)),
+                    plan_run_id: row.plan_run_id.clone(),
+                    retry_of: Some(row.id.clone()),
+                    exclusive: false,
+                };
+                match self.store.insert_run(&retry).await {
+                    Ok(Inserted::Created(r)) => {
+                        tracing::info!(run = %r.id, retry_of = %row.id, "retrying interrupted idempotent run");
+                    }
+                    Ok(Inserted::Existing(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(run = %row.id, error = %e, "cannot retry interrupted run")
+                    }
+                }
+            }
+        }
+        self.hub.flush().await;
+        for row in self.store.list_queued_runs().await? {
+            self.spawn(row);
+        }
+        Ok(())
+    }
+
+    /// Waits for in-flight runs to finish, at most `deadline` (SPEC RL-5).
+    /// Returns how many were still running.
+    pub async fn drain(&self, deadline: Duration) -> usize {
+        let _ = tokio::time::timeout(deadline, self.tasks.idle()).await;
+        self.tasks.active()
+    }
+
+    /// Actions of a run, in order.
+    pub async fn actions(&self, workspace: &str, id: &str) -> Result<Vec<ActionRow>> {
+        self.get(workspace, id).await?;
+        Ok(self.store.list_actions(id).await?)
+    }
+}
+
+/// `succeeded`, `failed` or `interrupted`.
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "interrupted")
+}
+
+fn severity_name(s: warden_runtime::types::Severity) -> &'static str {
+    use warden_runtime::types::Severity;
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+fn end_of(outcome: &RunOutcome) -> RunEnd {
+    let mut usage = serde_json::to_value(&outcome.usage).unwrap_or_default();
+    usage["logs_dropped"] = json!(outcome.logs_dropped);
+    let limits = serde_json::to_value(&outcome.limits).ok();
+    match &outcome.result {
+        Ok(report) => RunEnd {
+            status: "succeeded".into(),
+            report: Some(json!({
+                "summary": report.summary,
+                "findings": report.findings.iter().map(|f| json!({
+                    "severity": severity_name(f.severity),
+                    "code": f.code,
+                    "summary": f.summary,
+                    "evidence": f.evidence,
+                })).collect::<Vec<_>>(),
+                "manual_actions": report.manual_actions,
+            })),
+            error: None,
+            error_code: None,
+            usage: Some(usage),
+            limits,
+        },
+        Err(e) => RunEnd {
+            status: "failed".into(),
+            report: None,
+            error: Some(e.to_string()),
+            error_code: Some(e.code().to_string()),
+            usage: Some(usage),
+            limits,
+        },
+    }
+}
+
+/// The runtime's backend over the database, for one run.
+struct DbBackend {
+    store: Store,
+    hub: Arc<EventHub>,
+    health: Arc<Health>,
+}
+
+fn unavailable(e: warden_store::Error) -> HostError {
+    match e {
+        warden_store::Error::NotFound(m) => HostError::NotFound(m),
+        warden_store::Error::Conflict(m) => HostError::Invalid(m),
+        warden_store::Error::AlreadyExists(m) => HostError::Invalid(format!("{m} already exists")),
+        other => {
+            tracing::warn!(error = %other, "host call failed on the database");
+            HostError::Unavailable("the database is unavailable".to_string())
+        }
+    }
+}
+
+/// A task as plugins see it.
+pub fn task_summary(t: &TaskRow, now: i64) -> TaskSummary {
+    TaskSummary {
+        id: t.id.clone(),
+        title: t.title.clone(),
+        stage: t.stage.clone(),
+        state: t.state.clone(),
+        priority: t.priority.clone(),
+        attempts: t.attempts.clamp(0, u32::MAX as i64) as u32,
+        age_secs: ((now - t.created_at).max(0) / 1000) as u64,
+        last_event_age_secs: ((now - t.last_event_at).max(0) / 1000) as u64,
+        last_error: t.last_error.clone(),
+        lease_expired: t.state == "running" && t.lease_expires_at.is_some_and(|at| at < now),
+    }
+}
+
+fn action_row(call: &CallInfo, seq: u32, mutation: &Mutation, status: ActionStatus) -> ActionRow {
+    ActionRow {
+        run_id: call.run_id.clone(),
+        seq: seq as i64,
+        workspace: call.workspace.clone(),
+        plugin: call.plugin.clone(),
+        digest: call.digest.clone(),
+        actor: call.actor.clone(),
+        call: mutation.call().to_string(),
+        target: mutation.target().map(str::to_string),
+        args: serde_json::to_value(mutation).unwrap_or_default(),
+        status: serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        before: None,
+        after: None,
+        detail: None,
+        at: warden_store::now_ms(),
+    }
+}
+
+#[async_trait]
+impl Backend for DbBackend {
+    async fn health(&self, call: &CallInfo) -> Result<HealthSnapshot, HostError> {
+        self.health.snapshot(&call.workspace).await.map_err(|e| {
+            tracing::warn!(error = %e, "health snapshot failed");
+            HostError::Unavailable("the health snapshot is unavailable".to_string())
+        })
+    }
+
+    async fn list_tasks(
+        &self,
+        call: &CallInfo,
+        filter: &TaskFilter,
+    ) -> Result<Vec<TaskSummary>, HostError> {
+        for s in &filter.states {
+            if !warden_store::tasks::STATES.contains(&s.as_str()) {
+                return Err(HostError::Invalid(format!("unknown task state \"{s}\"")));
+            }
+        }
+        let now = warden_store::now_ms();
+        let query = TaskQuery {
+            states: filter.states.clone(),
+            stuck_for_ms: filter
+                .stuck_for_secs
+                .map(|s| s.saturating_mul(1000).min(i64::MAX as u64) as i64),
+            lease_expired: filter.lease_expired,
+            limit: filter.limit as i64,
+            now,
+        };
+        let rows = self
+            .store
+            .list_tasks(&call.workspace, &query)
+            .await
+            .map_err(unavailable)?;
+        Ok(rows.iter().map(|t| task_summary(t, now)).collect())
+    }
+
+    async fn get_task(&self, call: &CallInfo, id: &str) -> Result<TaskSummary, HostError> {
+        match self
+            .store
+            .get_task(&call.workspace, id)
+            .await
+            .map_err(unavailable)?
+        {
+            Some(t) => Ok(task_summary(&t, warden_store::now_ms())),
+            None => Err(HostError::NotFound(format!("task {id}"))),
+        }
+    }
+
+    async fn apply(
+        &self,
+        call: &CallInfo,
+        seq: u32,
+        mutation: &Mutation,
+    ) -> Result<Applied, HostError> {
+        let action = action_row(call, seq, mutation, ActionStatus::Applied);
+        let change = match mutation {
+            Mutation::Create {
+                title,
+                body,
+                priority,
+                dedup_key,
+            } => {
+                if !warden_store::tasks::PRIORITIES.contains(&priority.as_str()) {
+                    return Err(HostError::Invalid(format!(
+                        "unknown priority \"{priority}\" (urgent, normal or low)"
+                    )));
+                }
+                if title.trim().is_empty() || title.len() > 500 || body.len() > 64 * 1024 {
+                    return Err(HostError::Invalid(
+                        "a task needs a title of 1 to 500 bytes and a body under 64 KiB".into(),
+                    ));
+                }
+                let task = NewTask {
+                    id: warden_store::new_id(),
+                    workspace: call.workspace.clone(),
+                    title: title.clone(),
+                    body: body.clone(),
+                    stage: "spec".to_string(),
+                    priority: priority.clone(),
+                    dedup_key: dedup_key.clone(),
+                };
+                let (row, created) = self
+                    .store
+                    .create_task_with_action(&task, &action)
+                    .await
+                    .map_err(unavailable)?;
+                return Ok(Applied {
+                    before: None,
+                    after: Some(
+                        json!({ "id": row.id, "state": row.state, "stage": row.stage, "created": created }),
+                    ),
+                    created_id: Some(row.id),
+                });
+            }
+            Mutation::Requeue { .. } => TaskChange::Requeue,
+            Mutation::Reset { .. } => TaskChange::Reset,
+            Mutation::Block { reason, .. } => TaskChange::Block {
+                reason: reason.clone(),
+            },
+            Mutation::Unblock { .. } => TaskChange::Unblock,
+        };
+        let id = mutation.target().unwrap_or_default();
+        let (before, after) = self
+            .store
+            .apply_task_change(&call.workspace, id, &change, Some(&action))
+            .await
+            .map_err(unavailable)?;
+        let snap = |t: &TaskRow| json!({ "state": t.state, "stage": t.stage, "attempts": t.attempts, "last_error": t.last_error });
+        Ok(Applied {
+            before: Some(snap(&before)),
+            after: Some(snap(&after)),
+            created_id: None,
+        })
+    }
+
+    async fn record(&self, call: &CallInfo, action: &ActionRecord) -> Result<(), HostError> {
+        let mut row = action_row(call, action.seq, &action.mutation, action.status);
+        row.before = action.before.clone();
+        row.after = action.after.clone();
+        row.detail = action.detail.clone();
+        self.store.insert_action(&row).await.map_err(unavailable)
+    }
+
+    async fn kv_get(&self, call: &CallInfo, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.store
+            .kv_get(&call.workspace, &call.plugin, key)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn kv_set(&self, call: &CallInfo, key: &str, value: &[u8]) -> Result<(), HostError> {
+        self.store
+            .kv_set(&call.workspace, &call.plugin, key, value, KV_MAX_KEYS)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn kv_delete(&self, call: &CallInfo, key: &str) -> Result<bool, HostError> {
+        self.store
+            .kv_delete(&call.workspace, &call.plugin, key)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn kv_list(&self, call: &CallInfo, prefix: &str) -> Result<Vec<String>, HostError> {
+        self.store
+            .kv_list(&call.workspace, &call.plugin, prefix, KV_MAX_KEYS)
+            .await
+            .map_err(unavailable)
+    }
+
+    fn event(&self, call: &CallInfo, event: RunEvent) {
+        let (kind, data) = match event {
+            RunEvent::ToolStart { call, name, args } => (
+                "tool_start",
+                json!({ "call": call, "name": name, "args": args }),
+            ),
+            RunEvent::ToolResult {
+                call,
+                name,
+                ok,
+                summary,
+            } => (
+                "tool_result",
+                json!({ "call": call, "name": name, "ok": ok, "summary": summary }),
+            ),
+            RunEvent::Log(line) => ("log", serde_json::to_value(line).unwrap_or_default()),
+            RunEvent::Action(a) => ("action", serde_json::to_value(a).unwrap_or_default()),
+        };
+        self.hub.push(&call.run_id, kind, data);
+    }
+}

@@ -1,0 +1,141 @@
+//! The system snapshot behind the `health` host interface (SPEC PL-2):
+//! queue depth by state, workers, breakers, disks, error rates, top error
+//! fingerprints, the database, plugins and recent runs.
+//!
+//! Workers, breakers and error fingerprints come with the scheduler,
+//! alerting and logs issues; until then those lists are empty, which is
+//! the truth about this host.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use warden_runtime::types::{Database, Disk, HealthSnapshot, PluginState, RunStats, StateCount};
+use warden_store::Store;
+
+use crate::error::Result;
+use crate::registry::Registry;
+
+/// A running task with no event for this long counts as stuck.
+pub const STUCK_AFTER_MS: i64 = 15 * 60 * 1000;
+
+/// Builds snapshots.
+pub struct Health {
+    store: Store,
+    registry: Arc<Registry>,
+    disk_paths: Vec<PathBuf>,
+}
+
+impl Health {
+    /// Watches the disks holding `paths`.
+    pub fn new(store: Store, registry: Arc<Registry>, disk_paths: Vec<PathBuf>) -> Self {
+        Health {
+            store,
+            registry,
+            disk_paths,
+        }
+    }
+
+    /// The snapshot of one workspace.
+    pub async fn snapshot(&self, workspace: &str) -> Result<HealthSnapshot> {
+        let started = Instant::now();
+        let ping = self.store.ping().await;
+        let database = Database {
+            reachable: ping.is_ok(),
+            dialect: self.store.dialect().name().to_string(),
+            latency_us: ping
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or_else(|_| started.elapsed().as_micros() as u64),
+        };
+        let now = warden_store::now_ms();
+        let (queue, stuck, runs) = if database.reachable {
+            let queue = self
+                .store
+                .count_tasks_by_state(workspace)
+                .await?
+                .into_iter()
+                .map(|(state, count)| StateCount {
+                    state,
+                    count: count.max(0) as u64,
+                })
+                .collect();
+            let stuck = self
+                .store
+                .count_stuck_tasks(workspace, now, STUCK_AFTER_MS)
+                .await?;
+            let counts = self
+                .store
+                .count_runs_since(workspace, now - 3_600_000)
+                .await?;
+            let runs = RunStats {
+                succeeded_1h: counts.succeeded as u32,
+                failed_1h: counts.failed as u32,
+                interrupted_1h: counts.interrupted as u32,
+            };
+            (queue, stuck as u32, runs)
+        } else {
+            (
+                Vec::new(),
+                0,
+                RunStats {
+                    succeeded_1h: 0,
+                    failed_1h: 0,
+                    interrupted_1h: 0,
+                },
+            )
+        };
+        Ok(HealthSnapshot {
+            mode: "normal".to_string(),
+            queue,
+            stuck_tasks: stuck,
+            workers: Vec::new(),
+            breakers: Vec::new(),
+            disks: self.disk_paths.iter().filter_map(|p| disk(p)).collect(),
+            error_rate_per_min: 0.0,
+            top_errors: Vec::new(),
+            database,
+            plugins: self.plugin_states(),
+            runs,
+        })
+    }
+
+    fn plugin_states(&self) -> Vec<PluginState> {
+        let mut states = Vec::new();
+        for name in self.registry.names() {
+            for entry in self.registry.versions(&name) {
+                let digest = entry.plugin.digest();
+                states.push(PluginState {
+                    name: name.clone(),
+                    version: entry.plugin.meta().version.to_string(),
+                    state: if self.registry.is_live(digest) {
+                        "active".to_string()
+                    } else {
+                        "retired".to_string()
+                    },
+                    reason: None,
+                });
+            }
+        }
+        for r in self.registry.rejected() {
+            states.push(PluginState {
+                name: r.source.clone(),
+                version: String::new(),
+                state: "rejected".to_string(),
+                reason: Some(r.reason),
+            });
+        }
+        states.retain(|s| s.state != "retired");
+        states
+    }
+}
+
+/// Size and free space of the file system holding `path`.
+pub fn disk(path: &Path) -> Option<Disk> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    let frsize = stat.f_frsize.max(1);
+    Some(Disk {
+        path: path.display().to_string(),
+        total_bytes: stat.f_blocks.saturating_mul(frsize),
+        free_bytes: stat.f_bavail.saturating_mul(frsize),
+    })
+}

@@ -1,0 +1,619 @@
+//! The plugin registry (SPEC LC-1..LC-4, LC-7): every accepted plugin
+//! version by digest, where each came from, what was rejected and why, the
+//! watched plugin directory, and pin and grant resolution per workspace.
+//!
+//! Accepted `.wasm` files are copied into a content-addressed directory
+//! (`<data_dir>/plugins/sha256/<hex>.wasm`) and indexed in the `plugins`
+//! table, so deleting or overwriting the original never breaks a workspace
+//! pinned to it. A version is *live* while some source still provides it
+//! (a file in the plugin directory, the binary for bundled plugins, an
+//! upload); `latest` only considers live versions, explicit pins consider
+//! every stored one.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use warden_meta::CapabilitySet;
+use warden_runtime::{LoadError, Plugin, Runtime, digest_of};
+use warden_store::Store;
+use warden_store::plugins::PluginRow;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Which version of a plugin a workspace uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// The highest live version.
+    Latest,
+    /// Exactly this version.
+    Version(semver::Version),
+    /// The highest live version matching a requirement such as `^1.2`.
+    Req(semver::VersionReq),
+    /// Exactly this build.
+    Digest(String),
+}
+
+impl Selector {
+    /// Parses `latest`, `1.2.0`, `^1.2`, `sha256:<64 hex>`.
+    pub fn parse(s: &str) -> Result<Selector, String> {
+        let s = s.trim();
+        if s == "latest" {
+            return Ok(Selector::Latest);
+        }
+        if let Some(hex) = s.strip_prefix("sha256:") {
+            if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Ok(Selector::Digest(format!(
+                    "sha256:{}",
+                    hex.to_ascii_lowercase()
+                )));
+            }
+            return Err(format!(
+                "invalid digest \"{s}\": expected sha256: and 64 hex digits"
+            ));
+        }
+        if let Ok(v) = semver::Version::parse(s) {
+            return Ok(Selector::Version(v));
+        }
+        semver::VersionReq::parse(s).map(Selector::Req).map_err(|_| {
+            format!("invalid version selector \"{s}\": use latest, a version such as 1.2.0, a requirement such as ^1.2, or sha256:<digest>")
+        })
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::Latest => f.write_str("latest"),
+            Selector::Version(v) => write!(f, "{v}"),
+            Selector::Req(r) => write!(f, "{r}"),
+            Selector::Digest(d) => f.write_str(d),
+        }
+    }
+}
+
+/// One stored plugin version.
+#[derive(Clone)]
+pub struct Entry {
+    /// The compiled plugin.
+    pub plugin: Arc<Plugin>,
+    /// `bundled`, `directory` or `upload`: how it first arrived.
+    pub source: String,
+    /// The file it came from, for directory plugins.
+    pub source_path: Option<String>,
+    /// When it was first accepted.
+    pub added_at: i64,
+}
+
+impl Entry {
+    fn version(&self) -> &semver::Version {
+        &self.plugin.meta().version
+    }
+}
+
+/// A file or upload that was refused, and why (SPEC LC-2).
+#[derive(Clone, Debug, Serialize)]
+pub struct Rejection {
+    /// The file path, or `upload`.
+    pub source: String,
+    /// Digest of what was refused, when it could be read.
+    pub digest: Option<String>,
+    /// Why, as `LoadError` says it.
+    pub reason: String,
+    /// When.
+    pub at: i64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+#[derive(Default)]
+struct State {
+    by_digest: HashMap<String, Entry>,
+    /// Which sources currently provide each digest.
+    live: HashMap<String, BTreeSet<String>>,
+    /// Refusals by source key.
+    rejected: BTreeMap<String, Rejection>,
+    /// Files of the plugin directory as last processed.
+    files: HashMap<PathBuf, (FileStamp, Option<String>)>,
+}
+
+/// The registry. Shared behind an `Arc`.
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    store: Store,
+    cas_dir: PathBuf,
+    plugin_dir: PathBuf,
+    config: Arc<Config>,
+    state: RwLock<State>,
+}
+
+const BUNDLED: &str = "bundled";
+const UPLOAD: &str = "upload";
+
+fn source_key_for(path: &Path) -> String {
+    format!("file:{}", path.display())
+}
+
+impl Registry {
+    /// Opens the registry: creates its directories and loads every stored
+    /// plugin (from the compile cache when warm).
+    pub async fn open(
+        runtime: Arc<Runtime>,
+        store: Store,
+        config: Arc<Config>,
+    ) -> Result<Arc<Self>> {
+        let cas_dir = config.data_dir.join("plugins").join("sha256");
+        std::fs::create_dir_all(&cas_dir)
+            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", cas_dir.display())))?;
+        if let Err(e) = std::fs::create_dir_all(&config.plugin_dir) {
+            tracing::warn!(dir = %config.plugin_dir.display(), error = %e, "cannot create the plugin directory");
+        }
+        let registry = Arc::new(Registry {
+            runtime,
+            store,
+            cas_dir,
+            plugin_dir: config.plugin_dir.clone(),
+            config,
+            state: RwLock::default(),
+        });
+        registry.load_stored().await?;
+        Ok(registry)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cas_path(&self, digest: &str) -> PathBuf {
+        self.cas_dir
+            .join(format!("{}.wasm", digest.trim_start_matches("sha256:")))
+    }
+
+    /// Loads the versions recorded in the database from the store
+    /// directory. A stored file that no longer loads (e.g. after a host
+    /// upgrade changed the contract) is listed as rejected.
+    async fn load_stored(&self) -> Result<()> {
+        let rows = self.store.list_plugins().await?;
+        for row in rows {
+            let path = self.cas_path(&row.digest);
+            let bytes = match tokio::fs::read(&path).await {
+                Ok(b) => b,
+                Err(e) => {
+                    self.reject(
+                        format!("store:{}", row.digest),
+                        Some(row.digest.clone()),
+                        format!("stored file {} is missing: {e}", path.display()),
+                    );
+                    continue;
+                }
+            };
+            match self.compile(bytes).await {
+                Ok(plugin) => {
+                    let mut state = self.write();
+                    state.by_digest.insert(
+                        row.digest.clone(),
+                        Entry {
+                            plugin: Arc::new(plugin),
+                            source: row.source.clone(),
+                            source_path: row.source_path.clone(),
+                            added_at: row.added_at,
+                        },
+                    );
+                    if row.source == UPLOAD {
+                        state
+                            .live
+                            .entry(row.digest.clone())
+                            .or_default()
+                            .insert(UPLOAD.to_string());
+                    }
+                }
+                Err(e) => self.reject(
+                    format!("store:{}", row.digest),
+                    Some(row.digest),
+                    e.to_string(),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    async fn compile(&self, bytes: Vec<u8>) -> Result<Plugin, LoadError> {
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || runtime.load(&bytes))
+            .await
+            .unwrap_or_else(|e| Err(LoadError::Compile(format!("compiler task failed: {e}"))))
+    }
+
+    fn reject(&self, key: String, digest: Option<String>, reason: String) {
+        tracing::warn!(source = %key, reason = %reason, "plugin rejected");
+        let source = key.strip_prefix("file:").unwrap_or(&key).to_string();
+        self.write().rejected.insert(
+            key,
+            Rejection {
+                source,
+                digest,
+                reason,
+                at: warden_store::now_ms(),
+            },
+        );
+    }
+
+    /// Validates, stores and indexes a plugin provided by `source_key`.
+    async fn add(
+        &self,
+        bytes: Vec<u8>,
+        source_key: String,
+        source: &str,
+        source_path: Option<String>,
+    ) -> Result<Entry, LoadError> {
+        let digest = digest_of(&bytes);
+        let known = self.read().by_digest.get(&digest).cloned();
+        let entry = match known {
+            Some(entry) => entry,
+            None => {
+                let plugin = match self.compile(bytes.clone()).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.reject(source_key, Some(digest), e.to_string());
+                        return Err(e);
+                    }
+                };
+                let cas = self.cas_path(&digest);
+                if !cas.exists() {
+                    let tmp = cas.with_extension(format!("tmp{}", std::process::id()));
+                    let written = tokio::fs::write(&tmp, &bytes)
+                        .await
+                        .and(tokio::fs::rename(&tmp, &cas).await);
+                    if let Err(e) = written {
+                        let reason = format!("cannot store the plugin in {}: {e}", cas.display());
+                        self.reject(source_key, Some(digest), reason.clone());
+                        return Err(LoadError::Invalid(reason));
+                    }
+                }
+                let meta = plugin.meta();
+                let row = PluginRow {
+                    digest: digest.clone(),
+                    name: meta.name.clone(),
+                    version: meta.version.to_string(),
+                    kind: meta.kind.to_string(),
+                    meta: serde_json::to_value(meta).unwrap_or_default(),
+                    size: bytes.len() as i64,
+                    source: source.to_string(),
+                    source_path: source_path.clone(),
+                    added_at: warden_store::now_ms(),
+                };
+                if let Err(e) = self.store.upsert_plugin(&row).await {
+                    let reason = format!("cannot record the plugin: {e}");
+                    self.reject(source_key, Some(digest), reason.clone());
+                    return Err(LoadError::Invalid(reason));
+                }
+                tracing::info!(plugin = %meta.id(), digest = %digest, source = %source_key, "plugin accepted");
+                let entry = Entry {
+                    plugin: Arc::new(plugin),
+                    source: source.to_string(),
+                    source_path,
+                    added_at: row.added_at,
+                };
+                self.write().by_digest.insert(digest.clone(), entry.clone());
+                entry
+            }
+        };
+        let mut state = self.write();
+        state.rejected.remove(&source_key);
+        state.live.entry(digest).or_default().insert(source_key);
+        Ok(entry)
+    }
+
+    /// Registers a plugin built into the binary.
+    pub async fn add_bundled(&self, name: &str, bytes: &[u8]) -> Result<Entry, LoadError> {
+        let entry = self
+            .add(bytes.to_vec(), BUNDLED.to_string(), BUNDLED, None)
+            .await?;
+        if entry.plugin.meta().name != name {
+            tracing::warn!(expected = name, actual = %entry.plugin.meta().name, "bundled plugin has another name in its metadata");
+        }
+        Ok(entry)
+    }
+
+    /// Accepts an upload (SPEC LC-7).
+    pub async fn add_upload(&self, bytes: Vec<u8>) -> Result<Entry, LoadError> {
+        self.add(bytes, UPLOAD.to_string(), UPLOAD, None).await
+    }
+
+    /// Processes one path of the plugin directory: new, changed or gone.
+    pub async fn sync_file(&self, path: &Path) {
+        let key = source_key_for(path);
+        let is_plugin = path.extension().is_some_and(|e| e == "wasm")
+            && !path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+        let meta = tokio::fs::metadata(path).await.ok().filter(|m| m.is_file());
+        let Some(meta) = meta.filter(|_| is_plugin) else {
+            self.forget_file(path, &key);
+            return;
+        };
+        let stamp = FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        };
+        if self
+            .read()
+            .files
+            .get(path)
+            .is_some_and(|(s, _)| *s == stamp)
+        {
+            return;
+        }
+        let bytes = match tokio::fs::read(path).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.reject(key, None, format!("cannot read the file: {e}"));
+                return;
+            }
+        };
+        let digest = digest_of(&bytes);
+        let previous = self.read().files.get(path).and_then(|(_, d)| d.clone());
+        if previous.as_deref() == Some(digest.as_str()) {
+            self.write()
+                .files
+                .insert(path.to_path_buf(), (stamp, Some(digest)));
+            return;
+        }
+        if let Some(old) = previous {
+            self.drop_source(&old, &key);
+        }
+        let accepted = self
+            .add(bytes, key, "directory", Some(path.display().to_string()))
+            .await
+            .is_ok();
+        self.write()
+            .files
+            .insert(path.to_path_buf(), (stamp, accepted.then_some(digest)));
+    }
+
+    fn drop_source(&self, digest: &str, key: &str) {
+        let mut state = self.write();
+        if let Some(sources) = state.live.get_mut(digest) {
+            sources.remove(key);
+        }
+    }
+
+    fn forget_file(&self, path: &Path, key: &str) {
+        let previous = {
+            let mut state = self.write();
+            state.rejected.remove(key);
+            state.files.remove(path)
+        };
+        if let Some((_, Some(digest))) = previous {
+            tracing::info!(path = %path.display(), digest = %digest, "plugin file removed; stored copy kept for pins");
+            self.drop_source(&digest, key);
+        }
+    }
+
+    /// Compares the plugin directory with what was processed last and
+    /// syncs every difference.
+    pub async fn rescan(&self) {
+        let mut seen = BTreeSet::new();
+        if let Ok(mut dir) = tokio::fs::read_dir(&self.plugin_dir).await {
+            while let Ok(Some(entry)) = dir.next_entry().await {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "wasm") {
+                    self.sync_file(&path).await;
+                    seen.insert(path);
+                }
+            }
+        }
+        let gone: Vec<PathBuf> = self
+            .read()
+            .files
+            .keys()
+            .filter(|p| !seen.contains(*p))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.sync_file(&path).await;
+        }
+    }
+
+    /// Watches the plugin directory until `shutdown` fires: changes are
+    /// applied about 100 ms after the last write to a file (SPEC LC-1),
+    /// with a full rescan every 2 s in case an event was missed.
+    pub fn watch(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+            let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if let Ok(event) = res {
+                    for path in event.paths {
+                        let _ = tx.send(path);
+                    }
+                }
+            });
+            let _watcher = match watcher {
+                Ok(mut w) => {
+                    use notify::Watcher as _;
+                    match w.watch(&self.plugin_dir, notify::RecursiveMode::NonRecursive) {
+                        Ok(()) => Some(w),
+                        Err(e) => {
+                            tracing::warn!(dir = %self.plugin_dir.display(), error = %e, "cannot watch the plugin directory; rescanning every 2 s instead");
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no file watcher; rescanning every 2 s instead");
+                    None
+                }
+            };
+            let debounce = Duration::from_millis(100);
+            let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
+            let mut due = tokio::time::Instant::now();
+            let mut rescan = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    Some(path) = rx.recv() => {
+                        pending.insert(path);
+                        due = tokio::time::Instant::now() + debounce;
+                    }
+                    () = tokio::time::sleep_until(due), if !pending.is_empty() => {
+                        for path in std::mem::take(&mut pending) {
+                            self.sync_file(&path).await;
+                        }
+                    }
+                    _ = rescan.tick() => self.rescan().await,
+                    _ = shutdown.changed() => break,
+                }
+            }
+        })
+    }
+
+    /// One stored version by digest.
+    pub fn by_digest(&self, digest: &str) -> Option<Entry> {
+        self.read().by_digest.get(digest).cloned()
+    }
+
+    /// True while some source provides the digest.
+    pub fn is_live(&self, digest: &str) -> bool {
+        self.read().live.get(digest).is_some_and(|s| !s.is_empty())
+    }
+
+    fn is_bundled(&self, digest: &str) -> bool {
+        self.read()
+            .live
+            .get(digest)
+            .is_some_and(|s| s.contains(BUNDLED))
+    }
+
+    /// Every version of `name`, newest first.
+    pub fn versions(&self, name: &str) -> Vec<Entry> {
+        let state = self.read();
+        let mut v: Vec<Entry> = state
+            .by_digest
+            .values()
+            .filter(|e| e.plugin.meta().name == name)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| {
+            b.version()
+                .cmp(a.version())
+                .then(b.added_at.cmp(&a.added_at))
+        });
+        v
+    }
+
+    /// Every plugin name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let state = self.read();
+        let names: BTreeSet<String> = state
+            .by_digest
+            .values()
+            .map(|e| e.plugin.meta().name.clone())
+            .collect();
+        names.into_iter().collect()
+    }
+
+    /// Refusals, by source.
+    pub fn rejected(&self) -> Vec<Rejection> {
+        self.read().rejected.values().cloned().collect()
+    }
+
+    /// The version `selector` picks for `name`.
+    pub fn resolve(&self, name: &str, selector: &Selector) -> Result<Entry> {
+        let versions = self.versions(name);
+        if versions.is_empty() {
+            return Err(Error::NotFound(format!("plugin \"{name}\" not found")));
+        }
+        // Newest first; live versions before stored-only ones.
+        let live_first = |pred: &dyn Fn(&Entry) -> bool| {
+            versions
+                .iter()
+                .filter(|e| pred(e))
+                .max_by_key(|e| {
+                    (
+                        self.is_live(e.plugin.digest()),
+                        e.version().clone(),
+                        e.added_at,
+                    )
+                })
+                .cloned()
+        };
+        let found = match selector {
+            Selector::Latest => versions
+                .iter()
+                .filter(|e| self.is_live(e.plugin.digest()))
+                .max_by_key(|e| (e.version().clone(), e.added_at))
+                .cloned(),
+            Selector::Version(v) => live_first(&|e| e.version() == v),
+            Selector::Req(req) => live_first(&|e| req.matches(e.version())),
+            Selector::Digest(d) => versions.iter().find(|e| e.plugin.digest() == d).cloned(),
+        };
+        found.ok_or_else(|| match selector {
+            Selector::Latest => Error::NotFound(format!(
+                "plugin \"{name}\" has no live version (its files were removed); pin a version or digest to use a stored one"
+            )),
+            other => Error::NotFound(format!("plugin \"{name}\" has no version matching \"{other}\"")),
+        })
+    }
+
+    /// The selector in force for a workspace: a pin set over the API, else
+    /// warden.toml's, else `latest`.
+    pub async fn selector_for(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<(Selector, &'static str)> {
+        if let Some(pin) = self.store.get_pin(workspace, name).await? {
+            let s = Selector::parse(&pin.selector).map_err(Error::Internal)?;
+            return Ok((s, "api"));
+        }
+        if let Some(pin) = self.config.plugin(workspace, name).pin {
+            let s = Selector::parse(&pin)
+                .map_err(|e| Error::Internal(format!("warden.toml pin: {e}")))?;
+            return Ok((s, "config"));
+        }
+        Ok((Selector::Latest, "default"))
+    }
+
+    /// The version a workspace uses.
+    pub async fn pinned(&self, workspace: &str, name: &str) -> Result<Entry> {
+        let (selector, _) = self.selector_for(workspace, name).await?;
+        self.resolve(name, &selector)
+    }
+
+    /// What the operator granted `entry` in `workspace` (SPEC PL-6):
+    /// warden.toml grants for the workspace and `"*"`, plus grants set over
+    /// the API. A bundled plugin without any grant configuration is
+    /// trusted with what it requests.
+    pub async fn granted(&self, workspace: &str, entry: &Entry) -> Result<CapabilitySet> {
+        let meta = entry.plugin.meta();
+        let from_config = self.config.plugin(workspace, &meta.name).grants;
+        let from_api = self.store.get_grant(workspace, &meta.name).await?;
+        if from_api.is_none()
+            && !self.config.has_grant_config(workspace, &meta.name)
+            && self.is_bundled(entry.plugin.digest())
+        {
+            return Ok(meta.capabilities.clone());
+        }
+        let names = from_config
+            .into_iter()
+            .chain(from_api.map(|g| g.capabilities).unwrap_or_default());
+        // Grants were validated when set; a name this host no longer knows
+        // is skipped rather than failing every run.
+        Ok(names.filter_map(|n| n.parse().ok()).collect())
+    }
+}

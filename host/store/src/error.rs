@@ -1,0 +1,74 @@
+//! Errors of the store.
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database URL is not one this store understands.
+    #[error("unsupported database url \"{0}\": use sqlite://<path> or postgres://...")]
+    UnsupportedUrl(String),
+    /// The database cannot be reached or refused the connection.
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    /// The row asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness rule would be broken (e.g. an idempotency key reused
+    /// with different arguments).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The row is not in a state that allows the change; the text says why.
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored JSON column does not parse.
+    #[error("stored {column} is not valid JSON: {message}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// Any other database error (connection lost, timeout, ...).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    /// True when retrying later may succeed (connection trouble, timeouts,
+    /// lock contention).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect(_) => true,
+            Error::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Error::Database(sqlx::Error::Database(db)) => is_contention(db.as_ref()),
+            _ => false,
+        }
+    }
+}
+
+/// Lock contention: SQLite's `SQLITE_BUSY` / `SQLITE_LOCKED` (any extended
+/// code), PostgreSQL's serialization failure, deadlock, lock not available
+/// and the shutdown / cannot-connect-now codes of a restarting server.
+fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let primary = db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        return matches!(primary, Some(5 | 6));
+    }
+    if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return matches!(e.code(), "40001" | "40P01" | "55P03" | "57P01" | "57P03");
+    }
+    false
+}

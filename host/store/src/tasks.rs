@@ -1,0 +1,513 @@
+//! `tasks`: the minimal task table that playbooks read and repair. The
+//! scheduler (stages, leases, dependencies, retries) extends it.
+
+use serde_json::{Value, json};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use crate::actions::{ActionRow, insert_action_in};
+use crate::util::{clamp_limit, is_unique_violation};
+use crate::{Dialect, Error, Result, Store, now_ms};
+
+macro_rules! task_columns {
+    () => {
+        "id, workspace, title, body, stage, state, priority, attempts, last_error, dedup_key, \
+         lease_owner, lease_expires_at, created_at, updated_at, last_event_at"
+    };
+}
+
+/// States a task no longer leaves; a dedup key is free again once its task
+/// reached one (the `tasks_dedup` index covers the others).
+const FINISHED: &[&str] = &["done", "cancelled", "dead"];
+
+/// How often `create_task` retries after a concurrent create with the same
+/// dedup key won the race (it then finds that task).
+const CREATE_ATTEMPTS: usize = 3;
+
+/// States a task can be in (SPEC TS-1).
+pub const STATES: &[&str] = &[
+    "queued",
+    "running",
+    "waiting_approval",
+    "blocked",
+    "failed",
+    "dead",
+    "done",
+    "cancelled",
+];
+
+/// Priorities, most urgent first.
+pub const PRIORITIES: &[&str] = &["urgent", "normal", "low"];
+
+/// One task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRow {
+    /// Id (UUID v7).
+    pub id: String,
+    /// Workspace.
+    pub workspace: String,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Current stage, e.g. `implement`.
+    pub stage: String,
+    /// One of [`STATES`].
+    pub state: String,
+    /// One of [`PRIORITIES`].
+    pub priority: String,
+    /// Attempts at the current stage.
+    pub attempts: i64,
+    /// Last failure or block reason.
+    pub last_error: Option<String>,
+    /// Dedup key it was created with.
+    pub dedup_key: Option<String>,
+    /// Worker holding the lease of a running task.
+    pub lease_owner: Option<String>,
+    /// When that lease expires.
+    pub lease_expires_at: Option<i64>,
+    /// Created.
+    pub created_at: i64,
+    /// Last change of any column.
+    pub updated_at: i64,
+    /// Last event (progress, heartbeat, change).
+    pub last_event_at: i64,
+}
+
+/// A task to create.
+#[derive(Clone, Debug)]
+pub struct NewTask {
+    /// Id (UUID v7).
+    pub id: String,
+    /// Workspace.
+    pub workspace: String,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// First stage.
+    pub stage: String,
+    /// Priority.
+    pub priority: String,
+    /// With a key, an unfinished task (not done, cancelled or dead) with the
+    /// same key in the workspace is returned instead of creating one.
+    pub dedup_key: Option<String>,
+}
+
+/// Which tasks `list_tasks` returns, oldest event first.
+#[derive(Clone, Debug, Default)]
+pub struct TaskQuery {
+    /// Only these states (empty: all).
+    pub states: Vec<String>,
+    /// Only tasks whose `last_event_at` is at least this old, in ms.
+    pub stuck_for_ms: Option<i64>,
+    /// Only `running` tasks whose lease expired.
+    pub lease_expired: bool,
+    /// At most this many (capped at 500).
+    pub limit: i64,
+    /// The time "now" for the two filters above.
+    pub now: i64,
+}
+
+/// A change a playbook (or operator) makes to a task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskChange {
+    /// `running | failed | blocked | queued → queued`, lease cleared.
+    Requeue,
+    /// As `Requeue`, and attempts set to 0 and `last_error` cleared.
+    Reset,
+    /// Any state but `done`, `cancelled`, `dead` → `blocked`, reason kept in
+    /// `last_error`.
+    Block {
+        /// Why.
+        reason: String,
+    },
+    /// `blocked → queued`.
+    Unblock,
+}
+
+impl Store {
+    /// Creates a task (or returns the unfinished one with the same dedup
+    /// key); the bool is true when created.
+    pub async fn create_task(&self, task: &NewTask) -> Result<(TaskRow, bool)> {
+        self.create_task_inner(task, None).await
+    }
+
+    /// As `create_task`, and records `action` (with `after` = the task and
+    /// `detail` = its id) in the same transaction.
+    ///
+    /// The action is recorded with status `applied`. When the dedup key
+    /// found an existing task, `before` is that task too (nothing changed);
+    /// otherwise `before` is empty.
+    pub async fn create_task_with_action(
+        &self,
+        task: &NewTask,
+        action: &ActionRow,
+    ) -> Result<(TaskRow, bool)> {
+        self.create_task_inner(task, Some(action)).await
+    }
+
+    /// One task of a workspace.
+    pub async fn get_task(&self, workspace: &str, id: &str) -> Result<Option<TaskRow>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE workspace = $1 AND id = $2"
+        ))
+        .bind(workspace)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(task_from_row)
+        .transpose()
+    }
+
+    /// Tasks of a workspace.
+    ///
+    /// Filters combine with AND; `stuck_for_ms` keeps tasks whose
+    /// `last_event_at <= now - stuck_for_ms`, `lease_expired` keeps
+    /// `running` tasks whose `lease_expires_at < now`. Ordered by
+    /// `last_event_at` (oldest first), then id. A `limit` of 0 or less
+    /// means 100; at most 500 are returned.
+    pub async fn list_tasks(&self, workspace: &str, query: &TaskQuery) -> Result<Vec<TaskRow>> {
+        let mut sql = String::from(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE workspace = $1"
+        ));
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if !query.states.is_empty() {
+            let placeholders: Vec<String> = query.states.iter().map(|_| next()).collect();
+            sql.push_str(&format!(" AND state IN ({})", placeholders.join(", ")));
+        }
+        if query.stuck_for_ms.is_some() {
+            sql.push_str(&format!(" AND last_event_at <= {}", next()));
+        }
+        if query.lease_expired {
+            sql.push_str(&format!(
+                " AND state = 'running' AND lease_expires_at < {}",
+                next()
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY last_event_at, id LIMIT {}", next()));
+
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workspace);
+        for state in &query.states {
+            q = q.bind(state);
+        }
+        if let Some(stuck) = query.stuck_for_ms {
+            q = q.bind(query.now.saturating_sub(stuck));
+        }
+        if query.lease_expired {
+            q = q.bind(query.now);
+        }
+        q.bind(clamp_limit(query.limit, 100, 500))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(task_from_row)
+            .collect()
+    }
+
+    /// Number of tasks per state (states with none are left out).
+    ///
+    /// In the order of [`STATES`]; states not in that list come last.
+    pub async fn count_tasks_by_state(&self, workspace: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT state, CAST(COUNT(*) AS BIGINT) AS n FROM tasks WHERE workspace = $1 GROUP BY state",
+        )
+        .bind(workspace)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<String, _>("state")?,
+                    row.try_get::<i64, _>("n")?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rank = |state: &str| {
+            STATES
+                .iter()
+                .position(|s| *s == state)
+                .unwrap_or(STATES.len())
+        };
+        counts.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
+        Ok(counts)
+    }
+
+    /// Running tasks whose lease expired or whose last event is older than
+    /// `stuck_ms`.
+    pub async fn count_stuck_tasks(&self, workspace: &str, now: i64, stuck_ms: i64) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM tasks WHERE workspace = $1 AND state = 'running' \
+             AND (lease_expires_at < $2 OR last_event_at < $3)",
+        )
+        .bind(workspace)
+        .bind(now)
+        .bind(now.saturating_sub(stuck_ms))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Applies `change` to a task and, when `action` is given, records it
+    /// (status `applied`, with `before` and `after` snapshots of the task as
+    /// JSON) in the same transaction. `Error::NotFound` for no such task in
+    /// the workspace; `Error::Conflict` with a reason when the task's state
+    /// does not allow the change. Returns the task before and after.
+    ///
+    /// The snapshots hold `id`, `state`, `stage`, `attempts`, `last_error`
+    /// and `priority`. Every change clears the lease and sets `updated_at`
+    /// and `last_event_at` to now.
+    pub async fn apply_task_change(
+        &self,
+        workspace: &str,
+        id: &str,
+        change: &TaskChange,
+        action: Option<&ActionRow>,
+    ) -> Result<(TaskRow, TaskRow)> {
+        let mut tx = self.begin_write().await?;
+        // SQLite's BEGIN IMMEDIATE already excludes other writers;
+        // PostgreSQL locks the row until commit.
+        let select = match self.dialect {
+            Dialect::Sqlite => concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM tasks WHERE workspace = $1 AND id = $2"
+            ),
+            Dialect::Postgres => concat!(
+                "SELECT ",
+                task_columns!(),
+                " FROM tasks WHERE workspace = $1 AND id = $2 FOR UPDATE"
+            ),
+        };
+        let before = sqlx::query(select)
+            .bind(workspace)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(task_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::NotFound(format!("task \"{id}\"")))?;
+        let (state, attempts, last_error) = transition(&before, change)?;
+        let row = sqlx::query(concat!(
+            "UPDATE tasks SET state = $3, attempts = $4, last_error = $5, lease_owner = NULL, \
+             lease_expires_at = NULL, updated_at = $6, last_event_at = $6 \
+             WHERE workspace = $1 AND id = $2 RETURNING ",
+            task_columns!()
+        ))
+        .bind(workspace)
+        .bind(id)
+        .bind(state)
+        .bind(attempts)
+        .bind(last_error)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = task_from_row(&row)?;
+        if let Some(action) = action {
+            record_applied(
+                &mut tx,
+                action,
+                Some(&before),
+                &after,
+                action.detail.clone(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((before, after))
+    }
+
+    async fn create_task_inner(
+        &self,
+        task: &NewTask,
+        action: Option<&ActionRow>,
+    ) -> Result<(TaskRow, bool)> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let mut tx = self.begin_write().await?;
+            if let Some(key) = &task.dedup_key
+                && let Some(existing) =
+                    unfinished_by_dedup_key(&mut tx, &task.workspace, key).await?
+            {
+                if let Some(action) = action {
+                    let detail = Some(existing.id.clone());
+                    record_applied(&mut tx, action, Some(&existing), &existing, detail).await?;
+                }
+                tx.commit().await?;
+                return Ok((existing, false));
+            }
+            let now = now_ms();
+            let inserted = sqlx::query(concat!(
+                "INSERT INTO tasks (id, workspace, title, body, stage, state, priority, attempts, dedup_key, \
+                 created_at, updated_at, last_event_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8, $8, $8) RETURNING ",
+                task_columns!()
+            ))
+            .bind(&task.id)
+            .bind(&task.workspace)
+            .bind(&task.title)
+            .bind(&task.body)
+            .bind(&task.stage)
+            .bind(&task.priority)
+            .bind(task.dedup_key.as_deref())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await;
+            match inserted {
+                Ok(row) => {
+                    let created = task_from_row(&row)?;
+                    if let Some(action) = action {
+                        let detail = Some(created.id.clone());
+                        record_applied(&mut tx, action, None, &created, detail).await?;
+                    }
+                    tx.commit().await?;
+                    return Ok((created, true));
+                }
+                Err(e) if is_unique_violation(&e) => {
+                    // Either the id is taken, or a concurrent create with the
+                    // same dedup key committed first: the next round finds it.
+                    tx.rollback().await?;
+                    if self.task_id_taken(&task.id).await? {
+                        return Err(Error::AlreadyExists(format!("task \"{}\"", task.id)));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "task \"{}\" could not be created: tasks with its dedup key kept changing (try again)",
+            task.id
+        )))
+    }
+
+    async fn task_id_taken(&self, id: &str) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM tasks WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+}
+
+/// The unfinished task with `key` in `workspace`, read inside the creating
+/// transaction.
+async fn unfinished_by_dedup_key(
+    conn: &mut AnyConnection,
+    workspace: &str,
+    key: &str,
+) -> Result<Option<TaskRow>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE workspace = $1 AND dedup_key = $2 \
+          AND state NOT IN ('done', 'cancelled', 'dead') ORDER BY created_at, id LIMIT 1"
+    ))
+    .bind(workspace)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(task_from_row)
+    .transpose()
+}
+
+/// The state, attempts and last error after `change`, or why the task's
+/// state refuses it.
+fn transition(task: &TaskRow, change: &TaskChange) -> Result<(&'static str, i64, Option<String>)> {
+    let state = task.state.as_str();
+    let refuse = |verb: &str| {
+        Error::Conflict(format!(
+            "task \"{}\" is {} and cannot be {verb}",
+            task.id, task.state
+        ))
+    };
+    match change {
+        TaskChange::Requeue | TaskChange::Reset => {
+            let (verb, reset) = match change {
+                TaskChange::Reset => ("reset", true),
+                _ => ("requeued", false),
+            };
+            if !matches!(state, "running" | "failed" | "blocked" | "queued") {
+                return Err(refuse(verb));
+            }
+            if reset {
+                Ok(("queued", 0, None))
+            } else {
+                Ok(("queued", task.attempts, task.last_error.clone()))
+            }
+        }
+        TaskChange::Block { reason } => {
+            if FINISHED.contains(&state) {
+                return Err(refuse("blocked"));
+            }
+            Ok(("blocked", task.attempts, Some(reason.clone())))
+        }
+        TaskChange::Unblock => {
+            if state != "blocked" {
+                return Err(refuse("unblocked"));
+            }
+            Ok(("queued", task.attempts, task.last_error.clone()))
+        }
+    }
+}
+
+/// What an action's `before` / `after` hold about a task.
+fn snapshot(task: &TaskRow) -> Value {
+    json!({
+        "id": task.id,
+        "state": task.state,
+        "stage": task.stage,
+        "attempts": task.attempts,
+        "last_error": task.last_error,
+        "priority": task.priority,
+    })
+}
+
+/// Records `action` as applied to `after`, inside the change's transaction.
+async fn record_applied(
+    conn: &mut AnyConnection,
+    action: &ActionRow,
+    before: Option<&TaskRow>,
+    after: &TaskRow,
+    detail: Option<String>,
+) -> Result<()> {
+    let row = ActionRow {
+        status: "applied".to_string(),
+        before: before.map(snapshot),
+        after: Some(snapshot(after)),
+        detail,
+        ..action.clone()
+    };
+    insert_action_in(conn, &row).await
+}
+
+fn task_from_row(row: &AnyRow) -> Result<TaskRow> {
+    Ok(TaskRow {
+        id: row.try_get("id")?,
+        workspace: row.try_get("workspace")?,
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        stage: row.try_get("stage")?,
+        state: row.try_get("state")?,
+        priority: row.try_get("priority")?,
+        attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+        dedup_key: row.try_get("dedup_key")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_event_at: row.try_get("last_event_at")?,
+    })
+}

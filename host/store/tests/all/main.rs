@@ -1,0 +1,21 @@
+//! The conformance suite of `warden-store` (SPEC ST-1): every test runs
+//! twice, on a fresh SQLite file and in a fresh PostgreSQL schema, and must
+//! give the same outcome on both.
+//!
+//! PostgreSQL comes from `WARDEN_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). When it is unreachable the
+//! PostgreSQL half is skipped with a warning, or fails when `CI=true`.
+
+#[macro_use]
+mod common;
+
+mod audit;
+mod concurrency;
+mod events_actions;
+mod kv;
+mod pins_grants;
+mod plugins;
+mod pool;
+mod runs;
+mod tasks;
+mod tokens;
