@@ -1,7 +1,10 @@
 //! End-to-end tests of the `warden` binary and server: real HTTP on
 //! loopback, real SQLite (and PostgreSQL where a test says so), real
 //! compiled plugins from `tests/plugins` and `examples/`.
-#![expect(clippy::unwrap_used, reason = "a test helper that cannot go on fails the test loudly")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test helper that cannot go on fails the test loudly"
+)]
 
 mod api;
 mod crash;

@@ -349,9 +349,18 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
+    // WARDEN_BENCH=runtime,http,start picks sections (default: all).
+    let only = std::env::var("WARDEN_BENCH").unwrap_or_default();
+    let on = |s: &str| only.is_empty() || only.split(',').any(|o| o == s);
     rt.block_on(async {
-        runtime_vs_bare().await;
-        http_runs().await;
-        cold_and_warm_start().await;
+        if on("runtime") {
+            runtime_vs_bare().await;
+        }
+        if on("http") {
+            http_runs().await;
+        }
+        if on("start") {
+            cold_and_warm_start().await;
+        }
     });
 }

@@ -90,6 +90,15 @@ impl EventHub {
         let _ = self.live.send(Arc::new(event));
     }
 
+    /// Continues a run's numbering after `last` (a run of an earlier host
+    /// process, e.g. one being marked interrupted after a restart).
+    pub fn resume(&self, run_id: &str, last: i64) {
+        self.seqs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id.to_string(), last);
+    }
+
     /// Forgets a finished run's counter.
     pub fn close(&self, run_id: &str) {
         self.seqs

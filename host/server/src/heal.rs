@@ -287,13 +287,11 @@ impl Heal {
                 end_of(&outcome)
             }
         };
-        self.hub.push(
-            &row.id,
-            "status",
-            json!({ "status": end.status, "error": end.error }),
-        );
+        // Every event before the end is stored, then the row, then the
+        // final status event: whoever sees that event, or subscribes after
+        // it, finds the row final.
+        let closing = std::time::Instant::now();
         self.hub.flush().await;
-        self.hub.close(&row.id);
         let mut attempt = 0;
         loop {
             match self.store.finish_run(&row.id, &end).await {
@@ -308,6 +306,15 @@ impl Heal {
                     break;
                 }
             }
+        }
+        self.hub.push(
+            &row.id,
+            "status",
+            json!({ "status": end.status, "error": end.error }),
+        );
+        self.hub.close(&row.id);
+        if closing.elapsed() > Duration::from_millis(200) {
+            tracing::warn!(run = %row.id, ms = closing.elapsed().as_millis() as u64, "slow database while closing a run");
         }
     }
 
@@ -387,37 +394,44 @@ impl Heal {
     }
 
     /// Waits until the run ends or `timeout` passes; returns it as it is
-    /// then.
+    /// then. The final status event wakes the waiter; the database row is
+    /// the truth, so it is read again after every wake-up and at least
+    /// every 250 ms.
     pub async fn wait(&self, workspace: &str, id: &str, timeout: Duration) -> Result<RunRow> {
         let mut events = self.hub.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut ended = false;
         loop {
             let row = self.get(workspace, id).await?;
-            if is_terminal(&row.status) {
+            if is_terminal(&row.status) || tokio::time::Instant::now() >= deadline {
                 return Ok(row);
             }
+            // Once the final event was seen the row follows within
+            // milliseconds: poll it closely.
+            let pause = if ended {
+                Duration::from_millis(5)
+            } else {
+                Duration::from_millis(250)
+            };
+            let until = (tokio::time::Instant::now() + pause).min(deadline);
             loop {
-                match tokio::time::timeout_at(deadline, events.recv()).await {
-                    Err(_) => return self.get(workspace, id).await,
-                    Ok(Ok(e))
+                match tokio::time::timeout_at(until, events.recv()).await {
+                    Err(_) => break,
+                    Ok(Ok(e)) => {
                         if e.run_id == id
                             && e.kind == "status"
-                            && e.data["status"].as_str().is_some_and(is_terminal) =>
-                    {
+                            && e.data["status"].as_str().is_some_and(is_terminal)
+                        {
+                            ended = true;
+                            break;
+                        }
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                        tokio::time::sleep_until(until).await;
                         break;
                     }
-                    Ok(Ok(_)) => continue,
-                    // Lagged or closed: look at the database again.
-                    Ok(Err(_)) => break,
                 }
-            }
-            // The status event is sent just before the row is written.
-            for _ in 0..50 {
-                let row = self.get(workspace, id).await?;
-                if is_terminal(&row.status) {
-                    return Ok(row);
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }

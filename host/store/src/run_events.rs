@@ -78,4 +78,16 @@ impl Store {
             })
             .collect()
     }
+
+    /// The highest sequence number stored for a run (0 when none), so that
+    /// a restarted host continues a run's stream without reusing numbers.
+    pub async fn last_run_event_seq(&self, run_id: &str) -> Result<i64> {
+        let seq: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM run_events WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seq)
+    }
 }

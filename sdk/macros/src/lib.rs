@@ -1,4 +1,5 @@
-//! The attribute macros of `warden-sdk`. Use them through that crate.
+//! The attribute macros of `warden-sdk` (today `#[playbook]`). Use them
+//! through that crate.
 //!
 //! Each macro checks the function's signature and the declared metadata at
 //! compile time, emits the `export!` glue of its WIT world, and embeds the
@@ -28,7 +29,7 @@ use warden_meta::{Limits, PluginKind, PluginMeta};
 #[proc_macro_attribute]
 pub fn playbook(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func = parse_macro_input!(item as ItemFn);
-    match expand(PluginKind::Playbook, attr, &func) {
+    match expand(PluginKind::Playbook, attr.into(), &func) {
         Ok(ts) => ts.into(),
         Err(e) => {
             // Keep the function so that its body still gets checked and
@@ -50,7 +51,7 @@ struct Args {
     concurrent: bool,
 }
 
-fn parse_args(attr: TokenStream) -> syn::Result<Args> {
+fn parse_args(attr: proc_macro2::TokenStream) -> syn::Result<Args> {
     let mut args = Args {
         name: None,
         version: None,
@@ -109,7 +110,7 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
         }
         Ok(())
     });
-    syn::parse::Parser::parse(parser, attr)?;
+    syn::parse::Parser::parse2(parser, attr)?;
     Ok(args)
 }
 
@@ -182,7 +183,7 @@ fn check_signature(func: &ItemFn, expected: &str) -> syn::Result<()> {
 
 fn expand(
     kind: PluginKind,
-    attr: TokenStream,
+    attr: proc_macro2::TokenStream,
     func: &ItemFn,
 ) -> syn::Result<proc_macro2::TokenStream> {
     let args = parse_args(attr)?;
@@ -228,4 +229,96 @@ fn expand(
             static __WARDEN_PLUGIN_META: [u8; #len] = *#literal;
         };
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(attr: &str, item: &str) -> Result<String, String> {
+        let attr: proc_macro2::TokenStream = attr.parse().unwrap();
+        let func: ItemFn = syn::parse_str(item).unwrap();
+        expand(PluginKind::Playbook, attr, &func)
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str =
+        "fn run(ctx: &warden_sdk::Context) -> Result<warden_sdk::Report, String> { todo!() }";
+
+    #[test]
+    fn a_good_playbook_embeds_its_metadata() {
+        let out = expand_str(r#"name = "probe", version = "1.2.3", description = "d", capabilities = ["tasks:read"], steps = 5, idempotent"#, GOOD).unwrap();
+        assert!(
+            out.contains("link_section = \"warden:plugin-meta\""),
+            "{out}"
+        );
+        assert!(out.contains("export_playbook"), "{out}");
+        let meta = PluginMeta::builder("probe", "1.2.3", PluginKind::Playbook)
+            .description("d")
+            .capabilities(["tasks:read"])
+            .limits(Limits {
+                steps: Some(5),
+                ..Limits::default()
+            })
+            .idempotent(true)
+            .build()
+            .unwrap();
+        let json = String::from_utf8(meta.encode()).unwrap();
+        let literal = syn::LitByteStr::new(json.as_bytes(), Span::call_site());
+        assert!(out.contains(&quote!(#literal).to_string()), "{out}");
+    }
+
+    #[test]
+    fn bad_signatures_are_compile_errors() {
+        let cases = [
+            (
+                "async fn run(ctx: &Context) -> Result<Report, String> { todo!() }",
+                "cannot be async",
+            ),
+            (
+                "fn run(a: &Context, b: u32) -> Result<Report, String> { todo!() }",
+                "takes exactly one argument",
+            ),
+            (
+                "fn run(ctx: Context) -> Result<Report, String> { todo!() }",
+                "must be a shared reference",
+            ),
+            ("fn run(ctx: &Context) { }", "returns a Result"),
+            (
+                "fn run<T>(ctx: &T) -> Result<Report, String> { todo!() }",
+                "cannot be generic",
+            ),
+        ];
+        for (item, expected) in cases {
+            let err = expand_str(r#"name = "probe", version = "1.0.0""#, item).unwrap_err();
+            assert!(err.contains(expected), "{item}: {err}");
+            assert!(
+                err.contains("expected `fn run(ctx: &warden_sdk::Context)"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_metadata_is_a_compile_error() {
+        let err = expand_str(
+            r#"name = "probe", version = "1.0.0", capabilities = ["tasks:wirte"]"#,
+            GOOD,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "unknown capability \"tasks:wirte\" (did you mean \"tasks:write\"?)"
+        );
+        let err = expand_str(r#"name = "Probe!", version = "1.0.0""#, GOOD).unwrap_err();
+        assert!(err.starts_with("invalid plugin name \"Probe!\""), "{err}");
+        let err = expand_str(r#"name = "probe", version = "one""#, GOOD).unwrap_err();
+        assert!(err.starts_with("invalid plugin version \"one\""), "{err}");
+        let err = expand_str(r#"colour = "blue""#, GOOD).unwrap_err();
+        assert!(err.starts_with("unknown argument `colour`"), "{err}");
+        let err =
+            expand_str(r#"name = "probe", version = "1.0.0", memory_mib = 0"#, GOOD).unwrap_err();
+        assert_eq!(err, "invalid limit memory_mib = 0: must be at least 1");
+    }
 }

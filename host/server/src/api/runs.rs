@@ -351,21 +351,25 @@ pub async fn events(
             if full {
                 continue;
             }
+            let mut patience = Duration::from_secs(10);
             if closing {
-                break;
-            }
-            match app.store.get_run(&ws, &id).await {
-                Ok(Some(run)) if is_terminal(&run.status) => {
-                    hub.flush().await;
-                    closing = true;
-                    continue;
+                // The row is final and its final status event follows it
+                // within moments; wait a little for it, then close.
+                patience = Duration::from_secs(2);
+            } else {
+                match app.store.get_run(&ws, &id).await {
+                    Ok(Some(run)) if is_terminal(&run.status) => {
+                        hub.flush().await;
+                        closing = true;
+                        continue;
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
                 }
-                Ok(Some(_)) => {}
-                _ => break,
             }
             // Then follow live events until a gap, a lag or the end.
             loop {
-                match tokio::time::timeout(Duration::from_secs(10), live.recv()).await {
+                match tokio::time::timeout(patience, live.recv()).await {
                     Ok(Ok(e)) if e.run_id == id => {
                         if e.seq <= next {
                             continue;
@@ -385,6 +389,7 @@ pub async fn events(
                         }
                     }
                     Ok(Ok(_)) => {}
+                    Err(_) if closing => break 'outer,
                     Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) | Err(_) => {
                         hub.flush().await;
                         // A run that ended before this stream started has
