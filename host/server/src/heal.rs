@@ -65,11 +65,11 @@ pub struct Heal {
     health: Arc<Health>,
     config: Arc<Config>,
     slots: Arc<Semaphore>,
-    tasks: tokio_util_tracker::Tracker,
+    tasks: run_tracker::Tracker,
 }
 
 /// Counts in-flight run executions so that shutdown can wait for them.
-mod tokio_util_tracker {
+mod run_tracker {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -134,7 +134,7 @@ impl Heal {
             health,
             config,
             slots,
-            tasks: tokio_util_tracker::Tracker::default(),
+            tasks: run_tracker::Tracker::default(),
         })
     }
 
