@@ -11,7 +11,10 @@ mod crash;
 mod fresh;
 mod hostile;
 mod lifecycle;
+mod multihost;
+mod repair;
 mod runs;
+mod scheduler;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -246,9 +249,15 @@ fn write_config(dir: &Path, extra: &str) -> PathBuf {
     } else {
         "listen = \"127.0.0.1:0\"\n"
     };
+    // Tests make requests fast; only the rate-limit test sets its own.
+    let http = if extra.contains("[http]") {
+        ""
+    } else {
+        "[http]\nrate_limit_per_sec = 100000\n"
+    };
     // `extra` may hold top-level keys followed by tables; [auth] goes last.
     let text = format!(
-        "{listen}data_dir = \"{}\"\nplugin_dir = \"{}\"\n{extra}\n[auth]\nadmin_token = \"{ADMIN}\"\n",
+        "{listen}data_dir = \"{}\"\nplugin_dir = \"{}\"\n{extra}\n{http}[auth]\nadmin_token = \"{ADMIN}\"\n",
         dir.join("data").display(),
         dir.join("plugins").display(),
     );

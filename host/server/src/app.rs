@@ -12,12 +12,14 @@ use tokio::sync::watch;
 use warden_runtime::{Runtime, RuntimeConfig};
 use warden_store::Store;
 
+use crate::alerts::Alerts;
 use crate::auth::{Auth, Principal};
 use crate::config::Config;
 use crate::events::EventHub;
 use crate::heal::Heal;
 use crate::health::Health;
 use crate::registry::Registry;
+use crate::scheduler::Scheduler;
 
 /// The plugins built into the binary by `build.rs`.
 pub mod bundled {
@@ -36,6 +38,10 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// Playbook runs.
     pub heal: Arc<Heal>,
+    /// Tasks.
+    pub scheduler: Arc<Scheduler>,
+    /// Alerts.
+    pub alerts: Alerts,
     /// Tokens.
     pub auth: Auth,
     /// Snapshots.
@@ -79,6 +85,7 @@ impl Server {
     /// Stops accepting requests, lets in-flight runs finish within
     /// `deadline`, then returns.
     pub async fn shutdown(self, deadline: Duration) {
+        self.app.scheduler.drain();
         let _ = self.shutdown.send(true);
         let _ = self.http.await;
         let left = self.app.heal.drain(deadline).await;
@@ -143,6 +150,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     }
     registry.rescan().await;
 
+    let alerts = Alerts::new(store.clone());
+    let scheduler = Scheduler::new(store.clone(), config.scheduler.clone(), alerts.clone());
     let hub = EventHub::start(store.clone());
     let health = Arc::new(Health::new(
         store.clone(),
@@ -155,6 +164,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         runtime.clone(),
         hub,
         health.clone(),
+        scheduler.clone(),
         config.clone(),
     );
     heal.recover().await?;
@@ -166,6 +176,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         runtime,
         registry: registry.clone(),
         heal,
+        scheduler: scheduler.clone(),
+        alerts,
         auth,
         health,
         ready: AtomicBool::new(false),
@@ -173,6 +185,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     let (shutdown, rx) = watch::channel(false);
     registry.watch(rx.clone());
+    crate::loops::start(app.clone(), rx.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -74,6 +74,42 @@ pub enum Command {
         #[command(flatten)]
         client: Client,
     },
+    /// Tasks: create, list, cancel.
+    Task {
+        /// Which.
+        #[command(subcommand)]
+        command: TaskCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
+    /// The dead-letter queue: list, redrive.
+    Dlq {
+        /// Which.
+        #[command(subcommand)]
+        command: DlqCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Degradation mode of a workspace.
+    Mode {
+        /// Which.
+        #[command(subcommand)]
+        command: ModeCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
+    /// What a workspace is doing, or why it is idle.
+    Status {
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
     /// Tokens: create.
     Token {
         /// Which.
@@ -126,6 +162,86 @@ pub enum PlaybookCommand {
         /// Return right after the run is accepted.
         #[arg(long)]
         no_wait: bool,
+    },
+}
+
+/// `warden task ...`
+#[derive(Subcommand, Debug)]
+pub enum TaskCommand {
+    /// Create a task.
+    Create {
+        /// Title.
+        title: String,
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Body text.
+        #[arg(long, default_value = "")]
+        body: String,
+        /// urgent, normal or low.
+        #[arg(long, short, default_value = "normal")]
+        priority: String,
+        /// A task this one waits for (repeatable).
+        #[arg(long = "depends-on")]
+        depends_on: Vec<String>,
+        /// Token budget.
+        #[arg(long)]
+        token_budget: Option<i64>,
+        /// Failures allowed per stage before the dead-letter queue.
+        #[arg(long)]
+        max_attempts: Option<u32>,
+    },
+    /// List tasks.
+    Ls {
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Only these states, comma separated.
+        #[arg(long, short)]
+        state: Option<String>,
+    },
+    /// Cancel a task.
+    Cancel {
+        /// Task id.
+        id: String,
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+    },
+}
+
+/// `warden dlq ...`
+#[derive(Subcommand, Debug)]
+pub enum DlqCommand {
+    /// Tasks in the dead-letter queue, with their last error.
+    Ls {
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+    },
+    /// Put a dead task back in the queue.
+    Redrive {
+        /// Task id.
+        id: String,
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+    },
+}
+
+/// `warden mode ...`
+#[derive(Subcommand, Debug)]
+pub enum ModeCommand {
+    /// Switch the mode: normal, minimal, read-only, emergency-stop.
+    Set {
+        /// The mode.
+        mode: String,
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Why (kept with the mode and shown in status).
+        #[arg(long, short)]
+        reason: Option<String>,
     },
 }
 
@@ -250,6 +366,172 @@ pub async fn run_client(command: Command) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Task { command, client } => {
+            let api = Api::new(&client)?;
+            match command {
+                TaskCommand::Create {
+                    title,
+                    workspace,
+                    body,
+                    priority,
+                    depends_on,
+                    token_budget,
+                    max_attempts,
+                } => {
+                    let mut req = json!({ "title": title, "body": body, "priority": priority, "depends_on": depends_on });
+                    if let Some(t) = token_budget {
+                        req["budget"] = json!({ "tokens": t });
+                    }
+                    if let Some(m) = max_attempts {
+                        req["max_attempts"] = json!(m);
+                    }
+                    let v = api
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/v1/workspaces/{workspace}/tasks"),
+                            Some(req),
+                        )
+                        .await?;
+                    if api.json {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else {
+                        println!("{}", v["id"].as_str().unwrap_or_default());
+                    }
+                    Ok(())
+                }
+                TaskCommand::Ls { workspace, state } => {
+                    let q = state.map(|s| format!("?state={s}")).unwrap_or_default();
+                    let v = api
+                        .call(
+                            reqwest::Method::GET,
+                            &format!("/v1/workspaces/{workspace}/tasks{q}"),
+                            None,
+                        )
+                        .await?;
+                    print_tasks(&api, &v["tasks"])
+                }
+                TaskCommand::Cancel { id, workspace } => {
+                    let v = api
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/v1/workspaces/{workspace}/tasks/{id}/cancel"),
+                            Some(json!({})),
+                        )
+                        .await?;
+                    println!(
+                        "{} {}",
+                        v["id"].as_str().unwrap_or_default(),
+                        v["state"].as_str().unwrap_or_default()
+                    );
+                    Ok(())
+                }
+            }
+        }
+        Command::Dlq { command, client } => {
+            let api = Api::new(&client)?;
+            match command {
+                DlqCommand::Ls { workspace } => {
+                    let v = api
+                        .call(
+                            reqwest::Method::GET,
+                            &format!("/v1/workspaces/{workspace}/dead-letters"),
+                            None,
+                        )
+                        .await?;
+                    print_tasks(&api, &v["dead_letters"])
+                }
+                DlqCommand::Redrive { id, workspace } => {
+                    let v = api
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/v1/workspaces/{workspace}/dead-letters/{id}/redrive"),
+                            Some(json!({})),
+                        )
+                        .await?;
+                    println!(
+                        "{} {} at {}",
+                        v["id"].as_str().unwrap_or_default(),
+                        v["state"].as_str().unwrap_or_default(),
+                        v["stage"].as_str().unwrap_or_default()
+                    );
+                    Ok(())
+                }
+            }
+        }
+        Command::Mode { command, client } => {
+            let api = Api::new(&client)?;
+            let ModeCommand::Set {
+                mode,
+                workspace,
+                reason,
+            } = command;
+            let v = api
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/v1/workspaces/{workspace}/mode"),
+                    Some(json!({ "mode": mode, "reason": reason })),
+                )
+                .await?;
+            println!(
+                "workspace {workspace} is now in {} mode",
+                v["mode"].as_str().unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Status { workspace, client } => {
+            let api = Api::new(&client)?;
+            let v = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/workspaces/{workspace}/status"),
+                    None,
+                )
+                .await?;
+            if api.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!(
+                "workspace {workspace}: mode {}",
+                v["mode"].as_str().unwrap_or("")
+            );
+            let counts: Vec<String> = v["tasks_by_state"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, n)| format!("{k}={n}")).collect())
+                .unwrap_or_default();
+            println!(
+                "tasks: {}",
+                if counts.is_empty() {
+                    "none".to_string()
+                } else {
+                    counts.join(" ")
+                }
+            );
+            for r in v["running"].as_array().into_iter().flatten() {
+                println!(
+                    "  running {} at {} on {} (lease until {})",
+                    r["task_id"].as_str().unwrap_or(""),
+                    r["stage"].as_str().unwrap_or(""),
+                    r["worker"].as_str().unwrap_or("?"),
+                    r["lease_expires_at"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(why) = v["why_idle"].as_object() {
+                println!(
+                    "idle: {} ({})",
+                    why.get("message").and_then(Value::as_str).unwrap_or(""),
+                    why.get("reason").and_then(Value::as_str).unwrap_or("")
+                );
+            }
+            for a in v["alerts"].as_array().into_iter().flatten() {
+                println!(
+                    "  alert [{}] {}",
+                    a["severity"].as_str().unwrap_or(""),
+                    a["summary"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
         Command::Token { command, client } => {
             let api = Api::new(&client)?;
             let TokenCommand::Create {
@@ -278,6 +560,36 @@ pub async fn run_client(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_tasks(api: &Api, tasks: &Value) -> anyhow::Result<()> {
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(tasks)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<37} {:<17} {:<10} {:<7} {:>8}  TITLE / LAST ERROR",
+        "ID", "STATE", "STAGE", "PRIO", "ATTEMPTS"
+    )?;
+    for t in tasks.as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "{:<37} {:<17} {:<10} {:<7} {:>8}  {}{}",
+            t["id"].as_str().unwrap_or(""),
+            t["state"].as_str().unwrap_or(""),
+            t["stage"].as_str().unwrap_or(""),
+            t["priority"].as_str().unwrap_or(""),
+            format!("{}/{}", t["attempts"], t["max_attempts"]),
+            t["title"].as_str().unwrap_or(""),
+            t["last_error"]
+                .as_str()
+                .map(|e| format!(" / {e}"))
+                .unwrap_or_default(),
+        )?;
+    }
+    Ok(())
 }
 
 async fn plugin_ls(api: &Api, workspace: &str) -> anyhow::Result<()> {

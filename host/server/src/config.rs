@@ -31,6 +31,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// HTTP server settings.
     pub http: HttpConfig,
+    /// Task scheduling.
+    pub scheduler: crate::scheduler::SchedulerConfig,
     /// Per workspace (or `"*"` for every workspace): pins, grants, config
     /// and limits of each plugin.
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
@@ -47,6 +49,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             http: HttpConfig::default(),
+            scheduler: crate::scheduler::SchedulerConfig::default(),
             workspaces: BTreeMap::new(),
         }
     }

@@ -63,6 +63,7 @@ pub struct Heal {
     runtime: Arc<Runtime>,
     hub: Arc<EventHub>,
     health: Arc<Health>,
+    scheduler: Arc<crate::scheduler::Scheduler>,
     config: Arc<Config>,
     slots: Arc<Semaphore>,
     tasks: run_tracker::Tracker,
@@ -121,6 +122,7 @@ impl Heal {
         runtime: Arc<Runtime>,
         hub: Arc<EventHub>,
         health: Arc<Health>,
+        scheduler: Arc<crate::scheduler::Scheduler>,
         config: Arc<Config>,
     ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(
@@ -132,6 +134,7 @@ impl Heal {
             runtime,
             hub,
             health,
+            scheduler,
             config,
             slots,
             tasks: run_tracker::Tracker::default(),
@@ -335,6 +338,7 @@ impl Heal {
             store: self.store.clone(),
             hub: self.hub.clone(),
             health: self.health.clone(),
+            scheduler: self.scheduler.clone(),
         });
         let request = RunRequest {
             info: CallInfo {
@@ -567,6 +571,7 @@ struct DbBackend {
     store: Store,
     hub: Arc<EventHub>,
     health: Arc<Health>,
+    scheduler: Arc<crate::scheduler::Scheduler>,
 }
 
 fn unavailable(e: warden_store::Error) -> HostError {
@@ -692,14 +697,28 @@ impl Backend for DbBackend {
                         "a task needs a title of 1 to 500 bytes and a body under 64 KiB".into(),
                     ));
                 }
+                let pipeline = match self.scheduler.settings(&call.workspace).await {
+                    Ok(s) => s
+                        .pipeline
+                        .unwrap_or_else(|| self.scheduler.config().pipeline.clone()),
+                    Err(_) => self.scheduler.config().pipeline.clone(),
+                };
                 let task = NewTask {
                     id: warden_store::new_id(),
                     workspace: call.workspace.clone(),
                     title: title.clone(),
                     body: body.clone(),
-                    stage: "spec".to_string(),
+                    stage: pipeline
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "spec".to_string()),
                     priority: priority.clone(),
                     dedup_key: dedup_key.clone(),
+                    pipeline,
+                    max_attempts: i64::from(self.scheduler.config().max_attempts),
+                    depends_on: Vec::new(),
+                    requires: Vec::new(),
+                    budget: Default::default(),
                 };
                 let (row, created) = self
                     .store

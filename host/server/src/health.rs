@@ -2,15 +2,16 @@
 //! queue depth by state, workers, breakers, disks, error rates, top error
 //! fingerprints, the database, plugins and recent runs.
 //!
-//! Workers, breakers and error fingerprints come with the scheduler,
-//! alerting and logs issues; until then those lists are empty, which is
-//! the truth about this host.
+//! Error fingerprints of ingested logs come with the logs issue; until then
+//! that list is empty, which is the truth about this host.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use warden_runtime::types::{Database, Disk, HealthSnapshot, PluginState, RunStats, StateCount};
+use warden_runtime::types::{
+    Breaker, Database, Disk, HealthSnapshot, PluginState, RunStats, StateCount, Worker,
+};
 use warden_store::Store;
 
 use crate::error::Result;
@@ -48,7 +49,33 @@ impl Health {
                 .unwrap_or_else(|_| started.elapsed().as_micros() as u64),
         };
         let now = warden_store::now_ms();
+        let (mut mode, mut workers, mut breakers) = ("normal".to_string(), Vec::new(), Vec::new());
         let (queue, stuck, runs) = if database.reachable {
+            if let Some(s) = self.store.get_settings(workspace).await? {
+                mode = s.mode;
+            }
+            workers = self
+                .store
+                .list_workers(workspace, now - 24 * 3_600_000)
+                .await?
+                .into_iter()
+                .map(|w| Worker {
+                    id: w.id,
+                    last_heartbeat_age_secs: ((now - w.last_heartbeat_at).max(0) / 1000) as u64,
+                    active_leases: w.active_leases.clamp(0, i64::from(u32::MAX)) as u32,
+                })
+                .collect();
+            breakers = self
+                .store
+                .list_breakers()
+                .await?
+                .into_iter()
+                .map(|b| Breaker {
+                    name: b.name,
+                    state: b.state,
+                    consecutive_failures: b.failures.clamp(0, i64::from(u32::MAX)) as u32,
+                })
+                .collect();
             let queue = self
                 .store
                 .count_tasks_by_state(workspace)
@@ -85,11 +112,11 @@ impl Health {
             )
         };
         Ok(HealthSnapshot {
-            mode: "normal".to_string(),
+            mode,
             queue,
             stuck_tasks: stuck,
-            workers: Vec::new(),
-            breakers: Vec::new(),
+            workers,
+            breakers,
             disks: self.disk_paths.iter().filter_map(|p| disk(p)).collect(),
             error_rate_per_min: 0.0,
             top_errors: Vec::new(),

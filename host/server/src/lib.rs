@@ -7,16 +7,21 @@
 //! `cli` is the command line; `app` wires everything together.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod fingerprint;
 pub mod heal;
 pub mod health;
+pub mod loops;
 pub mod registry;
+pub mod scheduler;
 pub mod validate;
 
 pub use app::{Server, start};

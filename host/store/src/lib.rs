@@ -32,15 +32,24 @@ mod pool;
 mod util;
 
 pub mod actions;
+pub mod alerts;
 pub mod audit;
+pub mod breakers;
+pub mod checkpoints;
 pub mod grants;
 pub mod kv;
+pub mod notify;
 pub mod pins;
 pub mod plugins;
 pub mod run_events;
 pub mod runs;
+pub mod settings;
+pub mod stages;
+pub mod task_events;
 pub mod tasks;
 pub mod tokens;
+pub mod usage;
+pub mod workers;
 
 pub use error::{Error, Result};
 pub use pool::{Dialect, Store};

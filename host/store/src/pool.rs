@@ -32,6 +32,9 @@ impl Dialect {
 pub struct Store {
     pub(crate) pool: sqlx::AnyPool,
     pub(crate) dialect: Dialect,
+    /// The PostgreSQL URL, for the dedicated connections of listeners and
+    /// singleton locks (`None` on SQLite).
+    pub(crate) pg_url: Option<std::sync::Arc<str>>,
 }
 
 /// The migrations of each dialect, embedded at build time (`build.rs` makes
@@ -89,6 +92,7 @@ impl Store {
             Ok(Store {
                 pool,
                 dialect: Dialect::Postgres,
+                pg_url: Some(url.into()),
             })
         } else {
             Err(Error::UnsupportedUrl(url.to_string()))
@@ -206,6 +210,7 @@ async fn connect_sqlite(url: &str) -> Result<Store> {
     Ok(Store {
         pool,
         dialect: Dialect::Sqlite,
+        pg_url: None,
     })
 }
 

@@ -1,24 +1,34 @@
-//! `tasks`: the minimal task table that playbooks read and repair. The
-//! scheduler (stages, leases, dependencies, retries) extends it.
+//! `tasks`: tasks, the stages they go through, and what playbooks and
+//! operators change about them. Claims, leases, completions and failures
+//! are in [`crate::stages`]; dependencies live in `task_deps` as well as in
+//! the task's `depends_on` column (a copy for reading; both are fixed at
+//! creation).
 
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::actions::{ActionRow, insert_action_in};
-use crate::util::{clamp_limit, is_unique_violation};
+use crate::util::{Sql, clamp_limit, is_unique_violation, parse_strings, strings_text};
 use crate::{Dialect, Error, Result, Store, now_ms};
 
+/// The columns [`task_from_row`] reads, for `SELECT` and `RETURNING`.
 macro_rules! task_columns {
     () => {
         "id, workspace, title, body, stage, state, priority, attempts, last_error, dedup_key, \
-         lease_owner, lease_expires_at, created_at, updated_at, last_event_at"
+         lease_owner, lease_expires_at, created_at, updated_at, last_event_at, pipeline, \
+         stage_index, high_water, priority_rank, max_attempts, total_attempts, next_attempt_at, \
+         lease_token, last_fingerprint, fingerprint_streak, depends_on, requires, budget_tokens, \
+         budget_cost_micros, budget_steps, budget_wall_ms, used_tokens, used_cost_micros, \
+         used_steps, used_wall_ms, finished_at"
     };
 }
+pub(crate) use task_columns;
 
-/// States a task no longer leaves; a dedup key is free again once its task
-/// reached one (the `tasks_dedup` index covers the others).
-const FINISHED: &[&str] = &["done", "cancelled", "dead"];
+/// States a task no longer leaves (but `dead` can be redriven); a dedup
+/// key is free again once its task reached one (the `tasks_dedup` index
+/// covers the others).
+pub(crate) const FINISHED: &[&str] = &["done", "cancelled", "dead"];
 
 /// How often `create_task` retries after a concurrent create with the same
 /// dedup key won the race (it then finds that task).
@@ -72,6 +82,62 @@ pub struct TaskRow {
     pub updated_at: i64,
     /// Last event (progress, heartbeat, change).
     pub last_event_at: i64,
+    /// The stages this task goes through, in order (fixed at creation).
+    pub pipeline: Vec<String>,
+    /// Index of `stage` in `pipeline`.
+    pub stage_index: i64,
+    /// Furthest stage index ever reached (progress, for loop guards).
+    pub high_water: i64,
+    /// 0 urgent, 1 normal, 2 low: the claim order.
+    pub priority_rank: i64,
+    /// Failures allowed before the dead-letter queue.
+    pub max_attempts: i64,
+    /// Attempts at every stage, in total.
+    pub total_attempts: i64,
+    /// Not claimable before this time (retry backoff).
+    pub next_attempt_at: i64,
+    /// Fencing token of the current lease.
+    pub lease_token: Option<i64>,
+    /// Fingerprint of the last failure.
+    pub last_fingerprint: Option<String>,
+    /// How many failures in a row had that fingerprint.
+    pub fingerprint_streak: i64,
+    /// Ids of the tasks this one waits for.
+    pub depends_on: Vec<String>,
+    /// Breakers that must be closed for it to be claimed.
+    pub requires: Vec<String>,
+    /// Budgets (`None`: none).
+    pub budget: TaskBudget,
+    /// Usage so far.
+    pub used: TaskUsage,
+    /// When it became done, dead or cancelled.
+    pub finished_at: Option<i64>,
+}
+
+/// A task's budgets (SPEC TS-5); `None` is unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskBudget {
+    /// Model tokens.
+    pub tokens: Option<i64>,
+    /// Cost in micro-dollars.
+    pub cost_micros: Option<i64>,
+    /// Agent steps.
+    pub steps: Option<i64>,
+    /// Wall time holding leases, in ms.
+    pub wall_ms: Option<i64>,
+}
+
+/// A task's usage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskUsage {
+    /// Model tokens.
+    pub tokens: i64,
+    /// Cost in micro-dollars.
+    pub cost_micros: i64,
+    /// Agent steps.
+    pub steps: i64,
+    /// Wall time holding leases, in ms.
+    pub wall_ms: i64,
 }
 
 /// A task to create.
@@ -92,6 +158,17 @@ pub struct NewTask {
     /// With a key, an unfinished task (not done, cancelled or dead) with the
     /// same key in the workspace is returned instead of creating one.
     pub dedup_key: Option<String>,
+    /// Stages, in order; `stage` must be one of them.
+    pub pipeline: Vec<String>,
+    /// Failures allowed before the dead-letter queue.
+    pub max_attempts: i64,
+    /// Tasks of the same workspace it waits for (each must exist; else
+    /// `Error::NotFound` naming it).
+    pub depends_on: Vec<String>,
+    /// Breakers that must be closed for it to be claimed.
+    pub requires: Vec<String>,
+    /// Budgets.
+    pub budget: TaskBudget,
 }
 
 /// Which tasks `list_tasks` returns, oldest event first.
@@ -265,8 +342,11 @@ impl Store {
     /// does not allow the change. Returns the task before and after.
     ///
     /// The snapshots hold `id`, `state`, `stage`, `attempts`, `last_error`
-    /// and `priority`. Every change clears the lease and sets `updated_at`
-    /// and `last_event_at` to now.
+    /// and `priority`. Every change clears the lease (its open stage run
+    /// ends as `cancelled`, so that the worker holding it is fenced off)
+    /// and sets `updated_at` and `last_event_at` to now. `Requeue`, `Reset`
+    /// and `Unblock` make the task claimable at once (`next_attempt_at` =
+    /// now); `Reset` also clears `fingerprint_streak`.
     pub async fn apply_task_change(
         &self,
         workspace: &str,
@@ -299,9 +379,22 @@ impl Store {
             .transpose()?
             .ok_or_else(|| Error::NotFound(format!("task \"{id}\"")))?;
         let (state, attempts, last_error) = transition(&before, change)?;
+        let now = now_ms();
+        let next_attempt_at = match change {
+            TaskChange::Block { .. } => before.next_attempt_at,
+            _ => now,
+        };
+        let streak = match change {
+            TaskChange::Reset => 0,
+            _ => before.fingerprint_streak,
+        };
+        if let Some(token) = before.lease_token {
+            end_open_run(&mut tx, token, "cancelled", now).await?;
+        }
         let row = sqlx::query(concat!(
             "UPDATE tasks SET state = $3, attempts = $4, last_error = $5, lease_owner = NULL, \
-             lease_expires_at = NULL, updated_at = $6, last_event_at = $6 \
+             lease_expires_at = NULL, lease_token = NULL, next_attempt_at = $7, \
+             fingerprint_streak = $8, updated_at = $6, last_event_at = $6 \
              WHERE workspace = $1 AND id = $2 RETURNING ",
             task_columns!()
         ))
@@ -310,7 +403,9 @@ impl Store {
         .bind(state)
         .bind(attempts)
         .bind(last_error)
-        .bind(now_ms())
+        .bind(now)
+        .bind(next_attempt_at)
+        .bind(streak)
         .fetch_one(&mut *tx)
         .await?;
         let after = task_from_row(&row)?;
@@ -333,6 +428,29 @@ impl Store {
         task: &NewTask,
         action: Option<&ActionRow>,
     ) -> Result<(TaskRow, bool)> {
+        let pipeline = if task.pipeline.is_empty() {
+            vec![task.stage.clone()]
+        } else {
+            task.pipeline.clone()
+        };
+        let stage_index = pipeline
+            .iter()
+            .position(|s| *s == task.stage)
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "stage \"{}\" of task \"{}\" is not in its pipeline ({}): add it or start at one of them",
+                    task.stage,
+                    task.id,
+                    pipeline.join(", ")
+                ))
+            })? as i64;
+        // Each dependency once, in the order given.
+        let mut depends_on: Vec<String> = Vec::with_capacity(task.depends_on.len());
+        for dep in &task.depends_on {
+            if !depends_on.contains(dep) {
+                depends_on.push(dep.clone());
+            }
+        }
         for _ in 0..CREATE_ATTEMPTS {
             let mut tx = self.begin_write().await?;
             if let Some(key) = &task.dedup_key
@@ -346,11 +464,15 @@ impl Store {
                 tx.commit().await?;
                 return Ok((existing, false));
             }
+            check_dependencies(&mut tx, &task.workspace, &depends_on).await?;
             let now = now_ms();
             let inserted = sqlx::query(concat!(
                 "INSERT INTO tasks (id, workspace, title, body, stage, state, priority, attempts, dedup_key, \
-                 created_at, updated_at, last_event_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8, $8, $8) RETURNING ",
+                 created_at, updated_at, last_event_at, pipeline, stage_index, high_water, priority_rank, \
+                 max_attempts, next_attempt_at, depends_on, requires, budget_tokens, budget_cost_micros, \
+                 budget_steps, budget_wall_ms) \
+                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8, $8, $8, $9, $10, $10, $11, $12, $8, \
+                 $13, $14, $15, $16, $17, $18) RETURNING ",
                 task_columns!()
             ))
             .bind(&task.id)
@@ -361,11 +483,31 @@ impl Store {
             .bind(&task.priority)
             .bind(task.dedup_key.as_deref())
             .bind(now)
+            .bind(strings_text(&pipeline))
+            .bind(stage_index)
+            .bind(priority_rank(&task.priority))
+            .bind(task.max_attempts)
+            .bind(strings_text(&depends_on))
+            .bind(strings_text(&task.requires))
+            .bind(task.budget.tokens)
+            .bind(task.budget.cost_micros)
+            .bind(task.budget.steps)
+            .bind(task.budget.wall_ms)
             .fetch_one(&mut *tx)
             .await;
             match inserted {
                 Ok(row) => {
                     let created = task_from_row(&row)?;
+                    if !depends_on.is_empty() {
+                        let mut sql =
+                            Sql::new("INSERT INTO task_deps (task_id, depends_on) VALUES ");
+                        let values: Vec<String> = depends_on
+                            .iter()
+                            .map(|dep| format!("({}, {})", sql.arg(&task.id), sql.arg(dep)))
+                            .collect();
+                        sql.push(&values.join(", "));
+                        sql.build()?.execute(&mut *tx).await?;
+                    }
                     if let Some(action) = action {
                         let detail = Some(created.id.clone());
                         record_applied(&mut tx, action, None, &created, detail).await?;
@@ -398,6 +540,61 @@ impl Store {
                 .await?;
         Ok(found.is_some())
     }
+}
+
+/// The claim order of a priority: urgent 0, normal 1, low 2 (anything else
+/// counts as normal).
+fn priority_rank(priority: &str) -> i64 {
+    match priority {
+        "urgent" => 0,
+        "low" => 2,
+        _ => 1,
+    }
+}
+
+/// Fails with `Error::NotFound` naming the first of `ids` that is not a
+/// task of `workspace`.
+async fn check_dependencies(
+    conn: &mut AnyConnection,
+    workspace: &str,
+    ids: &[String],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("SELECT id FROM tasks WHERE workspace = ");
+    let ws = sql.arg(workspace);
+    let list = sql.args(ids);
+    sql.push(&format!("{ws} AND id IN ({list})"));
+    let found: Vec<String> = sql
+        .build()?
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect::<Result<_, _>>()?;
+    match ids.iter().find(|id| !found.contains(id)) {
+        Some(missing) => Err(Error::NotFound(format!("task \"{missing}\""))),
+        None => Ok(()),
+    }
+}
+
+/// Ends stage run `token` with `outcome` unless it has ended already.
+pub(crate) async fn end_open_run(
+    conn: &mut AnyConnection,
+    token: i64,
+    outcome: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE stage_runs SET outcome = $2, ended_at = $3 WHERE id = $1 AND outcome IS NULL",
+    )
+    .bind(token)
+    .bind(outcome)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The unfinished task with `key` in `workspace`, read inside the creating
@@ -492,7 +689,8 @@ async fn record_applied(
     insert_action_in(conn, &row).await
 }
 
-fn task_from_row(row: &AnyRow) -> Result<TaskRow> {
+/// A task from a row holding [`task_columns`].
+pub(crate) fn task_from_row(row: &AnyRow) -> Result<TaskRow> {
     Ok(TaskRow {
         id: row.try_get("id")?,
         workspace: row.try_get("workspace")?,
@@ -509,5 +707,30 @@ fn task_from_row(row: &AnyRow) -> Result<TaskRow> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         last_event_at: row.try_get("last_event_at")?,
+        pipeline: parse_strings("tasks.pipeline", &row.try_get::<String, _>("pipeline")?)?,
+        stage_index: row.try_get("stage_index")?,
+        high_water: row.try_get("high_water")?,
+        priority_rank: row.try_get("priority_rank")?,
+        max_attempts: row.try_get("max_attempts")?,
+        total_attempts: row.try_get("total_attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        lease_token: row.try_get("lease_token")?,
+        last_fingerprint: row.try_get("last_fingerprint")?,
+        fingerprint_streak: row.try_get("fingerprint_streak")?,
+        depends_on: parse_strings("tasks.depends_on", &row.try_get::<String, _>("depends_on")?)?,
+        requires: parse_strings("tasks.requires", &row.try_get::<String, _>("requires")?)?,
+        budget: TaskBudget {
+            tokens: row.try_get("budget_tokens")?,
+            cost_micros: row.try_get("budget_cost_micros")?,
+            steps: row.try_get("budget_steps")?,
+            wall_ms: row.try_get("budget_wall_ms")?,
+        },
+        used: TaskUsage {
+            tokens: row.try_get("used_tokens")?,
+            cost_micros: row.try_get("used_cost_micros")?,
+            steps: row.try_get("used_steps")?,
+            wall_ms: row.try_get("used_wall_ms")?,
+        },
+        finished_at: row.try_get("finished_at")?,
     })
 }

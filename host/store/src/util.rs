@@ -1,7 +1,9 @@
 //! Helpers shared by the table modules: JSON columns, error classification,
-//! limits.
+//! limits, statements built at run time.
 
 use serde_json::Value;
+use sqlx::any::{Any, AnyArguments};
+use sqlx::{Arguments, AssertSqlSafe, Encode, Type};
 
 use crate::{Error, Result};
 
@@ -26,6 +28,81 @@ pub(crate) fn parse_json(column: &'static str, text: &str) -> Result<Value> {
 /// Parses an optional JSON column.
 pub(crate) fn parse_json_opt(column: &'static str, text: Option<String>) -> Result<Option<Value>> {
     text.map(|t| parse_json(column, &t)).transpose()
+}
+
+/// Serializes a list of names as a JSON array column.
+pub(crate) fn strings_text(values: &[String]) -> String {
+    Value::from(values.to_vec()).to_string()
+}
+
+/// Parses a JSON array of strings; `column` names it in the error.
+pub(crate) fn parse_strings(column: &'static str, text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt {
+        column,
+        message: e.to_string(),
+    })
+}
+
+/// A statement whose text depends on its inputs (lists of ids, optional
+/// filters): `arg` appends a bound value and returns its `$n` placeholder,
+/// so that the numbering always matches the bindings.
+#[derive(Default)]
+pub(crate) struct Sql {
+    text: String,
+    args: AnyArguments,
+    count: usize,
+    failed: Option<String>,
+}
+
+impl Sql {
+    /// A statement starting with `text`.
+    pub(crate) fn new(text: &str) -> Sql {
+        Sql {
+            text: text.to_string(),
+            ..Sql::default()
+        }
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Binds `value`; returns its placeholder.
+    pub(crate) fn arg<'t, T>(&mut self, value: T) -> String
+    where
+        T: Encode<'t, Any> + Type<Any>,
+    {
+        self.count += 1;
+        if let Err(e) = self.args.add(value)
+            && self.failed.is_none()
+        {
+            self.failed = Some(format!("encoding argument ${} failed: {e}", self.count));
+        }
+        format!("${}", self.count)
+    }
+
+    /// Binds every value; returns their placeholders, comma-separated (for
+    /// `IN (...)`; the list must not be empty).
+    pub(crate) fn args<'t, T>(&mut self, values: impl IntoIterator<Item = T>) -> String
+    where
+        T: Encode<'t, Any> + Type<Any>,
+    {
+        values
+            .into_iter()
+            .map(|v| self.arg(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The query, ready to run.
+    pub(crate) fn build(self) -> Result<sqlx::query::Query<'static, Any, AnyArguments>> {
+        if let Some(message) = self.failed {
+            return Err(Error::Database(sqlx::Error::Encode(message.into())));
+        }
+        Ok(sqlx::query_with(AssertSqlSafe(self.text), self.args))
+    }
 }
 
 /// True when the database refused a write because of a unique index or a

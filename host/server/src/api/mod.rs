@@ -7,6 +7,7 @@ mod runs;
 mod system;
 mod tasks;
 mod tokens;
+mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,34 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/runs/{id}/events", get(runs::events))
         .route("/runs/{id}/apply", post(runs::apply_plan))
         .route("/tasks", post(tasks::create).get(tasks::list))
+        .route("/tasks/claim", post(tasks::claim))
         .route("/tasks/{id}", get(tasks::get))
+        .route("/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/tasks/{id}/unblock", post(tasks::unblock))
+        .route("/tasks/{id}/heartbeat", post(tasks::heartbeat))
+        .route("/tasks/{id}/complete", post(tasks::complete))
+        .route("/tasks/{id}/fail", post(tasks::fail))
+        .route("/tasks/{id}/events", post(tasks::report).get(tasks::events))
+        .route("/dead-letters", get(tasks::dead_letters))
+        .route("/dead-letters/{id}/redrive", post(tasks::redrive))
+        .route("/status", get(workspace::status))
+        .route("/mode", get(workspace::get_mode).put(workspace::set_mode))
+        .route(
+            "/settings",
+            get(workspace::get_settings).put(workspace::set_settings),
+        )
+        .route("/workers", get(workspace::workers))
+        .route("/alerts", get(workspace::alerts))
+        .route("/alerts/{id}/ack", post(workspace::ack_alert))
+        .route(
+            "/agents/{id}/sleep",
+            post(workspace::sleep)
+                .layer(DefaultBodyLimit::max(crate::checkpoints::MAX_BYTES + 1024)),
+        )
+        .route(
+            "/agents/{id}/wake",
+            get(workspace::wake).post(workspace::wake),
+        )
         .route("/pins", get(plugins::list_pins))
         .route(
             "/pins/{plugin}",
@@ -71,6 +99,8 @@ pub fn router(app: Arc<App>) -> Router {
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/v1/plugins/{name}", get(plugins::inspect))
+        .route("/v1/breakers", get(workspace::breakers))
+        .route("/v1/breakers/{name}", put(workspace::set_breaker))
         .nest("/v1/workspaces/{ws}", ws)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,18 +1,24 @@
-//! The minimal task API of the foundation: create, list, get. The
-//! scheduler issue adds claims, leases, stages and the rest.
+//! Tasks (SPEC TS-1..TS-6): create, list, get, cancel, unblock, events,
+//! and the worker protocol: claim, heartbeat, complete, fail.
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_store::tasks::{NewTask, PRIORITIES, STATES, TaskQuery, TaskRow};
+use warden_store::stages::{Claimed, StageRunRow};
+use warden_store::tasks::{STATES, TaskQuery, TaskRow};
 
-use crate::api::{AppState, Json, Path, Query, check_ws, opt_time, time};
+use crate::api::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
+use crate::scheduler::{ClaimOptions, CreateTask};
 
-fn task_view(t: &TaskRow) -> Value {
+/// A task as the API shows it.
+pub fn task_view(t: &TaskRow) -> Value {
+    let budget = |v: Option<i64>| v.map(Value::from).unwrap_or(Value::Null);
     json!({
         "id": t.id,
         "workspace": t.workspace,
@@ -21,26 +27,44 @@ fn task_view(t: &TaskRow) -> Value {
         "stage": t.stage,
         "state": t.state,
         "priority": t.priority,
+        "pipeline": t.pipeline,
         "attempts": t.attempts,
+        "max_attempts": t.max_attempts,
+        "total_attempts": t.total_attempts,
         "last_error": t.last_error,
+        "last_fingerprint": t.last_fingerprint,
+        "depends_on": t.depends_on,
+        "requires": t.requires,
         "dedup_key": t.dedup_key,
-        "lease_owner": t.lease_owner,
-        "lease_expires_at": opt_time(t.lease_expires_at),
+        "lease": if t.state == "running" { json!({ "worker": t.lease_owner, "token": t.lease_token, "expires_at": opt_time(t.lease_expires_at) }) } else { Value::Null },
+        "next_attempt_at": if t.state == "queued" && t.next_attempt_at > warden_store::now_ms() { Value::from(time(t.next_attempt_at)) } else { Value::Null },
+        "budget": { "tokens": budget(t.budget.tokens), "cost_usd": t.budget.cost_micros.map(|c| c as f64 / 1e6), "steps": budget(t.budget.steps), "wall_ms": budget(t.budget.wall_ms) },
+        "used": { "tokens": t.used.tokens, "cost_usd": t.used.cost_micros as f64 / 1e6, "steps": t.used.steps, "wall_ms": t.used.wall_ms },
         "created_at": time(t.created_at),
         "updated_at": time(t.updated_at),
         "last_event_at": time(t.last_event_at),
+        "finished_at": opt_time(t.finished_at),
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBody {
-    title: String,
-    #[serde(default)]
-    body: String,
-    priority: Option<String>,
-    stage: Option<String>,
-    dedup_key: Option<String>,
+fn stage_run_view(r: &StageRunRow) -> Value {
+    json!({
+        "token": r.id, "stage": r.stage, "attempt": r.attempt, "worker": r.worker_id,
+        "claimed_at": time(r.claimed_at), "expires_at": time(r.expires_at), "ended_at": opt_time(r.ended_at),
+        "outcome": r.outcome, "error": r.error, "fingerprint": r.fingerprint, "output": r.output,
+    })
+}
+
+fn claim_view(c: &Claimed) -> Value {
+    json!({
+        "token": c.run.id,
+        "task_id": c.task.id,
+        "stage": c.run.stage,
+        "attempt": c.run.attempt,
+        "lease_expires_at": time(c.run.expires_at),
+        "took_over": c.took_over,
+        "task": task_view(&c.task),
+    })
 }
 
 /// `POST /v1/workspaces/{ws}/tasks`
@@ -48,37 +72,11 @@ pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     Path(ws): Path<String>,
-    Json(b): Json<CreateBody>,
+    Json(body): Json<CreateTask>,
 ) -> Result<Response> {
     check_ws(&ws)?;
     principal.require(&ws, Role::Agent)?;
-    if b.title.trim().is_empty() {
-        return Err(Error::invalid("title must not be empty"));
-    }
-    crate::validate::text("title", &b.title, 500).map_err(Error::InvalidArgument)?;
-    crate::validate::text("body", &b.body, 64 * 1024).map_err(Error::InvalidArgument)?;
-    let priority = b.priority.unwrap_or_else(|| "normal".to_string());
-    if !PRIORITIES.contains(&priority.as_str()) {
-        return Err(Error::invalid(format!(
-            "invalid priority \"{}\": expected urgent, normal or low",
-            crate::validate::truncate(&priority, 40)
-        )));
-    }
-    let stage = b.stage.unwrap_or_else(|| "spec".to_string());
-    crate::validate::id("stage", &stage).map_err(Error::InvalidArgument)?;
-    if let Some(k) = &b.dedup_key {
-        crate::validate::text("dedup_key", k, 200).map_err(Error::InvalidArgument)?;
-    }
-    let new = NewTask {
-        id: warden_store::new_id(),
-        workspace: ws.clone(),
-        title: b.title,
-        body: b.body,
-        stage,
-        priority,
-        dedup_key: b.dedup_key,
-    };
-    let (task, created) = state.app.store.create_task(&new).await?;
+    let (task, created) = state.app.scheduler.create(&ws, body).await?;
     if created {
         state
             .app
@@ -146,20 +144,273 @@ pub async fn list(
     )
 }
 
-/// `GET /v1/workspaces/{ws}/tasks/{id}`
+async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
+    crate::validate::id("task", id).map_err(Error::InvalidArgument)?;
+    state
+        .app
+        .store
+        .get_task(ws, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("task {id} not found in workspace \"{ws}\"")))
+}
+
+/// `GET /v1/workspaces/{ws}/tasks/{id}`: the task and its stage runs.
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
-    let task = state
+    let task = load(&state, &ws, &id).await?;
+    let runs = state.app.store.list_stage_runs(&id).await?;
+    let mut v = task_view(&task);
+    v["stage_runs"] = runs.iter().map(stage_run_view).collect();
+    Ok(axum::Json(v).into_response())
+}
+
+/// `POST /v1/workspaces/{ws}/tasks/{id}/cancel`
+pub async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Operator)?;
+    let t = state.app.scheduler.cancel(&ws, &id).await?;
+    state
+        .app
+        .audit(&principal, Some(&ws), "task.cancel", &id, json!({}))
+        .await;
+    Ok(axum::Json(task_view(&t)).into_response())
+}
+
+/// `POST /v1/workspaces/{ws}/tasks/{id}/unblock`
+pub async fn unblock(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Operator)?;
+    let t = state.app.scheduler.unblock(&ws, &id).await?;
+    state
+        .app
+        .audit(&principal, Some(&ws), "task.unblock", &id, json!({}))
+        .await;
+    Ok(axum::Json(task_view(&t)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    worker_id: String,
+    max: Option<u32>,
+    lease_ms: Option<u64>,
+    #[serde(default)]
+    stages: Vec<String>,
+    /// Long-poll: wait up to this long for work (at most 60 s).
+    wait_ms: Option<u64>,
+}
+
+/// `POST /v1/workspaces/{ws}/tasks/claim`
+pub async fn claim(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Json(b): Json<ClaimBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Agent)?;
+    let opts = ClaimOptions {
+        worker_id: b.worker_id,
+        max: b.max.unwrap_or(1),
+        lease_ms: b.lease_ms,
+        stages: b.stages,
+        wait: Duration::from_millis(b.wait_ms.unwrap_or(0)),
+    };
+    let (claims, idle) = state.app.scheduler.claim(&ws, opts).await?;
+    Ok(axum::Json(
+        json!({ "claims": claims.iter().map(claim_view).collect::<Vec<_>>(), "idle": idle }),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    token: i64,
+    lease_ms: Option<u64>,
+}
+
+/// `POST /v1/workspaces/{ws}/tasks/{id}/heartbeat`
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Json(b): Json<TokenBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Agent)?;
+    let t = state
+        .app
+        .scheduler
+        .heartbeat(&ws, &id, b.token, b.lease_ms)
+        .await?;
+    Ok(
+        axum::Json(json!({ "token": b.token, "lease_expires_at": opt_time(t.lease_expires_at) }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    token: i64,
+    #[serde(default)]
+    output: Value,
+}
+
+/// `POST /v1/workspaces/{ws}/tasks/{id}/complete`: 200 and the task; the
+/// same token again is 200 with `"completed": false` (idempotent); a stale
+/// token is 409 FAILED_PRECONDITION.
+pub async fn complete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Json(b): Json<CompleteBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Agent)?;
+    if serde_json::to_string(&b.output).map_or(0, |s| s.len()) > 256 * 1024 {
+        return Err(Error::invalid("output is over the 256 KiB limit"));
+    }
+    let (t, completed) = state
+        .app
+        .scheduler
+        .complete(&ws, &id, b.token, b.output)
+        .await?;
+    Ok(axum::Json(json!({ "completed": completed, "task": task_view(&t) })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailBody {
+    token: i64,
+    error: String,
+    /// False sends the task straight to the dead-letter queue.
+    retryable: Option<bool>,
+}
+
+/// `POST /v1/workspaces/{ws}/tasks/{id}/fail`
+pub async fn fail(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Json(b): Json<FailBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Agent)?;
+    let (t, failed) = state
+        .app
+        .scheduler
+        .fail(&ws, &id, b.token, &b.error, b.retryable.unwrap_or(true))
+        .await?;
+    Ok(axum::Json(json!({ "failed": failed, "task": task_view(&t) })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBody {
+    /// `status`, `tool_start`, `tool_result`, `token`, `budget`,
+    /// `stop_reason`, `guardrails` or `log`.
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// `POST /v1/workspaces/{ws}/tasks/{id}/events`
+pub async fn report(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Json(b): Json<EventBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Agent)?;
+    let seq = state
+        .app
+        .scheduler
+        .report(&ws, &id, &b.kind, b.data)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({ "seq": seq }))).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/tasks/{id}/events`
+pub async fn events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    load(&state, &ws, &id).await?;
+    let rows = state
         .app
         .store
-        .get_task(&ws, &id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("task {id} not found in workspace \"{ws}\"")))?;
-    Ok(axum::Json(task_view(&task)).into_response())
+        .list_task_events(&ws, &id, q.after.unwrap_or(0), q.limit.unwrap_or(500))
+        .await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|e| json!({ "seq": e.seq, "type": e.kind, "data": e.data, "at": time(e.at) }))
+        .collect();
+    Ok(axum::Json(json!({ "events": items })).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/dead-letters`
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let tasks = state.app.store.list_dead_letters(&ws, 500).await?;
+    Ok(
+        axum::Json(json!({ "dead_letters": tasks.iter().map(task_view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+/// `POST /v1/workspaces/{ws}/dead-letters/{id}/redrive`
+pub async fn redrive(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    OptionalJson(_body): OptionalJson<Value>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Operator)?;
+    let t = state.app.scheduler.redrive(&ws, &id).await?;
+    state
+        .app
+        .audit(&principal, Some(&ws), "task.redrive", &id, json!({}))
+        .await;
+    Ok(axum::Json(task_view(&t)).into_response())
 }

@@ -10,7 +10,8 @@ use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection};
 use warden_store::actions::ActionRow;
 use warden_store::runs::NewRun;
-use warden_store::tasks::NewTask;
+use warden_store::stages::{ClaimRequest, Claimed, LeaseLimits};
+use warden_store::tasks::{NewTask, TaskBudget};
 use warden_store::{Store, new_id};
 
 /// What a conformance test returns.
@@ -221,7 +222,8 @@ pub fn new_run(workspace: &str, plugin: &str) -> NewRun {
     }
 }
 
-/// A task in `workspace`, stage `implement`, priority `normal`.
+/// A task in `workspace`, stage `implement` of a one-stage pipeline,
+/// priority `normal`, 3 attempts, no dependencies, requirements or budgets.
 pub fn new_task(workspace: &str, title: &str) -> NewTask {
     NewTask {
         id: new_id(),
@@ -231,6 +233,11 @@ pub fn new_task(workspace: &str, title: &str) -> NewTask {
         stage: "implement".to_string(),
         priority: "normal".to_string(),
         dedup_key: None,
+        pipeline: Vec::new(),
+        max_attempts: 3,
+        depends_on: Vec::new(),
+        requires: Vec::new(),
+        budget: TaskBudget::default(),
     }
 }
 
@@ -259,4 +266,35 @@ pub fn action(
         detail: None,
         at: 1_700_000_000_000 + seq,
     }
+}
+
+/// A claim of up to `max` stages in `workspace` by `worker` at `now`, with
+/// a 30 s lease, any stage, no open breaker and no caps.
+pub fn claim_req(workspace: &str, worker: &str, max: i64, now: i64) -> ClaimRequest {
+    ClaimRequest {
+        workspace: workspace.to_string(),
+        worker_id: worker.to_string(),
+        lease_ms: LEASE_MS,
+        max,
+        stages: Vec::new(),
+        open_breakers: Vec::new(),
+        limits: LeaseLimits::default(),
+        now,
+    }
+}
+
+/// The lease of [`claim_req`].
+pub const LEASE_MS: i64 = 30_000;
+
+/// The ids of claimed tasks, in claim order.
+pub fn claimed_ids(claimed: &[Claimed]) -> Vec<String> {
+    claimed.iter().map(|c| c.task.id.clone()).collect()
+}
+
+/// Sets a task's `created_at` (claim order among equal priorities).
+pub async fn set_created_at(id: &str, created_at: i64) -> TestResult {
+    raw_execute(&format!(
+        "UPDATE tasks SET created_at = {created_at} WHERE id = '{id}'"
+    ))
+    .await
 }

@@ -9,7 +9,10 @@
 #[macro_use]
 mod common;
 
+mod alerts;
 mod audit;
+mod breakers;
+mod checkpoints;
 mod concurrency;
 mod events_actions;
 mod kv;
@@ -17,5 +20,10 @@ mod pins_grants;
 mod plugins;
 mod pool;
 mod runs;
+mod settings;
+mod stages;
+mod task_events;
 mod tasks;
 mod tokens;
+mod usage;
+mod workers;

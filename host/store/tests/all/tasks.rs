@@ -2,10 +2,11 @@
 //! `apply_task_change`, with its action written in the same transaction.
 
 use serde_json::json;
-use warden_store::tasks::{NewTask, STATES, TaskChange, TaskQuery, TaskRow};
+use warden_store::stages::{AfterFail, Failure};
+use warden_store::tasks::{NewTask, STATES, TaskBudget, TaskChange, TaskQuery, TaskRow, TaskUsage};
 use warden_store::{Error, Store, now_ms};
 
-use crate::common::{TestResult, action, force_task, new_task, raw_execute};
+use crate::common::{TestResult, action, claim_req, force_task, new_task, raw_execute};
 
 conformance!(
     create_and_get,
@@ -17,6 +18,9 @@ conformance!(
     change_of_a_missing_task_is_not_found,
     list_tasks_filters,
     counts_by_state_and_stuck,
+    create_stores_the_scheduler_fields,
+    create_checks_pipeline_and_dependencies,
+    changes_make_the_task_claimable_and_end_its_lease,
 );
 
 fn changes() -> Vec<(TaskChange, &'static str)> {
@@ -497,5 +501,194 @@ async fn counts_by_state_and_stuck(store: Store) -> TestResult {
     assert_eq!(store.count_stuck_tasks("ws", now, 60_000).await?, 2);
     assert_eq!(store.count_stuck_tasks("ws", now, 500).await?, 3);
     assert_eq!(store.count_stuck_tasks("other", now, 500).await?, 0);
+    Ok(())
+}
+
+async fn create_stores_the_scheduler_fields(store: Store) -> TestResult {
+    let (dep_a, _) = store.create_task(&new_task("ws", "a")).await?;
+    let (dep_b, _) = store.create_task(&new_task("ws", "b")).await?;
+    let new = NewTask {
+        stage: "plan".to_string(),
+        pipeline: vec!["spec".into(), "plan".into(), "implement".into()],
+        priority: "urgent".to_string(),
+        max_attempts: 5,
+        // Order kept, repeats dropped.
+        depends_on: vec![dep_b.id.clone(), dep_a.id.clone(), dep_b.id.clone()],
+        requires: vec!["provider:openai".into(), "process:mcp".into()],
+        budget: TaskBudget {
+            tokens: Some(100_000),
+            cost_micros: Some(2_500_000),
+            steps: None,
+            wall_ms: Some(3_600_000),
+        },
+        ..new_task("ws", "scheduled")
+    };
+    let (task, created) = store.create_task(&new).await?;
+    assert!(created);
+    assert_eq!(task.pipeline, ["spec", "plan", "implement"]);
+    assert_eq!(
+        (task.stage.as_str(), task.stage_index, task.high_water),
+        ("plan", 1, 1)
+    );
+    assert_eq!(task.priority_rank, 0);
+    assert_eq!(
+        (task.max_attempts, task.attempts, task.total_attempts),
+        (5, 0, 0)
+    );
+    assert_eq!(task.next_attempt_at, task.created_at, "claimable at once");
+    assert_eq!(task.depends_on, [dep_b.id.clone(), dep_a.id.clone()]);
+    assert_eq!(task.requires, ["provider:openai", "process:mcp"]);
+    assert_eq!(task.budget, new.budget);
+    assert_eq!(task.used, TaskUsage::default());
+    assert_eq!(
+        (
+            task.lease_token,
+            task.last_fingerprint.clone(),
+            task.fingerprint_streak,
+            task.finished_at
+        ),
+        (None, None, 0, None)
+    );
+    assert_eq!(store.get_task("ws", &task.id).await?.as_ref(), Some(&task));
+    let listed = store
+        .list_tasks(
+            "ws",
+            &TaskQuery {
+                states: vec!["queued".into()],
+                ..TaskQuery::default()
+            },
+        )
+        .await?;
+    assert!(listed.contains(&task), "list_tasks reads every field");
+
+    // Ranks, and a pipeline of the first stage by default.
+    for (priority, rank) in [("urgent", 0), ("normal", 1), ("low", 2)] {
+        let (t, _) = store
+            .create_task(&NewTask {
+                priority: priority.to_string(),
+                ..new_task("ws", priority)
+            })
+            .await?;
+        assert_eq!(t.priority_rank, rank, "{priority}");
+        assert_eq!(
+            (t.pipeline.clone(), t.stage_index),
+            (vec!["implement".to_string()], 0)
+        );
+        assert_eq!(t.budget, TaskBudget::default());
+    }
+    Ok(())
+}
+
+async fn create_checks_pipeline_and_dependencies(store: Store) -> TestResult {
+    let bad_stage = NewTask {
+        stage: "deploy".to_string(),
+        pipeline: vec!["plan".into(), "implement".into()],
+        ..new_task("ws", "nowhere")
+    };
+    let err = store
+        .create_task(&bad_stage)
+        .await
+        .expect_err("stage not in pipeline");
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "stage \"deploy\" of task \"{}\" is not in its pipeline (plan, implement): add it or start at one of them",
+            bad_stage.id
+        )
+    );
+    assert_eq!(store.get_task("ws", &bad_stage.id).await?, None);
+
+    let (elsewhere, _) = store.create_task(&new_task("other", "elsewhere")).await?;
+    let (here, _) = store.create_task(&new_task("ws", "here")).await?;
+    for missing in ["no-such-task", elsewhere.id.as_str()] {
+        let new = NewTask {
+            depends_on: vec![here.id.clone(), missing.to_string()],
+            ..new_task("ws", "waits")
+        };
+        let err = store
+            .create_task(&new)
+            .await
+            .expect_err("missing dependency");
+        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+        assert_eq!(err.to_string(), format!("task \"{missing}\" not found"));
+        assert_eq!(
+            store.get_task("ws", &new.id).await?,
+            None,
+            "nothing created"
+        );
+    }
+    // A task cannot wait for itself: it does not exist yet.
+    let mut own = new_task("ws", "self");
+    own.depends_on = vec![own.id.clone()];
+    let err = store.create_task(&own).await.expect_err("self dependency");
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    Ok(())
+}
+
+async fn changes_make_the_task_claimable_and_end_its_lease(store: Store) -> TestResult {
+    let (task, _) = store.create_task(&new_task("ws", "t")).await?;
+    let now = now_ms() + 60_000;
+    let claimed = store.claim_stages(&claim_req("ws", "w", 1, now)).await?;
+    let token = claimed[0].run.id;
+    let failed = store
+        .fail_stage("ws", &task.id, token, "err", "fp", now, &|_| {
+            AfterFail::Retry {
+                at: now + 3_600_000,
+            }
+        })
+        .await?;
+    assert!(matches!(failed, Failure::Failed(_)), "{failed:?}");
+    let claimed = store
+        .claim_stages(&claim_req("ws", "w", 1, now + 3_600_000))
+        .await?;
+    let token = claimed[0].run.id;
+
+    // Blocking a running task ends its lease and its stage run.
+    let before_block = now_ms();
+    let (_, blocked) = store
+        .apply_task_change(
+            "ws",
+            &task.id,
+            &TaskChange::Block {
+                reason: "hold".into(),
+            },
+            None,
+        )
+        .await?;
+    assert_eq!(blocked.lease_token, None);
+    assert_eq!(
+        blocked.next_attempt_at,
+        now + 3_600_000,
+        "a block keeps the backoff"
+    );
+    let runs = store.list_stage_runs(&task.id).await?;
+    assert_eq!(runs[1].id, token);
+    assert_eq!(runs[1].outcome.as_deref(), Some("cancelled"));
+    assert!(runs[1].ended_at.expect("ended") >= before_block);
+
+    // Unblock: claimable now; Reset also forgets the streak.
+    let (_, unblocked) = store
+        .apply_task_change("ws", &task.id, &TaskChange::Unblock, None)
+        .await?;
+    assert!(unblocked.next_attempt_at >= before_block && unblocked.next_attempt_at <= now_ms());
+    assert_eq!(unblocked.fingerprint_streak, 1);
+    let (_, requeued) = store
+        .apply_task_change("ws", &task.id, &TaskChange::Requeue, None)
+        .await?;
+    assert_eq!(requeued.fingerprint_streak, 1);
+    let (_, reset) = store
+        .apply_task_change("ws", &task.id, &TaskChange::Reset, None)
+        .await?;
+    assert_eq!((reset.fingerprint_streak, reset.attempts), (0, 0));
+    assert!(reset.next_attempt_at <= now_ms());
+    assert_eq!(reset.total_attempts, 2);
+    assert_eq!(
+        store
+            .claim_stages(&claim_req("ws", "w", 1, now))
+            .await?
+            .len(),
+        1
+    );
     Ok(())
 }

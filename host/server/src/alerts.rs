@@ -1,0 +1,103 @@
+//! Raising and resolving alerts: the one domain function every subsystem
+//! calls (SPEC AL-3). Rules, sinks, silences and routing come with the
+//! alerting issue; until then an alert is a deduplicated row and a log line.
+
+use serde_json::Value;
+use warden_store::Store;
+use warden_store::alerts::{AlertRow, NewAlert};
+
+use crate::error::Result;
+
+/// Alert severities (SPEC AL-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Log only.
+    Info,
+    /// Someone should look today.
+    Warning,
+    /// Someone should look now.
+    Critical,
+}
+
+impl Severity {
+    /// `info`, `warning` or `critical`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Raises and resolves alerts.
+#[derive(Clone)]
+pub struct Alerts {
+    store: Store,
+}
+
+impl Alerts {
+    /// Over the store.
+    pub fn new(store: Store) -> Self {
+        Alerts { store }
+    }
+
+    /// Raises (or refreshes, when open under the same `dedup_key`) an alert.
+    pub async fn raise(
+        &self,
+        workspace: Option<&str>,
+        rule: &str,
+        severity: Severity,
+        dedup_key: &str,
+        summary: &str,
+        detail: Value,
+    ) -> Result<AlertRow> {
+        let alert = NewAlert {
+            dedup_key: dedup_key.to_string(),
+            workspace: workspace.map(str::to_string),
+            rule: rule.to_string(),
+            severity: severity.name().to_string(),
+            summary: summary.to_string(),
+            detail,
+        };
+        let (row, created) = self
+            .store
+            .raise_alert(&alert, warden_store::now_ms())
+            .await?;
+        if created {
+            match severity {
+                Severity::Critical => tracing::error!(rule, workspace, dedup_key, "{summary}"),
+                Severity::Warning => tracing::warn!(rule, workspace, dedup_key, "{summary}"),
+                Severity::Info => tracing::info!(rule, workspace, dedup_key, "{summary}"),
+            }
+        }
+        Ok(row)
+    }
+
+    /// Best effort: an alert that cannot be written is logged, never fails
+    /// the operation that raised it.
+    pub async fn raise_logged(
+        &self,
+        workspace: Option<&str>,
+        rule: &str,
+        severity: Severity,
+        dedup_key: &str,
+        summary: &str,
+        detail: Value,
+    ) {
+        if let Err(e) = self
+            .raise(workspace, rule, severity, dedup_key, summary, detail)
+            .await
+        {
+            tracing::error!(rule, dedup_key, error = %e, "cannot record alert: {summary}");
+        }
+    }
+
+    /// Resolves the alert with this key, if one is unresolved.
+    pub async fn resolve(&self, dedup_key: &str) -> Result<Option<AlertRow>> {
+        Ok(self
+            .store
+            .resolve_alert(dedup_key, warden_store::now_ms())
+            .await?)
+    }
+}

@@ -1,0 +1,415 @@
+//! Workspace-level operations: status and why idle (SPEC TS-8), mode
+//! (TS-7), settings, workers, alerts, agent checkpoints (TS-9), breakers.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_store::alerts::AlertRow;
+use warden_store::breakers::BreakerRow;
+use warden_store::settings::SettingsRow;
+use warden_store::tasks::TaskQuery;
+
+use crate::api::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::scheduler::{Mode, WorkspaceLimits};
+
+fn settings_view(s: &SettingsRow) -> Value {
+    json!({
+        "mode": s.mode,
+        "mode_reason": s.mode_reason,
+        "pipeline": s.pipeline,
+        "limits": s.limits,
+        "hourly_budget": { "tokens": s.hourly_tokens, "cost_usd": s.hourly_cost_micros.map(|c| c as f64 / 1e6) },
+        "actor": s.actor,
+        "updated_at": if s.updated_at > 0 { Value::from(time(s.updated_at)) } else { Value::Null },
+    })
+}
+
+/// An alert as the API shows it.
+pub fn alert_view(a: &AlertRow) -> Value {
+    json!({
+        "id": a.id, "dedup_key": a.dedup_key, "workspace": a.workspace, "rule": a.rule,
+        "severity": a.severity, "status": a.status, "summary": a.summary, "detail": a.detail,
+        "first_at": time(a.first_at), "last_at": time(a.last_at), "count": a.count,
+        "resolved_at": opt_time(a.resolved_at), "acked_by": a.acked_by, "acked_at": opt_time(a.acked_at),
+    })
+}
+
+/// `GET /v1/workspaces/{ws}/status`: what runs, or why nothing does.
+pub async fn status(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let app = &state.app;
+    let now = warden_store::now_ms();
+    let settings = app.scheduler.settings(&ws).await?;
+    let counts: serde_json::Map<String, Value> = app
+        .store
+        .count_tasks_by_state(&ws)
+        .await?
+        .into_iter()
+        .map(|(s, n)| (s, Value::from(n)))
+        .collect();
+    let running = app
+        .store
+        .list_tasks(
+            &ws,
+            &TaskQuery {
+                states: vec!["running".into()],
+                limit: 100,
+                now,
+                ..TaskQuery::default()
+            },
+        )
+        .await?;
+    let workers = app
+        .store
+        .list_workers(
+            &ws,
+            now - i64::try_from(app.scheduler.config().worker_gone_after_ms).unwrap_or(60_000),
+        )
+        .await?;
+    let idle = if running.is_empty() {
+        Some(app.scheduler.why_idle(&ws).await?)
+    } else {
+        None
+    };
+    let alerts = app.store.list_alerts(Some(&ws), Some("open"), 50).await?;
+    let (tokens, cost) = app.store.hourly_usage(&ws, now).await?;
+    let body = json!({
+        "workspace": ws,
+        "mode": settings.mode,
+        "mode_reason": settings.mode_reason,
+        "tasks_by_state": counts,
+        "running": running.iter().map(|t| json!({
+            "task_id": t.id, "title": t.title, "stage": t.stage, "worker": t.lease_owner,
+            "token": t.lease_token, "lease_expires_at": opt_time(t.lease_expires_at), "attempt": t.attempts,
+        })).collect::<Vec<_>>(),
+        "idle": idle.is_some(),
+        "why_idle": idle,
+        "workers": workers.iter().map(|w| json!({ "id": w.id, "last_heartbeat_at": time(w.last_heartbeat_at), "active_leases": w.active_leases })).collect::<Vec<_>>(),
+        "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
+        "usage_this_hour": { "tokens": tokens, "cost_usd": cost as f64 / 1e6 },
+        "hourly_budget": { "tokens": settings.hourly_tokens, "cost_usd": settings.hourly_cost_micros.map(|c| c as f64 / 1e6) },
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/mode`
+pub async fn get_mode(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let s = state.app.scheduler.settings(&ws).await?;
+    Ok(axum::Json(json!({ "mode": s.mode, "reason": s.mode_reason })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeBody {
+    mode: String,
+    reason: Option<String>,
+}
+
+/// `PUT /v1/workspaces/{ws}/mode`
+pub async fn set_mode(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Json(b): Json<ModeBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Operator)?;
+    let mode = Mode::parse(&b.mode)?;
+    if let Some(r) = &b.reason {
+        crate::validate::text("reason", r, 500).map_err(Error::InvalidArgument)?;
+    }
+    let s = state
+        .app
+        .scheduler
+        .set_mode(&ws, mode, b.reason, &principal.name)
+        .await?;
+    state
+        .app
+        .audit(
+            &principal,
+            Some(&ws),
+            "mode.set",
+            &ws,
+            json!({ "mode": s.mode, "reason": s.mode_reason }),
+        )
+        .await;
+    Ok(axum::Json(json!({ "mode": s.mode, "reason": s.mode_reason })).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/settings`
+pub async fn get_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let s = state.app.scheduler.settings(&ws).await?;
+    Ok(axum::Json(settings_view(&s)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    pipeline: Option<Vec<String>>,
+    #[serde(default)]
+    limits: WorkspaceLimits,
+    #[serde(default)]
+    hourly_budget: HourlyBudget,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HourlyBudget {
+    tokens: Option<i64>,
+    cost_usd: Option<f64>,
+}
+
+/// `PUT /v1/workspaces/{ws}/settings`
+pub async fn set_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Json(b): Json<SettingsBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Admin)?;
+    if b.hourly_budget.tokens.is_some_and(|t| t <= 0)
+        || b.hourly_budget
+            .cost_usd
+            .is_some_and(|c| !(c > 0.0 && c.is_finite()))
+    {
+        return Err(Error::invalid("hourly budgets must be positive"));
+    }
+    let s = state
+        .app
+        .scheduler
+        .set_settings(
+            &ws,
+            b.pipeline,
+            b.limits,
+            b.hourly_budget.tokens,
+            b.hourly_budget.cost_usd,
+            &principal.name,
+        )
+        .await?;
+    state
+        .app
+        .audit(
+            &principal,
+            Some(&ws),
+            "settings.set",
+            &ws,
+            settings_view(&s),
+        )
+        .await;
+    Ok(axum::Json(settings_view(&s)).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/workers`
+pub async fn workers(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let rows = state.app.store.list_workers(&ws, 0).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|w| json!({ "id": w.id, "first_seen_at": time(w.first_seen_at), "last_heartbeat_at": time(w.last_heartbeat_at), "active_leases": w.active_leases }))
+        .collect();
+    Ok(axum::Json(json!({ "workers": items })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/alerts[?status=open]`
+pub async fn alerts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<AlertsQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    if let Some(s) = &q.status
+        && !matches!(s.as_str(), "open" | "acknowledged" | "resolved")
+    {
+        return Err(Error::invalid(
+            "status must be open, acknowledged or resolved",
+        ));
+    }
+    let rows = state
+        .app
+        .store
+        .list_alerts(
+            Some(&ws),
+            q.status.as_deref(),
+            q.limit.unwrap_or(100).clamp(1, 500),
+        )
+        .await?;
+    Ok(
+        axum::Json(json!({ "alerts": rows.iter().map(alert_view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+/// `POST /v1/workspaces/{ws}/alerts/{id}/ack`
+pub async fn ack_alert(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    OptionalJson(_b): OptionalJson<Value>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("alert", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Operator)?;
+    let a = state
+        .app
+        .store
+        .ack_alert(Some(&ws), &id, &principal.name, warden_store::now_ms())
+        .await?;
+    state
+        .app
+        .audit(&principal, Some(&ws), "alert.ack", &id, json!({}))
+        .await;
+    Ok(axum::Json(alert_view(&a)).into_response())
+}
+
+/// `POST /v1/workspaces/{ws}/agents/{id}/sleep`: the body is the state blob.
+pub async fn sleep(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, agent)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Agent)?;
+    let declared = headers
+        .get("x-checksum-sha256")
+        .and_then(|v| v.to_str().ok());
+    let cp = crate::checkpoints::sleep(&state.app.store, &ws, &agent, &body, declared).await?;
+    Ok((StatusCode::CREATED, axum::Json(cp)).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/agents/{id}/wake`: the newest blob that
+/// verifies, with `x-checkpoint-version` and `x-checksum-sha256`.
+pub async fn wake(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, agent)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Agent)?;
+    let (cp, data) = crate::checkpoints::wake(&state.app.store, &ws, &agent).await?;
+    let mut resp = (StatusCode::OK, data).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cp.version.to_string()) {
+        h.insert("x-checkpoint-version", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cp.sha256) {
+        h.insert("x-checksum-sha256", v);
+    }
+    if !cp.skipped_corrupt.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&format!("{:?}", cp.skipped_corrupt))
+    {
+        h.insert("x-checkpoint-skipped-corrupt", v);
+    }
+    Ok(resp)
+}
+
+fn breaker_view(b: &BreakerRow) -> Value {
+    json!({ "name": b.name, "state": b.state, "failures": b.failures, "reason": b.reason, "opened_at": opt_time(b.opened_at), "retry_at": opt_time(b.retry_at), "updated_at": time(b.updated_at) })
+}
+
+/// `GET /v1/breakers`
+pub async fn breakers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
+    let rows = state.app.store.list_breakers().await?;
+    Ok(
+        axum::Json(json!({ "breakers": rows.iter().map(breaker_view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerBody {
+    /// `open` or `closed`.
+    state: String,
+    reason: Option<String>,
+}
+
+/// `PUT /v1/breakers/{name}`: an operator opens or closes a breaker by hand
+/// (bootstrap admin; breakers span workspaces).
+pub async fn set_breaker(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Json(b): Json<BreakerBody>,
+) -> Result<Response> {
+    principal.require_root()?;
+    crate::validate::text("breaker name", &name, 200).map_err(Error::InvalidArgument)?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '@'))
+    {
+        return Err(Error::invalid(format!(
+            "invalid breaker name \"{}\"",
+            crate::validate::truncate(&name, 80)
+        )));
+    }
+    if !matches!(b.state.as_str(), "open" | "closed") {
+        return Err(Error::invalid("state must be open or closed"));
+    }
+    let now = warden_store::now_ms();
+    let row = BreakerRow {
+        name: name.clone(),
+        state: b.state.clone(),
+        failures: 0,
+        reason: b.reason.clone(),
+        opened_at: (b.state == "open").then_some(now),
+        retry_at: None,
+        updated_at: now,
+    };
+    state.app.store.put_breaker(&row).await?;
+    state.app.scheduler.wake().all();
+    state
+        .app
+        .audit(
+            &principal,
+            None,
+            "breaker.set",
+            &name,
+            json!({ "state": b.state, "reason": b.reason }),
+        )
+        .await;
+    Ok(axum::Json(breaker_view(&row)).into_response())
+}

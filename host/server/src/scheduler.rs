@@ -1,0 +1,1570 @@
+//! Task scheduling (SPEC TS-1..TS-9, ST-2): stage pipelines, claims with
+//! fenced leases, retries with backoff and jitter, the dead-letter queue,
+//! budgets, loop guards, degradation modes and why a workspace is idle.
+//!
+//! The store applies each change atomically; the rules are here: what the
+//! next stage is, when a failure is retried, dead or blocked, when a claim
+//! is refused, which alerts are raised.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use warden_store::Store;
+use warden_store::settings::SettingsRow;
+use warden_store::stages::{
+    AfterComplete, AfterFail, ClaimRequest, Claimed, Completion, Failure, Fence, LeaseLimits,
+};
+use warden_store::tasks::{NewTask, TaskBudget, TaskQuery, TaskRow};
+use warden_store::usage::UsageDelta;
+
+use crate::alerts::{Alerts, Severity};
+use crate::error::{Error, Result};
+
+/// The default stage pipeline (SPEC TS-1).
+pub const DEFAULT_PIPELINE: &[&str] = &[
+    "spec",
+    "plan",
+    "think",
+    "implement",
+    "verify",
+    "review",
+    "pr",
+    "monitor",
+];
+
+/// Stages `minimal` mode skips (SPEC TS-7).
+pub const MINIMAL_SKIPS: &[&str] = &["think", "review"];
+
+/// `[scheduler]` in warden.toml.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Lease length when a claim asks for none.
+    pub lease_ms: u64,
+    /// Longest lease a claim may ask for.
+    pub max_lease_ms: u64,
+    /// Failures allowed per stage before the dead-letter queue.
+    pub max_attempts: u32,
+    /// Attempts at one stage without progress before the infinite-loop
+    /// guard blocks the task (it blocks the attempt after this many).
+    pub loop_limit: u32,
+    /// The same failure fingerprint this many times in a row blocks.
+    pub same_failure_limit: u32,
+    /// First retry delay; doubles per attempt (full jitter).
+    pub backoff_base_ms: u64,
+    /// Largest retry delay.
+    pub backoff_max_ms: u64,
+    /// Leases held at once across all workspaces.
+    pub max_leases: Option<u32>,
+    /// Leases held at once per workspace.
+    pub max_leases_per_workspace: Option<u32>,
+    /// A running task without any event for this long is stuck.
+    pub stuck_after_ms: u64,
+    /// A worker not seen for this long does not count as present.
+    pub worker_gone_after_ms: u64,
+    /// More queued tasks than this raises the backlog warning.
+    pub backlog_threshold: u32,
+    /// The default pipeline of workspaces that set none.
+    pub pipeline: Vec<String>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            lease_ms: 30_000,
+            max_lease_ms: 3_600_000,
+            max_attempts: 3,
+            loop_limit: 5,
+            same_failure_limit: 3,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            max_leases: None,
+            max_leases_per_workspace: None,
+            stuck_after_ms: 15 * 60_000,
+            worker_gone_after_ms: 60_000,
+            backlog_threshold: 20,
+            pipeline: DEFAULT_PIPELINE.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// Degradation modes (SPEC TS-7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Everything runs.
+    Normal,
+    /// `think` and `review` are skipped.
+    Minimal,
+    /// No new tasks, no claims.
+    ReadOnly,
+    /// Nothing new starts; leases in flight are kept.
+    EmergencyStop,
+}
+
+impl Mode {
+    /// Parses a mode name.
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s {
+            "normal" => Ok(Mode::Normal),
+            "minimal" => Ok(Mode::Minimal),
+            "read-only" => Ok(Mode::ReadOnly),
+            "emergency-stop" => Ok(Mode::EmergencyStop),
+            other => Err(Error::invalid(format!(
+                "invalid mode \"{}\": expected normal, minimal, read-only or emergency-stop",
+                crate::validate::truncate(other, 40)
+            ))),
+        }
+    }
+
+    /// The mode's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Minimal => "minimal",
+            Mode::ReadOnly => "read-only",
+            Mode::EmergencyStop => "emergency-stop",
+        }
+    }
+}
+
+/// Per-stage lease caps and other per-workspace limits (settings JSON).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspaceLimits {
+    /// Leases this workspace may hold at once.
+    pub max_leases: Option<u32>,
+    /// Per stage.
+    pub max_leases_per_stage: BTreeMap<String, u32>,
+}
+
+/// A task to create, as the API takes it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    /// Title.
+    pub title: String,
+    /// Body.
+    #[serde(default)]
+    pub body: String,
+    /// `urgent`, `normal` (default) or `low`.
+    pub priority: Option<String>,
+    /// Stages; default: the workspace's pipeline.
+    pub pipeline: Option<Vec<String>>,
+    /// First stage; default: the first of the pipeline.
+    pub stage: Option<String>,
+    /// Ids of tasks this one waits for.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Breakers that must be closed for it to run.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Failures allowed per stage before the dead-letter queue.
+    pub max_attempts: Option<u32>,
+    /// Budgets.
+    #[serde(default)]
+    pub budget: BudgetInput,
+    /// Reuse an unfinished task with the same key.
+    pub dedup_key: Option<String>,
+}
+
+/// Budgets as the API takes them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetInput {
+    /// Model tokens.
+    pub tokens: Option<i64>,
+    /// Cost in US dollars.
+    pub cost_usd: Option<f64>,
+    /// Agent steps (tool calls).
+    pub steps: Option<i64>,
+    /// Wall time holding leases.
+    pub wall_ms: Option<i64>,
+}
+
+/// What a claim asks for.
+#[derive(Clone, Debug)]
+pub struct ClaimOptions {
+    /// The worker's id.
+    pub worker_id: String,
+    /// Up to this many stages.
+    pub max: u32,
+    /// Lease length.
+    pub lease_ms: Option<u64>,
+    /// Only these stages.
+    pub stages: Vec<String>,
+    /// Long-poll: wait this long for work when there is none.
+    pub wait: Duration,
+}
+
+/// Why a workspace runs nothing (SPEC TS-8).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Idle {
+    /// `no_tasks`, `all_blocked_on_dependencies`, `budget_spent`, `mode`,
+    /// `breaker_open`, `no_workers`, `backoff`, `blocked`,
+    /// `waiting_approval`, `concurrency_limit`, `workers_idle`.
+    pub reason: &'static str,
+    /// One sentence with the particulars.
+    pub message: String,
+}
+
+/// A usage report (event `token` or the gateway).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UsageReport {
+    /// Input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Total tokens, when the reporter does not split them.
+    pub tokens: i64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+}
+
+/// Event kinds a worker may report (SPEC OB-3).
+pub const EVENT_KINDS: &[&str] = &[
+    "status",
+    "tool_start",
+    "tool_result",
+    "token",
+    "budget",
+    "stop_reason",
+    "guardrails",
+    "log",
+];
+
+/// Wake-ups for long-polling claims: local, and across hosts through the
+/// store's notifications (PostgreSQL `LISTEN/NOTIFY`).
+#[derive(Default)]
+pub struct Wake {
+    workspaces: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Wake {
+    /// The notifier of a workspace.
+    pub fn of(&self, workspace: &str) -> Arc<Notify> {
+        self.workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(workspace.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Wakes the workspace's waiting claims on this host.
+    pub fn local(&self, workspace: &str) {
+        let n = self
+            .workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(workspace)
+            .cloned();
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiting claim on this host.
+    pub fn all(&self) {
+        let all: Vec<_> = self
+            .workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for n in all {
+            n.notify_waiters();
+        }
+    }
+}
+
+/// The notification channel tasks becoming claimable are announced on.
+pub const WAKE_CHANNEL: &str = "warden_tasks";
+
+/// The scheduler. Shared behind an `Arc`.
+pub struct Scheduler {
+    store: Store,
+    config: SchedulerConfig,
+    alerts: Alerts,
+    wake: Arc<Wake>,
+    draining: std::sync::atomic::AtomicBool,
+}
+
+fn ms(d: u64) -> i64 {
+    i64::try_from(d).unwrap_or(i64::MAX)
+}
+
+fn usd_to_micros(usd: f64) -> i64 {
+    (usd * 1_000_000.0).round().clamp(0.0, i64::MAX as f64) as i64
+}
+
+impl Scheduler {
+    /// Builds the scheduler.
+    pub fn new(store: Store, config: SchedulerConfig, alerts: Alerts) -> Arc<Self> {
+        Arc::new(Scheduler {
+            store,
+            config,
+            alerts,
+            wake: Arc::new(Wake::default()),
+            draining: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// The wake-ups (the notification listener feeds them).
+    pub fn wake(&self) -> &Arc<Wake> {
+        &self.wake
+    }
+
+    /// Stops granting claims (graceful shutdown, SPEC RL-5) and releases
+    /// long-polling claims.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.all();
+    }
+
+    async fn announce(&self, workspace: &str) {
+        self.wake.local(workspace);
+        if let Err(e) = self.store.notify(WAKE_CHANNEL, workspace).await {
+            tracing::debug!(error = %e, "cannot notify other hosts");
+        }
+    }
+
+    /// The settings of a workspace (defaults when none were set).
+    pub async fn settings(&self, workspace: &str) -> Result<SettingsRow> {
+        Ok(self
+            .store
+            .get_settings(workspace)
+            .await?
+            .unwrap_or_else(|| SettingsRow {
+                workspace: workspace.to_string(),
+                mode: "normal".to_string(),
+                mode_reason: None,
+                pipeline: None,
+                limits: json!({}),
+                hourly_tokens: None,
+                hourly_cost_micros: None,
+                actor: "default".to_string(),
+                updated_at: 0,
+            }))
+    }
+
+    /// The mode of a workspace.
+    pub async fn mode(&self, workspace: &str) -> Result<(Mode, Option<String>)> {
+        let s = self.settings(workspace).await?;
+        Ok((Mode::parse(&s.mode).unwrap_or(Mode::Normal), s.mode_reason))
+    }
+
+    /// Switches a workspace's mode (API, CLI, or a breaker).
+    pub async fn set_mode(
+        &self,
+        workspace: &str,
+        mode: Mode,
+        reason: Option<String>,
+        actor: &str,
+    ) -> Result<SettingsRow> {
+        let mut s = self.settings(workspace).await?;
+        s.mode = mode.name().to_string();
+        s.mode_reason = reason;
+        s.actor = actor.to_string();
+        s.updated_at = warden_store::now_ms();
+        self.store.put_settings(&s).await?;
+        self.announce(workspace).await;
+        Ok(s)
+    }
+
+    /// Replaces a workspace's pipeline, limits and hourly budgets.
+    pub async fn set_settings(
+        &self,
+        workspace: &str,
+        pipeline: Option<Vec<String>>,
+        limits: WorkspaceLimits,
+        hourly_tokens: Option<i64>,
+        hourly_cost_usd: Option<f64>,
+        actor: &str,
+    ) -> Result<SettingsRow> {
+        if let Some(p) = &pipeline {
+            check_pipeline(p)?;
+        }
+        let mut s = self.settings(workspace).await?;
+        s.pipeline = pipeline;
+        s.limits = serde_json::to_value(&limits).unwrap_or_default();
+        s.hourly_tokens = hourly_tokens;
+        s.hourly_cost_micros = hourly_cost_usd.map(usd_to_micros);
+        s.actor = actor.to_string();
+        s.updated_at = warden_store::now_ms();
+        self.store.put_settings(&s).await?;
+        Ok(s)
+    }
+
+    fn refuse_in_mode(
+        &self,
+        workspace: &str,
+        mode: Mode,
+        reason: &Option<String>,
+        what: &str,
+    ) -> Error {
+        let why = reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        Error::FailedPrecondition(format!(
+            "workspace \"{workspace}\" is in {} mode{why}: {what} is refused; switch it back with PUT /v1/workspaces/{workspace}/mode",
+            mode.name()
+        ))
+    }
+
+    /// Creates a task (SPEC TS-1); refused in `read-only` mode.
+    pub async fn create(&self, workspace: &str, t: CreateTask) -> Result<(TaskRow, bool)> {
+        let (mode, reason) = self.mode(workspace).await?;
+        if mode == Mode::ReadOnly {
+            return Err(self.refuse_in_mode(workspace, mode, &reason, "creating tasks"));
+        }
+        if t.title.trim().is_empty() {
+            return Err(Error::invalid("title must not be empty"));
+        }
+        crate::validate::text("title", &t.title, 500).map_err(Error::InvalidArgument)?;
+        crate::validate::text("body", &t.body, 256 * 1024).map_err(Error::InvalidArgument)?;
+        let priority = t.priority.unwrap_or_else(|| "normal".to_string());
+        if !warden_store::tasks::PRIORITIES.contains(&priority.as_str()) {
+            return Err(Error::invalid(format!(
+                "invalid priority \"{}\": expected urgent, normal or low",
+                crate::validate::truncate(&priority, 40)
+            )));
+        }
+        let pipeline = match t.pipeline {
+            Some(p) => p,
+            None => self
+                .settings(workspace)
+                .await?
+                .pipeline
+                .unwrap_or_else(|| self.config.pipeline.clone()),
+        };
+        check_pipeline(&pipeline)?;
+        let stage = t.stage.unwrap_or_else(|| pipeline[0].clone());
+        if !pipeline.contains(&stage) {
+            return Err(Error::invalid(format!(
+                "stage \"{}\" is not in the pipeline {pipeline:?}",
+                crate::validate::truncate(&stage, 40)
+            )));
+        }
+        for id in &t.depends_on {
+            crate::validate::id("task", id).map_err(Error::InvalidArgument)?;
+        }
+        for b in &t.requires {
+            crate::validate::text("requires", b, 200).map_err(Error::InvalidArgument)?;
+        }
+        if t.depends_on.len() > 100 || t.requires.len() > 20 {
+            return Err(Error::invalid(
+                "at most 100 dependencies and 20 required breakers",
+            ));
+        }
+        let max_attempts = t.max_attempts.unwrap_or(self.config.max_attempts);
+        if !(1..=100).contains(&max_attempts) {
+            return Err(Error::invalid("max_attempts must be between 1 and 100"));
+        }
+        let b = &t.budget;
+        for (name, v) in [
+            ("tokens", b.tokens),
+            ("steps", b.steps),
+            ("wall_ms", b.wall_ms),
+        ] {
+            if v.is_some_and(|v| v <= 0) {
+                return Err(Error::invalid(format!("budget.{name} must be positive")));
+            }
+        }
+        if b.cost_usd.is_some_and(|c| !(c > 0.0 && c.is_finite())) {
+            return Err(Error::invalid("budget.cost_usd must be a positive number"));
+        }
+        if let Some(k) = &t.dedup_key {
+            crate::validate::text("dedup_key", k, 200).map_err(Error::InvalidArgument)?;
+        }
+        let new = NewTask {
+            id: warden_store::new_id(),
+            workspace: workspace.to_string(),
+            title: t.title,
+            body: t.body,
+            stage,
+            priority,
+            dedup_key: t.dedup_key,
+            pipeline,
+            max_attempts: i64::from(max_attempts),
+            depends_on: t.depends_on,
+            requires: t.requires,
+            budget: TaskBudget {
+                tokens: b.tokens,
+                cost_micros: b.cost_usd.map(usd_to_micros),
+                steps: b.steps,
+                wall_ms: b.wall_ms,
+            },
+        };
+        let (task, created) = self.store.create_task(&new).await?;
+        if created {
+            self.event(
+                &task,
+                "status",
+                json!({ "state": "queued", "stage": task.stage }),
+            )
+            .await;
+            self.announce(workspace).await;
+            self.check_backlog(workspace).await;
+        }
+        Ok((task, created))
+    }
+
+    async fn event(&self, task: &TaskRow, kind: &str, data: Value) {
+        if let Err(e) = self
+            .store
+            .add_task_event(
+                &task.workspace,
+                &task.id,
+                kind,
+                &data,
+                warden_store::now_ms(),
+            )
+            .await
+        {
+            tracing::warn!(task = %task.id, kind, error = %e, "cannot record task event");
+        }
+    }
+
+    async fn check_backlog(&self, workspace: &str) {
+        let counts = match self.store.count_tasks_by_state(workspace).await {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        let queued = counts
+            .iter()
+            .find(|(s, _)| s == "queued")
+            .map_or(0, |(_, n)| *n);
+        let key = format!("backlog:{workspace}");
+        if queued > i64::from(self.config.backlog_threshold) {
+            self.alerts
+                .raise_logged(Some(workspace), "backlog", Severity::Warning, &key, &format!("backlog of {queued} queued tasks in workspace \"{workspace}\" (threshold {})", self.config.backlog_threshold), json!({ "queued": queued }))
+                .await;
+        } else if queued <= i64::from(self.config.backlog_threshold) / 2 {
+            let _ = self.alerts.resolve(&key).await;
+        }
+    }
+
+    fn lease_limits(&self, settings: &SettingsRow) -> LeaseLimits {
+        let ws: WorkspaceLimits =
+            serde_json::from_value(settings.limits.clone()).unwrap_or_default();
+        LeaseLimits {
+            global: self.config.max_leases.map(i64::from),
+            workspace: ws
+                .max_leases
+                .or(self.config.max_leases_per_workspace)
+                .map(i64::from),
+            per_stage: ws
+                .max_leases_per_stage
+                .into_iter()
+                .map(|(k, v)| (k, i64::from(v)))
+                .collect(),
+            // While others wait, one workspace may hold at most half of
+            // the global cap (or the whole cap when it is alone).
+            fair_share: self.config.max_leases.map(|g| i64::from(g.div_ceil(2))),
+        }
+    }
+
+    async fn open_breakers(&self) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .list_breakers()
+            .await?
+            .into_iter()
+            .filter(|b| b.state == "open")
+            .map(|b| b.name)
+            .collect())
+    }
+
+    /// Claims up to `opts.max` stages (SPEC TS-2). Refused in `read-only`
+    /// and `emergency-stop` modes (FAILED_PRECONDITION naming the mode) and
+    /// when the workspace's hourly budget is spent (RESOURCE_EXHAUSTED
+    /// naming it). With nothing to claim, waits up to `opts.wait` for work,
+    /// then answers empty with the reason the workspace is idle; when that
+    /// reason is a spent budget, RESOURCE_EXHAUSTED naming it.
+    pub async fn claim(
+        &self,
+        workspace: &str,
+        opts: ClaimOptions,
+    ) -> Result<(Vec<Claimed>, Option<Idle>)> {
+        crate::validate::id("worker", &opts.worker_id).map_err(Error::InvalidArgument)?;
+        if !(1..=100).contains(&opts.max) {
+            return Err(Error::invalid("max must be between 1 and 100"));
+        }
+        let lease_ms = opts.lease_ms.unwrap_or(self.config.lease_ms);
+        if lease_ms < 1_000 || lease_ms > self.config.max_lease_ms {
+            return Err(Error::invalid(format!(
+                "lease_ms must be between 1000 and {}",
+                self.config.max_lease_ms
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + opts.wait.min(Duration::from_secs(60));
+        let notify = self.wake.of(workspace);
+        loop {
+            if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Unavailable(
+                    "this host is shutting down; claim from another host or retry".into(),
+                ));
+            }
+            // Register for wake-ups before looking, so none is missed.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let settings = self.settings(workspace).await?;
+            let mode = Mode::parse(&settings.mode).unwrap_or(Mode::Normal);
+            if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
+                return Err(self.refuse_in_mode(
+                    workspace,
+                    mode,
+                    &settings.mode_reason,
+                    "claiming",
+                ));
+            }
+            let now = warden_store::now_ms();
+            self.check_hourly_budget(workspace, &settings, now).await?;
+            let req = ClaimRequest {
+                workspace: workspace.to_string(),
+                worker_id: opts.worker_id.clone(),
+                lease_ms: ms(lease_ms),
+                max: i64::from(opts.max),
+                stages: opts.stages.clone(),
+                open_breakers: self.open_breakers().await?,
+                limits: self.lease_limits(&settings),
+                now,
+            };
+            let claimed = self.store.claim_stages(&req).await?;
+            let mut granted = Vec::with_capacity(claimed.len());
+            for c in claimed {
+                if let Some(kept) = self.guard_claim(c).await {
+                    granted.push(kept);
+                }
+            }
+            if !granted.is_empty() {
+                return Ok((granted, None));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let idle = self.why_idle(workspace).await?;
+                if idle.reason == "budget_spent" {
+                    return Err(Error::ResourceExhausted(idle.message));
+                }
+                return Ok((Vec::new(), Some(idle)));
+            }
+            // Wait for a wake-up, but look again at least every second:
+            // backoffs end and leases expire without notifications.
+            let pause = (deadline - tokio::time::Instant::now()).min(Duration::from_secs(1));
+            let _ = tokio::time::timeout(pause, notified).await;
+        }
+    }
+
+    /// Checks a fresh claim against the loop guard and the task's budgets;
+    /// a claim that may not proceed is failed at once (blocking the task)
+    /// and not handed out.
+    async fn guard_claim(&self, c: Claimed) -> Option<Claimed> {
+        let t = &c.task;
+        let loop_limit = i64::from(self.config.loop_limit);
+        let block = if c.run.attempt > loop_limit {
+            Some((
+                "infinite_loop",
+                Severity::Critical,
+                format!(
+                    "infinite loop: stage \"{}\" of task {} would be attempted for the {} time without progress (limit {loop_limit})",
+                    t.stage,
+                    t.id,
+                    ordinal(c.run.attempt)
+                ),
+            ))
+        } else {
+            budget_spent(t).map(|b| ("budget_spent", Severity::Warning, b))
+        };
+        let Some((rule, severity, reason)) = block else {
+            self.event(t, "status", json!({ "state": "running", "stage": t.stage, "attempt": c.run.attempt, "worker": c.run.worker_id, "token": c.run.id })).await;
+            return Some(c);
+        };
+        let decided = reason.clone();
+        let result = self
+            .store
+            .fail_stage(
+                &t.workspace,
+                &t.id,
+                c.run.id,
+                &reason,
+                rule,
+                warden_store::now_ms(),
+                &move |_| AfterFail::Block {
+                    reason: decided.clone(),
+                },
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::error!(task = %t.id, error = %e, "cannot block a task at claim; its lease will expire");
+        }
+        self.event(t, "guardrails", json!({ "guard": rule, "message": reason }))
+            .await;
+        self.event(t, "status", json!({ "state": "blocked", "reason": reason }))
+            .await;
+        self.alerts
+            .raise_logged(
+                Some(&t.workspace),
+                rule,
+                severity,
+                &format!("{rule}:{}", t.id),
+                &reason,
+                json!({ "task": t.id, "stage": t.stage }),
+            )
+            .await;
+        None
+    }
+
+    async fn check_hourly_budget(
+        &self,
+        workspace: &str,
+        settings: &SettingsRow,
+        now: i64,
+    ) -> Result<()> {
+        if settings.hourly_tokens.is_none() && settings.hourly_cost_micros.is_none() {
+            return Ok(());
+        }
+        let (tokens, cost) = self.store.hourly_usage(workspace, now).await?;
+        if let Some(limit) = settings.hourly_tokens
+            && tokens >= limit
+        {
+            return Err(Error::ResourceExhausted(format!(
+                "the hourly token budget of workspace \"{workspace}\" is spent ({tokens} of {limit} tokens this hour)"
+            )));
+        }
+        if let Some(limit) = settings.hourly_cost_micros
+            && cost >= limit
+        {
+            return Err(Error::ResourceExhausted(format!(
+                "the hourly cost budget of workspace \"{workspace}\" is spent (${:.2} of ${:.2} this hour)",
+                cost as f64 / 1e6,
+                limit as f64 / 1e6
+            )));
+        }
+        Ok(())
+    }
+
+    fn fence_error(task_id: &str, fence: &Fence) -> Error {
+        match fence {
+            Fence::Stale {
+                token,
+                current: Some(current),
+            } => Error::FailedPrecondition(format!(
+                "stale fencing token {token} for task {task_id}: the current lease is {current}; this worker's lease expired and the stage was claimed again"
+            )),
+            Fence::Stale {
+                token,
+                current: None,
+            } => Error::FailedPrecondition(format!(
+                "stale fencing token {token} for task {task_id}: the task holds no lease (it was requeued, cancelled or finished)"
+            )),
+            Fence::Expired { token, expired_at } => Error::FailedPrecondition(format!(
+                "the lease {token} of task {task_id} expired at {}; claim the stage again",
+                crate::api::time(*expired_at)
+            )),
+        }
+    }
+
+    /// Extends a lease.
+    pub async fn heartbeat(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        token: i64,
+        lease_ms: Option<u64>,
+    ) -> Result<TaskRow> {
+        let lease_ms = lease_ms
+            .unwrap_or(self.config.lease_ms)
+            .clamp(1_000, self.config.max_lease_ms);
+        match self
+            .store
+            .heartbeat(
+                workspace,
+                task_id,
+                token,
+                ms(lease_ms),
+                warden_store::now_ms(),
+            )
+            .await?
+        {
+            Ok(t) => Ok(t),
+            Err(fence) => Err(Self::fence_error(task_id, &fence)),
+        }
+    }
+
+    /// The stage after `task`'s current one in `mode`.
+    fn next_stage(task: &TaskRow, mode: Mode) -> AfterComplete {
+        let mut i = task.stage_index as usize + 1;
+        while i < task.pipeline.len() {
+            let stage = &task.pipeline[i];
+            if !(mode == Mode::Minimal && MINIMAL_SKIPS.contains(&stage.as_str())) {
+                return AfterComplete::Next {
+                    stage: stage.clone(),
+                    index: i as i64,
+                };
+            }
+            i += 1;
+        }
+        AfterComplete::Done
+    }
+
+    /// Completes the stage of lease `token` (SPEC TS-2): idempotent, and a
+    /// stale or expired token is refused with FAILED_PRECONDITION.
+    pub async fn complete(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        token: i64,
+        output: Value,
+    ) -> Result<(TaskRow, bool)> {
+        let (mode, _) = self.mode(workspace).await?;
+        let decide = move |t: &TaskRow| Self::next_stage(t, mode);
+        let result = self
+            .store
+            .complete_stage(
+                workspace,
+                task_id,
+                token,
+                &output,
+                warden_store::now_ms(),
+                &decide,
+            )
+            .await?;
+        match result {
+            Completion::Fenced(f) => Err(Self::fence_error(task_id, &f)),
+            Completion::AlreadyCompleted(t) => Ok((t, false)),
+            Completion::Completed(t) => {
+                let data = json!({ "state": t.state, "stage": t.stage, "completed_token": token });
+                self.event(&t, "status", data).await;
+                if t.state == "queued"
+                    && let Some(reason) = budget_spent(&t)
+                {
+                    // A spent budget stops the task before its next stage.
+                    let change = warden_store::tasks::TaskChange::Block {
+                        reason: reason.clone(),
+                    };
+                    let (_, blocked) = self
+                        .store
+                        .apply_task_change(workspace, task_id, &change, None)
+                        .await?;
+                    self.event(
+                        &blocked,
+                        "budget",
+                        json!({ "spent": true, "message": reason }),
+                    )
+                    .await;
+                    self.event(
+                        &blocked,
+                        "status",
+                        json!({ "state": "blocked", "reason": reason }),
+                    )
+                    .await;
+                    return Ok((blocked, true));
+                }
+                if t.state == "queued" {
+                    self.announce(workspace).await;
+                } else if t.state == "done" {
+                    self.event(&t, "stop_reason", json!({ "reason": "done" }))
+                        .await;
+                    // Dependents may have become claimable.
+                    self.announce(workspace).await;
+                }
+                let _ = self.alerts.resolve(&format!("stuck:{task_id}")).await;
+                Ok((t, true))
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter (SPEC TS-4): a random delay
+    /// between half and all of `base × 2^(attempt-1)`, capped.
+    pub fn backoff(&self, attempt: i64) -> Duration {
+        let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let ceiling = self
+            .config
+            .backoff_base_ms
+            .saturating_mul(1u64 << exp)
+            .min(self.config.backoff_max_ms);
+        let floor = ceiling / 2;
+        Duration::from_millis(rand::rng().random_range(floor..=ceiling.max(floor)))
+    }
+
+    /// Fails the stage of lease `token` (SPEC TS-4, TS-6): retried with
+    /// backoff; after `max_attempts` into the dead-letter queue; the same
+    /// failure fingerprint `same_failure_limit` times in a row blocks it.
+    pub async fn fail(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        token: i64,
+        error: &str,
+        retryable: bool,
+    ) -> Result<(TaskRow, bool)> {
+        crate::validate::text("error", error, 64 * 1024).map_err(Error::InvalidArgument)?;
+        let fingerprint = crate::fingerprint::fingerprint(error);
+        let fp = fingerprint.clone();
+        let now = warden_store::now_ms();
+        let same_limit = i64::from(self.config.same_failure_limit);
+        let backoff_base = self.config.backoff_base_ms;
+        let backoff_max = self.config.backoff_max_ms;
+        let jitter: f64 = rand::rng().random_range(0.5..=1.0);
+        let decide = move |t: &TaskRow| {
+            if t.fingerprint_streak >= same_limit {
+                return AfterFail::Block {
+                    reason: format!(
+                        "the same failure {} times in a row (fingerprint {fp}): {}",
+                        t.fingerprint_streak,
+                        first_line(t.last_error.as_deref().unwrap_or(""))
+                    ),
+                };
+            }
+            if !retryable || t.attempts >= t.max_attempts {
+                return AfterFail::Dead;
+            }
+            let exp = u32::try_from((t.attempts - 1).clamp(0, 30)).unwrap_or(30);
+            let ceiling = backoff_base.saturating_mul(1u64 << exp).min(backoff_max);
+            AfterFail::Retry {
+                at: now + (ceiling as f64 * jitter) as i64,
+            }
+        };
+        let result = self
+            .store
+            .fail_stage(workspace, task_id, token, error, &fingerprint, now, &decide)
+            .await?;
+        let t = match result {
+            Failure::Fenced(f) => return Err(Self::fence_error(task_id, &f)),
+            Failure::AlreadyFailed(t) => return Ok((t, false)),
+            Failure::Failed(t) => t,
+        };
+        match t.state.as_str() {
+            "queued" => {
+                self.event(&t, "status", json!({ "state": "queued", "retry_at": crate::api::time(t.next_attempt_at), "attempt": t.attempts, "error": first_line(error) })).await;
+                if t.attempts >= 3 && t.attempts < t.max_attempts {
+                    self.alerts
+                        .raise_logged(
+                            Some(workspace),
+                            "attempt_3",
+                            Severity::Warning,
+                            &format!("attempts:{task_id}:{}", t.stage),
+                            &format!(
+                                "task {task_id} failed attempt {} of {} at stage \"{}\"",
+                                t.attempts, t.max_attempts, t.stage
+                            ),
+                            json!({ "task": task_id, "error": first_line(error) }),
+                        )
+                        .await;
+                }
+            }
+            "dead" => {
+                self.event(
+                    &t,
+                    "status",
+                    json!({ "state": "dead", "error": first_line(error) }),
+                )
+                .await;
+                self.event(
+                    &t,
+                    "stop_reason",
+                    json!({ "reason": "dead_letter", "attempts": t.attempts }),
+                )
+                .await;
+                self.alerts
+                    .raise_logged(Some(workspace), "dead_letter", Severity::Warning, &format!("dead:{task_id}"), &format!("task {task_id} moved to the dead-letter queue after {} attempt(s) at stage \"{}\": {}", t.attempts, t.stage, first_line(error)), json!({ "task": task_id }))
+                    .await;
+            }
+            "blocked" => {
+                let reason = t.last_error.clone().unwrap_or_default();
+                self.event(
+                    &t,
+                    "guardrails",
+                    json!({ "guard": "same_failure", "message": reason }),
+                )
+                .await;
+                self.event(
+                    &t,
+                    "status",
+                    json!({ "state": "blocked", "reason": reason }),
+                )
+                .await;
+                self.alerts
+                    .raise_logged(
+                        Some(workspace),
+                        "same_failure",
+                        Severity::Critical,
+                        &format!("same_failure:{task_id}"),
+                        &format!("task {task_id} blocked: {reason}"),
+                        json!({ "task": task_id, "fingerprint": t.last_fingerprint }),
+                    )
+                    .await;
+            }
+            _ => {}
+        }
+        Ok((t, true))
+    }
+
+    /// Records a worker's event on a task (SPEC OB-3); `token` events carry
+    /// usage and count against budgets, `tool_start` counts a step.
+    pub async fn report(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        kind: &str,
+        data: Value,
+    ) -> Result<i64> {
+        if !EVENT_KINDS.contains(&kind) {
+            return Err(Error::invalid(format!(
+                "invalid event type \"{}\": expected one of {}",
+                crate::validate::truncate(kind, 40),
+                EVENT_KINDS.join(", ")
+            )));
+        }
+        if serde_json::to_string(&data).map_or(0, |s| s.len()) > 64 * 1024 {
+            return Err(Error::invalid("event data is over the 64 KiB limit"));
+        }
+        let now = warden_store::now_ms();
+        let seq = self
+            .store
+            .add_task_event(workspace, task_id, kind, &data, now)
+            .await?;
+        let delta = match kind {
+            "token" => {
+                let u: UsageReport = serde_json::from_value(data.clone())
+                    .map_err(|e| Error::invalid(format!("invalid token event: {e}")))?;
+                let tokens = if u.tokens > 0 {
+                    u.tokens
+                } else {
+                    u.input_tokens + u.output_tokens
+                };
+                if tokens < 0 || u.cost_usd < 0.0 || !u.cost_usd.is_finite() {
+                    return Err(Error::invalid("token counts and cost must not be negative"));
+                }
+                Some(UsageDelta {
+                    tokens,
+                    cost_micros: usd_to_micros(u.cost_usd),
+                    steps: 0,
+                    wall_ms: 0,
+                })
+            }
+            "tool_start" => Some(UsageDelta {
+                steps: 1,
+                ..UsageDelta::default()
+            }),
+            _ => None,
+        };
+        if let Some(delta) = delta {
+            self.add_usage(workspace, Some(task_id), &delta).await?;
+        }
+        Ok(seq)
+    }
+
+    /// Adds usage to a task and its workspace's hour; at 80 % of a budget
+    /// raises the warning, at 100 % emits the `budget` event and blocks the
+    /// task so that it claims no further stage (SPEC TS-5).
+    pub async fn add_usage(
+        &self,
+        workspace: &str,
+        task_id: Option<&str>,
+        delta: &UsageDelta,
+    ) -> Result<()> {
+        let now = warden_store::now_ms();
+        let task = self
+            .store
+            .record_usage(workspace, task_id, delta, now)
+            .await?;
+        if let Some(t) = task {
+            for (name, used, limit) in budget_lines(&t) {
+                if used * 5 >= limit * 4 {
+                    self.alerts
+                        .raise_logged(
+                            Some(workspace),
+                            "budget_80",
+                            Severity::Warning,
+                            &format!("budget80:{}:{name}", t.id),
+                            &format!(
+                                "task {} has used {}% of its {name} budget ({used} of {limit})",
+                                t.id,
+                                used * 100 / limit.max(1)
+                            ),
+                            json!({ "task": t.id, "budget": name, "used": used, "limit": limit }),
+                        )
+                        .await;
+                }
+            }
+            if let Some(reason) = budget_spent(&t) {
+                self.event(&t, "budget", json!({ "spent": true, "message": reason }))
+                    .await;
+                if t.state == "queued" {
+                    let change = warden_store::tasks::TaskChange::Block {
+                        reason: reason.clone(),
+                    };
+                    if let Err(e) = self
+                        .store
+                        .apply_task_change(workspace, &t.id, &change, None)
+                        .await
+                    {
+                        tracing::warn!(task = %t.id, error = %e, "cannot block a task over budget");
+                    }
+                }
+            }
+        }
+        let settings = self.settings(workspace).await?;
+        if let Some(limit) = settings.hourly_tokens {
+            let (tokens, _) = self.store.hourly_usage(workspace, now).await?;
+            if tokens * 5 >= limit * 4 {
+                self.alerts
+                    .raise_logged(Some(workspace), "budget_80", Severity::Warning, &format!("budget80:{workspace}:hourly_tokens"), &format!("workspace \"{workspace}\" has used {tokens} of its {limit} tokens this hour"), json!({ "used": tokens, "limit": limit }))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels a task.
+    pub async fn cancel(&self, workspace: &str, task_id: &str) -> Result<TaskRow> {
+        let t = self
+            .store
+            .cancel_task(workspace, task_id, warden_store::now_ms())
+            .await?;
+        self.event(&t, "status", json!({ "state": "cancelled" }))
+            .await;
+        self.event(&t, "stop_reason", json!({ "reason": "cancelled" }))
+            .await;
+        self.announce(workspace).await;
+        Ok(t)
+    }
+
+    /// Puts a dead task back in the queue (SPEC TS-4).
+    pub async fn redrive(&self, workspace: &str, task_id: &str) -> Result<TaskRow> {
+        let t = self
+            .store
+            .redrive(workspace, task_id, warden_store::now_ms())
+            .await?;
+        self.event(&t, "status", json!({ "state": "queued", "redriven": true }))
+            .await;
+        let _ = self.alerts.resolve(&format!("dead:{task_id}")).await;
+        self.announce(workspace).await;
+        Ok(t)
+    }
+
+    /// Unblocks a blocked task (an operator's decision after a loop guard
+    /// or a budget stop).
+    pub async fn unblock(&self, workspace: &str, task_id: &str) -> Result<TaskRow> {
+        let (_, after) = self
+            .store
+            .apply_task_change(
+                workspace,
+                task_id,
+                &warden_store::tasks::TaskChange::Unblock,
+                None,
+            )
+            .await?;
+        self.event(
+            &after,
+            "status",
+            json!({ "state": "queued", "unblocked": true }),
+        )
+        .await;
+        self.announce(workspace).await;
+        Ok(after)
+    }
+
+    /// Why nothing runs in a workspace (SPEC TS-8); `workers_idle` when
+    /// work and workers exist but nothing is claimed.
+    pub async fn why_idle(&self, workspace: &str) -> Result<Idle> {
+        let now = warden_store::now_ms();
+        let settings = self.settings(workspace).await?;
+        let mode = Mode::parse(&settings.mode).unwrap_or(Mode::Normal);
+        let idle = |reason, message: String| Ok(Idle { reason, message });
+        if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
+            let why = settings
+                .mode_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            return idle(
+                "mode",
+                format!("workspace \"{workspace}\" is in {} mode{why}", mode.name()),
+            );
+        }
+        if let Err(Error::ResourceExhausted(m)) =
+            self.check_hourly_budget(workspace, &settings, now).await
+        {
+            return idle("budget_spent", m);
+        }
+        let counts: BTreeMap<String, i64> = self
+            .store
+            .count_tasks_by_state(workspace)
+            .await?
+            .into_iter()
+            .collect();
+        let n = |s: &str| counts.get(s).copied().unwrap_or(0);
+        if n("running") > 0 {
+            return idle("not_idle", format!("{} stage(s) running", n("running")));
+        }
+        if n("queued") == 0 {
+            if n("blocked") > 0 {
+                let blocked = self
+                    .store
+                    .list_tasks(
+                        workspace,
+                        &TaskQuery {
+                            states: vec!["blocked".into()],
+                            limit: 100,
+                            now,
+                            ..TaskQuery::default()
+                        },
+                    )
+                    .await?;
+                if let Some(t) = blocked.iter().find(|t| {
+                    t.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("budget"))
+                }) {
+                    return idle(
+                        "budget_spent",
+                        format!(
+                            "task {} stopped: {}",
+                            t.id,
+                            t.last_error.clone().unwrap_or_default()
+                        ),
+                    );
+                }
+                return idle(
+                    "blocked",
+                    format!(
+                        "{} task(s) blocked, none queued (see their last_error; unblock them to resume)",
+                        n("blocked")
+                    ),
+                );
+            }
+            if n("waiting_approval") > 0 {
+                return idle(
+                    "waiting_approval",
+                    format!(
+                        "{} task(s) wait for a human decision",
+                        n("waiting_approval")
+                    ),
+                );
+            }
+            return idle(
+                "no_tasks",
+                format!("no queued or running tasks in workspace \"{workspace}\""),
+            );
+        }
+        // Queued tasks exist: look at why none is claimable.
+        let queued = self
+            .store
+            .list_tasks(
+                workspace,
+                &TaskQuery {
+                    states: vec!["queued".into()],
+                    limit: 200,
+                    now,
+                    ..TaskQuery::default()
+                },
+            )
+            .await?;
+        let open = self.open_breakers().await?;
+        let mut dep_state: HashMap<String, String> = HashMap::new();
+        let (mut on_deps, mut on_breakers, mut in_backoff, mut ready) = (0, 0, 0, 0);
+        let mut open_needed: Vec<String> = Vec::new();
+        let mut next_retry = i64::MAX;
+        for t in &queued {
+            let mut deps_done = true;
+            for d in &t.depends_on {
+                if !dep_state.contains_key(d) {
+                    let state = self
+                        .store
+                        .get_task(workspace, d)
+                        .await?
+                        .map(|x| x.state)
+                        .unwrap_or_default();
+                    dep_state.insert(d.clone(), state);
+                }
+                if dep_state.get(d).map(String::as_str) != Some("done") {
+                    deps_done = false;
+                }
+            }
+            let blocking: Vec<&String> = t.requires.iter().filter(|r| open.contains(r)).collect();
+            if !deps_done {
+                on_deps += 1;
+            } else if !blocking.is_empty() {
+                on_breakers += 1;
+                open_needed.extend(blocking.into_iter().cloned());
+            } else if t.next_attempt_at > now {
+                in_backoff += 1;
+                next_retry = next_retry.min(t.next_attempt_at);
+            } else {
+                ready += 1;
+            }
+        }
+        let total = queued.len();
+        if ready == 0 {
+            if on_deps == total {
+                return idle(
+                    "all_blocked_on_dependencies",
+                    format!("all {total} queued task(s) wait for dependencies that are not done"),
+                );
+            }
+            if on_deps + on_breakers == total && on_breakers > 0 {
+                open_needed.sort();
+                open_needed.dedup();
+                return idle(
+                    "breaker_open",
+                    format!(
+                        "queued tasks need breaker(s) {} which are open",
+                        open_needed.join(", ")
+                    ),
+                );
+            }
+            if in_backoff > 0 {
+                return idle(
+                    "backoff",
+                    format!(
+                        "{in_backoff} queued task(s) wait to retry; the next at {}",
+                        crate::api::time(next_retry)
+                    ),
+                );
+            }
+        }
+        let workers = self
+            .store
+            .list_workers(workspace, now - ms(self.config.worker_gone_after_ms))
+            .await?;
+        if workers.is_empty() {
+            return idle(
+                "no_workers",
+                format!(
+                    "{} task(s) are ready but no worker has claimed or heartbeated in the last {} s",
+                    ready.max(1),
+                    self.config.worker_gone_after_ms / 1000
+                ),
+            );
+        }
+        idle(
+            "workers_idle",
+            format!(
+                "{ready} task(s) are ready and {} worker(s) are present but not claiming",
+                workers.len()
+            ),
+        )
+    }
+
+    /// Requeues expired leases (run by one host at a time), alerts on stuck
+    /// tasks and on the backlog.
+    pub async fn sweep(&self) -> Result<()> {
+        let now = warden_store::now_ms();
+        let expired = self.store.expire_leases(now).await?;
+        let mut workspaces: Vec<String> = Vec::new();
+        for t in &expired {
+            self.event(
+                t,
+                "status",
+                json!({ "state": "queued", "reason": "lease expired" }),
+            )
+            .await;
+            if !workspaces.contains(&t.workspace) {
+                workspaces.push(t.workspace.clone());
+            }
+        }
+        for ws in &workspaces {
+            self.announce(ws).await;
+        }
+        Ok(())
+    }
+
+    /// Finds running tasks without any event for `stuck_after_ms` and
+    /// raises a warning per task (SPEC TS-6).
+    pub async fn detect_stuck(&self, workspaces: &[String]) -> Result<()> {
+        let now = warden_store::now_ms();
+        for ws in workspaces {
+            let stuck = self
+                .store
+                .list_tasks(
+                    ws,
+                    &TaskQuery {
+                        states: vec!["running".into()],
+                        stuck_for_ms: Some(ms(self.config.stuck_after_ms)),
+                        limit: 100,
+                        now,
+                        ..TaskQuery::default()
+                    },
+                )
+                .await?;
+            for t in stuck {
+                self.alerts
+                    .raise_logged(
+                        Some(ws),
+                        "stuck_task",
+                        Severity::Warning,
+                        &format!("stuck:{}", t.id),
+                        &format!(
+                            "task {} has had no event for {} s at stage \"{}\"",
+                            t.id,
+                            (now - t.last_event_at) / 1000,
+                            t.stage
+                        ),
+                        json!({ "task": t.id, "worker": t.lease_owner }),
+                    )
+                    .await;
+            }
+            self.check_backlog(ws).await;
+        }
+        Ok(())
+    }
+}
+
+fn check_pipeline(p: &[String]) -> Result<()> {
+    if p.is_empty() || p.len() > 32 {
+        return Err(Error::invalid("a pipeline has 1 to 32 stages"));
+    }
+    for s in p {
+        crate::validate::id("stage", s).map_err(Error::InvalidArgument)?;
+    }
+    let mut sorted = p.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != p.len() {
+        return Err(Error::invalid("a pipeline names each stage once"));
+    }
+    Ok(())
+}
+
+/// (name, used, limit) of each budget a task has.
+fn budget_lines(t: &TaskRow) -> Vec<(&'static str, i64, i64)> {
+    [
+        ("token", t.used.tokens, t.budget.tokens),
+        ("cost", t.used.cost_micros, t.budget.cost_micros),
+        ("step", t.used.steps, t.budget.steps),
+        ("wall time", t.used.wall_ms, t.budget.wall_ms),
+    ]
+    .into_iter()
+    .filter_map(|(n, used, limit)| limit.map(|l| (n, used, l)))
+    .collect()
+}
+
+/// The first budget of the task that is spent, named with its figures.
+pub fn budget_spent(t: &TaskRow) -> Option<String> {
+    budget_lines(t)
+        .into_iter()
+        .find(|(_, used, limit)| used >= limit)
+        .map(|(name, used, limit)| {
+            let figures = match name {
+                "cost" => format!("${:.2} of ${:.2}", used as f64 / 1e6, limit as f64 / 1e6),
+                "wall time" => format!("{} of {} s", used / 1000, limit / 1000),
+                "token" => format!("{used} of {limit} tokens"),
+                _ => format!("{used} of {limit} steps"),
+            };
+            format!("the {name} budget of task {} is spent ({figures})", t.id)
+        })
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    line.chars().take(300).collect()
+}
+
+fn ordinal(n: i64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(stage_index: i64, pipeline: &[&str]) -> TaskRow {
+        TaskRow {
+            id: "t".into(),
+            workspace: "w".into(),
+            title: String::new(),
+            body: String::new(),
+            stage: pipeline[stage_index as usize].into(),
+            state: "running".into(),
+            priority: "normal".into(),
+            attempts: 1,
+            last_error: None,
+            dedup_key: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            created_at: 0,
+            updated_at: 0,
+            last_event_at: 0,
+            pipeline: pipeline.iter().map(|s| s.to_string()).collect(),
+            stage_index,
+            high_water: stage_index,
+            priority_rank: 1,
+            max_attempts: 3,
+            total_attempts: 1,
+            next_attempt_at: 0,
+            lease_token: Some(1),
+            last_fingerprint: None,
+            fingerprint_streak: 0,
+            depends_on: Vec::new(),
+            requires: Vec::new(),
+            budget: TaskBudget::default(),
+            used: Default::default(),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn minimal_mode_skips_think_and_review() {
+        let p = DEFAULT_PIPELINE;
+        let next = |i, mode| Scheduler::next_stage(&task(i, p), mode);
+        assert_eq!(
+            next(1, Mode::Normal),
+            AfterComplete::Next {
+                stage: "think".into(),
+                index: 2
+            }
+        );
+        assert_eq!(
+            next(1, Mode::Minimal),
+            AfterComplete::Next {
+                stage: "implement".into(),
+                index: 3
+            }
+        );
+        assert_eq!(
+            next(4, Mode::Minimal),
+            AfterComplete::Next {
+                stage: "pr".into(),
+                index: 6
+            }
+        );
+        assert_eq!(next(7, Mode::Normal), AfterComplete::Done);
+    }
+
+    #[test]
+    fn budgets_name_themselves() {
+        let mut t = task(0, &["a"]);
+        t.budget.tokens = Some(100);
+        t.used.tokens = 100;
+        assert_eq!(
+            budget_spent(&t).unwrap(),
+            "the token budget of task t is spent (100 of 100 tokens)"
+        );
+        t.used.tokens = 99;
+        assert!(budget_spent(&t).is_none());
+    }
+}

@@ -1,0 +1,1292 @@
+//! `stage_runs`: one row per claim of a task's stage (SPEC TS-2..TS-4,
+//! ST-2). The row's id is the **fencing token**: a completion, failure or
+//! heartbeat must carry the token of the task's current, unexpired lease, so
+//! a worker whose lease expired can never complete the stage.
+//!
+//! Rules (retries, loop guards, the next stage) belong to the scheduler in
+//! the server; the functions here apply decisions atomically and report
+//! what they found, so that the decision is made on the row as it is inside
+//! the transaction.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use crate::tasks::{FINISHED, TaskRow, end_open_run, task_columns, task_from_row};
+use crate::util::{Sql, clamp_limit, is_unique_violation, json_text, parse_json_opt};
+use crate::workers::{upsert_worker, upsert_worker_sql};
+use crate::{Dialect, Error, Result, Store};
+
+/// The columns [`run_from_row`] reads.
+macro_rules! run_columns {
+    () => {
+        "id, task_id, workspace, stage, attempt, worker_id, claimed_at, expires_at, ended_at, \
+         outcome, error, fingerprint, output"
+    };
+}
+
+/// At most this many stages per claim.
+const MAX_CLAIM: i64 = 100;
+
+/// Expired leases requeued per transaction by `expire_leases`.
+const EXPIRE_BATCH: i64 = 500;
+
+/// A task's dependencies are all done (for `FROM tasks t`). A dependency
+/// that does not exist (it never does: creation checks) would not block.
+const DEPS_DONE: &str = " AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks dt ON dt.id = d.depends_on \
+     WHERE d.task_id = t.id AND dt.state <> 'done')";
+
+/// One claim of one stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageRunRow {
+    /// The fencing token: increasing, unique across the database.
+    pub id: i64,
+    /// The task.
+    pub task_id: String,
+    /// Its workspace.
+    pub workspace: String,
+    /// The stage claimed.
+    pub stage: String,
+    /// Attempt number at this stage (1 for the first claim).
+    pub attempt: i64,
+    /// The worker holding it.
+    pub worker_id: String,
+    /// When claimed.
+    pub claimed_at: i64,
+    /// When the lease expires (moved by heartbeats).
+    pub expires_at: i64,
+    /// When it ended.
+    pub ended_at: Option<i64>,
+    /// `completed`, `failed`, `expired` or `cancelled`; `None` while held.
+    pub outcome: Option<String>,
+    /// Error of a failure.
+    pub error: Option<String>,
+    /// Fingerprint of that error.
+    pub fingerprint: Option<String>,
+    /// Output of a completion (JSON).
+    pub output: Option<Value>,
+}
+
+/// Caps on concurrent leases (SPEC TS-3). `None` is no cap.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseLimits {
+    /// Leases held across all workspaces.
+    pub global: Option<i64>,
+    /// Leases held in this workspace.
+    pub workspace: Option<i64>,
+    /// Leases held per stage in this workspace.
+    pub per_stage: std::collections::BTreeMap<String, i64>,
+    /// Fair share: while another workspace has claimable work waiting, this
+    /// workspace may hold at most this many leases.
+    pub fair_share: Option<i64>,
+}
+
+/// A claim request.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    /// Workspace to claim in.
+    pub workspace: String,
+    /// The claiming worker.
+    pub worker_id: String,
+    /// Lease length in ms.
+    pub lease_ms: i64,
+    /// Claim up to this many stages (1 to 100).
+    pub max: i64,
+    /// Only these stages (empty: any).
+    pub stages: Vec<String>,
+    /// Breakers that are open: tasks requiring any of them are skipped.
+    pub open_breakers: Vec<String>,
+    /// Caps.
+    pub limits: LeaseLimits,
+    /// Now, in ms.
+    pub now: i64,
+}
+
+/// A claimed stage: the task after the claim and its fencing token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    /// The task (state `running`, lease fields set).
+    pub task: TaskRow,
+    /// The stage run (its id is the fencing token).
+    pub run: StageRunRow,
+    /// The stage run this claim took over because its lease had expired.
+    pub took_over: Option<i64>,
+}
+
+/// Why a lease operation was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fence {
+    /// The token is not the task's current lease (superseded, or the task
+    /// is not running).
+    Stale {
+        /// The token presented.
+        token: i64,
+        /// The current token, if the task is leased.
+        current: Option<i64>,
+    },
+    /// The token is current but its lease has expired.
+    Expired {
+        /// The token.
+        token: i64,
+        /// When it expired.
+        expired_at: i64,
+    },
+}
+
+/// What the scheduler decided a completion leads to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AfterComplete {
+    /// Queue the task at this stage (its index in the pipeline).
+    Next {
+        /// Stage name.
+        stage: String,
+        /// Index in the task's pipeline.
+        index: i64,
+    },
+    /// The last stage is done: the task is `done`.
+    Done,
+    /// Wait for a human (quality gates, issue 4): state `waiting_approval`.
+    WaitApproval {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the scheduler decided a failure leads to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AfterFail {
+    /// Back to the queue at the same stage, claimable from `at`.
+    Retry {
+        /// ms since epoch.
+        at: i64,
+    },
+    /// Into the dead-letter queue (state `dead`).
+    Dead,
+    /// Blocked, with the reason kept in `last_error`.
+    Block {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The outcome of [`Store::complete_stage`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Completion {
+    /// Completed now.
+    Completed(TaskRow),
+    /// This token had already completed the stage: nothing changed
+    /// (completion is idempotent).
+    AlreadyCompleted(TaskRow),
+    /// Refused.
+    Fenced(Fence),
+}
+
+/// The outcome of [`Store::fail_stage`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// Recorded, with the decision applied.
+    Failed(TaskRow),
+    /// This token had already failed: nothing changed.
+    AlreadyFailed(TaskRow),
+    /// Refused.
+    Fenced(Fence),
+}
+
+impl Store {
+    /// Claims up to `req.max` runnable stages of the workspace in one
+    /// transaction (SPEC TS-2, TS-3, ST-2). Runnable: state `queued` with
+    /// `next_attempt_at <= now`, every `depends_on` task `done`, no required
+    /// breaker open, stage in `req.stages` when given; or state `running`
+    /// with an expired lease (its stage run is marked `expired` and
+    /// `took_over` names it). Order: `priority_rank`, then `created_at`.
+    /// The caps in `req.limits` are counted inside the transaction and
+    /// reduce how many are claimed (possibly to none). PostgreSQL uses
+    /// `FOR UPDATE SKIP LOCKED`, so concurrent hosts never hand out the
+    /// same stage. Each claim inserts a stage run (its id is the fencing
+    /// token), sets the task `running` with lease owner, token and expiry,
+    /// increments `attempts` and `total_attempts`, and updates the worker's
+    /// heartbeat.
+    ///
+    /// `max` is capped at 100; 0 or less claims nothing (the worker's
+    /// heartbeat is still recorded). A `lease_ms` below 1 counts as 1.
+    pub async fn claim_stages(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
+        let max = req.max.min(MAX_CLAIM);
+        if self.dialect == Dialect::Postgres && req.limits.per_stage.is_empty() {
+            let limits = &req.limits;
+            if limits.global.is_none() && limits.workspace.is_none() && limits.fair_share.is_none()
+            {
+                let mut conn = self.pool.acquire().await?;
+                return claim_fused(&mut conn, req, max).await;
+            }
+            let mut tx = self.begin_write().await?;
+            let room = if max > 0 {
+                self.lease_room(&mut tx, req, max).await?
+            } else {
+                Room::default()
+            };
+            let claimed = claim_fused(&mut tx, req, room.total).await?;
+            tx.commit().await?;
+            return Ok(claimed);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut room = if max > 0 {
+            self.lease_room(&mut tx, req, max).await?
+        } else {
+            Room::default()
+        };
+        let mut claimed = Vec::new();
+        // Usually one round. A candidate of a stage whose cap filled up
+        // within the round is skipped, and the next round asks again
+        // without that stage; every extra round fills one more stage, so
+        // the loop ends.
+        while (claimed.len() as i64) < room.total {
+            let need = room.total - claimed.len() as i64;
+            let candidates = self
+                .claim_candidates(&mut tx, req, &room.full_stages(), need)
+                .await?;
+            let mut accepted = Vec::new();
+            let mut skipped = false;
+            for candidate in candidates {
+                if accepted.len() as i64 == need {
+                    break;
+                }
+                if room.take(&candidate.stage) {
+                    accepted.push(candidate);
+                } else {
+                    skipped = true;
+                }
+            }
+            if !accepted.is_empty() {
+                claimed.extend(claim_these(&mut tx, req, accepted).await?);
+            }
+            if !skipped {
+                break;
+            }
+        }
+        upsert_worker(&mut tx, &req.workspace, &req.worker_id, req.now).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Extends a lease to `now + lease_ms` (also the worker's heartbeat and
+    /// the task's `last_event_at`).
+    ///
+    /// `Error::NotFound` when the workspace has no such task; `Err(Fence)`
+    /// inside `Ok` when the token is not the current, unexpired lease
+    /// (nothing changes then).
+    pub async fn heartbeat(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        token: i64,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Result<TaskRow, Fence>> {
+        let expires_at = now.saturating_add(lease_ms.max(1));
+        let mut tx = self.begin_write().await?;
+        let extended = sqlx::query(concat!(
+            "UPDATE tasks SET lease_expires_at = $5, updated_at = $4, last_event_at = $4 \
+             WHERE workspace = $1 AND id = $2 AND state = 'running' AND lease_token = $3 \
+             AND lease_expires_at >= $4 RETURNING ",
+            task_columns!()
+        ))
+        .bind(workspace)
+        .bind(task_id)
+        .bind(token)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = extended else {
+            let task = select_task(&mut tx, self.dialect, workspace, task_id, false).await?;
+            tx.rollback().await?;
+            return Ok(Err(fence(&task, token, now).unwrap_or(Fence::Stale {
+                token,
+                current: task.lease_token,
+            })));
+        };
+        let task = task_from_row(&row)?;
+        sqlx::query("UPDATE stage_runs SET expires_at = $2 WHERE id = $1")
+            .bind(token)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(worker) = &task.lease_owner {
+            upsert_worker(&mut tx, workspace, worker, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(task))
+    }
+
+    /// Completes the stage of lease `token`. In one transaction: checks the
+    /// fence (current token, unexpired), lets `decide` choose what follows
+    /// from the task as it is, marks the stage run `completed` with
+    /// `output`, clears the lease and applies the decision: `Next` queues
+    /// the task at that stage with `attempts = 0` (and raises `high_water`
+    /// when the index is beyond it), `Done` sets `done` and `finished_at`,
+    /// `WaitApproval` sets `waiting_approval`. Completing again with the
+    /// same token returns `AlreadyCompleted` and changes nothing.
+    ///
+    /// The stage run's wall time (now - claimed) is added to the task's
+    /// `used.wall_ms`; `WaitApproval` keeps its reason in `last_error`.
+    /// `Error::NotFound` when the workspace has no such task.
+    pub async fn complete_stage(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        token: i64,
+        output: &Value,
+        now: i64,
+        decide: &(dyn Fn(&TaskRow) -> AfterComplete + Send + Sync),
+    ) -> Result<Completion> {
+        let mut tx = self.begin_write().await?;
+        let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
+        // A run that has an outcome is never the current lease (every path
+        // that ends a run clears or replaces the token), so a fence that
+        // holds means the run is open; only a refused token needs to know
+        // whether it already completed. Reading the run after the row lock
+        // also sees what a concurrent completion committed.
+        if let Some(refused) = fence(&task, token, now) {
+            let outcome = run_outcome(&mut tx, task_id, token).await?;
+            tx.rollback().await?;
+            return Ok(if outcome.as_deref() == Some("completed") {
+                Completion::AlreadyCompleted(task)
+            } else {
+                Completion::Fenced(refused)
+            });
+        }
+        let decision = decide(&task);
+        let mut next = Next::from(&task);
+        match decision {
+            AfterComplete::Next { stage, index } => {
+                next.state = "queued";
+                next.stage = stage;
+                next.stage_index = index;
+                next.attempts = 0;
+                next.high_water = task.high_water.max(index);
+                next.next_attempt_at = now;
+            }
+            AfterComplete::Done => {
+                next.state = "done";
+                next.finished_at = Some(now);
+            }
+            AfterComplete::WaitApproval { reason } => {
+                next.state = "waiting_approval";
+                next.last_error = Some(reason);
+            }
+        }
+        let end = RunEnd::Completed {
+            output: json_text(output),
+        };
+        let after = next
+            .write(&mut tx, self.dialect, &task.id, token, end, now)
+            .await?;
+        tx.commit().await?;
+        Ok(Completion::Completed(after))
+    }
+
+    /// Fails the stage of lease `token`. In one transaction: checks the
+    /// fence, updates `last_error`, `last_fingerprint` and
+    /// `fingerprint_streak` (+1 when equal to the previous fingerprint, else
+    /// 1), lets `decide` choose from the updated task, marks the stage run
+    /// `failed`, clears the lease and applies the decision (`Retry` →
+    /// `queued` with `next_attempt_at`; `Dead` → `dead` with `finished_at`;
+    /// `Block` → `blocked`, `last_error` = reason). Failing again with the
+    /// same token returns `AlreadyFailed`.
+    ///
+    /// The stage run's wall time is added to `used.wall_ms`.
+    /// `Error::NotFound` when the workspace has no such task.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one atomic operation with its inputs"
+    )]
+    pub async fn fail_stage(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        token: i64,
+        error: &str,
+        fingerprint: &str,
+        now: i64,
+        decide: &(dyn Fn(&TaskRow) -> AfterFail + Send + Sync),
+    ) -> Result<Failure> {
+        let mut tx = self.begin_write().await?;
+        let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
+        // As in `complete_stage`: only a refused token can have failed.
+        if let Some(refused) = fence(&task, token, now) {
+            let outcome = run_outcome(&mut tx, task_id, token).await?;
+            tx.rollback().await?;
+            return Ok(if outcome.as_deref() == Some("failed") {
+                Failure::AlreadyFailed(task)
+            } else {
+                Failure::Fenced(refused)
+            });
+        }
+        let mut failed = task.clone();
+        failed.fingerprint_streak = if task.last_fingerprint.as_deref() == Some(fingerprint) {
+            task.fingerprint_streak + 1
+        } else {
+            1
+        };
+        failed.last_error = Some(error.to_string());
+        failed.last_fingerprint = Some(fingerprint.to_string());
+        let decision = decide(&failed);
+        let mut next = Next::from(&failed);
+        match decision {
+            AfterFail::Retry { at } => {
+                next.state = "queued";
+                next.next_attempt_at = at;
+            }
+            AfterFail::Dead => {
+                next.state = "dead";
+                next.finished_at = Some(now);
+            }
+            AfterFail::Block { reason } => {
+                next.state = "blocked";
+                next.last_error = Some(reason);
+            }
+        }
+        let end = RunEnd::Failed {
+            error: error.to_string(),
+            fingerprint: fingerprint.to_string(),
+        };
+        let after = next
+            .write(&mut tx, self.dialect, &task.id, token, end, now)
+            .await?;
+        tx.commit().await?;
+        Ok(Failure::Failed(after))
+    }
+
+    /// Requeues every `running` task whose lease expired before `now`, in
+    /// every workspace (their stage runs become `expired`); returns them as
+    /// they are after. For the sweeper loop.
+    ///
+    /// With nothing expired it costs one indexed read and no transaction.
+    /// On PostgreSQL a task locked by a concurrent claim or completion is
+    /// left to it (or to the next sweep).
+    pub async fn expire_leases(&self, now: i64) -> Result<Vec<TaskRow>> {
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(1 AS BIGINT) FROM tasks WHERE state = 'running' AND lease_expires_at < $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let select = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT id, lease_token FROM tasks WHERE state = 'running' AND lease_expires_at < $1 \
+                 ORDER BY lease_expires_at LIMIT $2"
+            }
+            Dialect::Postgres => {
+                "SELECT id, lease_token FROM tasks WHERE state = 'running' AND lease_expires_at < $1 \
+                 ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+            }
+        };
+        let mut expired = Vec::new();
+        loop {
+            let mut tx = self.begin_write().await?;
+            let rows = sqlx::query(select)
+                .bind(now)
+                .bind(EXPIRE_BATCH)
+                .fetch_all(&mut *tx)
+                .await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                break;
+            }
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut tokens = Vec::with_capacity(rows.len());
+            for row in &rows {
+                ids.push(row.try_get::<String, _>("id")?);
+                if let Some(token) = row.try_get::<Option<i64>, _>("lease_token")? {
+                    tokens.push(token);
+                }
+            }
+            end_open_runs(&mut tx, &tokens, "expired", now).await?;
+            let mut sql = Sql::new(
+                "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+                 lease_token = NULL, updated_at = ",
+            );
+            let at = sql.arg(now);
+            let list = sql.args(ids.iter().map(String::as_str));
+            sql.push(&format!(
+                "{at}, last_event_at = {at} WHERE id IN ({list}) RETURNING {}",
+                task_columns!()
+            ));
+            let rows = sql.build()?.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            let mut batch = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+            batch.sort_by(|a, b| a.id.cmp(&b.id));
+            expired.extend(batch);
+            if (ids.len() as i64) < EXPIRE_BATCH {
+                break;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Cancels a task that is not finished: state `cancelled`, lease cleared,
+    /// its open stage run `cancelled`. `Error::Conflict` when it is done,
+    /// dead or cancelled already.
+    ///
+    /// Also sets `finished_at`. `Error::NotFound` when the workspace has no
+    /// such task.
+    pub async fn cancel_task(&self, workspace: &str, task_id: &str, now: i64) -> Result<TaskRow> {
+        let mut tx = self.begin_write().await?;
+        let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
+        if FINISHED.contains(&task.state.as_str()) {
+            return Err(Error::Conflict(format!(
+                "task \"{task_id}\" is {} and cannot be cancelled",
+                task.state
+            )));
+        }
+        if let Some(token) = task.lease_token {
+            end_open_run(&mut tx, token, "cancelled", now).await?;
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE tasks SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, \
+             lease_token = NULL, finished_at = $2, updated_at = $2, last_event_at = $2 \
+             WHERE id = $1 RETURNING ",
+            task_columns!()
+        ))
+        .bind(task_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = task_from_row(&row)?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Tasks in the dead-letter queue (state `dead`), newest first.
+    ///
+    /// Newest by `finished_at` (when it died), then id. A `limit` of 0 or
+    /// less means 100; at most 500 are returned.
+    pub async fn list_dead_letters(&self, workspace: &str, limit: i64) -> Result<Vec<TaskRow>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE workspace = $1 AND state = 'dead' \
+              ORDER BY finished_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(workspace)
+        .bind(clamp_limit(limit, 100, 500))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_from_row)
+        .collect()
+    }
+
+    /// `dead → queued` at the same stage, attempts 0, `fingerprint_streak`
+    /// 0, `next_attempt_at` = now. `Error::Conflict` when not dead.
+    ///
+    /// `last_error` is kept and `finished_at` cleared. `Error::Conflict`
+    /// too when, meanwhile, another unfinished task took the dedup key;
+    /// `Error::NotFound` when the workspace has no such task.
+    pub async fn redrive(&self, workspace: &str, task_id: &str, now: i64) -> Result<TaskRow> {
+        let mut tx = self.begin_write().await?;
+        let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
+        if task.state != "dead" {
+            return Err(Error::Conflict(format!(
+                "task \"{task_id}\" is {} and cannot be redriven (only dead tasks can)",
+                task.state
+            )));
+        }
+        let updated = sqlx::query(concat!(
+            "UPDATE tasks SET state = 'queued', attempts = 0, fingerprint_streak = 0, \
+             next_attempt_at = $2, finished_at = NULL, updated_at = $2, last_event_at = $2 \
+             WHERE id = $1 RETURNING ",
+            task_columns!()
+        ))
+        .bind(task_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        match updated {
+            Ok(row) => {
+                let after = task_from_row(&row)?;
+                tx.commit().await?;
+                Ok(after)
+            }
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                let key = task.dedup_key.unwrap_or_default();
+                let holder: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM tasks WHERE workspace = $1 AND dedup_key = $2 \
+                     AND state NOT IN ('done', 'cancelled', 'dead') ORDER BY created_at, id LIMIT 1",
+                )
+                .bind(workspace)
+                .bind(&key)
+                .fetch_optional(&self.pool)
+                .await?;
+                let holder = holder.map(|id| format!(" \"{id}\"")).unwrap_or_default();
+                Err(Error::Conflict(format!(
+                    "task \"{task_id}\" cannot be redriven: unfinished task{holder} holds its dedup key \
+                     \"{key}\" (finish or cancel that one first)"
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every stage run of a task, oldest first.
+    pub async fn list_stage_runs(&self, task_id: &str) -> Result<Vec<StageRunRow>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM stage_runs WHERE task_id = $1 ORDER BY id"
+        ))
+        .bind(task_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(run_from_row)
+        .collect()
+    }
+
+    /// (task, stage, count) of every stage completed more than once with the
+    /// same attempt number: must always be empty (a check for tests and
+    /// `warden doctor`).
+    pub async fn duplicate_completions(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT task_id, stage, CAST(COUNT(*) AS BIGINT) AS n FROM stage_runs \
+             WHERE outcome = 'completed' GROUP BY task_id, stage, attempt HAVING COUNT(*) > 1 \
+             ORDER BY task_id, stage",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("task_id")?,
+                    row.try_get("stage")?,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Completed stage runs since `since` with their durations, for
+    /// per-stage latency and the bottleneck stage: (stage, claimed_at,
+    /// ended_at).
+    ///
+    /// Runs that ended at or after `since`, in the order they ended.
+    pub async fn completed_stage_runs_since(
+        &self,
+        workspace: &str,
+        since: i64,
+    ) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT stage, claimed_at, ended_at FROM stage_runs \
+             WHERE workspace = $1 AND ended_at >= $2 AND outcome = 'completed' ORDER BY ended_at, id",
+        )
+        .bind(workspace)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("stage")?,
+                    row.try_get("claimed_at")?,
+                    row.try_get("ended_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// How many leases this claim may take, counted inside its
+    /// transaction.
+    ///
+    /// Counting and claiming must not interleave with another claim that
+    /// counts the same leases, or both could take the last free one.
+    /// SQLite's BEGIN IMMEDIATE excludes other writers already; PostgreSQL
+    /// takes a transaction-scoped advisory lock, on all claims when a
+    /// global cap is set (every host is expected to pass the same one),
+    /// else on the workspace's claims. Without caps nothing is counted and
+    /// claims run in parallel, kept apart by SKIP LOCKED.
+    async fn lease_room(
+        &self,
+        conn: &mut AnyConnection,
+        req: &ClaimRequest,
+        max: i64,
+    ) -> Result<Room> {
+        let limits = &req.limits;
+        let per_workspace = limits.workspace.is_some()
+            || !limits.per_stage.is_empty()
+            || limits.fair_share.is_some();
+        let mut room = Room {
+            total: max,
+            stages: BTreeMap::new(),
+        };
+        if limits.global.is_none() && !per_workspace {
+            return Ok(room);
+        }
+        if self.dialect == Dialect::Postgres {
+            let key = if limits.global.is_some() {
+                "warden.claims".to_string()
+            } else {
+                format!("warden.claims/{}", req.workspace)
+            };
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if let Some(cap) = limits.global {
+            let held: i64 = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM tasks WHERE state = 'running' AND lease_expires_at >= $1",
+            )
+            .bind(req.now)
+            .fetch_one(&mut *conn)
+            .await?;
+            room.total = room.total.min(cap - held);
+        }
+        if per_workspace {
+            let rows = sqlx::query(
+                "SELECT stage, CAST(COUNT(*) AS BIGINT) AS n FROM tasks \
+                 WHERE workspace = $1 AND state = 'running' AND lease_expires_at >= $2 GROUP BY stage",
+            )
+            .bind(&req.workspace)
+            .bind(req.now)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut held = BTreeMap::new();
+            for row in &rows {
+                held.insert(
+                    row.try_get::<String, _>("stage")?,
+                    row.try_get::<i64, _>("n")?,
+                );
+            }
+            let workspace_held: i64 = held.values().sum();
+            if let Some(cap) = limits.workspace {
+                room.total = room.total.min(cap - workspace_held);
+            }
+            for (stage, cap) in &limits.per_stage {
+                let taken = held.get(stage).copied().unwrap_or(0);
+                room.stages.insert(stage.clone(), cap - taken);
+            }
+            if let Some(share) = limits.fair_share
+                && room.total > 0
+                && workspace_held + room.total > share
+                && others_waiting(conn, &req.workspace, req.now).await?
+            {
+                room.total = room.total.min(share - workspace_held);
+            }
+        }
+        room.total = room.total.max(0);
+        Ok(room)
+    }
+
+    /// Claimable tasks of the workspace, outside `full` stages, in claim
+    /// order, at most `2 * need` (see [`candidates_cte`]), locked on
+    /// PostgreSQL.
+    async fn claim_candidates(
+        &self,
+        conn: &mut AnyConnection,
+        req: &ClaimRequest,
+        full: &[String],
+        need: i64,
+    ) -> Result<Vec<Candidate>> {
+        let mut sql = Sql::new("");
+        let cte = candidates_cte(&mut sql, self.dialect, req, full, need);
+        sql.push(&cte.text).push(
+            " SELECT id, stage, priority_rank, created_at, took_over \
+             FROM (SELECT * FROM q UNION ALL SELECT * FROM e) c ORDER BY priority_rank, created_at, id",
+        );
+        sql.build()?
+            .fetch_all(conn)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Candidate {
+                    id: row.try_get("id")?,
+                    stage: row.try_get("stage")?,
+                    took_over: row.try_get("took_over")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The candidate part of a claim: `WITH q AS (...), e AS (...)`, up to
+/// `need` queued tasks (`q`) and up to `need` tasks with an expired lease
+/// (`e`, whose `took_over` is that lease's token), each in claim order and
+/// locked with SKIP LOCKED on PostgreSQL. Two selects rather than one with
+/// an OR, so that each reads an index in order instead of sorting every
+/// queued task. Columns: id, workspace, stage, attempts, priority_rank,
+/// created_at, took_over; on PostgreSQL they are the locked (newest)
+/// versions of the rows.
+fn candidates_cte(
+    sql: &mut Sql,
+    dialect: Dialect,
+    req: &ClaimRequest,
+    full: &[String],
+    need: i64,
+) -> CandidatesCte {
+    let workspace = sql.arg(req.workspace.as_str());
+    let now = sql.arg(req.now);
+    let limit = sql.arg(need);
+    let mut filters = String::new();
+    if !req.stages.is_empty() {
+        let list = sql.args(req.stages.iter().map(String::as_str));
+        filters.push_str(&format!(" AND t.stage IN ({list})"));
+    }
+    if !full.is_empty() {
+        let list = sql.args(full.iter().map(String::as_str));
+        filters.push_str(&format!(" AND t.stage NOT IN ({list})"));
+    }
+    filters.push_str(DEPS_DONE);
+    if !req.open_breakers.is_empty() {
+        let list = sql.args(req.open_breakers.iter().map(String::as_str));
+        let elements = match dialect {
+            Dialect::Sqlite => "json_each(t.requires) r",
+            Dialect::Postgres => "json_array_elements_text(t.requires::json) r(value)",
+        };
+        filters.push_str(&format!(
+            " AND (t.requires = '[]' OR NOT EXISTS (SELECT 1 FROM {elements} WHERE r.value IN ({list})))"
+        ));
+    }
+    let lock = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+    };
+    let columns = "t.id, t.workspace, t.stage, t.attempts, t.priority_rank, t.created_at";
+    let order = "ORDER BY t.priority_rank, t.created_at, t.id";
+    let text = format!(
+        "WITH q AS (SELECT {columns}, CAST(NULL AS BIGINT) AS took_over FROM tasks t \
+         WHERE t.workspace = {workspace} AND t.state = 'queued' AND t.next_attempt_at <= {now}{filters} \
+         {order} LIMIT {limit}{lock}), \
+         e AS (SELECT {columns}, t.lease_token AS took_over FROM tasks t \
+         WHERE t.workspace = {workspace} AND t.state = 'running' AND t.lease_expires_at < {now}{filters} \
+         {order} LIMIT {limit}{lock})"
+    );
+    CandidatesCte {
+        text,
+        workspace,
+        now,
+        limit,
+    }
+}
+
+/// [`candidates_cte`]'s text and the placeholders it bound.
+struct CandidatesCte {
+    text: String,
+    workspace: String,
+    now: String,
+    limit: String,
+}
+
+/// Claims up to `need` stages in one statement (PostgreSQL, no per-stage
+/// caps): picks the candidates, ends the runs of the expired leases taken
+/// over, inserts the stage runs, leases the tasks and records the worker,
+/// with data-modifying CTEs. One round trip, so that claims stay cheap
+/// under load. The stage runs take stage and attempts from the locked rows
+/// (`picked`), not from the statement's snapshot, which a claim and
+/// completion committed in between could have outdated.
+async fn claim_fused(
+    conn: &mut AnyConnection,
+    req: &ClaimRequest,
+    need: i64,
+) -> Result<Vec<Claimed>> {
+    let expires_at = req.now.saturating_add(req.lease_ms.max(1));
+    let mut sql = Sql::new("");
+    let cte = candidates_cte(&mut sql, Dialect::Postgres, req, &[], need.max(0));
+    let worker = sql.arg(req.worker_id.as_str());
+    let expiry = sql.arg(expires_at);
+    let (now, limit) = (&cte.now, &cte.limit);
+    let upsert = upsert_worker_sql(&cte.workspace, &worker, now);
+    let columns = |prefix: &str| {
+        task_columns!()
+            .split(',')
+            .map(|c| format!("{prefix}.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    sql.push(&cte.text).push(&format!(
+        ", picked AS (SELECT * FROM (SELECT * FROM q UNION ALL SELECT * FROM e) c \
+         ORDER BY priority_rank, created_at, id LIMIT {limit}), \
+         ended AS (UPDATE stage_runs SET outcome = 'expired', ended_at = {now} \
+         WHERE id IN (SELECT took_over FROM picked WHERE took_over IS NOT NULL) AND outcome IS NULL), \
+         runs AS (INSERT INTO stage_runs (task_id, workspace, stage, attempt, worker_id, claimed_at, expires_at) \
+         SELECT id, workspace, stage, attempts + 1, {worker}, {now}, {expiry} FROM picked \
+         ORDER BY priority_rank, created_at, id RETURNING id, task_id, stage, attempt), \
+         leased AS (UPDATE tasks SET state = 'running', lease_owner = {worker}, lease_expires_at = {expiry}, \
+         lease_token = r.id, attempts = tasks.attempts + 1, total_attempts = tasks.total_attempts + 1, \
+         updated_at = {now}, last_event_at = {now} FROM runs r WHERE tasks.id = r.task_id RETURNING {}), \
+         seen AS ({upsert}) \
+         SELECT {}, r.id AS run_id, r.stage AS run_stage, r.attempt AS run_attempt, p.took_over \
+         FROM leased l JOIN runs r ON r.task_id = l.id JOIN picked p ON p.id = l.id \
+         ORDER BY p.priority_rank, p.created_at, p.id",
+        columns("tasks"),
+        columns("l"),
+    ));
+    let rows = sql.build()?.fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            let task = task_from_row(row)?;
+            let run = StageRunRow {
+                id: row.try_get("run_id")?,
+                task_id: task.id.clone(),
+                workspace: task.workspace.clone(),
+                stage: row.try_get("run_stage")?,
+                attempt: row.try_get("run_attempt")?,
+                worker_id: req.worker_id.clone(),
+                claimed_at: req.now,
+                expires_at,
+                ended_at: None,
+                outcome: None,
+                error: None,
+                fingerprint: None,
+                output: None,
+            };
+            Ok(Claimed {
+                task,
+                run,
+                took_over: row.try_get("took_over")?,
+            })
+        })
+        .collect()
+}
+
+/// What a claim may still take: in total, and per capped stage.
+#[derive(Default)]
+struct Room {
+    total: i64,
+    stages: BTreeMap<String, i64>,
+}
+
+impl Room {
+    /// Capped stages with no room left.
+    fn full_stages(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .filter(|(_, left)| **left <= 0)
+            .map(|(stage, _)| stage.clone())
+            .collect()
+    }
+
+    /// Takes room for one stage run of `stage`; false when its cap is full.
+    fn take(&mut self, stage: &str) -> bool {
+        match self.stages.get_mut(stage) {
+            Some(left) if *left <= 0 => false,
+            Some(left) => {
+                *left -= 1;
+                true
+            }
+            None => true,
+        }
+    }
+}
+
+/// A task a claim may take.
+struct Candidate {
+    id: String,
+    stage: String,
+    /// The open stage run of an expired lease.
+    took_over: Option<i64>,
+}
+
+/// Claims `accepted` (locked, in claim order): ends the runs of expired
+/// leases, inserts a stage run per task, and leases the tasks, in three
+/// statements whatever their number.
+async fn claim_these(
+    conn: &mut AnyConnection,
+    req: &ClaimRequest,
+    accepted: Vec<Candidate>,
+) -> Result<Vec<Claimed>> {
+    let expires_at = req.now.saturating_add(req.lease_ms.max(1));
+    let taken_over: Vec<i64> = accepted.iter().filter_map(|c| c.took_over).collect();
+    end_open_runs(conn, &taken_over, "expired", req.now).await?;
+
+    let mut sql = Sql::new(
+        "INSERT INTO stage_runs (task_id, workspace, stage, attempt, worker_id, claimed_at, expires_at) \
+         SELECT id, workspace, stage, attempts + 1, ",
+    );
+    let values = [
+        sql.arg(req.worker_id.as_str()),
+        sql.arg(req.now),
+        sql.arg(expires_at),
+    ]
+    .join(", ");
+    let list = sql.args(accepted.iter().map(|c| c.id.as_str()));
+    sql.push(&format!(
+        "{values} FROM tasks WHERE id IN ({list}) ORDER BY priority_rank, created_at, id RETURNING {}",
+        run_columns!()
+    ));
+    let mut runs: BTreeMap<String, StageRunRow> = BTreeMap::new();
+    for row in sql.build()?.fetch_all(&mut *conn).await? {
+        let run = run_from_row(&row)?;
+        runs.insert(run.task_id.clone(), run);
+    }
+
+    // The newest run of each task is the one just inserted: ids increase.
+    let mut sql = Sql::new("UPDATE tasks SET state = 'running', lease_owner = ");
+    let worker = sql.arg(req.worker_id.as_str());
+    let expiry = sql.arg(expires_at);
+    let now = sql.arg(req.now);
+    let list = sql.args(accepted.iter().map(|c| c.id.as_str()));
+    sql.push(&format!(
+        "{worker}, lease_expires_at = {expiry}, \
+         lease_token = (SELECT MAX(r.id) FROM stage_runs r WHERE r.task_id = tasks.id), \
+         attempts = attempts + 1, total_attempts = total_attempts + 1, updated_at = {now}, \
+         last_event_at = {now} WHERE id IN ({list}) RETURNING {}",
+        task_columns!()
+    ));
+    let mut tasks: BTreeMap<String, TaskRow> = BTreeMap::new();
+    for row in sql.build()?.fetch_all(&mut *conn).await? {
+        let task = task_from_row(&row)?;
+        tasks.insert(task.id.clone(), task);
+    }
+
+    accepted
+        .into_iter()
+        .map(|c| {
+            let lost =
+                || Error::Conflict(format!("task \"{}\" vanished while it was claimed", c.id));
+            let task = tasks.remove(&c.id).ok_or_else(lost)?;
+            let run = runs.remove(&c.id).ok_or_else(lost)?;
+            Ok(Claimed {
+                task,
+                run,
+                took_over: c.took_over,
+            })
+        })
+        .collect()
+}
+
+/// Ends the open stage runs among `tokens` with `outcome`.
+async fn end_open_runs(
+    conn: &mut AnyConnection,
+    tokens: &[i64],
+    outcome: &str,
+    now: i64,
+) -> Result<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("UPDATE stage_runs SET outcome = ");
+    let outcome = sql.arg(outcome);
+    let at = sql.arg(now);
+    let list = sql.args(tokens.iter().copied());
+    sql.push(&format!(
+        "{outcome}, ended_at = {at} WHERE id IN ({list}) AND outcome IS NULL"
+    ));
+    sql.build()?.execute(conn).await?;
+    Ok(())
+}
+
+/// True when another workspace has a queued task that is claimable now
+/// (breakers aside), for the fair share.
+async fn others_waiting(conn: &mut AnyConnection, workspace: &str, now: i64) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT CAST(1 AS BIGINT) FROM tasks t WHERE t.workspace <> $1 AND t.state = 'queued' \
+         AND t.next_attempt_at <= $2{DEPS_DONE} LIMIT 1"
+    )))
+    .bind(workspace)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// The task, locked until commit when `lock` (PostgreSQL; SQLite's BEGIN
+/// IMMEDIATE holds the write lock already). `Error::NotFound` when the
+/// workspace has no such task.
+async fn select_task(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    workspace: &str,
+    id: &str,
+    lock: bool,
+) -> Result<TaskRow> {
+    let sql = if lock && dialect == Dialect::Postgres {
+        concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE workspace = $1 AND id = $2 FOR UPDATE"
+        )
+    } else {
+        concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE workspace = $1 AND id = $2"
+        )
+    };
+    sqlx::query(sql)
+        .bind(workspace)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(task_from_row)
+        .transpose()?
+        .ok_or_else(|| Error::NotFound(format!("task \"{id}\"")))
+}
+
+/// The outcome of stage run `token` of the task (`None` while open, or
+/// when it is not a run of that task).
+async fn run_outcome(
+    conn: &mut AnyConnection,
+    task_id: &str,
+    token: i64,
+) -> Result<Option<String>> {
+    let outcome: Option<Option<String>> =
+        sqlx::query_scalar("SELECT outcome FROM stage_runs WHERE id = $1 AND task_id = $2")
+            .bind(token)
+            .bind(task_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(outcome.flatten())
+}
+
+/// Why `token` may not act on `task` at `now`, or `None` when it holds the
+/// current, unexpired lease.
+fn fence(task: &TaskRow, token: i64, now: i64) -> Option<Fence> {
+    let current = if task.state == "running" {
+        task.lease_token
+    } else {
+        None
+    };
+    if current != Some(token) {
+        return Some(Fence::Stale { token, current });
+    }
+    match task.lease_expires_at {
+        Some(at) if at >= now => None,
+        at => Some(Fence::Expired {
+            token,
+            expired_at: at.unwrap_or(0),
+        }),
+    }
+}
+
+/// The columns a completion or failure writes, starting from the task as
+/// it was; the lease is always cleared.
+struct Next {
+    state: &'static str,
+    stage: String,
+    stage_index: i64,
+    attempts: i64,
+    high_water: i64,
+    next_attempt_at: i64,
+    finished_at: Option<i64>,
+    last_error: Option<String>,
+    last_fingerprint: Option<String>,
+    fingerprint_streak: i64,
+}
+
+impl Next {
+    fn from(task: &TaskRow) -> Next {
+        Next {
+            state: "running",
+            stage: task.stage.clone(),
+            stage_index: task.stage_index,
+            attempts: task.attempts,
+            high_water: task.high_water,
+            next_attempt_at: task.next_attempt_at,
+            finished_at: task.finished_at,
+            last_error: task.last_error.clone(),
+            last_fingerprint: task.last_fingerprint.clone(),
+            fingerprint_streak: task.fingerprint_streak,
+        }
+    }
+
+    /// Ends stage run `token` as `end` says and writes the task, adding
+    /// the run's wall time to `used_wall_ms`: one statement on PostgreSQL
+    /// (a data-modifying CTE), two on SQLite.
+    async fn write(
+        self,
+        conn: &mut AnyConnection,
+        dialect: Dialect,
+        id: &str,
+        token: i64,
+        end: RunEnd,
+        now: i64,
+    ) -> Result<TaskRow> {
+        let mut sql = Sql::new("");
+        let token = sql.arg(token);
+        let at = sql.arg(now);
+        let end_run = match end {
+            RunEnd::Completed { output } => format!(
+                "UPDATE stage_runs SET outcome = 'completed', ended_at = {at}, output = {} \
+                 WHERE id = {token} RETURNING claimed_at",
+                sql.arg(output)
+            ),
+            RunEnd::Failed { error, fingerprint } => format!(
+                "UPDATE stage_runs SET outcome = 'failed', ended_at = {at}, error = {}, fingerprint = {} \
+                 WHERE id = {token} RETURNING claimed_at",
+                sql.arg(error),
+                sql.arg(fingerprint)
+            ),
+        };
+        let wall = match dialect {
+            Dialect::Sqlite => {
+                sql.push(&end_run);
+                let claimed_at: i64 = sql
+                    .build()?
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get("claimed_at")?;
+                sql = Sql::new("");
+                sql.arg((now - claimed_at).max(0))
+            }
+            Dialect::Postgres => {
+                sql.push(&format!("WITH ended AS ({end_run}) "));
+                format!("COALESCE((SELECT GREATEST({at} - claimed_at, 0) FROM ended), 0)")
+            }
+        };
+        let assignments = [
+            ("state", sql.arg(self.state)),
+            ("stage", sql.arg(self.stage)),
+            ("stage_index", sql.arg(self.stage_index)),
+            ("attempts", sql.arg(self.attempts)),
+            ("high_water", sql.arg(self.high_water)),
+            ("next_attempt_at", sql.arg(self.next_attempt_at)),
+            ("finished_at", sql.arg(self.finished_at)),
+            ("last_error", sql.arg(self.last_error)),
+            ("last_fingerprint", sql.arg(self.last_fingerprint)),
+            ("fingerprint_streak", sql.arg(self.fingerprint_streak)),
+        ]
+        .map(|(column, value)| format!("{column} = {value}"))
+        .join(", ");
+        let now = sql.arg(now);
+        let id = sql.arg(id);
+        sql.push(&format!(
+            "UPDATE tasks SET {assignments}, used_wall_ms = used_wall_ms + {wall}, lease_owner = NULL, \
+             lease_expires_at = NULL, lease_token = NULL, updated_at = {now}, last_event_at = {now} \
+             WHERE id = {id} RETURNING {}",
+            task_columns!()
+        ));
+        let row = sql.build()?.fetch_one(conn).await?;
+        task_from_row(&row)
+    }
+}
+
+/// How a completion or failure ends its stage run.
+enum RunEnd {
+    Completed { output: String },
+    Failed { error: String, fingerprint: String },
+}
+
+fn run_from_row(row: &AnyRow) -> Result<StageRunRow> {
+    Ok(StageRunRow {
+        id: row.try_get("id")?,
+        task_id: row.try_get("task_id")?,
+        workspace: row.try_get("workspace")?,
+        stage: row.try_get("stage")?,
+        attempt: row.try_get("attempt")?,
+        worker_id: row.try_get("worker_id")?,
+        claimed_at: row.try_get("claimed_at")?,
+        expires_at: row.try_get("expires_at")?,
+        ended_at: row.try_get("ended_at")?,
+        outcome: row.try_get("outcome")?,
+        error: row.try_get("error")?,
+        fingerprint: row.try_get("fingerprint")?,
+        output: parse_json_opt("stage_runs.output", row.try_get("output")?)?,
+    })
+}

@@ -1,0 +1,64 @@
+//! `workspace_settings`: one row per workspace, replaced whole.
+
+use serde_json::json;
+use warden_store::Store;
+use warden_store::settings::SettingsRow;
+
+use crate::common::TestResult;
+
+conformance!(settings_round_trip_and_replace);
+
+fn row(workspace: &str) -> SettingsRow {
+    SettingsRow {
+        workspace: workspace.to_string(),
+        mode: "normal".to_string(),
+        mode_reason: None,
+        pipeline: None,
+        limits: json!({}),
+        hourly_tokens: None,
+        hourly_cost_micros: None,
+        actor: "admin".to_string(),
+        updated_at: 1_000,
+    }
+}
+
+async fn settings_round_trip_and_replace(store: Store) -> TestResult {
+    assert_eq!(store.get_settings("ws").await?, None);
+    assert!(store.list_settings().await?.is_empty());
+
+    let plain = row("ws");
+    store.put_settings(&plain).await?;
+    assert_eq!(store.get_settings("ws").await?, Some(plain));
+
+    let full = SettingsRow {
+        mode: "emergency-stop".to_string(),
+        mode_reason: Some("breaker workspace:ws opened".to_string()),
+        pipeline: Some(vec!["plan".into(), "implement".into()]),
+        limits: json!({"workspace": 4, "per_stage": {"implement": 2}}),
+        hourly_tokens: Some(1_000_000),
+        hourly_cost_micros: Some(5_000_000),
+        actor: "breaker".to_string(),
+        updated_at: 2_000,
+        ..row("ws")
+    };
+    store.put_settings(&full).await?;
+    assert_eq!(store.get_settings("ws").await?, Some(full.clone()));
+
+    // Replacing clears what the new row leaves out.
+    let cleared = SettingsRow {
+        updated_at: 3_000,
+        ..row("ws")
+    };
+    store.put_settings(&cleared).await?;
+    assert_eq!(store.get_settings("ws").await?, Some(cleared.clone()));
+
+    store.put_settings(&row("alpha")).await?;
+    let all: Vec<String> = store
+        .list_settings()
+        .await?
+        .into_iter()
+        .map(|r| r.workspace)
+        .collect();
+    assert_eq!(all, ["alpha", "ws"]);
+    Ok(())
+}
