@@ -1,6 +1,6 @@
-//! Builds every plugin of `tests/plugins` and the playbook template of
-//! `examples/` and writes their paths as constants (like wasmtime's
-//! `test-programs-artifacts`).
+//! Builds every plugin of `tests/plugins`, the playbook template of
+//! `examples/` and the bundled plugins of `playbooks/`, and writes their
+//! paths as constants (like wasmtime's `test-programs-artifacts`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ fn main() {
     for dir in [
         "tests/plugins",
         "examples/playbook-template",
+        "playbooks",
         "sdk/sdk",
         "sdk/macros",
         "sdk/meta",
@@ -27,6 +28,9 @@ fn main() {
     for (dir, prefix) in [
         ("tests/plugins", ""),
         ("examples/playbook-template", "TEMPLATE_"),
+        // The same build as host/server/build.rs (same target directory),
+        // so the bundled plugins' tests run the bytes the binary embeds.
+        ("playbooks", "BUNDLED_"),
     ] {
         let built = match warden_build::build(&root.join(dir), &target_dir) {
             Ok(b) => b,

@@ -10,7 +10,7 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_defaults_lists_and_runs_diagnose_system() {
     let dir = tempfile::tempdir().unwrap();
-    let port = super::free_port();
+    let port = crate::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
         .arg("serve")
         .current_dir(dir.path())

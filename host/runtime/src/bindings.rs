@@ -47,11 +47,13 @@ mod generated {
     }
 }
 
+pub(crate) use generated::gate::warden::plugin::gate_types;
 pub(crate) use generated::playbook::warden::plugin as iface;
 pub(crate) use generated::playbook::{Playbook, PlaybookPre};
 pub(crate) use generated::{gate::QualityGatePre, router::RoutingPolicyPre};
 
-/// Records of the WIT contract that the host's backend fills in.
+/// Records of the WIT contract: what the host's backend fills in, what
+/// playbooks report, and what quality gates receive and answer.
 pub mod types {
     pub use super::generated::playbook::warden::plugin::health::{
         Breaker, Database, Disk, ErrorFingerprint, PluginState, RunStats,
@@ -62,4 +64,8 @@ pub mod types {
         Finding, HostError, Mode, Severity, TaskSummary,
     };
     pub use super::generated::playbook::{Report, RunContext};
+
+    pub use super::generated::gate::warden::plugin::gate_types::{
+        Artifact, Decision, DiffStats, Reason, RubricScore, Submission, TestResults, Verdict,
+    };
 }

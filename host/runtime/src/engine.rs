@@ -12,7 +12,7 @@ use warden_meta::Limits;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::Playbook;
+use crate::bindings::{Playbook, gate_types};
 use crate::error::{Error, LoadError, Result};
 use crate::host::HostState;
 use crate::plugin::{self, Plugin, digest_of};
@@ -186,6 +186,12 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
         Playbook::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        // The quality-gate world shares the playbook's interfaces; only its
+        // records interface is its own. Every component built by the SDK
+        // imports that (type-only) interface, playbooks too: wit-component
+        // keeps type-only interfaces of the worlds the SDK generates.
+        gate_types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
         if let Some(dir) = &config.cache_dir {
             std::fs::create_dir_all(dir).map_err(|source| Error::Cache {

@@ -48,6 +48,17 @@ pub enum LoadError {
     /// The component imports something the host does not provide.
     #[error("imports \"{0}\", which this host does not provide")]
     UnknownImport(String),
+    /// The component imports a Warden interface that the world its metadata
+    /// claims does not offer (e.g. a quality gate importing `tasks`).
+    #[error("imports \"{import}\", which the {world} world does not offer (it offers {offered})")]
+    OutsideWorld {
+        /// The imported interface.
+        import: String,
+        /// The claimed world.
+        world: &'static str,
+        /// The interfaces the world offers, comma-separated.
+        offered: String,
+    },
     /// The component imports a function whose capability its metadata does
     /// not request.
     #[error(
@@ -128,6 +139,10 @@ pub enum RunError {
     /// The plugin returned an error value.
     #[error("plugin returned an error: {0}")]
     Plugin(String),
+    /// The plugin returned a value its world's contract forbids, e.g. a
+    /// verdict with a score over 100. The text names the value and the rule.
+    #[error("invalid {0}")]
+    InvalidOutput(String),
     /// A function the component imports needs a capability the operator did
     /// not grant in this workspace.
     #[error("capability \"{capability}\" not granted (the plugin imports {import})")]
@@ -183,6 +198,7 @@ impl RunError {
             RunError::Panic(_) => "panic",
             RunError::Trap(_) => "trap",
             RunError::Plugin(_) => "plugin_error",
+            RunError::InvalidOutput(_) => "invalid_output",
             RunError::NotGranted { .. } => "not_granted",
             RunError::WrongKind { .. } => "wrong_kind",
             RunError::Busy { .. } => "busy",

@@ -1,7 +1,9 @@
 //! The Warden plugin runtime: the only crate that touches wasmtime.
 //!
 //! It loads `.wasm` components (validation, metadata, capability checks,
-//! compile cache), and runs them in fresh instances under limits: an epoch
+//! compile cache), and calls them (a playbook's `run` with
+//! [`Runtime::run_playbook`], a quality gate's `evaluate` with
+//! [`Runtime::evaluate_gate`]) in fresh instances under limits: an epoch
 //! deadline plus a timeout around the whole call, fuel, a memory cap, a step
 //! budget for mutating host calls and an output cap (SPEC §1). The data
 //! behind the host interfaces comes from a [`Backend`] that the server
@@ -11,8 +13,10 @@
 
 mod backend;
 mod bindings;
+mod call;
 mod engine;
 mod error;
+mod gate;
 mod host;
 pub mod memory;
 mod plugin;
@@ -24,9 +28,11 @@ pub use backend::{
     RunEvent, SharedBackend, mode_name,
 };
 pub use bindings::types;
+pub use call::Usage;
 pub use engine::{EffectiveLimits, HostLimits, Runtime, RuntimeConfig};
 pub use error::{Error, LoadError, Result, RunError};
+pub use gate::{GateOutcome, GateRequest};
 pub use memory::MemoryBackend;
 pub use plugin::{ImportedFn, Plugin, digest_of};
-pub use run::{RunOutcome, RunRequest, Usage};
+pub use run::{RunOutcome, RunRequest};
 pub use warden_meta as meta;

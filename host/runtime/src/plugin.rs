@@ -36,10 +36,6 @@ impl fmt::Display for ImportedFn {
 #[derive(Clone)]
 pub(crate) enum Exports {
     Playbook(PlaybookPre<HostState>),
-    #[expect(
-        dead_code,
-        reason = "called once the gates issue wires the quality-gate world"
-    )]
     Gate(QualityGatePre<HostState>),
     #[expect(
         dead_code,
@@ -176,8 +172,47 @@ fn capability_of(interface: &str, function: &str) -> Result<Option<Capability>, 
     })
 }
 
+/// The Warden interfaces a world imports (SPEC PL-1): a component may import
+/// no other, whatever it requests.
+fn world_interfaces(kind: PluginKind) -> &'static [&'static str] {
+    match kind {
+        PluginKind::Playbook => &["types", "log", "config", "health", "tasks", "kv"],
+        PluginKind::QualityGate => &["types", "gate-types", "log", "config", "kv"],
+        PluginKind::RoutingPolicy => &["routing-types", "log", "config"],
+    }
+}
+
+/// Refuses a function import from a Warden interface that `kind`'s world
+/// does not offer. Only functions count: an instance of records alone gives
+/// no authority, and components built by the SDK may carry one from a world
+/// they do not implement (wit-component keeps type-only interfaces).
+fn check_world(kind: PluginKind, interface: &str, import: &str) -> Result<(), LoadError> {
+    let offered = world_interfaces(kind);
+    let known = [
+        PluginKind::Playbook,
+        PluginKind::QualityGate,
+        PluginKind::RoutingPolicy,
+    ]
+    .iter()
+    .any(|k| world_interfaces(*k).contains(&interface));
+    if known && !offered.contains(&interface) {
+        return Err(LoadError::OutsideWorld {
+            import: import.to_string(),
+            world: kind.world(),
+            offered: offered
+                .iter()
+                .filter(|i| !i.ends_with("types"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(())
+}
+
 /// Lists the Warden functions a component imports and checks them against
-/// what the host provides and what the metadata requests.
+/// what its world offers, what the host provides and what the metadata
+/// requests.
 pub(crate) fn check_imports(
     engine: &wasmtime::Engine,
     component: &Component,
@@ -204,6 +239,7 @@ pub(crate) fn check_imports(
             if !matches!(export.ty, ComponentItem::ComponentFunc(_)) {
                 continue;
             }
+            check_world(meta.kind, interface, name)?;
             let capability = capability_of(interface, function)
                 .map_err(|()| LoadError::UnknownImport(format!("{name}#{function}")))?;
             let import = ImportedFn {

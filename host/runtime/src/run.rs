@@ -1,20 +1,18 @@
-//! Running one playbook call under its limits.
+//! The playbook world: one `run` call under its limits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use warden_meta::{CapabilitySet, Limits};
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::Store;
 
-use crate::backend::{ActionRecord, CallInfo, LogLevel, LogLine, LogSource, SharedBackend};
-use crate::engine::{EffectiveLimits, Runtime, TICK};
+use crate::backend::{ActionRecord, CallInfo, LogLine, SharedBackend};
+use crate::bindings::PlaybookPre;
+use crate::call::{CallSetup, Entry, Usage};
+use crate::engine::{EffectiveLimits, Runtime};
 use crate::error::RunError;
-use crate::host::{CallState, HostState, Limiter};
+use crate::host::HostState;
 use crate::plugin::{Exports, Plugin};
-use crate::stdio::CapturePipe;
 use crate::types::{Report, RunContext};
 
 /// What to run and with which rights.
@@ -32,23 +30,6 @@ pub struct RunRequest {
     pub limits: Limits,
     /// Data and records.
     pub backend: SharedBackend,
-}
-
-/// Resources one call used.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Usage {
-    /// Wall time from the start of instantiation to the end of the call.
-    pub wall_ms: u64,
-    /// Fuel consumed.
-    pub fuel: u64,
-    /// Largest linear memory, in bytes.
-    pub peak_memory_bytes: u64,
-    /// Mutating steps spent.
-    pub steps: u64,
-    /// Host calls made.
-    pub host_calls: u32,
-    /// True when the plugin was told its step budget was spent.
-    pub step_budget_hit: bool,
 }
 
 /// How a call ended and what it left behind.
@@ -73,235 +54,70 @@ impl Runtime {
     /// limits. Never panics and never fails the host: every way the call
     /// can end is in the outcome.
     pub async fn run_playbook(&self, plugin: &Plugin, req: RunRequest) -> RunOutcome {
-        let limits = self
-            .config
-            .limits
-            .resolve(&plugin.meta().limits, &req.limits);
-        let early = |e: RunError, limits: EffectiveLimits| RunOutcome {
-            result: Err(e),
-            actions: Vec::new(),
-            logs: Vec::new(),
-            logs_dropped: 0,
-            usage: Usage::default(),
-            limits,
-        };
-        let Exports::Playbook(pre) = &plugin.exports else {
-            let actual = plugin.meta().kind.world();
-            return early(
-                RunError::WrongKind {
-                    expected: "playbook",
-                    actual,
-                },
-                limits,
-            );
-        };
-        let grants = plugin.effective_grants(&req.granted);
-        if let Err(e) = plugin.check_grants(&grants) {
-            return early(e, limits);
-        }
-
-        let deadline = Duration::from_millis(limits.deadline_ms);
-        let started = Instant::now();
-        let Ok(Ok(_permit)) = tokio::time::timeout(deadline, self.slots.acquire()).await else {
-            return early(
-                RunError::Busy {
-                    ms: limits.deadline_ms,
-                },
-                limits,
-            );
-        };
-
-        let stdio_cap = (self.config.limits.stdio_kib as usize) << 10;
-        let stdout = CapturePipe::new(stdio_cap);
-        let stderr = CapturePipe::new(stdio_cap);
-        // No preopens, no environment, no arguments, no network: the only
-        // authority a plugin has is what its granted imports give it.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let ctx = RunContext {
-            run_id: req.info.run_id.clone(),
-            workspace: req.info.workspace.clone(),
-            mode: req.info.mode,
-        };
-        let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: Limiter {
-                memory_cap: (limits.memory_mib as usize) << 20,
-                peak_memory: 0,
+        let entry = PlaybookRun {
+            ctx: RunContext {
+                run_id: req.info.run_id.clone(),
+                workspace: req.info.workspace.clone(),
+                mode: req.info.mode,
             },
-            call: CallState::new(
-                Arc::new(req.info),
-                req.backend,
-                grants,
-                req.config,
-                limits.steps,
-            ),
+            input: req.input,
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        let fuel_set = store.set_fuel(limits.fuel);
-        let deadline_at = started + deadline;
-        let deadline_ms = limits.deadline_ms;
-        store.set_epoch_deadline(1);
-        // Once per tick: end the call if the deadline passed, else yield to
-        // the executor so that a spinning guest never starves the host.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline_at {
-                Err(wasmtime::Error::new(RunError::Deadline { ms: deadline_ms }))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
-        let outcome = match fuel_set {
-            Err(e) => Ok(Err(e)),
-            Ok(()) => {
-                let call = call_run(pre, &mut store, &ctx, &req.input);
-                // The epoch callback stops a spinning guest; this bounds the
-                // time spent waiting inside host calls as well.
-                tokio::time::timeout(deadline + TICK * 5, call).await
-            }
+        let setup = CallSetup {
+            info: req.info,
+            granted: req.granted,
+            config: req.config,
+            limits: req.limits,
+            backend: req.backend,
         };
-
-        let wall_ms = started.elapsed().as_millis() as u64;
-        let result = match outcome {
-            Err(_elapsed) => Err(RunError::Deadline { ms: deadline_ms }),
-            Ok(Err(trap)) => Err(classify(trap, &stderr, limits.fuel)),
-            Ok(Ok(Err(message))) => Err(RunError::Plugin(message)),
-            Ok(Ok(Ok(report))) => {
-                let bytes = report_size(&report);
-                if bytes > (limits.output_kib as usize) << 10 {
-                    Err(RunError::OutputTooLarge {
-                        bytes,
-                        limit_kib: limits.output_kib,
-                    })
-                } else {
-                    Ok(report)
-                }
-            }
-        };
-
-        let fuel_left = store.get_fuel().unwrap_or(0);
-        let state = store.into_data();
-        let mut call = state.call;
-        for (pipe, source, level) in [
-            (&stdout, LogSource::Stdout, LogLevel::Info),
-            (&stderr, LogSource::Stderr, LogLevel::Warn),
-        ] {
-            let (bytes, dropped) = pipe.take();
-            for line in String::from_utf8_lossy(&bytes).lines() {
-                if !line.trim().is_empty() {
-                    call.push_log(level, source, line.to_string(), Vec::new());
-                }
-            }
-            if dropped > 0 {
-                call.push_log(
-                    LogLevel::Warn,
-                    LogSource::Host,
-                    format!(
-                        "{dropped} byte(s) of {source:?} dropped over the {} KiB cap",
-                        stdio_cap >> 10
-                    ),
-                    Vec::new(),
-                );
-            }
-        }
+        let ended = self.call(plugin, setup, &entry).await;
         RunOutcome {
-            result,
-            usage: Usage {
-                wall_ms,
-                fuel: limits.fuel.saturating_sub(fuel_left),
-                peak_memory_bytes: state.limiter.peak_memory as u64,
-                steps: call.steps_used,
-                host_calls: call.next_call,
-                step_budget_hit: call.over_budget > 0,
-            },
-            actions: call.actions,
-            logs: call.logs,
-            logs_dropped: call.logs_dropped,
-            limits,
+            result: ended.result,
+            actions: ended.actions,
+            logs: ended.logs,
+            logs_dropped: ended.logs_dropped,
+            usage: ended.usage,
+            limits: ended.limits,
         }
     }
 }
 
-async fn call_run(
-    pre: &crate::bindings::PlaybookPre<HostState>,
-    store: &mut Store<HostState>,
-    ctx: &RunContext,
-    input: &str,
-) -> wasmtime::Result<Result<Report, String>> {
-    let instance = pre.instantiate_async(&mut *store).await?;
-    instance.call_run(&mut *store, ctx, input).await
+/// The `run` export of the playbook world, with its arguments.
+struct PlaybookRun {
+    ctx: RunContext,
+    input: String,
 }
 
-/// Turns a trap into the precise error users see (SPEC PL-5).
-fn classify(error: wasmtime::Error, stderr: &CapturePipe, fuel: u64) -> RunError {
-    if let Some(e) = error.downcast_ref::<RunError>() {
-        return e.clone();
-    }
-    if let Some(trap) = error.downcast_ref::<Trap>() {
-        return match trap {
-            Trap::OutOfFuel => RunError::FuelExhausted { fuel },
-            Trap::StackOverflow => RunError::StackOverflow,
-            Trap::MemoryOutOfBounds if looks_like_recursion(&error) => RunError::StackOverflow,
-            Trap::UnreachableCodeReached => match panic_message(stderr) {
-                Some(message) => RunError::Panic(message),
-                None => RunError::Trap("unreachable code reached".to_string()),
-            },
-            other => RunError::Trap(other.to_string()),
-        };
-    }
-    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return RunError::Trap(format!("plugin exited with status {}", exit.0));
-    }
-    RunError::Trap(format!("{error:#}"))
-}
+impl Entry for PlaybookRun {
+    type Pre = PlaybookPre<HostState>;
+    type Output = Report;
+    const WORLD: &'static str = "playbook";
 
-/// Rust guests keep most of their stack in linear memory, below address
-/// 1 MiB and growing down: when deep recursion exhausts it, the guest
-/// faults out of bounds rather than overflowing the wasm stack. A fault whose
-/// backtrace is one function calling itself over and over is that case.
-fn looks_like_recursion(error: &wasmtime::Error) -> bool {
-    let Some(trace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
-        return false;
-    };
-    let frames = trace.frames();
-    if frames.len() < 16 {
-        return false;
+    fn pre(exports: &Exports) -> Option<&Self::Pre> {
+        match exports {
+            Exports::Playbook(pre) => Some(pre),
+            _ => None,
+        }
     }
-    let mut counts = std::collections::HashMap::new();
-    for f in frames {
-        *counts.entry(f.func_index()).or_insert(0usize) += 1;
+
+    async fn call(
+        &self,
+        pre: &Self::Pre,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<Result<Report, String>> {
+        let instance = pre.instantiate_async(&mut *store).await?;
+        instance.call_run(&mut *store, &self.ctx, &self.input).await
     }
-    counts.values().any(|&n| n * 4 >= frames.len() * 3)
-}
 
-/// The panic message a Rust guest printed to stderr before aborting.
-fn panic_message(stderr: &CapturePipe) -> Option<String> {
-    let (bytes, _) = stderr.peek();
-    let text = String::from_utf8_lossy(&bytes);
-    let start = text.find("panicked at ")?;
-    let rest = &text[start + "panicked at ".len()..];
-    let end = rest.find("\nnote:").unwrap_or(rest.len());
-    let message = rest[..end].split_whitespace().collect::<Vec<_>>().join(" ");
-    Some(message)
-}
-
-/// Bytes of the report's strings: what it costs to store and send.
-fn report_size(report: &Report) -> usize {
-    report.summary.len()
-        + report
-            .findings
-            .iter()
-            .map(|f| {
-                f.code.len() + f.summary.len() + f.evidence.as_ref().map_or(0, String::len) + 16
-            })
-            .sum::<usize>()
-        + report.manual_actions.iter().map(String::len).sum::<usize>()
+    /// Bytes of the report's strings.
+    fn output_bytes(report: &Report) -> usize {
+        report.summary.len()
+            + report
+                .findings
+                .iter()
+                .map(|f| {
+                    f.code.len() + f.summary.len() + f.evidence.as_ref().map_or(0, String::len) + 16
+                })
+                .sum::<usize>()
+            + report.manual_actions.iter().map(String::len).sum::<usize>()
+    }
 }

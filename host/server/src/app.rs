@@ -16,6 +16,7 @@ use crate::alerts::Alerts;
 use crate::auth::{Auth, Principal};
 use crate::config::Config;
 use crate::events::EventHub;
+use crate::gates::Gates;
 use crate::heal::Heal;
 use crate::health::Health;
 use crate::registry::Registry;
@@ -40,6 +41,8 @@ pub struct App {
     pub heal: Arc<Heal>,
     /// Tasks.
     pub scheduler: Arc<Scheduler>,
+    /// Quality gates.
+    pub gates: Arc<Gates>,
     /// Alerts.
     pub alerts: Alerts,
     /// Tokens.
@@ -151,7 +154,19 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     registry.rescan().await;
 
     let alerts = Alerts::new(store.clone());
-    let scheduler = Scheduler::new(store.clone(), config.scheduler.clone(), alerts.clone());
+    let gates = Gates::new(
+        store.clone(),
+        runtime.clone(),
+        registry.clone(),
+        config.clone(),
+        alerts.clone(),
+    );
+    let scheduler = Scheduler::new(
+        store.clone(),
+        config.scheduler.clone(),
+        alerts.clone(),
+        Some(gates.clone()),
+    );
     let hub = EventHub::start(store.clone());
     let health = Arc::new(Health::new(
         store.clone(),
@@ -177,6 +192,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         registry: registry.clone(),
         heal,
         scheduler: scheduler.clone(),
+        gates,
         alerts,
         auth,
         health,

@@ -74,11 +74,20 @@ pub enum Command {
         #[command(flatten)]
         client: Client,
     },
-    /// Tasks: create, list, cancel.
+    /// Tasks: create, list, cancel, approve, reject.
     Task {
         /// Which.
         #[command(subcommand)]
         command: TaskCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
+    /// Quality gates: bindings, statistics, verdicts.
+    Gate {
+        /// Which.
+        #[command(subcommand)]
+        command: GateCommand,
         /// Server.
         #[command(flatten)]
         client: Client,
@@ -204,6 +213,58 @@ pub enum TaskCommand {
     Cancel {
         /// Task id.
         id: String,
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+    },
+    /// Approve a task waiting for approval (a gate escalated, or no
+    /// quorum): it moves past the gated stage.
+    Approve {
+        /// Task id.
+        id: String,
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Why.
+        #[arg(long, short, default_value = "")]
+        reason: String,
+    },
+    /// Reject a task waiting for approval: it goes back (to `plan` by
+    /// default) with the reason as its plan delta.
+    Reject {
+        /// Task id.
+        id: String,
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Why (the plan delta).
+        #[arg(long, short)]
+        reason: String,
+    },
+}
+
+/// `warden gate ...`
+#[derive(Subcommand, Debug)]
+pub enum GateCommand {
+    /// The gates bound to each stage.
+    Ls {
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+    },
+    /// Approval rates per gate and the top rejection reasons.
+    Stats {
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Look back this many hours.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
+    /// The gated transitions of a task and each gate's verdict.
+    Verdicts {
+        /// Task id.
+        task: String,
         /// Workspace.
         #[arg(long, short, default_value = "default")]
         workspace: String,
@@ -425,6 +486,141 @@ pub async fn run_client(command: Command) -> anyhow::Result<()> {
                     );
                     Ok(())
                 }
+                TaskCommand::Approve {
+                    id,
+                    workspace,
+                    reason,
+                } => decide(&api, &workspace, &id, "approve", &reason).await,
+                TaskCommand::Reject {
+                    id,
+                    workspace,
+                    reason,
+                } => decide(&api, &workspace, &id, "reject", &reason).await,
+            }
+        }
+        Command::Gate { command, client } => {
+            let api = Api::new(&client)?;
+            match command {
+                GateCommand::Ls { workspace } => {
+                    let v = api
+                        .call(
+                            reqwest::Method::GET,
+                            &format!("/v1/workspaces/{workspace}/gates"),
+                            None,
+                        )
+                        .await?;
+                    if api.json {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                        return Ok(());
+                    }
+                    let bindings = v["bindings"].as_array().cloned().unwrap_or_default();
+                    if bindings.is_empty() {
+                        println!("no gates bound in workspace {workspace}");
+                    }
+                    for b in bindings {
+                        let gates: Vec<&str> = b["gates"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        println!(
+                            "after {:<12} {:<40} quorum {:<9} reject to {:<10} on error {} ({})",
+                            b["stage"].as_str().unwrap_or_default(),
+                            gates.join(", "),
+                            b["quorum"].as_str().unwrap_or_default(),
+                            b["reject_to"].as_str().unwrap_or_default(),
+                            b["on_error"].as_str().unwrap_or_default(),
+                            b["source"].as_str().unwrap_or_default(),
+                        );
+                    }
+                    Ok(())
+                }
+                GateCommand::Stats { workspace, hours } => {
+                    let v = api
+                        .call(
+                            reqwest::Method::GET,
+                            &format!("/v1/workspaces/{workspace}/gate-stats?hours={hours}"),
+                            None,
+                        )
+                        .await?;
+                    if api.json {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                        return Ok(());
+                    }
+                    println!(
+                        "{:<24} {:>8} {:>9} {:>9}  breaker",
+                        "GATE", "VERDICTS", "APPROVED", "REJECTED"
+                    );
+                    for g in v["gates"].as_array().into_iter().flatten() {
+                        println!(
+                            "{:<24} {:>8} {:>8.0}% {:>8.0}%  {}",
+                            g["gate"].as_str().unwrap_or_default(),
+                            g["verdicts"],
+                            g["approval_rate"].as_f64().unwrap_or(0.0) * 100.0,
+                            g["rejection_rate"].as_f64().unwrap_or(0.0) * 100.0,
+                            g["breaker"]["state"].as_str().unwrap_or("closed"),
+                        );
+                    }
+                    let top = v["top_rejection_reasons"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    if !top.is_empty() {
+                        println!("\ntop rejection reasons:");
+                        for r in top {
+                            println!(
+                                "{:>5}  {} [{}] {}",
+                                r["count"],
+                                r["gate"].as_str().unwrap_or_default(),
+                                r["category"].as_str().unwrap_or_default(),
+                                r["message"].as_str().unwrap_or_default()
+                            );
+                        }
+                    }
+                    Ok(())
+                }
+                GateCommand::Verdicts { task, workspace } => {
+                    let v = api
+                        .call(
+                            reqwest::Method::GET,
+                            &format!("/v1/workspaces/{workspace}/tasks/{task}/verdicts"),
+                            None,
+                        )
+                        .await?;
+                    if api.json {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                        return Ok(());
+                    }
+                    for d in v["decisions"].as_array().into_iter().flatten() {
+                        println!(
+                            "{} {}",
+                            d["at"].as_str().unwrap_or_default(),
+                            d["summary"].as_str().unwrap_or_default()
+                        );
+                        for verdict in d["verdicts"].as_array().into_iter().flatten() {
+                            println!(
+                                "    {:<20} {:<8} score {:>3}  {}{}",
+                                verdict["gate"].as_str().unwrap_or_default(),
+                                verdict["decision"].as_str().unwrap_or_default(),
+                                verdict["score"],
+                                verdict["digest"].as_str().unwrap_or_default(),
+                                verdict["error"]
+                                    .as_str()
+                                    .map(|e| format!("  error: {e}"))
+                                    .unwrap_or_default()
+                            );
+                            for r in verdict["reasons"].as_array().into_iter().flatten() {
+                                println!(
+                                    "        [{}] {}",
+                                    r["category"].as_str().unwrap_or_default(),
+                                    r["message"].as_str().unwrap_or_default()
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
             }
         }
         Command::Dlq { command, client } => {
@@ -560,6 +756,28 @@ pub async fn run_client(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `task approve|reject`.
+async fn decide(api: &Api, ws: &str, id: &str, decision: &str, reason: &str) -> anyhow::Result<()> {
+    let v = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/workspaces/{ws}/tasks/{id}/decision"),
+            Some(json!({ "decision": decision, "reason": reason })),
+        )
+        .await?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{} {} at {}",
+            v["task"]["id"].as_str().unwrap_or_default(),
+            v["task"]["state"].as_str().unwrap_or_default(),
+            v["task"]["stage"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 fn print_tasks(api: &Api, tasks: &Value) -> anyhow::Result<()> {

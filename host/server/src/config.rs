@@ -145,6 +145,9 @@ impl Default for HttpConfig {
 pub struct WorkspaceConfig {
     /// Per plugin name.
     pub plugins: BTreeMap<String, PluginConfig>,
+    /// Quality gates per stage: the gates that judge the stage's result
+    /// when it completes (SPEC QG-1).
+    pub gates: BTreeMap<String, crate::gates::Binding>,
 }
 
 /// `[workspaces.<name>.plugins.<plugin>]`
@@ -258,6 +261,11 @@ impl Config {
                     crate::registry::Selector::parse(pin).map_err(|e| format!("{at} pin: {e}"))?;
                 }
             }
+            for (stage, binding) in &wc.gates {
+                let at = format!("[workspaces.{ws}.gates.{stage}]");
+                crate::validate::id("stage", stage).map_err(|e| format!("{at}: {e}"))?;
+                binding.validate().map_err(|e| format!("{at} {e}"))?;
+            }
         }
         if let Some(token) = &self.auth.admin_token
             && token.len() < 16
@@ -315,6 +323,25 @@ impl Config {
         merged
     }
 
+    /// warden.toml's gate binding of `stage` in `workspace`, else `"*"`'s.
+    pub fn gate_binding(&self, workspace: &str, stage: &str) -> Option<crate::gates::Binding> {
+        [workspace, "*"]
+            .iter()
+            .find_map(|ws| self.workspaces.get(*ws)?.gates.get(stage).cloned())
+    }
+
+    /// warden.toml's gate bindings of `workspace`, by stage (`"*"`'s
+    /// under the workspace's own).
+    pub fn gate_bindings(&self, workspace: &str) -> BTreeMap<String, crate::gates::Binding> {
+        let mut all = BTreeMap::new();
+        for ws in ["*", workspace] {
+            if let Some(w) = self.workspaces.get(ws) {
+                all.extend(w.gates.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        all
+    }
+
     /// True when warden.toml says anything about grants for this plugin
     /// in this workspace (or `"*"`).
     pub fn has_grant_config(&self, workspace: &str, plugin: &str) -> bool {
@@ -338,6 +365,31 @@ pub fn config_value_string(v: &toml::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let text = include_str!("../../../examples/warden.toml");
+        let config = Config::parse(text).unwrap();
+        config.validate().unwrap();
+        let review = config.gate_binding("acme", "review").unwrap();
+        assert_eq!(review.quorum.to_string(), "2-of-3");
+        assert!(config.gate_binding("other", "review").is_none());
+    }
+
+    #[test]
+    fn a_bad_gate_binding_is_named_with_its_place() {
+        let config = Config::parse(
+            "[workspaces.acme.gates.review]\ngates = [\"a\", \"b\"]\nquorum = \"3-of-2\"\n",
+        );
+        assert!(config.unwrap_err().contains("k must be between 1 and n"));
+        let config =
+            Config::parse("[workspaces.acme.gates.review]\ngates = [\"a\"]\nquorum = \"2-of-2\"\n")
+                .unwrap();
+        assert_eq!(
+            config.validate().unwrap_err(),
+            "[workspaces.acme.gates.review] quorum 2-of-2: n must be the number of gates (1)"
+        );
+    }
 
     #[test]
     fn unknown_keys_are_named() {

@@ -574,7 +574,62 @@ struct DbBackend {
     scheduler: Arc<crate::scheduler::Scheduler>,
 }
 
-fn unavailable(e: warden_store::Error) -> HostError {
+/// A plugin's own key/value state in a workspace (SPEC PL-2 `kv`), for
+/// every backend over the database (playbooks and gates).
+pub(crate) mod kv {
+    use warden_runtime::CallInfo;
+    use warden_runtime::types::HostError;
+    use warden_store::Store;
+
+    use super::{KV_MAX_KEYS, unavailable};
+
+    pub(crate) async fn get(
+        store: &Store,
+        call: &CallInfo,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, HostError> {
+        store
+            .kv_get(&call.workspace, &call.plugin, key)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(crate) async fn set(
+        store: &Store,
+        call: &CallInfo,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), HostError> {
+        store
+            .kv_set(&call.workspace, &call.plugin, key, value, KV_MAX_KEYS)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(crate) async fn delete(
+        store: &Store,
+        call: &CallInfo,
+        key: &str,
+    ) -> Result<bool, HostError> {
+        store
+            .kv_delete(&call.workspace, &call.plugin, key)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(crate) async fn list(
+        store: &Store,
+        call: &CallInfo,
+        prefix: &str,
+    ) -> Result<Vec<String>, HostError> {
+        store
+            .kv_list(&call.workspace, &call.plugin, prefix, KV_MAX_KEYS)
+            .await
+            .map_err(unavailable)
+    }
+}
+
+pub(crate) fn unavailable(e: warden_store::Error) -> HostError {
     match e {
         warden_store::Error::NotFound(m) => HostError::NotFound(m),
         warden_store::Error::Conflict(m) => HostError::Invalid(m),
@@ -763,31 +818,19 @@ impl Backend for DbBackend {
     }
 
     async fn kv_get(&self, call: &CallInfo, key: &str) -> Result<Option<Vec<u8>>, HostError> {
-        self.store
-            .kv_get(&call.workspace, &call.plugin, key)
-            .await
-            .map_err(unavailable)
+        kv::get(&self.store, call, key).await
     }
 
     async fn kv_set(&self, call: &CallInfo, key: &str, value: &[u8]) -> Result<(), HostError> {
-        self.store
-            .kv_set(&call.workspace, &call.plugin, key, value, KV_MAX_KEYS)
-            .await
-            .map_err(unavailable)
+        kv::set(&self.store, call, key, value).await
     }
 
     async fn kv_delete(&self, call: &CallInfo, key: &str) -> Result<bool, HostError> {
-        self.store
-            .kv_delete(&call.workspace, &call.plugin, key)
-            .await
-            .map_err(unavailable)
+        kv::delete(&self.store, call, key).await
     }
 
     async fn kv_list(&self, call: &CallInfo, prefix: &str) -> Result<Vec<String>, HostError> {
-        self.store
-            .kv_list(&call.workspace, &call.plugin, prefix, KV_MAX_KEYS)
-            .await
-            .map_err(unavailable)
+        kv::list(&self.store, call, prefix).await
     }
 
     fn event(&self, call: &CallInfo, event: RunEvent) {

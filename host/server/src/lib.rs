@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
+pub mod gates;
 pub mod heal;
 pub mod health;
 pub mod loops;

@@ -24,6 +24,7 @@ use warden_store::usage::UsageDelta;
 
 use crate::alerts::{Alerts, Severity};
 use crate::error::{Error, Result};
+use crate::gates::{Gates, Judgement, Outcome, StageResult};
 
 /// The default stage pipeline (SPEC TS-1).
 pub const DEFAULT_PIPELINE: &[&str] = &[
@@ -293,6 +294,10 @@ pub struct Scheduler {
     store: Store,
     config: SchedulerConfig,
     alerts: Alerts,
+    gates: Option<Arc<Gates>>,
+    /// When each workspace's backlog was last checked on a create (at most
+    /// once a second; the stuck detector checks too).
+    backlog_checked: Mutex<HashMap<String, std::time::Instant>>,
     wake: Arc<Wake>,
     draining: std::sync::atomic::AtomicBool,
 }
@@ -307,11 +312,18 @@ fn usd_to_micros(usd: f64) -> i64 {
 
 impl Scheduler {
     /// Builds the scheduler.
-    pub fn new(store: Store, config: SchedulerConfig, alerts: Alerts) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        config: SchedulerConfig,
+        alerts: Alerts,
+        gates: Option<Arc<Gates>>,
+    ) -> Arc<Self> {
         Arc::new(Scheduler {
             store,
             config,
             alerts,
+            gates,
+            backlog_checked: Mutex::new(HashMap::new()),
             wake: Arc::new(Wake::default()),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
@@ -512,14 +524,18 @@ impl Scheduler {
         };
         let (task, created) = self.store.create_task(&new).await?;
         if created {
+            // Wake the workers first: the event and the backlog check are
+            // not what a waiting claim needs.
+            self.announce(workspace).await;
             self.event(
                 &task,
                 "status",
                 json!({ "state": "queued", "stage": task.stage }),
             )
             .await;
-            self.announce(workspace).await;
-            self.check_backlog(workspace).await;
+            if self.backlog_due(workspace) {
+                self.check_backlog(workspace).await;
+            }
         }
         Ok((task, created))
     }
@@ -537,6 +553,25 @@ impl Scheduler {
             .await
         {
             tracing::warn!(task = %task.id, kind, error = %e, "cannot record task event");
+        }
+    }
+
+    /// True at most once a second per workspace.
+    fn backlog_due(&self, workspace: &str) -> bool {
+        let mut checked = self
+            .backlog_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match checked.get(workspace) {
+            Some(at) if now.duration_since(*at) < Duration::from_secs(1) => false,
+            _ => {
+                if checked.len() > 10_000 {
+                    checked.clear();
+                }
+                checked.insert(workspace.to_string(), now);
+                true
+            }
         }
     }
 
@@ -823,17 +858,35 @@ impl Scheduler {
     }
 
     /// Completes the stage of lease `token` (SPEC TS-2): idempotent, and a
-    /// stale or expired token is refused with FAILED_PRECONDITION.
+    /// stale or expired token is refused with FAILED_PRECONDITION. When
+    /// gates are bound to the stage (SPEC QG-1), `result` passes through
+    /// them first and their quorum decides where the task goes.
     pub async fn complete(
         &self,
         workspace: &str,
         task_id: &str,
         token: i64,
         output: Value,
+        result: Option<StageResult>,
     ) -> Result<(TaskRow, bool)> {
+        if let Some(r) = &result {
+            r.validate().map_err(Error::InvalidArgument)?;
+        }
         let (mode, _) = self.mode(workspace).await?;
-        let decide = move |t: &TaskRow| Self::next_stage(t, mode);
-        let result = self
+        let judgement = self.judge(workspace, task_id, token, result).await?;
+        let loop_limit = i64::from(self.config.loop_limit);
+        let judged = judgement.clone();
+        let decide = move |t: &TaskRow| match &judged {
+            None => Self::next_stage(t, mode),
+            Some(j) => match j.outcome {
+                Outcome::Approve => Self::next_stage(t, mode),
+                Outcome::Waiting => AfterComplete::WaitApproval {
+                    reason: j.decision.summary.clone(),
+                },
+                Outcome::Reject => Self::send_back(t, &j.binding.reject_to, j.delta(), loop_limit),
+            },
+        };
+        let completion = self
             .store
             .complete_stage(
                 workspace,
@@ -844,12 +897,15 @@ impl Scheduler {
                 &decide,
             )
             .await?;
-        match result {
+        match completion {
             Completion::Fenced(f) => Err(Self::fence_error(task_id, &f)),
             Completion::AlreadyCompleted(t) => Ok((t, false)),
             Completion::Completed(t) => {
                 let data = json!({ "state": t.state, "stage": t.stage, "completed_token": token });
                 self.event(&t, "status", data).await;
+                if let Some(j) = &judgement {
+                    self.after_judgement(&t, j).await;
+                }
                 if t.state == "queued"
                     && let Some(reason) = budget_spent(&t)
                 {
@@ -883,10 +939,214 @@ impl Scheduler {
                     // Dependents may have become claimable.
                     self.announce(workspace).await;
                 }
-                let _ = self.alerts.resolve(&format!("stuck:{task_id}")).await;
+                // A stuck alert of this task is resolved by the stuck
+                // detector's next pass, off this hot path.
                 Ok((t, true))
             }
         }
+    }
+
+    /// Runs the gates bound to the stage of lease `token`, when there are
+    /// any and the lease is current (a refused or repeated completion is
+    /// answered by the store without judging anything).
+    async fn judge(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        token: i64,
+        result: Option<StageResult>,
+    ) -> Result<Option<Judgement>> {
+        let Some(gates) = &self.gates else {
+            return Ok(None);
+        };
+        if !gates.any_bound(workspace).await? {
+            return Ok(None);
+        }
+        let Some(task) = self.store.get_task(workspace, task_id).await? else {
+            return Err(Error::NotFound(format!("task \"{task_id}\" not found")));
+        };
+        let current = task.state == "running"
+            && task.lease_token == Some(token)
+            && task
+                .lease_expires_at
+                .is_some_and(|at| at >= warden_store::now_ms());
+        if !current {
+            return Ok(None);
+        }
+        let Some((binding, _)) = gates.binding(workspace, &task.stage).await? else {
+            return Ok(None);
+        };
+        let judgement = gates
+            .judge(&task, token, binding, &result.unwrap_or_default())
+            .await?;
+        Ok(Some(judgement))
+    }
+
+    /// Where a rejected task goes (SPEC QG-3): back to `reject_to` (the
+    /// first stage when its pipeline has none, or it comes later) with the
+    /// reasons as its plan delta; the rejection that would exceed the loop
+    /// limit blocks it instead.
+    fn send_back(t: &TaskRow, reject_to: &str, delta: Value, loop_limit: i64) -> AfterComplete {
+        if t.gate_rejections + 1 > loop_limit {
+            return AfterComplete::Block {
+                reason: format!(
+                    "infinite loop: stage \"{}\" of task {} rejected by its gates for the {} time without progress (limit {loop_limit})",
+                    t.stage,
+                    t.id,
+                    ordinal(t.gate_rejections + 1)
+                ),
+            };
+        }
+        let index = t
+            .pipeline
+            .iter()
+            .position(|s| s == reject_to)
+            .filter(|&i| i as i64 <= t.stage_index)
+            .unwrap_or(0);
+        AfterComplete::Back {
+            stage: t
+                .pipeline
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| t.stage.clone()),
+            index: index as i64,
+            delta,
+        }
+    }
+
+    /// Events and alerts of a judged transition.
+    async fn after_judgement(&self, t: &TaskRow, j: &Judgement) {
+        let verdicts: Vec<Value> = j
+            .verdicts
+            .iter()
+            .map(|v| json!({ "gate": v.gate, "digest": v.digest, "decision": v.decision, "score": v.score, "error": v.error }))
+            .collect();
+        self.event(
+            t,
+            "gate",
+            json!({ "decision_id": j.decision.id, "stage": j.decision.stage, "outcome": j.outcome.name(), "quorum": j.decision.quorum, "summary": j.decision.summary, "verdicts": verdicts }),
+        )
+        .await;
+        match t.state.as_str() {
+            "waiting_approval" => {
+                self.alerts
+                    .raise_logged(
+                        Some(&t.workspace),
+                        "gate_waiting_approval",
+                        Severity::Warning,
+                        &format!("approval:{}", t.id),
+                        &format!("task {} waits for approval: {}", t.id, j.decision.summary),
+                        json!({ "task": t.id, "decision_id": j.decision.id }),
+                    )
+                    .await;
+            }
+            "blocked" => self.loop_blocked(t).await,
+            _ => {}
+        }
+    }
+
+    /// The infinite-loop guard tripped on a rejection.
+    async fn loop_blocked(&self, t: &TaskRow) {
+        let reason = t.last_error.clone().unwrap_or_default();
+        self.event(
+            t,
+            "guardrails",
+            json!({ "guard": "infinite_loop", "message": reason }),
+        )
+        .await;
+        self.event(t, "status", json!({ "state": "blocked", "reason": reason }))
+            .await;
+        self.alerts
+            .raise_logged(
+                Some(&t.workspace),
+                "infinite_loop",
+                Severity::Critical,
+                &format!("loop:{}", t.id),
+                &reason,
+                json!({ "task": t.id, "stage": t.stage, "gate_rejections": t.gate_rejections }),
+            )
+            .await;
+    }
+
+    /// A human's decision on a task waiting for approval (SPEC QG-2,
+    /// QG-3): approve moves it past the gated stage; reject sends it back
+    /// as a gate's rejection would, with `reason` as its plan delta.
+    pub async fn decide_approval(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        approve: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<TaskRow> {
+        crate::validate::text("reason", reason, 4096).map_err(Error::InvalidArgument)?;
+        let Some(task) = self.store.get_task(workspace, task_id).await? else {
+            return Err(Error::NotFound(format!("task \"{task_id}\" not found")));
+        };
+        if task.state != "waiting_approval" {
+            return Err(Error::FailedPrecondition(format!(
+                "task {task_id} is {}, not waiting_approval",
+                task.state
+            )));
+        }
+        let (mode, _) = self.mode(workspace).await?;
+        let reject_to = match &self.gates {
+            Some(g) => g
+                .binding(workspace, &task.stage)
+                .await?
+                .map(|(b, _)| b.reject_to),
+            None => None,
+        }
+        .unwrap_or_else(|| "plan".to_string());
+        let loop_limit = i64::from(self.config.loop_limit);
+        let delta = json!({
+            "stage": task.stage,
+            "summary": format!("rejected by {actor}"),
+            "reasons": [{ "gate": "human", "category": "review", "message": reason }],
+        });
+        let decide = move |t: &TaskRow| {
+            if approve {
+                Self::next_stage(t, mode)
+            } else {
+                Self::send_back(t, &reject_to, delta.clone(), loop_limit)
+            }
+        };
+        let after = self
+            .store
+            .decide_waiting(workspace, task_id, warden_store::now_ms(), &decide)
+            .await
+            .map_err(|e| match e {
+                warden_store::Error::Conflict(m) => Error::FailedPrecondition(m),
+                other => other.into(),
+            })?;
+        if let Some(g) = &self.gates
+            && let Err(e) = g.record_human(&task, approve, actor, reason).await
+        {
+            tracing::error!(task = task_id, error = %e, "cannot record a human gate decision");
+        }
+        let _ = self.alerts.resolve(&format!("approval:{task_id}")).await;
+        self.event(
+            &after,
+            "gate",
+            json!({ "outcome": if approve { "approve" } else { "reject" }, "by": actor, "reason": reason }),
+        )
+        .await;
+        self.event(
+            &after,
+            "status",
+            json!({ "state": after.state, "stage": after.stage }),
+        )
+        .await;
+        match after.state.as_str() {
+            "blocked" => self.loop_blocked(&after).await,
+            "done" => {
+                self.event(&after, "stop_reason", json!({ "reason": "done" }))
+                    .await;
+                self.announce(workspace).await;
+            }
+            _ => self.announce(workspace).await,
+        }
+        Ok(after)
     }
 
     /// Exponential backoff with full jitter (SPEC TS-4): a random delay
@@ -1387,7 +1647,8 @@ impl Scheduler {
     }
 
     /// Finds running tasks without any event for `stuck_after_ms` and
-    /// raises a warning per task (SPEC TS-6).
+    /// raises a warning per task (SPEC TS-6); resolves the alerts of tasks
+    /// no longer stuck.
     pub async fn detect_stuck(&self, workspaces: &[String]) -> Result<()> {
         let now = warden_store::now_ms();
         for ws in workspaces {
@@ -1404,6 +1665,10 @@ impl Scheduler {
                     },
                 )
                 .await?;
+            let still: std::collections::HashSet<String> =
+                stuck.iter().map(|t| format!("stuck:{}", t.id)).collect();
+            // With 100 listed there may be more: resolve nothing this pass.
+            let complete_list = stuck.len() < 100;
             for t in stuck {
                 self.alerts
                     .raise_logged(
@@ -1420,6 +1685,18 @@ impl Scheduler {
                         json!({ "task": t.id, "worker": t.lease_owner }),
                     )
                     .await;
+            }
+            // Tasks that moved again: their alerts are resolved.
+            for status in ["open", "acknowledged"]
+                .into_iter()
+                .filter(|_| complete_list)
+            {
+                let open = self.store.list_alerts(Some(ws), Some(status), 500).await?;
+                for a in open {
+                    if a.rule == "stuck_task" && !still.contains(&a.dedup_key) {
+                        let _ = self.alerts.resolve(&a.dedup_key).await;
+                    }
+                }
             }
             self.check_backlog(ws).await;
         }
@@ -1524,6 +1801,8 @@ mod tests {
             budget: TaskBudget::default(),
             used: Default::default(),
             finished_at: None,
+            gate_rejections: 0,
+            plan_delta: None,
         }
     }
 

@@ -36,6 +36,7 @@ pub mod alerts;
 pub mod audit;
 pub mod breakers;
 pub mod checkpoints;
+pub mod gates;
 pub mod grants;
 pub mod kv;
 pub mod notify;

@@ -147,8 +147,25 @@ pub enum AfterComplete {
     },
     /// The last stage is done: the task is `done`.
     Done,
-    /// Wait for a human (quality gates, issue 4): state `waiting_approval`.
+    /// Wait for a human (quality gates: escalation or no quorum): state
+    /// `waiting_approval` at the same stage.
     WaitApproval {
+        /// Why.
+        reason: String,
+    },
+    /// Sent back by a quality gate (SPEC QG-3): queued at an earlier stage
+    /// with `attempts = 0`, `gate_rejections + 1` and `delta` as its plan
+    /// delta.
+    Back {
+        /// Stage name.
+        stage: String,
+        /// Index in the task's pipeline.
+        index: i64,
+        /// The reasons, for the next plan.
+        delta: Value,
+    },
+    /// Blocked (the loop guard), with the reason kept in `last_error`.
+    Block {
         /// Why.
         reason: String,
     },
@@ -357,26 +374,7 @@ impl Store {
                 Completion::Fenced(refused)
             });
         }
-        let decision = decide(&task);
-        let mut next = Next::from(&task);
-        match decision {
-            AfterComplete::Next { stage, index } => {
-                next.state = "queued";
-                next.stage = stage;
-                next.stage_index = index;
-                next.attempts = 0;
-                next.high_water = task.high_water.max(index);
-                next.next_attempt_at = now;
-            }
-            AfterComplete::Done => {
-                next.state = "done";
-                next.finished_at = Some(now);
-            }
-            AfterComplete::WaitApproval { reason } => {
-                next.state = "waiting_approval";
-                next.last_error = Some(reason);
-            }
-        }
+        let next = Next::after_complete(&task, decide(&task), now);
         let end = RunEnd::Completed {
             output: json_text(output),
         };
@@ -385,6 +383,36 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(Completion::Completed(after))
+    }
+
+    /// Decides a task that waits for approval (SPEC QG-2, QG-3): in one
+    /// transaction, lets `decide` choose from the task as it is and applies
+    /// the decision as a completion would (`WaitApproval` leaves it
+    /// waiting with the new reason). `Error::NotFound` when the workspace
+    /// has no such task; `Error::Conflict` when it does not wait for
+    /// approval.
+    pub async fn decide_waiting(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        now: i64,
+        decide: &(dyn Fn(&TaskRow) -> AfterComplete + Send + Sync),
+    ) -> Result<TaskRow> {
+        let mut tx = self.begin_write().await?;
+        let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
+        if task.state != "waiting_approval" {
+            tx.rollback().await?;
+            return Err(Error::Conflict(format!(
+                "task {task_id} is {}, not waiting_approval",
+                task.state
+            )));
+        }
+        let next = Next::after_complete(&task, decide(&task), now);
+        let after = next
+            .write(&mut tx, self.dialect, &task.id, 0, RunEnd::None, now)
+            .await?;
+        tx.commit().await?;
+        Ok(after)
     }
 
     /// Fails the stage of lease `token`. In one transaction: checks the
@@ -1178,6 +1206,8 @@ struct Next {
     last_error: Option<String>,
     last_fingerprint: Option<String>,
     fingerprint_streak: i64,
+    gate_rejections: i64,
+    plan_delta: Option<Value>,
 }
 
 impl Next {
@@ -1193,7 +1223,56 @@ impl Next {
             last_error: task.last_error.clone(),
             last_fingerprint: task.last_fingerprint.clone(),
             fingerprint_streak: task.fingerprint_streak,
+            gate_rejections: task.gate_rejections,
+            plan_delta: task.plan_delta.clone(),
         }
+    }
+
+    /// What a completion's decision writes. Reaching a stage beyond the
+    /// furthest one so far is progress: the gate rejections and the plan
+    /// delta are cleared.
+    fn after_complete(task: &TaskRow, decision: AfterComplete, now: i64) -> Next {
+        let mut next = Next::from(task);
+        match decision {
+            AfterComplete::Next { stage, index } => {
+                next.state = "queued";
+                next.stage = stage;
+                next.stage_index = index;
+                next.attempts = 0;
+                next.high_water = task.high_water.max(index);
+                next.next_attempt_at = now;
+                if index > task.high_water {
+                    next.gate_rejections = 0;
+                    next.plan_delta = None;
+                }
+            }
+            AfterComplete::Done => {
+                next.state = "done";
+                next.finished_at = Some(now);
+            }
+            AfterComplete::WaitApproval { reason } => {
+                next.state = "waiting_approval";
+                next.last_error = Some(reason);
+            }
+            AfterComplete::Back {
+                stage,
+                index,
+                delta,
+            } => {
+                next.state = "queued";
+                next.stage = stage;
+                next.stage_index = index;
+                next.attempts = 0;
+                next.next_attempt_at = now;
+                next.gate_rejections = task.gate_rejections + 1;
+                next.plan_delta = Some(delta);
+            }
+            AfterComplete::Block { reason } => {
+                next.state = "blocked";
+                next.last_error = Some(reason);
+            }
+        }
+        next
     }
 
     /// Ends stage run `token` as `end` says and writes the task, adding
@@ -1209,8 +1288,11 @@ impl Next {
         now: i64,
     ) -> Result<TaskRow> {
         let mut sql = Sql::new("");
-        let token = sql.arg(token);
-        let at = sql.arg(now);
+        let (token, at) = if matches!(end, RunEnd::None) {
+            (String::new(), String::new())
+        } else {
+            (sql.arg(token), sql.arg(now))
+        };
         let end_run = match end {
             RunEnd::Completed { output } => format!(
                 "UPDATE stage_runs SET outcome = 'completed', ended_at = {at}, output = {} \
@@ -1223,8 +1305,10 @@ impl Next {
                 sql.arg(error),
                 sql.arg(fingerprint)
             ),
+            RunEnd::None => String::new(),
         };
         let wall = match dialect {
+            _ if end_run.is_empty() => sql.arg(0i64),
             Dialect::Sqlite => {
                 sql.push(&end_run);
                 let claimed_at: i64 = sql
@@ -1251,6 +1335,11 @@ impl Next {
             ("last_error", sql.arg(self.last_error)),
             ("last_fingerprint", sql.arg(self.last_fingerprint)),
             ("fingerprint_streak", sql.arg(self.fingerprint_streak)),
+            ("gate_rejections", sql.arg(self.gate_rejections)),
+            (
+                "plan_delta",
+                sql.arg(self.plan_delta.as_ref().map(json_text)),
+            ),
         ]
         .map(|(column, value)| format!("{column} = {value}"))
         .join(", ");
@@ -1267,10 +1356,12 @@ impl Next {
     }
 }
 
-/// How a completion or failure ends its stage run.
+/// How a completion or failure ends its stage run (`None`: a decision on a
+/// task that holds no lease).
 enum RunEnd {
     Completed { output: String },
     Failed { error: String, fingerprint: String },
+    None,
 }
 
 fn run_from_row(row: &AnyRow) -> Result<StageRunRow> {

@@ -38,9 +38,27 @@ impl Store {
         data: &Value,
         now: i64,
     ) -> Result<i64> {
+        if self.dialect == crate::Dialect::Postgres {
+            // One statement, one round trip: the update locks the task's
+            // row until the statement commits, so numbers never collide.
+            let seq: Option<i64> = sqlx::query_scalar(
+                "WITH s AS (UPDATE tasks SET event_seq = event_seq + 1, last_event_at = $3 \
+                 WHERE workspace = $1 AND id = $2 RETURNING event_seq) \
+                 INSERT INTO task_events (task_id, seq, workspace, kind, data, at) \
+                 SELECT $2, event_seq, $1, $4, $5, $3 FROM s RETURNING seq",
+            )
+            .bind(workspace)
+            .bind(task_id)
+            .bind(now)
+            .bind(kind)
+            .bind(json_text(data))
+            .fetch_optional(&self.pool)
+            .await?;
+            return seq.ok_or_else(|| Error::NotFound(format!("task \"{task_id}\"")));
+        }
         let mut tx = self.begin_write().await?;
-        // The task's counter hands out the numbers: the update locks the
-        // row (PostgreSQL) or holds the write lock (SQLite) until commit.
+        // The task's counter hands out the numbers: the update holds the
+        // write lock until commit.
         let seq: Option<i64> = sqlx::query_scalar(
             "UPDATE tasks SET event_seq = event_seq + 1, last_event_at = $3 \
              WHERE workspace = $1 AND id = $2 RETURNING event_seq",

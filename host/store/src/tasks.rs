@@ -20,7 +20,7 @@ macro_rules! task_columns {
          stage_index, high_water, priority_rank, max_attempts, total_attempts, next_attempt_at, \
          lease_token, last_fingerprint, fingerprint_streak, depends_on, requires, budget_tokens, \
          budget_cost_micros, budget_steps, budget_wall_ms, used_tokens, used_cost_micros, \
-         used_steps, used_wall_ms, finished_at"
+         used_steps, used_wall_ms, finished_at, gate_rejections, plan_delta"
     };
 }
 pub(crate) use task_columns;
@@ -112,6 +112,11 @@ pub struct TaskRow {
     pub used: TaskUsage,
     /// When it became done, dead or cancelled.
     pub finished_at: Option<i64>,
+    /// Times in a row a quality gate sent it back without progress (SPEC
+    /// QG-3): reset when it passes its furthest stage.
+    pub gate_rejections: i64,
+    /// The reasons of the last rejection, for its next plan (JSON).
+    pub plan_delta: Option<serde_json::Value>,
 }
 
 /// A task's budgets (SPEC TS-5); `None` is unlimited.
@@ -732,5 +737,7 @@ pub(crate) fn task_from_row(row: &AnyRow) -> Result<TaskRow> {
             wall_ms: row.try_get("used_wall_ms")?,
         },
         finished_at: row.try_get("finished_at")?,
+        gate_rejections: row.try_get("gate_rejections")?,
+        plan_delta: crate::util::parse_json_opt("tasks.plan_delta", row.try_get("plan_delta")?)?,
     })
 }

@@ -1,5 +1,5 @@
-//! The attribute macros of `warden-sdk` (today `#[playbook]`). Use them
-//! through that crate.
+//! The attribute macros of `warden-sdk`: `#[playbook]` and `#[gate]`. Use
+//! them through that crate.
 //!
 //! Each macro checks the function's signature and the declared metadata at
 //! compile time, emits the `export!` glue of its WIT world, and embeds the
@@ -40,6 +40,30 @@ pub fn playbook(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Declares a quality gate.
+///
+/// ```ignore
+/// #[warden_sdk::gate(capabilities = ["kv"], deadline_ms = 2000)]
+/// fn evaluate(submission: &warden_sdk::gate::Submission) -> Result<warden_sdk::gate::Verdict, String> { .. }
+/// ```
+///
+/// Arguments, all optional: `name` and `version` (default: the crate's
+/// `name` and `version` from Cargo.toml), `description` (default: the
+/// crate's description), `capabilities = [..]` (a gate may request only
+/// `kv`: the quality-gate world offers `log`, `config` and `kv`), and the
+/// limits `deadline_ms`, `memory_mib`, `fuel` and `output_kib`.
+#[proc_macro_attribute]
+pub fn gate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let func = parse_macro_input!(item as ItemFn);
+    match expand(PluginKind::QualityGate, attr.into(), &func) {
+        Ok(ts) => ts.into(),
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote!(#err #func).into()
+        }
+    }
+}
+
 /// The attribute's arguments, before validation.
 struct Args {
     name: Option<LitStr>,
@@ -49,6 +73,8 @@ struct Args {
     limits: Limits,
     idempotent: bool,
     concurrent: bool,
+    /// Arguments that only make sense for a playbook, with their spans.
+    playbook_only: Vec<(&'static str, Span)>,
 }
 
 fn parse_args(attr: proc_macro2::TokenStream) -> syn::Result<Args> {
@@ -60,6 +86,7 @@ fn parse_args(attr: proc_macro2::TokenStream) -> syn::Result<Args> {
         limits: Limits::default(),
         idempotent: false,
         concurrent: false,
+        playbook_only: Vec::new(),
     };
     let parser = syn::meta::parser(|meta| {
         let key = meta
@@ -90,6 +117,9 @@ fn parse_args(attr: proc_macro2::TokenStream) -> syn::Result<Args> {
             "deadline_ms" | "memory_mib" | "fuel" | "steps" | "output_kib" => {
                 let lit: syn::LitInt = meta.value()?.parse()?;
                 let value: u64 = lit.base10_parse()?;
+                if key == "steps" {
+                    args.playbook_only.push(("steps", meta.path.span()));
+                }
                 let slot = match key.as_str() {
                     "deadline_ms" => &mut args.limits.deadline_ms,
                     "memory_mib" => &mut args.limits.memory_mib,
@@ -99,8 +129,14 @@ fn parse_args(attr: proc_macro2::TokenStream) -> syn::Result<Args> {
                 };
                 *slot = Some(value);
             }
-            "idempotent" => args.idempotent = true,
-            "concurrent" => args.concurrent = true,
+            "idempotent" => {
+                args.idempotent = true;
+                args.playbook_only.push(("idempotent", meta.path.span()));
+            }
+            "concurrent" => {
+                args.concurrent = true;
+                args.playbook_only.push(("concurrent", meta.path.span()));
+            }
             _ => {
                 return Err(meta.error(format!(
                     "unknown argument `{key}` (expected name, version, description, capabilities, \
@@ -131,9 +167,26 @@ fn build_meta(kind: PluginKind, args: &Args) -> syn::Result<PluginMeta> {
         .map_or_else(|| env("CARGO_PKG_DESCRIPTION"), LitStr::value);
 
     for cap in &args.capabilities {
-        if let Err(e) = cap.value().parse::<warden_meta::Capability>() {
-            return Err(syn::Error::new(cap.span(), e.to_string()));
+        let parsed = cap
+            .value()
+            .parse::<warden_meta::Capability>()
+            .map_err(|e| syn::Error::new(cap.span(), e.to_string()))?;
+        if kind == PluginKind::QualityGate && parsed != warden_meta::Capability::Kv {
+            return Err(syn::Error::new(
+                cap.span(),
+                format!(
+                    "capability \"{parsed}\" is not available to a quality gate (its world offers log, config and kv: request \"kv\" or nothing)"
+                ),
+            ));
         }
+    }
+    if kind != PluginKind::Playbook
+        && let Some((arg, span)) = args.playbook_only.first()
+    {
+        return Err(syn::Error::new(
+            *span,
+            format!("`{arg}` applies to playbooks only"),
+        ));
     }
     PluginMeta::builder(&name, &version, kind)
         .description(&description)
@@ -191,10 +244,13 @@ fn expand(
         PluginKind::Playbook => {
             "fn run(ctx: &warden_sdk::Context) -> Result<warden_sdk::Report, impl Display>"
         }
-        PluginKind::QualityGate | PluginKind::RoutingPolicy => {
+        PluginKind::QualityGate => {
+            "fn evaluate(submission: &warden_sdk::gate::Submission) -> Result<warden_sdk::gate::Verdict, impl Display>"
+        }
+        PluginKind::RoutingPolicy => {
             return Err(syn::Error::new(
                 func.sig.span(),
-                "this SDK version supports playbooks only",
+                "this SDK version supports playbooks and quality gates only",
             ));
         }
     };
@@ -205,10 +261,8 @@ fn expand(
     let literal = syn::LitByteStr::new(&bytes, Span::call_site());
     let fn_name = &func.sig.ident;
 
-    Ok(quote! {
-        #func
-
-        const _: () = {
+    let export = match kind {
+        PluginKind::Playbook => quote! {
             struct __WardenPlaybook;
 
             impl ::warden_sdk::wit::playbook::Guest for __WardenPlaybook {
@@ -223,6 +277,29 @@ fn expand(
             ::warden_sdk::wit::playbook::export_playbook!(
                 __WardenPlaybook with_types_in ::warden_sdk::wit::playbook
             );
+        },
+        _ => quote! {
+            struct __WardenGate;
+
+            impl ::warden_sdk::wit::gate::Guest for __WardenGate {
+                fn evaluate(
+                    submission: ::warden_sdk::wit::gate::Submission,
+                ) -> ::std::result::Result<::warden_sdk::wit::gate::Verdict, ::std::string::String> {
+                    ::warden_sdk::__private::evaluate_gate(submission, #fn_name)
+                }
+            }
+
+            ::warden_sdk::wit::gate::export_gate!(
+                __WardenGate with_types_in ::warden_sdk::wit::gate
+            );
+        },
+    };
+
+    Ok(quote! {
+        #func
+
+        const _: () = {
+            #export
 
             #[unsafe(link_section = "warden:plugin-meta")]
             #[used]
@@ -235,12 +312,97 @@ fn expand(
 mod tests {
     use super::*;
 
-    fn expand_str(attr: &str, item: &str) -> Result<String, String> {
+    fn expand_kind(kind: PluginKind, attr: &str, item: &str) -> Result<String, String> {
         let attr: proc_macro2::TokenStream = attr.parse().unwrap();
         let func: ItemFn = syn::parse_str(item).unwrap();
-        expand(PluginKind::Playbook, attr, &func)
+        expand(kind, attr, &func)
             .map(|t| t.to_string())
             .map_err(|e| e.to_string())
+    }
+
+    fn expand_str(attr: &str, item: &str) -> Result<String, String> {
+        expand_kind(PluginKind::Playbook, attr, item)
+    }
+
+    fn expand_gate(attr: &str, item: &str) -> Result<String, String> {
+        expand_kind(PluginKind::QualityGate, attr, item)
+    }
+
+    const GOOD_GATE: &str = "fn evaluate(submission: &warden_sdk::gate::Submission) -> Result<warden_sdk::gate::Verdict, String> { todo!() }";
+
+    #[test]
+    fn a_good_gate_exports_evaluate_and_embeds_its_metadata() {
+        let out = expand_gate(
+            r#"name = "size-check", version = "0.2.0", description = "d", capabilities = ["kv"], deadline_ms = 1500"#,
+            GOOD_GATE,
+        )
+        .unwrap();
+        assert!(
+            out.contains("link_section = \"warden:plugin-meta\""),
+            "{out}"
+        );
+        assert!(out.contains("export_gate"), "{out}");
+        assert!(out.contains("evaluate_gate"), "{out}");
+        // A gate never exports the playbook world.
+        assert!(!out.contains("export_playbook"), "{out}");
+        assert!(!out.contains("run_playbook"), "{out}");
+        let meta = PluginMeta::builder("size-check", "0.2.0", PluginKind::QualityGate)
+            .description("d")
+            .capabilities(["kv"])
+            .limits(Limits {
+                deadline_ms: Some(1500),
+                ..Limits::default()
+            })
+            .build()
+            .unwrap();
+        let json = String::from_utf8(meta.encode()).unwrap();
+        assert!(json.contains(r#""kind":"quality-gate""#), "{json}");
+        let literal = syn::LitByteStr::new(json.as_bytes(), Span::call_site());
+        assert!(out.contains(&quote!(#literal).to_string()), "{out}");
+
+        // And a playbook never exports the gate world.
+        let out = expand_str(r#"name = "probe", version = "1.0.0""#, GOOD).unwrap();
+        assert!(!out.contains("export_gate"), "{out}");
+    }
+
+    #[test]
+    fn gate_mistakes_are_compile_errors() {
+        let err = expand_gate(
+            r#"name = "g", version = "1.0.0", capabilities = ["tasks:write"]"#,
+            GOOD_GATE,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "capability \"tasks:write\" is not available to a quality gate (its world offers log, config and kv: request \"kv\" or nothing)"
+        );
+        for arg in ["steps = 3", "idempotent", "concurrent"] {
+            let err = expand_gate(
+                &format!(r#"name = "g", version = "1.0.0", {arg}"#),
+                GOOD_GATE,
+            )
+            .unwrap_err();
+            let word = arg.split(' ').next().unwrap();
+            assert_eq!(err, format!("`{word}` applies to playbooks only"));
+        }
+        let err = expand_gate(
+            r#"name = "g", version = "1.0.0""#,
+            "fn evaluate(s: Submission) -> Result<Verdict, String> { todo!() }",
+        )
+        .unwrap_err();
+        assert!(err.contains("must be a shared reference"), "{err}");
+        assert!(
+            err.contains("expected `fn evaluate(submission: &warden_sdk::gate::Submission)"),
+            "{err}"
+        );
+        let err = expand_gate(
+            r#"name = "g", version = "1.0.0""#,
+            "async fn evaluate(s: &Submission) -> Result<Verdict, String> { todo!() }",
+        )
+        .unwrap_err();
+        assert!(err.contains("cannot be async"), "{err}");
+        let err = expand_kind(PluginKind::RoutingPolicy, "", GOOD_GATE).unwrap_err();
+        assert!(err.contains("playbooks and quality gates only"), "{err}");
     }
 
     const GOOD: &str =

@@ -1,4 +1,4 @@
-//! Write Warden plugins in Rust.
+//! Write Warden plugins (playbooks and quality gates) in Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2`. This crate
 //! hides the generated bindings of the `warden:plugin` WIT package behind
@@ -23,6 +23,24 @@
 //! # fn main() {}
 //! ```
 //!
+//! A quality gate (see [`mod@gate`]):
+//!
+//! ```no_run
+//! use warden_sdk::gate::{Submission, Verdict};
+//!
+//! #[warden_sdk::gate]
+//! fn evaluate(submission: &Submission) -> Result<Verdict, String> {
+//!     match &submission.tests {
+//!         Some(t) if t.failed > 0 => Ok(Verdict::reject(0).reason("tests", format!("{} failed", t.failed))),
+//!         Some(_) => Ok(Verdict::approve(100)),
+//!         None => Ok(Verdict::escalate(50).reason("tests", "no test results")),
+//!     }
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A crate is one plugin: either a playbook or a gate.
+//!
 //! Build it with `cargo build --release --target wasm32-wasip2` and copy the
 //! `.wasm` into the host's plugin directory. The `warden-testkit` crate runs
 //! it against a fake host inside `cargo test`.
@@ -33,6 +51,14 @@ pub mod wit {
     //! Bindings generated from `wit/`; use the safe wrappers instead.
     #![allow(missing_docs)]
 
+    // Both worlds are generated here, each with a public export macro. With
+    // `pub_export_macro`, wit-bindgen embeds a world's exports (the
+    // `component-type` section that makes a component export `run` or
+    // `evaluate`) only where its export macro is invoked, and unused imports
+    // are dropped when the component is linked. So a crate whose
+    // `#[playbook]` invokes `export_playbook!` becomes a playbook, one whose
+    // `#[gate]` invokes `export_gate!` becomes a quality gate, and neither
+    // carries the other's exports.
     pub mod playbook {
         wit_bindgen::generate!({
             world: "playbook",
@@ -41,6 +67,26 @@ pub mod wit {
             export_macro_name: "export_playbook",
             default_bindings_module: "warden_sdk::wit::playbook",
             runtime_path: "warden_sdk::wit::wit_bindgen::rt",
+        });
+    }
+
+    pub mod gate {
+        // The interfaces both worlds import are generated once (above), so
+        // `log`, `config` and `kv` have one set of types and functions.
+        wit_bindgen::generate!({
+            world: "quality-gate",
+            path: "../../wit",
+            pub_export_macro: true,
+            export_macro_name: "export_gate",
+            default_bindings_module: "warden_sdk::wit::gate",
+            runtime_path: "warden_sdk::wit::wit_bindgen::rt",
+            additional_derives: [PartialEq],
+            with: {
+                "warden:plugin/types@0.1.0": warden_sdk::wit::playbook::warden::plugin::types,
+                "warden:plugin/log@0.1.0": warden_sdk::wit::playbook::warden::plugin::log,
+                "warden:plugin/config@0.1.0": warden_sdk::wit::playbook::warden::plugin::config,
+                "warden:plugin/kv@0.1.0": warden_sdk::wit::playbook::warden::plugin::kv,
+            },
         });
     }
 
@@ -54,6 +100,7 @@ mod host_error;
 mod playbook;
 
 pub mod config;
+pub mod gate;
 pub mod health;
 pub mod kv;
 pub mod log;
@@ -61,10 +108,11 @@ pub mod tasks;
 
 pub use host_error::HostError;
 pub use playbook::{Context, Finding, Mode, Report, Severity};
-pub use warden_sdk_macros::playbook;
+pub use warden_sdk_macros::{gate, playbook};
 
 #[doc(hidden)]
 pub mod __private {
     //! Glue called by the code the macros emit.
+    pub use crate::gate::evaluate_gate;
     pub use crate::playbook::run_playbook;
 }

@@ -15,6 +15,24 @@
 //! assert!(run.report().is_ok());
 //! # }
 //! ```
+//!
+//! A quality gate is evaluated on a [`Submission`], built with
+//! [`submission`]:
+//!
+//! ```no_run
+//! use warden_testkit::{Decision, FakeHost, TestPlugin, submission};
+//!
+//! # async fn example() {
+//! let gate = TestPlugin::build(env!("CARGO_MANIFEST_DIR")).unwrap();
+//! let host = FakeHost::new();
+//! host.set_config("max_changed_lines", "100");
+//! let diff = "--- a/x.rs\n+++ b/x.rs\n@@ -1 +1 @@\n-a\n+b\n";
+//! let checked = gate
+//!     .evaluate(&host, &submission("implement").diff(diff).tests(12, 0, 1))
+//!     .await;
+//! assert_eq!(checked.verdict().unwrap().decision, Decision::Approve);
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -25,12 +43,19 @@ use std::time::Duration;
 
 use warden_runtime::meta::{CapabilitySet, Limits, PluginMeta};
 use warden_runtime::{
-    ActionRecord, CallInfo, LogLine, MemoryBackend, Plugin, RunError, RunOutcome, RunRequest,
-    Runtime, RuntimeConfig,
+    ActionRecord, CallInfo, GateOutcome, GateRequest, LogLine, MemoryBackend, Plugin, RunError,
+    RunOutcome, RunRequest, Runtime, RuntimeConfig,
 };
 
 pub use warden_runtime::ActionStatus;
+pub use warden_runtime::types::{
+    Artifact, Decision, DiffStats, Reason, RubricScore, Submission, TestResults, Verdict,
+};
 pub use warden_runtime::types::{Finding, Mode, Report, Severity, TaskSummary};
+
+mod submission;
+
+pub use submission::{SubmissionBuilder, submission};
 
 /// Why a plugin could not be built or loaded.
 #[derive(Debug)]
@@ -119,6 +144,10 @@ impl FakeHost {
     pub fn kv(&self, plugin: &str, key: &str) -> Option<Vec<u8>> {
         self.backend.kv_value(&self.workspace, plugin, key)
     }
+
+    fn config(&self) -> BTreeMap<String, String> {
+        self.config.lock().map(|c| c.clone()).unwrap_or_default()
+    }
 }
 
 /// A built plugin, ready to run.
@@ -189,33 +218,69 @@ impl TestPlugin {
         input: &str,
         limits: Limits,
     ) -> TestRun {
-        let meta = self.plugin.meta();
-        let granted = host
-            .grants
-            .lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .unwrap_or_else(|| meta.capabilities.clone());
-        let config = host.config.lock().map(|c| c.clone()).unwrap_or_default();
         let req = RunRequest {
-            info: CallInfo {
-                run_id: "test-run".to_string(),
-                workspace: host.workspace.clone(),
-                plugin: meta.name.clone(),
-                version: meta.version.to_string(),
-                digest: self.plugin.digest().to_string(),
-                mode,
-                actor: "testkit".to_string(),
-            },
+            info: self.call_info(host, "test-run", mode),
             input: input.to_string(),
-            granted,
-            config: Arc::new(config),
+            granted: self.granted(host),
+            config: Arc::new(host.config()),
             limits,
             backend: host.backend.clone(),
         };
         TestRun {
             outcome: self.runtime.run_playbook(&self.plugin, req).await,
         }
+    }
+
+    /// Evaluates the quality gate once on `submission`, with the host's
+    /// config and grants. Build the submission with [`submission`].
+    pub async fn evaluate(&self, host: &FakeHost, submission: &Submission) -> TestVerdict {
+        self.evaluate_with_limits(host, submission, Limits::default())
+            .await
+    }
+
+    /// Evaluates with the operator's limit overrides.
+    pub async fn evaluate_with_limits(
+        &self,
+        host: &FakeHost,
+        submission: &Submission,
+        limits: Limits,
+    ) -> TestVerdict {
+        let req = GateRequest {
+            info: self.call_info(host, "test-evaluation", Mode::Apply),
+            granted: self.granted(host),
+            config: Arc::new(host.config()),
+            limits,
+            backend: host.backend.clone(),
+        };
+        TestVerdict {
+            outcome: self
+                .runtime
+                .evaluate_gate(&self.plugin, req, submission)
+                .await,
+        }
+    }
+
+    fn call_info(&self, host: &FakeHost, run_id: &str, mode: Mode) -> CallInfo {
+        let meta = self.plugin.meta();
+        CallInfo {
+            run_id: run_id.to_string(),
+            workspace: host.workspace.clone(),
+            plugin: meta.name.clone(),
+            version: meta.version.to_string(),
+            digest: self.plugin.digest().to_string(),
+            mode,
+            actor: "testkit".to_string(),
+        }
+    }
+
+    /// What the host grants: everything requested, unless narrowed with
+    /// [`FakeHost::grant_only`].
+    fn granted(&self, host: &FakeHost) -> CapabilitySet {
+        host.grants
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .unwrap_or_else(|| self.plugin.meta().capabilities.clone())
     }
 }
 
@@ -247,6 +312,38 @@ impl TestRun {
 
     /// Everything, for assertions the helpers above do not cover.
     pub fn outcome(&self) -> &RunOutcome {
+        &self.outcome
+    }
+}
+
+/// The result of one gate evaluation.
+pub struct TestVerdict {
+    outcome: GateOutcome,
+}
+
+impl TestVerdict {
+    /// The verdict, or the error the evaluation ended with.
+    pub fn verdict(&self) -> Result<&Verdict, &RunError> {
+        self.outcome.result.as_ref()
+    }
+
+    /// The decision, when there is a verdict.
+    pub fn decision(&self) -> Option<Decision> {
+        self.verdict().ok().map(|v| v.decision)
+    }
+
+    /// The error, when the evaluation failed.
+    pub fn error(&self) -> Option<&RunError> {
+        self.outcome.result.as_ref().err()
+    }
+
+    /// The evaluation's log.
+    pub fn logs(&self) -> &[LogLine] {
+        &self.outcome.logs
+    }
+
+    /// Everything, for assertions the helpers above do not cover.
+    pub fn outcome(&self) -> &GateOutcome {
         &self.outcome
     }
 }

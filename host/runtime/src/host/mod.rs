@@ -47,6 +47,8 @@ impl WasiView for HostState {
 
 // The `types` interface has no functions; its trait is empty.
 impl crate::bindings::iface::types::Host for HostState {}
+// Nor does the quality-gate world's `gate-types`.
+impl crate::bindings::gate_types::Host for HostState {}
 
 /// Memory, table and instance caps of one call (SPEC PL-5).
 pub(crate) struct Limiter {

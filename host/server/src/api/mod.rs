@@ -2,6 +2,7 @@
 //! wasm here; every error leaves as the SE-2 envelope.
 
 mod extract;
+mod gates;
 mod plugins;
 mod runs;
 mod system;
@@ -55,6 +56,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tasks/{id}/heartbeat", post(tasks::heartbeat))
         .route("/tasks/{id}/complete", post(tasks::complete))
         .route("/tasks/{id}/fail", post(tasks::fail))
+        .route("/tasks/{id}/decision", post(tasks::decide))
+        .route("/tasks/{id}/verdicts", get(gates::task_verdicts))
+        .route("/gates", get(gates::list))
+        .route("/gate-stats", get(gates::stats))
+        .route(
+            "/gates/{stage}",
+            get(gates::get).put(gates::put).delete(gates::delete),
+        )
+        .route("/verdicts", get(gates::verdicts))
         .route("/tasks/{id}/events", post(tasks::report).get(tasks::events))
         .route("/dead-letters", get(tasks::dead_letters))
         .route("/dead-letters/{id}/redrive", post(tasks::redrive))

@@ -44,6 +44,8 @@ pub fn task_view(t: &TaskRow) -> Value {
         "updated_at": time(t.updated_at),
         "last_event_at": time(t.last_event_at),
         "finished_at": opt_time(t.finished_at),
+        "gate_rejections": t.gate_rejections,
+        "plan_delta": t.plan_delta,
     })
 }
 
@@ -272,6 +274,8 @@ pub struct CompleteBody {
     token: i64,
     #[serde(default)]
     output: Value,
+    /// The stage result the stage's gates judge (SPEC QG-1).
+    result: Option<crate::gates::StageResult>,
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/complete`: 200 and the task; the
@@ -292,9 +296,59 @@ pub async fn complete(
     let (t, completed) = state
         .app
         .scheduler
-        .complete(&ws, &id, b.token, b.output)
+        .complete(&ws, &id, b.token, b.output, b.result)
         .await?;
     Ok(axum::Json(json!({ "completed": completed, "task": task_view(&t) })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// `approve` or `reject`.
+    decision: String,
+    /// Why (becomes the plan delta of a rejection).
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /v1/workspaces/{ws}/tasks/{id}/decision`: a human's decision on a
+/// task waiting for approval (SPEC QG-2, QG-3); 409 FAILED_PRECONDITION
+/// when it does not wait.
+pub async fn decide(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Json(b): Json<DecisionBody>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Operator)?;
+    let approve = match b.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err(Error::invalid(format!(
+                "decision \"{}\": expected approve or reject",
+                crate::validate::truncate(other, 40)
+            )));
+        }
+    };
+    let t = state
+        .app
+        .scheduler
+        .decide_approval(&ws, &id, approve, &b.reason, &principal.name)
+        .await?;
+    state
+        .app
+        .audit(
+            &principal,
+            Some(&ws),
+            "task.decide",
+            &id,
+            json!({ "decision": b.decision, "reason": b.reason }),
+        )
+        .await;
+    Ok(axum::Json(json!({ "task": task_view(&t) })).into_response())
 }
 
 #[derive(Deserialize)]

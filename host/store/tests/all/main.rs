@@ -15,6 +15,7 @@ mod breakers;
 mod checkpoints;
 mod concurrency;
 mod events_actions;
+mod gates;
 mod kv;
 mod pins_grants;
 mod plugins;

@@ -32,7 +32,7 @@ const PIPELINE: [&str; 2] = ["build", "test"];
 const LOOPS: usize = 50;
 const LEASE_MS: i64 = 3_000;
 /// The whole run, creation included, must finish within this.
-const DEADLINE: Duration = Duration::from_secs(240);
+const DEADLINE: Duration = Duration::from_secs(600);
 
 /// A fresh schema of the test database and the URL that selects it.
 async fn fresh_schema() -> Option<(String, String, String)> {

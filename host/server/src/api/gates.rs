@@ -1,0 +1,272 @@
+//! Quality gates (SPEC QG-1..QG-4): bindings per stage, verdicts per task
+//! and per gate, and approval statistics with the top rejection reasons.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_store::gates::{DecisionRow, VerdictRow};
+
+use crate::api::{AppState, Json, Path, Query, check_ws, time};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::gates::Binding;
+
+fn check_stage(stage: &str) -> Result<()> {
+    crate::validate::id("stage", stage).map_err(Error::InvalidArgument)
+}
+
+fn binding_view(stage: &str, binding: &Binding, source: &str) -> Value {
+    let mut v = serde_json::to_value(binding).unwrap_or_default();
+    v["stage"] = json!(stage);
+    v["source"] = json!(source);
+    v
+}
+
+/// A verdict as the API shows it.
+pub fn verdict_view(v: &VerdictRow) -> Value {
+    json!({
+        "id": v.id,
+        "decision_id": v.decision_id,
+        "task_id": v.task_id,
+        "stage": v.stage,
+        "gate": v.gate,
+        "version": v.version,
+        "digest": v.digest,
+        "decision": v.decision,
+        "score": v.score,
+        "reasons": v.reasons.iter().map(|r| json!({ "category": r.category, "message": r.message })).collect::<Vec<_>>(),
+        "error": v.error,
+        "relaxed": v.relaxed,
+        "wall_ms": v.wall_ms,
+        "at": time(v.created_at),
+    })
+}
+
+fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
+    json!({
+        "id": d.id,
+        "stage": d.stage,
+        "token": d.token,
+        "quorum": d.quorum,
+        "outcome": d.outcome,
+        "approvals": d.approvals,
+        "rejections": d.rejections,
+        "escalations": d.escalations,
+        "summary": d.summary,
+        "at": time(d.created_at),
+        "verdicts": verdicts.iter().filter(|v| v.decision_id == d.id).map(verdict_view).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /v1/workspaces/{ws}/gates`: the bindings in force, by stage.
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let bindings = state.app.gates.bindings(&ws).await?;
+    let views: Vec<Value> = bindings
+        .iter()
+        .map(|(stage, (b, source))| binding_view(stage, b, source))
+        .collect();
+    Ok(axum::Json(json!({ "bindings": views })).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/gates/{stage}`
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, stage)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    check_stage(&stage)?;
+    principal.require(&ws, Role::Viewer)?;
+    match state.app.gates.binding(&ws, &stage).await? {
+        Some((b, api)) => {
+            Ok(
+                axum::Json(binding_view(&stage, &b, if api { "api" } else { "config" }))
+                    .into_response(),
+            )
+        }
+        None => Err(Error::NotFound(format!(
+            "no gates are bound to stage \"{stage}\" in workspace {ws}"
+        ))),
+    }
+}
+
+/// `PUT /v1/workspaces/{ws}/gates/{stage}`: binds gates to a stage
+/// (replacing warden.toml's binding of that stage).
+pub async fn put(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, stage)): Path<(String, String)>,
+    Json(binding): Json<Binding>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    check_stage(&stage)?;
+    principal.require(&ws, Role::Operator)?;
+    state
+        .app
+        .gates
+        .put_binding(&ws, &stage, &binding, &principal.name)
+        .await?;
+    state
+        .app
+        .audit(
+            &principal,
+            Some(&ws),
+            "gates.bind",
+            &stage,
+            serde_json::to_value(&binding).unwrap_or_default(),
+        )
+        .await;
+    Ok(axum::Json(binding_view(&stage, &binding, "api")).into_response())
+}
+
+/// `DELETE /v1/workspaces/{ws}/gates/{stage}`: removes the API's binding.
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, stage)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    check_stage(&stage)?;
+    principal.require(&ws, Role::Operator)?;
+    if !state.app.gates.delete_binding(&ws, &stage).await? {
+        return Err(Error::NotFound(format!(
+            "no gate binding set over the API for stage \"{stage}\" in workspace {ws}"
+        )));
+    }
+    state
+        .app
+        .audit(&principal, Some(&ws), "gates.unbind", &stage, json!({}))
+        .await;
+    Ok(axum::Json(json!({ "deleted": true })).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/tasks/{id}/verdicts`: the gated transitions of
+/// a task, oldest first, each with its verdicts.
+pub async fn task_verdicts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    principal.require(&ws, Role::Viewer)?;
+    let store = &state.app.store;
+    if store.get_task(&ws, &id).await?.is_none() {
+        return Err(Error::NotFound(format!("task \"{id}\" not found")));
+    }
+    let decisions = store.list_gate_decisions(&ws, &id).await?;
+    let verdicts = store.list_task_verdicts(&ws, &id).await?;
+    let views: Vec<Value> = decisions
+        .iter()
+        .map(|d| decision_view(d, &verdicts))
+        .collect();
+    Ok(axum::Json(json!({ "task_id": id, "decisions": views })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictQuery {
+    gate: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/verdicts?gate=&limit=`: newest first.
+pub async fn verdicts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<VerdictQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    if let Some(g) = &q.gate {
+        crate::validate::plugin(g).map_err(Error::InvalidArgument)?;
+    }
+    let rows = state
+        .app
+        .store
+        .list_gate_verdicts(&ws, q.gate.as_deref(), q.limit.unwrap_or(100))
+        .await?;
+    let views: Vec<Value> = rows.iter().map(verdict_view).collect();
+    Ok(axum::Json(json!({ "verdicts": views })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Look back this many hours (default 24, at most 720).
+    hours: Option<i64>,
+    gate: Option<String>,
+}
+
+/// `GET /v1/workspaces/{ws}/gate-stats?hours=&gate=`: per gate, verdict
+/// counts and approval rate; the top rejection reasons; breaker states.
+pub async fn stats(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    if let Some(g) = &q.gate {
+        crate::validate::plugin(g).map_err(Error::InvalidArgument)?;
+    }
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=720).contains(&hours) {
+        return Err(Error::invalid("hours: must be between 1 and 720"));
+    }
+    let since = warden_store::now_ms() - hours * 3_600_000;
+    let store = &state.app.store;
+    let stats = store.gate_stats(&ws, since).await?;
+    let top = store
+        .top_rejection_reasons(&ws, q.gate.as_deref(), since, 10)
+        .await?;
+    let mut gates = Vec::new();
+    for s in stats
+        .iter()
+        .filter(|s| q.gate.as_ref().is_none_or(|g| *g == s.gate))
+    {
+        let breaker = store.get_breaker(&format!("gate:{ws}:{}", s.gate)).await?;
+        let recent = store
+            .recent_gate_decisions(&ws, &s.gate, crate::gates::BREAKER_WINDOW)
+            .await?;
+        gates.push(json!({
+            "gate": s.gate,
+            "verdicts": s.total,
+            "approvals": s.approvals,
+            "rejections": s.rejections,
+            "escalations": s.escalations,
+            "errors": s.errors,
+            "approval_rate": if s.total > 0 { s.approvals as f64 / s.total as f64 } else { 0.0 },
+            "rejection_rate": if s.total > 0 { s.rejections as f64 / s.total as f64 } else { 0.0 },
+            "mean_score": s.mean_score,
+            "recent_rejections": recent.iter().filter(|d| *d == "reject").count(),
+            "recent_window": recent.len(),
+            "breaker": breaker.map(|b| json!({ "state": b.state, "reason": b.reason, "until": b.retry_at.map(time) })),
+        }));
+    }
+    let (total, approvals) = stats
+        .iter()
+        .fold((0, 0), |(t, a), s| (t + s.total, a + s.approvals));
+    let top: Vec<Value> = top
+        .iter()
+        .map(|r| json!({ "gate": r.gate, "category": r.category, "message": r.message, "count": r.count }))
+        .collect();
+    Ok(axum::Json(json!({
+        "workspace": ws,
+        "since": time(since),
+        "verdicts": total,
+        "approval_rate": if total > 0 { approvals as f64 / total as f64 } else { 0.0 },
+        "gates": gates,
+        "top_rejection_reasons": top,
+    }))
+    .into_response())
+}

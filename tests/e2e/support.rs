@@ -1,0 +1,261 @@
+//! What every end-to-end test binary shares: test servers (in this
+//! process or as the real binary), requests, plugin installs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// The bootstrap admin token of every test server.
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// A server, in this process or as a child process of the real binary.
+pub struct TestServer {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    inner: Inner,
+}
+
+enum Inner {
+    InProcess(Option<warden_server::Server>),
+    Process(Child),
+}
+
+impl TestServer {
+    /// A server in this process with `extra` appended to its warden.toml.
+    pub async fn start(extra: &str) -> TestServer {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), extra).await
+    }
+
+    /// A server in this process over an existing directory (a restart).
+    pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
+        let config = write_config(dir.path(), extra);
+        let config = warden_server::Config::load(Some(&config)).expect("config");
+        let server = warden_server::start(config).await.expect("server starts");
+        TestServer {
+            url: format!("http://{}", server.addr),
+            dir,
+            client: client(),
+            inner: Inner::InProcess(Some(server)),
+        }
+    }
+
+    /// The real binary, as a child process, in `dir` (kept across
+    /// restarts by the caller).
+    pub async fn spawn_binary(dir: tempfile::TempDir, extra: &str) -> TestServer {
+        let port = free_port();
+        let config = write_config(
+            dir.path(),
+            &format!("listen = \"127.0.0.1:{port}\"\n{extra}"),
+        );
+        let child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn warden");
+        let server = TestServer {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            client: client(),
+            inner: Inner::Process(child),
+        };
+        server.wait_ready(Duration::from_secs(60)).await;
+        server
+    }
+
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        match &self.inner {
+            Inner::Process(c) => Some(c.id()),
+            Inner::InProcess(_) => None,
+        }
+    }
+
+    pub fn app(&self) -> &std::sync::Arc<warden_server::app::App> {
+        match &self.inner {
+            Inner::InProcess(Some(s)) => &s.app,
+            _ => panic!("not an in-process server"),
+        }
+    }
+
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(r) = self.client.get(format!("{}/ready", self.url)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server at {} not ready after {timeout:?}", self.url);
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(reqwest::Method::GET, path, Some(ADMIN), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, path, Some(ADMIN), Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::PUT, path, Some(ADMIN), Some(body))
+            .await
+    }
+
+    /// Triggers a run and waits for it; returns the run.
+    pub async fn run(&self, ws: &str, plugin: &str, body: &Value) -> Value {
+        let (status, run) = self
+            .post(
+                &format!("/v1/workspaces/{ws}/playbooks/{plugin}/runs?wait=true"),
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "run of {plugin}: {run}");
+        run
+    }
+
+    /// Waits until `GET /v1/plugins` lists `name` at `version`; returns how
+    /// long it took.
+    pub async fn wait_for_plugin(&self, name: &str, version: &str, timeout: Duration) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            let (_, v) = self.get("/v1/plugins").await;
+            let found = v["plugins"].as_array().into_iter().flatten().any(|p| {
+                p["name"] == name
+                    && p["versions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|ver| ver["version"] == version && ver["state"] == "active")
+            });
+            if found {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (_, v) = self.get("/v1/plugins").await;
+        panic!("plugin {name}@{version} not listed after {timeout:?}: {v}");
+    }
+
+    /// Kills the child process with SIGKILL and returns its directory.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        if let Inner::Process(child) = &mut self.inner {
+            // Child::kill sends SIGKILL.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.inner = Inner::InProcess(None);
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// Stops the server; returns its directory for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        match &mut self.inner {
+            Inner::InProcess(server) => {
+                if let Some(s) = server.take() {
+                    s.shutdown(Duration::from_secs(5)).await;
+                }
+            }
+            Inner::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.inner = Inner::InProcess(None);
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Inner::Process(child) = &mut self.inner {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("warden.toml");
+    let listen = if extra.contains("listen =") {
+        ""
+    } else {
+        "listen = \"127.0.0.1:0\"\n"
+    };
+    // Tests make requests fast; only the rate-limit test sets its own.
+    let http = if extra.contains("[http]") {
+        ""
+    } else {
+        "[http]\nrate_limit_per_sec = 100000\n"
+    };
+    // `extra` may hold top-level keys followed by tables; [auth] goes last.
+    let text = format!(
+        "{listen}data_dir = \"{}\"\nplugin_dir = \"{}\"\n{extra}\n{http}[auth]\nadmin_token = \"{ADMIN}\"\n",
+        dir.join("data").display(),
+        dir.join("plugins").display(),
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Copies a built test plugin into a server's plugin directory under
+/// `file_name`, atomically (write then rename), as an operator's `cp` to a
+/// temporary name and `mv` would.
+pub fn install(server_plugins: &Path, artifact: &str, file_name: &str) {
+    std::fs::create_dir_all(server_plugins).expect("plugin dir");
+    let tmp = server_plugins.join(format!(".{file_name}.tmp"));
+    std::fs::copy(artifact, &tmp).expect("copy plugin");
+    std::fs::rename(&tmp, server_plugins.join(file_name)).expect("rename plugin");
+}
