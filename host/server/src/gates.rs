@@ -35,7 +35,7 @@ use crate::alerts::{Alerts, Severity};
 use crate::config::{Config, config_value_string};
 use crate::error::{Error, Result};
 use crate::heal::kv;
-use crate::registry::Registry;
+use crate::registry::{Entry, Registry};
 
 /// Verdicts a gate's breaker looks at (SPEC QG-4).
 pub const BREAKER_WINDOW: i64 = 10;
@@ -555,7 +555,7 @@ impl Gates {
     /// and stores the decision and verdicts. `token` is the completing
     /// lease.
     pub async fn judge(
-        self: &Arc<Self>,
+        &self,
         task: &TaskRow,
         token: i64,
         binding: Binding,
@@ -564,40 +564,20 @@ impl Gates {
         let submission = result.submission(task);
         let now = warden_store::now_ms();
         let decision_id = warden_store::new_id();
-        // Each gate on its own task, so that the gates run in parallel.
-        let calls = binding.gates.iter().map(|gate| {
-            let (this, task, binding, submission, gate) = (
-                self.clone(),
-                task.clone(),
-                binding.clone(),
-                submission.clone(),
-                gate.clone(),
-            );
-            tokio::spawn(async move {
-                this.evaluate(&task, &binding, &gate, &submission, now)
-                    .await
-            })
-        });
-        let mut verdicts = Vec::with_capacity(binding.gates.len());
-        for (joined, gate) in futures::future::join_all(calls)
-            .await
-            .into_iter()
-            .zip(&binding.gates)
-        {
-            let mut v = match joined {
-                Ok(v) => v,
-                // `evaluate` does not panic; if it ever did, the gate
-                // counts as failed, never as approved.
-                Err(e) => self.failed_verdict(
-                    task,
-                    &binding,
-                    gate,
-                    now,
-                    format!("gate call aborted: {e}"),
-                ),
-            };
+        // The pins and grants of every gate in two queries; then the gates
+        // run at once (each yields to the others between epoch ticks).
+        let resolved = self
+            .registry
+            .pinned_and_granted(&task.workspace, &binding.gates)
+            .await?;
+        let calls = binding
+            .gates
+            .iter()
+            .zip(resolved)
+            .map(|(gate, r)| self.evaluate(task, &binding, gate, r, &submission, now));
+        let mut verdicts = futures::future::join_all(calls).await;
+        for v in &mut verdicts {
             v.decision_id = decision_id.clone();
-            verdicts.push(v);
         }
         let count = |d: &str| verdicts.iter().filter(|v| v.decision == d).count();
         let (approvals, rejections, escalations) =
@@ -678,38 +658,6 @@ impl Gates {
         Ok(decision)
     }
 
-    /// The verdict standing in for a gate that gave none.
-    fn failed_verdict(
-        &self,
-        task: &TaskRow,
-        binding: &Binding,
-        gate: &str,
-        now: i64,
-        error: String,
-    ) -> VerdictRow {
-        VerdictRow {
-            id: warden_store::new_id(),
-            decision_id: String::new(),
-            workspace: task.workspace.clone(),
-            task_id: task.id.clone(),
-            stage: task.stage.clone(),
-            gate: gate.to_string(),
-            version: String::new(),
-            digest: String::new(),
-            decision: match binding.on_error {
-                OnError::Escalate => "escalate",
-                OnError::Reject => "reject",
-            }
-            .to_string(),
-            score: 0,
-            error: Some(error),
-            relaxed: false,
-            wall_ms: 0,
-            created_at: now,
-            reasons: Vec::new(),
-        }
-    }
-
     /// One gate's verdict; a gate that cannot give one gets the binding's
     /// `on_error` decision with the error recorded.
     async fn evaluate(
@@ -717,6 +665,7 @@ impl Gates {
         task: &TaskRow,
         binding: &Binding,
         gate: &str,
+        resolved: Result<(Entry, warden_meta::CapabilitySet)>,
         submission: &Submission,
         now: i64,
     ) -> VerdictRow {
@@ -748,8 +697,8 @@ impl Gates {
             row.wall_ms = started.elapsed().as_millis() as i64;
             row
         };
-        let entry = match self.registry.pinned(&task.workspace, gate).await {
-            Ok(e) => e,
+        let (entry, granted) = match resolved {
+            Ok(found) => found,
             Err(e) => return failed(row, format!("gate \"{gate}\" is not available: {e}")),
         };
         let meta = entry.plugin.meta();
@@ -780,11 +729,6 @@ impl Gates {
                 config.insert(k.clone(), v);
             }
         }
-        let granted = self
-            .registry
-            .granted(&task.workspace, &entry)
-            .await
-            .unwrap_or_default();
         let request = GateRequest {
             info: CallInfo {
                 run_id: row.id.clone(),
@@ -862,6 +806,7 @@ impl Gates {
     /// half or fewer, the alert is resolved; an open breaker closes once
     /// its window ends.
     async fn watch_breaker(&self, workspace: &str, gate: &str, binding: &Binding) -> Result<()> {
+        // The newest ten by the (workspace, gate, created_at) index.
         let recent = self
             .store
             .recent_gate_decisions(workspace, gate, BREAKER_WINDOW)

@@ -577,8 +577,19 @@ impl Registry {
         workspace: &str,
         name: &str,
     ) -> Result<(Selector, &'static str)> {
-        if let Some(pin) = self.store.get_pin(workspace, name).await? {
-            let s = Selector::parse(&pin.selector).map_err(Error::Internal)?;
+        let pin = self.store.get_pin(workspace, name).await?;
+        self.selector_from(workspace, name, pin.map(|p| p.selector))
+    }
+
+    /// As `selector_for`, with the API's pin already read.
+    fn selector_from(
+        &self,
+        workspace: &str,
+        name: &str,
+        api_pin: Option<String>,
+    ) -> Result<(Selector, &'static str)> {
+        if let Some(pin) = api_pin {
+            let s = Selector::parse(&pin).map_err(Error::Internal)?;
             return Ok((s, "api"));
         }
         if let Some(pin) = self.config.plugin(workspace, name).pin {
@@ -595,25 +606,69 @@ impl Registry {
         self.resolve(name, &selector)
     }
 
+    /// The versions a workspace uses of several plugins, with what each is
+    /// granted, in two queries whatever their number (the gates of one
+    /// transition).
+    pub async fn pinned_and_granted(
+        &self,
+        workspace: &str,
+        names: &[String],
+    ) -> Result<Vec<Result<(Entry, CapabilitySet)>>> {
+        let mut pins: HashMap<String, String> = self
+            .store
+            .list_pins(workspace)
+            .await?
+            .into_iter()
+            .map(|p| (p.plugin, p.selector))
+            .collect();
+        let mut grants: HashMap<String, Vec<String>> = self
+            .store
+            .list_grants(workspace)
+            .await?
+            .into_iter()
+            .map(|g| (g.plugin, g.capabilities))
+            .collect();
+        Ok(names
+            .iter()
+            .map(|name| {
+                let (selector, _) = self.selector_from(workspace, name, pins.remove(name))?;
+                let entry = self.resolve(name, &selector)?;
+                let granted = self.granted_from(workspace, &entry, grants.remove(name));
+                Ok((entry, granted))
+            })
+            .collect())
+    }
+
     /// What the operator granted `entry` in `workspace` (SPEC PL-6):
     /// warden.toml grants for the workspace and `"*"`, plus grants set over
     /// the API. A bundled plugin without any grant configuration is
     /// trusted with what it requests.
     pub async fn granted(&self, workspace: &str, entry: &Entry) -> Result<CapabilitySet> {
+        let from_api = self
+            .store
+            .get_grant(workspace, &entry.plugin.meta().name)
+            .await?;
+        Ok(self.granted_from(workspace, entry, from_api.map(|g| g.capabilities)))
+    }
+
+    /// As `granted`, with the API's grant already read.
+    fn granted_from(
+        &self,
+        workspace: &str,
+        entry: &Entry,
+        from_api: Option<Vec<String>>,
+    ) -> CapabilitySet {
         let meta = entry.plugin.meta();
         let from_config = self.config.plugin(workspace, &meta.name).grants;
-        let from_api = self.store.get_grant(workspace, &meta.name).await?;
         if from_api.is_none()
             && !self.config.has_grant_config(workspace, &meta.name)
             && self.is_bundled(entry.plugin.digest())
         {
-            return Ok(meta.capabilities.clone());
+            return meta.capabilities.clone();
         }
-        let names = from_config
-            .into_iter()
-            .chain(from_api.map(|g| g.capabilities).unwrap_or_default());
+        let names = from_config.into_iter().chain(from_api.unwrap_or_default());
         // Grants were validated when set; a name this host no longer knows
         // is skipped rather than failing every run.
-        Ok(names.filter_map(|n| n.parse().ok()).collect())
+        names.filter_map(|n| n.parse().ok()).collect()
     }
 }

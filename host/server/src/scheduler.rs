@@ -524,15 +524,15 @@ impl Scheduler {
         };
         let (task, created) = self.store.create_task(&new).await?;
         if created {
-            // Wake the workers first: the event and the backlog check are
-            // not what a waiting claim needs.
-            self.announce(workspace).await;
+            // The event before the wake-up: a claim woken while the event's
+            // update holds the task's row would skip it (SKIP LOCKED).
             self.event(
                 &task,
                 "status",
                 json!({ "state": "queued", "stage": task.stage }),
             )
             .await;
+            self.announce(workspace).await;
             if self.backlog_due(workspace) {
                 self.check_backlog(workspace).await;
             }
