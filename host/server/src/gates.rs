@@ -485,11 +485,7 @@ impl Gates {
     /// when it comes from the API.
     pub async fn binding(&self, workspace: &str, stage: &str) -> Result<Option<(Binding, bool)>> {
         if let Some(raw) = self.api_bindings(workspace).await?.get(stage) {
-            let binding: Binding = serde_json::from_value(raw.clone()).map_err(|e| {
-                Error::Internal(format!(
-                    "stored gate binding {workspace}/{stage} is unreadable: {e}"
-                ))
-            })?;
+            let binding = parse_binding(workspace, stage, raw)?;
             return Ok(Some((binding, true)));
         }
         Ok(self
@@ -510,13 +506,15 @@ impl Gates {
             .into_iter()
             .map(|(stage, b)| (stage, (b, "config")))
             .collect();
-        for row in self.store.list_gate_bindings(workspace).await? {
-            match serde_json::from_value::<Binding>(row.binding) {
+        // An unreadable binding is listed as missing rather than failing the
+        // listing; a transition of its stage reports it.
+        for (stage, raw) in self.api_bindings(workspace).await?.iter() {
+            match parse_binding(workspace, stage, raw) {
                 Ok(b) => {
-                    all.insert(row.stage, (b, "api"));
+                    all.insert(stage.clone(), (b, "api"));
                 }
                 Err(e) => {
-                    tracing::error!(workspace, stage = %row.stage, error = %e, "unreadable gate binding")
+                    tracing::error!(workspace, stage = %stage, error = %e, "unreadable gate binding")
                 }
             }
         }
@@ -885,6 +883,15 @@ impl Gates {
         }
         Ok(())
     }
+}
+
+/// A binding as stored by `put_binding`.
+fn parse_binding(workspace: &str, stage: &str, raw: &Value) -> Result<Binding> {
+    serde_json::from_value(raw.clone()).map_err(|e| {
+        Error::Internal(format!(
+            "stored gate binding {workspace}/{stage} is unreadable: {e}"
+        ))
+    })
 }
 
 /// The reason shown in a decision's summary: the first reason of the

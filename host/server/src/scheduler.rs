@@ -747,6 +747,30 @@ impl Scheduler {
         if let Err(e) = result {
             tracing::error!(task = %t.id, error = %e, "cannot block a task at claim; its lease will expire");
         }
+        self.guard_tripped(
+            t,
+            rule,
+            severity,
+            &reason,
+            &reason,
+            json!({ "task": t.id, "stage": t.stage }),
+        )
+        .await;
+        None
+    }
+
+    /// A loop guard or budget blocked `t`: its `guardrails` and `status`
+    /// events and the alert of `rule`, deduplicated per task as
+    /// `<rule>:<task id>`.
+    async fn guard_tripped(
+        &self,
+        t: &TaskRow,
+        rule: &str,
+        severity: Severity,
+        reason: &str,
+        summary: &str,
+        detail: Value,
+    ) {
         self.event(t, "guardrails", json!({ "guard": rule, "message": reason }))
             .await;
         self.event(t, "status", json!({ "state": "blocked", "reason": reason }))
@@ -757,11 +781,10 @@ impl Scheduler {
                 rule,
                 severity,
                 &format!("{rule}:{}", t.id),
-                &reason,
-                json!({ "task": t.id, "stage": t.stage }),
+                summary,
+                detail,
             )
             .await;
-        None
     }
 
     async fn check_hourly_budget(
@@ -965,12 +988,7 @@ impl Scheduler {
         let Some(task) = self.store.get_task(workspace, task_id).await? else {
             return Err(Error::NotFound(format!("task \"{task_id}\" not found")));
         };
-        let current = task.state == "running"
-            && task.lease_token == Some(token)
-            && task
-                .lease_expires_at
-                .is_some_and(|at| at >= warden_store::now_ms());
-        if !current {
+        if warden_store::stages::fence(&task, token, warden_store::now_ms()).is_some() {
             return Ok(None);
         }
         let Some((binding, _)) = gates.binding(workspace, &task.stage).await? else {
@@ -1048,24 +1066,15 @@ impl Scheduler {
     /// The infinite-loop guard tripped on a rejection.
     async fn loop_blocked(&self, t: &TaskRow) {
         let reason = t.last_error.clone().unwrap_or_default();
-        self.event(
+        self.guard_tripped(
             t,
-            "guardrails",
-            json!({ "guard": "infinite_loop", "message": reason }),
+            "infinite_loop",
+            Severity::Critical,
+            &reason,
+            &reason,
+            json!({ "task": t.id, "stage": t.stage, "gate_rejections": t.gate_rejections }),
         )
         .await;
-        self.event(t, "status", json!({ "state": "blocked", "reason": reason }))
-            .await;
-        self.alerts
-            .raise_logged(
-                Some(&t.workspace),
-                "infinite_loop",
-                Severity::Critical,
-                &format!("loop:{}", t.id),
-                &reason,
-                json!({ "task": t.id, "stage": t.stage, "gate_rejections": t.gate_rejections }),
-            )
-            .await;
     }
 
     /// A human's decision on a task waiting for approval (SPEC QG-2,
@@ -1247,28 +1256,15 @@ impl Scheduler {
             }
             "blocked" => {
                 let reason = t.last_error.clone().unwrap_or_default();
-                self.event(
+                self.guard_tripped(
                     &t,
-                    "guardrails",
-                    json!({ "guard": "same_failure", "message": reason }),
+                    "same_failure",
+                    Severity::Critical,
+                    &reason,
+                    &format!("task {task_id} blocked: {reason}"),
+                    json!({ "task": task_id, "fingerprint": t.last_fingerprint }),
                 )
                 .await;
-                self.event(
-                    &t,
-                    "status",
-                    json!({ "state": "blocked", "reason": reason }),
-                )
-                .await;
-                self.alerts
-                    .raise_logged(
-                        Some(workspace),
-                        "same_failure",
-                        Severity::Critical,
-                        &format!("same_failure:{task_id}"),
-                        &format!("task {task_id} blocked: {reason}"),
-                        json!({ "task": task_id, "fingerprint": t.last_fingerprint }),
-                    )
-                    .await;
             }
             _ => {}
         }

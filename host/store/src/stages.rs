@@ -1174,8 +1174,9 @@ async fn run_outcome(
 }
 
 /// Why `token` may not act on `task` at `now`, or `None` when it holds the
-/// current, unexpired lease.
-fn fence(task: &TaskRow, token: i64, now: i64) -> Option<Fence> {
+/// current, unexpired lease. The check every lease operation makes inside
+/// its transaction; callers may use it to look before they leap.
+pub fn fence(task: &TaskRow, token: i64, now: i64) -> Option<Fence> {
     let current = if task.state == "running" {
         task.lease_token
     } else {
