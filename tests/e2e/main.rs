@@ -10,6 +10,7 @@ mod api;
 mod crash;
 mod fresh;
 mod gates;
+mod gateway;
 mod hostile;
 mod lifecycle;
 mod repair;

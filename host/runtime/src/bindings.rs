@@ -53,7 +53,8 @@ pub(crate) use generated::playbook::{Playbook, PlaybookPre};
 pub(crate) use generated::{gate::QualityGatePre, router::RoutingPolicyPre};
 
 /// Records of the WIT contract: what the host's backend fills in, what
-/// playbooks report, and what quality gates receive and answer.
+/// playbooks report, what quality gates receive and answer, and what
+/// routing policies receive and decide.
 pub mod types {
     pub use super::generated::playbook::warden::plugin::health::{
         Breaker, Database, Disk, ErrorFingerprint, PluginState, RunStats,
@@ -67,5 +68,9 @@ pub mod types {
 
     pub use super::generated::gate::warden::plugin::gate_types::{
         Artifact, Decision, DiffStats, Reason, RubricScore, Submission, TestResults, Verdict,
+    };
+
+    pub use super::generated::router::warden::plugin::routing_types::{
+        Candidate, ProviderStatus, RouteDecision, RouteRequest,
     };
 }

@@ -3,7 +3,8 @@
 //! It loads `.wasm` components (validation, metadata, capability checks,
 //! compile cache), and calls them (a playbook's `run` with
 //! [`Runtime::run_playbook`], a quality gate's `evaluate` with
-//! [`Runtime::evaluate_gate`]) in fresh instances under limits: an epoch
+//! [`Runtime::evaluate_gate`], a routing policy's `route` with
+//! [`Runtime::route_request`]) in fresh instances under limits: an epoch
 //! deadline plus a timeout around the whole call, fuel, a memory cap, a step
 //! budget for mutating host calls and an output cap (SPEC §1). The data
 //! behind the host interfaces comes from a [`Backend`] that the server
@@ -20,6 +21,7 @@ mod gate;
 mod host;
 pub mod memory;
 mod plugin;
+mod route;
 mod run;
 mod stdio;
 
@@ -34,5 +36,6 @@ pub use error::{Error, LoadError, Result, RunError};
 pub use gate::{GateOutcome, GateRequest};
 pub use memory::MemoryBackend;
 pub use plugin::{ImportedFn, Plugin, digest_of};
+pub use route::{RouteCall, RouteOutcome};
 pub use run::{RunOutcome, RunRequest};
 pub use warden_meta as meta;

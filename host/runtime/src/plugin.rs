@@ -37,10 +37,6 @@ impl fmt::Display for ImportedFn {
 pub(crate) enum Exports {
     Playbook(PlaybookPre<HostState>),
     Gate(QualityGatePre<HostState>),
-    #[expect(
-        dead_code,
-        reason = "called once the gateway issue wires the routing-policy world"
-    )]
     Router(RoutingPolicyPre<HostState>),
 }
 

@@ -17,6 +17,7 @@ use crate::auth::{Auth, Principal};
 use crate::config::Config;
 use crate::events::EventHub;
 use crate::gates::Gates;
+use crate::gateway::Gateway;
 use crate::heal::Heal;
 use crate::health::Health;
 use crate::registry::Registry;
@@ -43,6 +44,8 @@ pub struct App {
     pub scheduler: Arc<Scheduler>,
     /// Quality gates.
     pub gates: Arc<Gates>,
+    /// The model gateway.
+    pub gateway: Arc<Gateway>,
     /// Alerts.
     pub alerts: Alerts,
     /// Tokens.
@@ -91,6 +94,7 @@ impl Server {
         self.app.scheduler.drain();
         let _ = self.shutdown.send(true);
         let _ = self.http.await;
+        self.app.gateway.flush().await;
         let left = self.app.heal.drain(deadline).await;
         if left > 0 {
             tracing::warn!(
@@ -184,6 +188,18 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     );
     heal.recover().await?;
 
+    let (shutdown, rx) = watch::channel(false);
+    let gateway = Gateway::start(
+        config.clone(),
+        store.clone(),
+        registry.clone(),
+        runtime.clone(),
+        scheduler.clone(),
+        alerts.clone(),
+        rx.clone(),
+    )
+    .await
+    .context("cannot start the model gateway")?;
     let auth = Auth::new(store.clone(), &admin_secret, config.http.rate_limit_per_sec);
     let app = Arc::new(App {
         config: config.clone(),
@@ -193,13 +209,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         heal,
         scheduler: scheduler.clone(),
         gates,
+        gateway,
         alerts,
         auth,
         health,
         ready: AtomicBool::new(false),
     });
 
-    let (shutdown, rx) = watch::channel(false);
     registry.watch(rx.clone());
     crate::loops::start(app.clone(), rx.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -92,6 +92,15 @@ pub enum Command {
         #[command(flatten)]
         client: Client,
     },
+    /// The model gateway: providers, usage, calls.
+    Gateway {
+        /// Which.
+        #[command(subcommand)]
+        command: GatewayCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
     /// The dead-letter queue: list, redrive.
     Dlq {
         /// Which.
@@ -268,6 +277,37 @@ pub enum GateCommand {
         /// Workspace.
         #[arg(long, short, default_value = "default")]
         workspace: String,
+    },
+}
+
+/// `warden gateway ...`
+#[derive(Subcommand, Debug)]
+pub enum GatewayCommand {
+    /// The providers with their breakers.
+    Providers,
+    /// Tokens and cost, summed per group.
+    Usage {
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Any of provider, model, task, stage, mode, comma-separated.
+        #[arg(long, default_value = "provider,model")]
+        group_by: String,
+        /// Look back this many hours.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
+    /// Recorded calls, newest first.
+    Calls {
+        /// Workspace.
+        #[arg(long, short, default_value = "default")]
+        workspace: String,
+        /// Only this task's.
+        #[arg(long)]
+        task: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
     },
 }
 
@@ -498,6 +538,7 @@ pub async fn run_client(command: Command) -> anyhow::Result<()> {
                 } => decide(&api, &workspace, &id, "reject", &reason).await,
             }
         }
+        Command::Gateway { command, client } => gateway(&Api::new(&client)?, command).await,
         Command::Gate { command, client } => {
             let api = Api::new(&client)?;
             match command {
@@ -1049,5 +1090,124 @@ fn print_run(run: &Value) -> anyhow::Result<()> {
         u["peak_memory_bytes"].as_u64().unwrap_or(0) >> 10,
         u["steps"]
     )?;
+    Ok(())
+}
+
+/// `warden gateway ...`
+async fn gateway(api: &Api, command: GatewayCommand) -> anyhow::Result<()> {
+    let path = match &command {
+        GatewayCommand::Providers => "/v1/gateway/providers".to_string(),
+        GatewayCommand::Usage {
+            workspace,
+            group_by,
+            hours,
+        } => format!("/v1/workspaces/{workspace}/usage?group_by={group_by}&hours={hours}"),
+        GatewayCommand::Calls {
+            workspace,
+            task,
+            limit,
+        } => format!(
+            "/v1/workspaces/{workspace}/gateway/calls?limit={limit}{}",
+            task.as_ref()
+                .map(|t| format!("&task={t}"))
+                .unwrap_or_default()
+        ),
+    };
+    let v = api.call(reqwest::Method::GET, &path, None).await?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match command {
+        GatewayCommand::Providers => {
+            println!(
+                "{:<16} {:<10} {:>9} {:>10} {:>10}  models",
+                "PROVIDER", "BREAKER", "FAILURES", "$/1K IN", "$/1K OUT"
+            );
+            for p in v["providers"].as_array().into_iter().flatten() {
+                let models: Vec<String> = p["models"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                println!(
+                    "{:<16} {:<10} {:>9} {:>10} {:>10}  {}{}",
+                    text(&p["name"]),
+                    text(&p["breaker"]),
+                    text(&p["failures"]),
+                    text(&p["price_input_per_1k"]),
+                    text(&p["price_output_per_1k"]),
+                    models.join(", "),
+                    p["retry_at"]
+                        .as_str()
+                        .map(|t| format!(" (probe at {t})"))
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        GatewayCommand::Usage { .. } => {
+            let dims: Vec<String> = v["group_by"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            for d in &dims {
+                print!("{:<24} ", d.to_uppercase());
+            }
+            println!(
+                "{:>7} {:>7} {:>12} {:>12} {:>10}",
+                "CALLS", "FAILED", "PROMPT", "COMPLETION", "COST $"
+            );
+            for g in v["groups"].as_array().into_iter().flatten() {
+                for d in &dims {
+                    print!("{:<24} ", text(&g[d.as_str()]));
+                }
+                println!(
+                    "{:>7} {:>7} {:>12} {:>12} {:>10.4}",
+                    text(&g["calls"]),
+                    text(&g["failed"]),
+                    text(&g["prompt_tokens"]),
+                    text(&g["completion_tokens"]),
+                    g["cost_usd"].as_f64().unwrap_or(0.0)
+                );
+            }
+            println!(
+                "total: {} calls, {} prompt + {} completion tokens, ${:.4} since {}",
+                text(&v["calls"]),
+                text(&v["prompt_tokens"]),
+                text(&v["completion_tokens"]),
+                v["cost_usd"].as_f64().unwrap_or(0.0),
+                text(&v["since"])
+            );
+        }
+        GatewayCommand::Calls { .. } => {
+            for c in v["calls"].as_array().into_iter().flatten() {
+                println!(
+                    "{} {:<6} {:<28} task {:<12} {:>6}+{:<6} ${:<9.5} {:>5} ms  {}@{}{}",
+                    text(&c["at"]),
+                    text(&c["status"]),
+                    format!("{}/{}", text(&c["provider"]), text(&c["model"])),
+                    text(&c["task_id"]),
+                    text(&c["prompt_tokens"]),
+                    text(&c["completion_tokens"]),
+                    c["cost_usd"].as_f64().unwrap_or(0.0),
+                    text(&c["latency_ms"]),
+                    text(&c["policy"]["name"]),
+                    text(&c["policy"]["version"]),
+                    c["error"]
+                        .as_str()
+                        .map(|e| format!("  {e}"))
+                        .unwrap_or_default(),
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -33,6 +33,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Task scheduling.
     pub scheduler: crate::scheduler::SchedulerConfig,
+    /// The model gateway: providers, routing policy, breakers.
+    pub gateway: crate::gateway::GatewayConfig,
     /// Per workspace (or `"*"` for every workspace): pins, grants, config
     /// and limits of each plugin.
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
@@ -50,6 +52,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             http: HttpConfig::default(),
             scheduler: crate::scheduler::SchedulerConfig::default(),
+            gateway: crate::gateway::GatewayConfig::default(),
             workspaces: BTreeMap::new(),
         }
     }
@@ -148,6 +151,8 @@ pub struct WorkspaceConfig {
     /// Quality gates per stage: the gates that judge the stage's result
     /// when it completes (SPEC QG-1).
     pub gates: BTreeMap<String, crate::gates::Binding>,
+    /// The model gateway's routing policy and default mode here.
+    pub gateway: crate::gateway::WorkspaceGateway,
 }
 
 /// `[workspaces.<name>.plugins.<plugin>]`
@@ -261,12 +266,21 @@ impl Config {
                     crate::registry::Selector::parse(pin).map_err(|e| format!("{at} pin: {e}"))?;
                 }
             }
+            if let Some(policy) = &wc.gateway.policy {
+                warden_meta::validate_name(policy)
+                    .map_err(|e| format!("[workspaces.{ws}.gateway] policy: {e}"))?;
+            }
+            if let Some(mode) = &wc.gateway.default_mode {
+                crate::gateway::config::check_mode(mode)
+                    .map_err(|e| format!("[workspaces.{ws}.gateway] default_mode: {e}"))?;
+            }
             for (stage, binding) in &wc.gates {
                 let at = format!("[workspaces.{ws}.gates.{stage}]");
                 crate::validate::id("stage", stage).map_err(|e| format!("{at}: {e}"))?;
                 binding.validate().map_err(|e| format!("{at} {e}"))?;
             }
         }
+        self.gateway.validate()?;
         if let Some(token) = &self.auth.admin_token
             && token.len() < 16
         {

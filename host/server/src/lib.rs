@@ -3,7 +3,8 @@
 //!
 //! One module per domain: `registry` (plugins, pins, grants), `heal`
 //! (playbook runs), `events` (run event streams), `health` (snapshots),
-//! `auth` (tokens and roles); `api` only translates HTTP to those and back;
+//! `auth` (tokens and roles), `scheduler` (tasks), `gates` (quality
+//! gates), `gateway` (the model gateway), `breaker` (circuit breakers); `api` only translates HTTP to those and back;
 //! `cli` is the command line; `app` wires everything together.
 #![forbid(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod breaker;
 pub mod checkpoints;
 pub mod cli;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod gates;
+pub mod gateway;
 pub mod heal;
 pub mod health;
 pub mod loops;

@@ -1326,9 +1326,8 @@ impl Scheduler {
         Ok(seq)
     }
 
-    /// Adds usage to a task and its workspace's hour; at 80 % of a budget
-    /// raises the warning, at 100 % emits the `budget` event and blocks the
-    /// task so that it claims no further stage (SPEC TS-5).
+    /// Adds usage to a task and its workspace's hour, then checks the
+    /// budgets (see [`Scheduler::usage_booked`]).
     pub async fn add_usage(
         &self,
         workspace: &str,
@@ -1340,8 +1339,18 @@ impl Scheduler {
             .store
             .record_usage(workspace, task_id, delta, now)
             .await?;
-        if let Some(t) = task {
-            for (name, used, limit) in budget_lines(&t) {
+        self.usage_booked(workspace, task.as_slice()).await
+    }
+
+    /// After usage was booked (by a worker's events or the model
+    /// gateway): at 80 % of a budget of a task or of the workspace's hour
+    /// raises the warning; at 100 % of a task's budget emits the `budget`
+    /// event and blocks the task so that it claims no further stage (SPEC
+    /// TS-5). `tasks` are the tasks whose usage changed, as they are now.
+    pub async fn usage_booked(&self, workspace: &str, tasks: &[TaskRow]) -> Result<()> {
+        let now = warden_store::now_ms();
+        for t in tasks {
+            for (name, used, limit) in budget_lines(t) {
                 if used * 5 >= limit * 4 {
                     self.alerts
                         .raise_logged(
@@ -1359,8 +1368,8 @@ impl Scheduler {
                         .await;
                 }
             }
-            if let Some(reason) = budget_spent(&t) {
-                self.event(&t, "budget", json!({ "spent": true, "message": reason }))
+            if let Some(reason) = budget_spent(t) {
+                self.event(t, "budget", json!({ "spent": true, "message": reason }))
                     .await;
                 if t.state == "queued" {
                     let change = warden_store::tasks::TaskChange::Block {
@@ -1377,11 +1386,43 @@ impl Scheduler {
             }
         }
         let settings = self.settings(workspace).await?;
-        if let Some(limit) = settings.hourly_tokens {
-            let (tokens, _) = self.store.hourly_usage(workspace, now).await?;
-            if tokens * 5 >= limit * 4 {
+        if settings.hourly_tokens.is_none() && settings.hourly_cost_micros.is_none() {
+            return Ok(());
+        }
+        let (tokens, cost) = self.store.hourly_usage(workspace, now).await?;
+        for (name, used, limit, shown) in [
+            (
+                "hourly_tokens",
+                tokens,
+                settings.hourly_tokens,
+                format!(
+                    "{tokens} of its {} tokens",
+                    settings.hourly_tokens.unwrap_or(0)
+                ),
+            ),
+            (
+                "hourly_cost",
+                cost,
+                settings.hourly_cost_micros,
+                format!(
+                    "${:.2} of its ${:.2}",
+                    cost as f64 / 1e6,
+                    settings.hourly_cost_micros.unwrap_or(0) as f64 / 1e6
+                ),
+            ),
+        ] {
+            if let Some(limit) = limit
+                && used * 5 >= limit * 4
+            {
                 self.alerts
-                    .raise_logged(Some(workspace), "budget_80", Severity::Warning, &format!("budget80:{workspace}:hourly_tokens"), &format!("workspace \"{workspace}\" has used {tokens} of its {limit} tokens this hour"), json!({ "used": tokens, "limit": limit }))
+                    .raise_logged(
+                        Some(workspace),
+                        "budget_80",
+                        Severity::Warning,
+                        &format!("budget80:{workspace}:{name}"),
+                        &format!("workspace \"{workspace}\" has used {shown} this hour"),
+                        json!({ "budget": name, "used": used, "limit": limit }),
+                    )
                     .await;
             }
         }

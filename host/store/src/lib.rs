@@ -37,6 +37,7 @@ pub mod audit;
 pub mod breakers;
 pub mod checkpoints;
 pub mod gates;
+pub mod gateway;
 pub mod grants;
 pub mod kv;
 pub mod notify;

@@ -1,4 +1,5 @@
-//! The attribute macros of `warden-sdk`: `#[playbook]` and `#[gate]`. Use
+//! The attribute macros of `warden-sdk`: `#[playbook]`, `#[gate]` and
+//! `#[router]`. Use
 //! them through that crate.
 //!
 //! Each macro checks the function's signature and the declared metadata at
@@ -56,6 +57,30 @@ pub fn playbook(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn gate(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func = parse_macro_input!(item as ItemFn);
     match expand(PluginKind::QualityGate, attr.into(), &func) {
+        Ok(ts) => ts.into(),
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote!(#err #func).into()
+        }
+    }
+}
+
+/// Declares a routing policy.
+///
+/// ```ignore
+/// #[warden_sdk::router(deadline_ms = 50)]
+/// fn route(request: &warden_sdk::router::RouteRequest) -> Result<warden_sdk::router::RouteDecision, String> { .. }
+/// ```
+///
+/// Arguments, all optional: `name` and `version` (default: the crate's
+/// `name` and `version` from Cargo.toml), `description` (default: the
+/// crate's description), and the limits `deadline_ms`, `memory_mib`, `fuel`
+/// and `output_kib`. A routing policy requests no capabilities: its world
+/// offers `log` and `config` only.
+#[proc_macro_attribute]
+pub fn router(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let func = parse_macro_input!(item as ItemFn);
+    match expand(PluginKind::RoutingPolicy, attr.into(), &func) {
         Ok(ts) => ts.into(),
         Err(e) => {
             let err = e.to_compile_error();
@@ -171,6 +196,14 @@ fn build_meta(kind: PluginKind, args: &Args) -> syn::Result<PluginMeta> {
             .value()
             .parse::<warden_meta::Capability>()
             .map_err(|e| syn::Error::new(cap.span(), e.to_string()))?;
+        if kind == PluginKind::RoutingPolicy {
+            return Err(syn::Error::new(
+                cap.span(),
+                format!(
+                    "capability \"{parsed}\" is not available to a routing policy (its world offers log and config, which need none)"
+                ),
+            ));
+        }
         if kind == PluginKind::QualityGate && parsed != warden_meta::Capability::Kv {
             return Err(syn::Error::new(
                 cap.span(),
@@ -248,10 +281,7 @@ fn expand(
             "fn evaluate(submission: &warden_sdk::gate::Submission) -> Result<warden_sdk::gate::Verdict, impl Display>"
         }
         PluginKind::RoutingPolicy => {
-            return Err(syn::Error::new(
-                func.sig.span(),
-                "this SDK version supports playbooks and quality gates only",
-            ));
+            "fn route(request: &warden_sdk::router::RouteRequest) -> Result<warden_sdk::router::RouteDecision, impl Display>"
         }
     };
     check_signature(func, expected)?;
@@ -278,7 +308,22 @@ fn expand(
                 __WardenPlaybook with_types_in ::warden_sdk::wit::playbook
             );
         },
-        _ => quote! {
+        PluginKind::RoutingPolicy => quote! {
+            struct __WardenRouter;
+
+            impl ::warden_sdk::wit::router::Guest for __WardenRouter {
+                fn route(
+                    request: ::warden_sdk::wit::router::RouteRequest,
+                ) -> ::std::result::Result<::warden_sdk::wit::router::RouteDecision, ::std::string::String> {
+                    ::warden_sdk::__private::route_request(request, #fn_name)
+                }
+            }
+
+            ::warden_sdk::wit::router::export_router!(
+                __WardenRouter with_types_in ::warden_sdk::wit::router
+            );
+        },
+        PluginKind::QualityGate => quote! {
             struct __WardenGate;
 
             impl ::warden_sdk::wit::gate::Guest for __WardenGate {
@@ -401,8 +446,60 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("cannot be async"), "{err}");
-        let err = expand_kind(PluginKind::RoutingPolicy, "", GOOD_GATE).unwrap_err();
-        assert!(err.contains("playbooks and quality gates only"), "{err}");
+    }
+
+    const GOOD_ROUTER: &str = "fn route(request: &warden_sdk::router::RouteRequest) -> Result<warden_sdk::router::RouteDecision, String> { todo!() }";
+
+    #[test]
+    fn a_good_router_exports_route_and_nothing_else() {
+        let out = expand_kind(
+            PluginKind::RoutingPolicy,
+            r#"name = "ordered-router", version = "2.0.0", deadline_ms = 50"#,
+            GOOD_ROUTER,
+        )
+        .unwrap();
+        assert!(out.contains("export_router"), "{out}");
+        assert!(out.contains("route_request"), "{out}");
+        assert!(
+            !out.contains("export_gate") && !out.contains("export_playbook"),
+            "{out}"
+        );
+        let meta = PluginMeta::builder("ordered-router", "2.0.0", PluginKind::RoutingPolicy)
+            .limits(Limits {
+                deadline_ms: Some(50),
+                ..Limits::default()
+            })
+            .build()
+            .unwrap();
+        let json = String::from_utf8(meta.encode()).unwrap();
+        assert!(json.contains(r#""kind":"routing-policy""#), "{json}");
+    }
+
+    #[test]
+    fn router_mistakes_are_compile_errors() {
+        let err = expand_kind(
+            PluginKind::RoutingPolicy,
+            r#"name = "r", version = "1.0.0", capabilities = ["kv"]"#,
+            GOOD_ROUTER,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "capability \"kv\" is not available to a routing policy (its world offers log and config, which need none)"
+        );
+        let err = expand_kind(PluginKind::RoutingPolicy, r#"steps = 3"#, GOOD_ROUTER).unwrap_err();
+        assert_eq!(err, "`steps` applies to playbooks only");
+        let err = expand_kind(
+            PluginKind::RoutingPolicy,
+            "",
+            "fn route(r: RouteRequest) -> Result<RouteDecision, String> { todo!() }",
+        )
+        .unwrap_err();
+        assert!(err.contains("must be a shared reference"), "{err}");
+        assert!(
+            err.contains("expected `fn route(request: &warden_sdk::router::RouteRequest)"),
+            "{err}"
+        );
     }
 
     const GOOD: &str =

@@ -1,4 +1,5 @@
-//! Write Warden plugins (playbooks and quality gates) in Rust.
+//! Write Warden plugins (playbooks, quality gates and routing policies) in
+//! Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2`. This crate
 //! hides the generated bindings of the `warden:plugin` WIT package behind
@@ -39,7 +40,10 @@
 //! # fn main() {}
 //! ```
 //!
-//! A crate is one plugin: either a playbook or a gate.
+//! A routing policy (see [`mod@router`]) picks the provider and model of
+//! each model call that goes through the gateway.
+//!
+//! A crate is one plugin: a playbook, a gate or a routing policy.
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2` and copy the
 //! `.wasm` into the host's plugin directory. The `warden-testkit` crate runs
@@ -51,7 +55,7 @@ pub mod wit {
     //! Bindings generated from `wit/`; use the safe wrappers instead.
     #![allow(missing_docs)]
 
-    // Both worlds are generated here, each with a public export macro. With
+    // The three worlds are generated here, each with a public export macro. With
     // `pub_export_macro`, wit-bindgen embeds a world's exports (the
     // `component-type` section that makes a component export `run` or
     // `evaluate`) only where its export macro is invoked, and unused imports
@@ -90,6 +94,22 @@ pub mod wit {
         });
     }
 
+    pub mod router {
+        wit_bindgen::generate!({
+            world: "routing-policy",
+            path: "../../wit",
+            pub_export_macro: true,
+            export_macro_name: "export_router",
+            default_bindings_module: "warden_sdk::wit::router",
+            runtime_path: "warden_sdk::wit::wit_bindgen::rt",
+            additional_derives: [PartialEq],
+            with: {
+                "warden:plugin/log@0.1.0": warden_sdk::wit::playbook::warden::plugin::log,
+                "warden:plugin/config@0.1.0": warden_sdk::wit::playbook::warden::plugin::config,
+            },
+        });
+    }
+
     pub use wit_bindgen;
 }
 
@@ -104,15 +124,17 @@ pub mod gate;
 pub mod health;
 pub mod kv;
 pub mod log;
+pub mod router;
 pub mod tasks;
 
 pub use host_error::HostError;
 pub use playbook::{Context, Finding, Mode, Report, Severity};
-pub use warden_sdk_macros::{gate, playbook};
+pub use warden_sdk_macros::{gate, playbook, router};
 
 #[doc(hidden)]
 pub mod __private {
     //! Glue called by the code the macros emit.
     pub use crate::gate::evaluate_gate;
     pub use crate::playbook::run_playbook;
+    pub use crate::router::route_request;
 }

@@ -33,6 +33,24 @@
 //! assert_eq!(checked.verdict().unwrap().decision, Decision::Approve);
 //! # }
 //! ```
+//!
+//! A routing policy is asked about a [`RouteRequest`], built with
+//! [`route_request`] and [`provider`]:
+//!
+//! ```no_run
+//! use warden_testkit::{FakeHost, TestPlugin, provider, route_request};
+//!
+//! # async fn example() {
+//! let router = TestPlugin::build(env!("CARGO_MANIFEST_DIR")).unwrap();
+//! let host = FakeHost::new();
+//! let request = route_request("normal")
+//!     .prompt_tokens(1_200)
+//!     .provider(provider("dear", "big-model").price(0.01, 0.03))
+//!     .provider(provider("cheap", "small-model").price(0.0001, 0.0004));
+//! let routed = router.route(&host, &request.build()).await;
+//! assert_eq!(routed.candidates()[0], "cheap/small-model");
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -43,18 +61,21 @@ use std::time::Duration;
 
 use warden_runtime::meta::{CapabilitySet, Limits, PluginMeta};
 use warden_runtime::{
-    ActionRecord, CallInfo, GateOutcome, GateRequest, LogLine, MemoryBackend, Plugin, RunError,
-    RunOutcome, RunRequest, Runtime, RuntimeConfig,
+    ActionRecord, CallInfo, GateOutcome, GateRequest, LogLine, MemoryBackend, Plugin, RouteCall,
+    RouteOutcome, RunError, RunOutcome, RunRequest, Runtime, RuntimeConfig,
 };
 
 pub use warden_runtime::ActionStatus;
 pub use warden_runtime::types::{
     Artifact, Decision, DiffStats, Reason, RubricScore, Submission, TestResults, Verdict,
 };
+pub use warden_runtime::types::{Candidate, ProviderStatus, RouteDecision, RouteRequest};
 pub use warden_runtime::types::{Finding, Mode, Report, Severity, TaskSummary};
 
+mod route;
 mod submission;
 
+pub use route::{ProviderBuilder, RouteRequestBuilder, provider, route_request};
 pub use submission::{SubmissionBuilder, submission};
 
 /// Why a plugin could not be built or loaded.
@@ -260,6 +281,35 @@ impl TestPlugin {
         }
     }
 
+    /// Asks the routing policy once where `request` goes, with the host's
+    /// config. Build the request with [`route_request`].
+    pub async fn route(&self, host: &FakeHost, request: &RouteRequest) -> TestRoute {
+        self.route_with_limits(host, request, Limits::default())
+            .await
+    }
+
+    /// Routes with the operator's limit overrides.
+    pub async fn route_with_limits(
+        &self,
+        host: &FakeHost,
+        request: &RouteRequest,
+        limits: Limits,
+    ) -> TestRoute {
+        let call = RouteCall {
+            info: self.call_info(host, "test-route", Mode::Apply),
+            granted: self.granted(host),
+            config: Arc::new(host.config()),
+            limits,
+            backend: host.backend.clone(),
+        };
+        TestRoute {
+            outcome: self
+                .runtime
+                .route_request(&self.plugin, call, request)
+                .await,
+        }
+    }
+
     fn call_info(&self, host: &FakeHost, run_id: &str, mode: Mode) -> CallInfo {
         let meta = self.plugin.meta();
         CallInfo {
@@ -344,6 +394,45 @@ impl TestVerdict {
 
     /// Everything, for assertions the helpers above do not cover.
     pub fn outcome(&self) -> &GateOutcome {
+        &self.outcome
+    }
+}
+
+/// The result of one routing decision.
+pub struct TestRoute {
+    outcome: RouteOutcome,
+}
+
+impl TestRoute {
+    /// The decision, or the error the call ended with.
+    pub fn decision(&self) -> Result<&RouteDecision, &RunError> {
+        self.outcome.result.as_ref()
+    }
+
+    /// The candidates as `provider/model`, in order (empty on error).
+    pub fn candidates(&self) -> Vec<String> {
+        self.decision()
+            .map(|d| {
+                d.candidates
+                    .iter()
+                    .map(|c| format!("{}/{}", c.provider, c.model))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The error, when the call failed.
+    pub fn error(&self) -> Option<&RunError> {
+        self.outcome.result.as_ref().err()
+    }
+
+    /// The call's log.
+    pub fn logs(&self) -> &[LogLine] {
+        &self.outcome.logs
+    }
+
+    /// Everything, for assertions the helpers above do not cover.
+    pub fn outcome(&self) -> &RouteOutcome {
         &self.outcome
     }
 }

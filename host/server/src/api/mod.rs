@@ -3,6 +3,7 @@
 
 mod extract;
 mod gates;
+mod gateway;
 mod plugins;
 mod runs;
 mod system;
@@ -40,6 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(app: Arc<App>) -> Router {
     let upload_limit = (app.config.limits.max_plugin_mib as usize) << 20;
     let body_limit = app.config.http.max_body_kib << 10;
+    let gateway_limit = app.config.gateway.max_body_kib << 10;
     let state = AppState { app };
     let ws = Router::new()
         .route("/playbooks/{name}/runs", post(runs::trigger))
@@ -98,7 +100,9 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/tokens", post(tokens::create).get(tokens::list))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/audit", get(tokens::audit));
+        .route("/audit", get(tokens::audit))
+        .route("/usage", get(gateway::usage))
+        .route("/gateway/calls", get(gateway::calls));
     Router::new()
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
@@ -109,6 +113,12 @@ pub fn router(app: Arc<App>) -> Router {
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/v1/plugins/{name}", get(plugins::inspect))
+        .route(
+            "/v1/chat/completions",
+            post(gateway::chat).layer(DefaultBodyLimit::max(gateway_limit)),
+        )
+        .route("/v1/models", get(gateway::models))
+        .route("/v1/gateway/providers", get(gateway::providers))
         .route("/v1/breakers", get(workspace::breakers))
         .route("/v1/breakers/{name}", put(workspace::set_breaker))
         .nest("/v1/workspaces/{ws}", ws)

@@ -16,6 +16,7 @@ mod checkpoints;
 mod concurrency;
 mod events_actions;
 mod gates;
+mod gateway;
 mod kv;
 mod pins_grants;
 mod plugins;

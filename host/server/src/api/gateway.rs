@@ -1,0 +1,230 @@
+//! The model gateway (SPEC GW-1, GW-5): the OpenAI-compatible endpoints,
+//! the providers with their breakers, and usage per workspace, task,
+//! stage, provider and model.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_store::gateway::{CallFilter, GatewayCallRow, UsageDim};
+
+use crate::api::{AppState, Path, Query, check_ws, time};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::gateway::Caller;
+
+/// A header's value as text; an unreadable or over-long one is an error
+/// naming it.
+fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v
+                .to_str()
+                .map_err(|_| Error::invalid(format!("{name} must be ASCII text")))?
+                .trim();
+            if s.len() > 200 {
+                return Err(Error::invalid(format!(
+                    "{name} is longer than 200 characters"
+                )));
+            }
+            Ok((!s.is_empty()).then(|| s.to_string()))
+        }
+    }
+}
+
+/// `POST /v1/chat/completions`: OpenAI's chat completions, plain or
+/// streamed. The API key's workspace pays; `x-warden-task`,
+/// `x-warden-stage` and `x-warden-mode` tie the call to a task, a stage
+/// and a routing mode. The bootstrap admin token names the workspace with
+/// `x-warden-workspace` (default `default`).
+pub async fn chat(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let workspace = match (
+        &principal.workspace,
+        header(&headers, "x-warden-workspace")?,
+    ) {
+        (Some(own), _) => own.clone(),
+        (None, Some(ws)) => ws,
+        (None, None) => "default".to_string(),
+    };
+    check_ws(&workspace)?;
+    principal.require(&workspace, Role::Agent)?;
+    let stage = header(&headers, "x-warden-stage")?;
+    if let Some(s) = &stage {
+        crate::validate::id("stage", s)
+            .map_err(|e| Error::invalid(format!("x-warden-stage: {e}")))?;
+    }
+    let caller = Caller {
+        workspace,
+        task: header(&headers, "x-warden-task")?,
+        stage,
+        mode: header(&headers, "x-warden-mode")?,
+    };
+    Ok(state.app.gateway.chat(caller, body).await)
+}
+
+/// `GET /v1/models`: the models of every configured provider.
+pub async fn models(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
+    Ok(axum::Json(state.app.gateway.models()).into_response())
+}
+
+/// `GET /v1/gateway/providers`: the providers (never their keys) with
+/// their breakers.
+pub async fn providers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
+    Ok(axum::Json(json!({ "providers": state.app.gateway.providers() })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    group_by: Option<String>,
+    hours: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/usage?group_by=provider,model&hours=24`:
+/// tokens and cost of the gateway's calls, summed per group (any of
+/// `provider`, `model`, `task`, `stage`, `mode`; none: one total).
+pub async fn usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<UsageQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let mut dims = Vec::new();
+    for name in q
+        .group_by
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let dim = UsageDim::parse(name).ok_or_else(|| {
+            Error::invalid(format!(
+                "group_by: unknown dimension \"{}\": use provider, model, task, stage or mode",
+                crate::validate::truncate(name, 40)
+            ))
+        })?;
+        if !dims.contains(&dim) {
+            dims.push(dim);
+        }
+    }
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=720).contains(&hours) {
+        return Err(Error::invalid("hours: must be between 1 and 720"));
+    }
+    let until = warden_store::now_ms() + 1;
+    let since = until - hours * 3_600_000;
+    let groups = state
+        .app
+        .store
+        .gateway_usage(&ws, &dims, since, until)
+        .await?;
+    let (mut calls, mut cost, mut prompt, mut completion) = (0, 0, 0, 0);
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|g| {
+            calls += g.calls;
+            cost += g.cost_micros;
+            prompt += g.prompt_tokens;
+            completion += g.completion_tokens;
+            let mut v = json!({
+                "calls": g.calls,
+                "failed": g.failed,
+                "prompt_tokens": g.prompt_tokens,
+                "completion_tokens": g.completion_tokens,
+                "total_tokens": g.prompt_tokens + g.completion_tokens,
+                "cost_usd": g.cost_micros as f64 / 1e6,
+            });
+            for (dim, value) in dims.iter().zip(&g.key) {
+                v[dim.name()] = json!(value);
+            }
+            v
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "workspace": ws,
+        "since": time(since),
+        "group_by": dims.iter().map(|d| d.name()).collect::<Vec<_>>(),
+        "calls": calls,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cost_usd": cost as f64 / 1e6,
+        "groups": groups,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CallsQuery {
+    task: Option<String>,
+    stage: Option<String>,
+    provider: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A recorded call as the API shows it.
+fn call_view(c: &GatewayCallRow) -> Value {
+    json!({
+        "id": c.id,
+        "task_id": c.task_id,
+        "stage": c.stage,
+        "mode": c.mode,
+        "requested_model": c.requested_model,
+        "provider": c.provider,
+        "model": c.model,
+        "policy": { "name": c.policy, "version": c.policy_version, "digest": c.policy_digest, "reason": c.route_reason },
+        "stream": c.stream,
+        "status": c.status,
+        "http_status": c.http_status,
+        "attempts": c.attempts,
+        "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens,
+        "cost_usd": c.cost_micros as f64 / 1e6,
+        "latency_ms": c.latency_ms,
+        "error": c.error,
+        "at": time(c.created_at),
+    })
+}
+
+/// `GET /v1/workspaces/{ws}/gateway/calls?task=&stage=&provider=&limit=`:
+/// recorded calls, newest first, each with the policy build that routed it.
+pub async fn calls(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<CallsQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    for (what, v) in [
+        ("task", &q.task),
+        ("stage", &q.stage),
+        ("provider", &q.provider),
+    ] {
+        if let Some(v) = v {
+            crate::validate::id(what, v).map_err(Error::InvalidArgument)?;
+        }
+    }
+    let filter = CallFilter {
+        task_id: q.task,
+        stage: q.stage,
+        provider: q.provider,
+        limit: q.limit.unwrap_or(100),
+    };
+    let rows = state.app.store.list_gateway_calls(&ws, &filter).await?;
+    Ok(
+        axum::Json(json!({ "calls": rows.iter().map(call_view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}

@@ -1,0 +1,405 @@
+//! The circuit breaker (SPEC RL-1, GW-4): closed, open, half-open; opens
+//! after consecutive failures, stays open for a backoff that grows with each
+//! opening in a row (by default 1, 2, 4, 8 minutes), then lets exactly one
+//! probe through: its success closes the breaker, its failure opens it
+//! again for the next backoff.
+//!
+//! The state machine is pure (times are passed in, in ms since the epoch),
+//! so that it is tested without clocks; its owner keeps it in memory on the
+//! hot path and persists the changes it reports to the `breakers` table.
+
+use warden_store::breakers::BreakerRow;
+
+/// When a breaker opens and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Consecutive failures that open a closed breaker.
+    pub failures: u32,
+    /// Backoff of the first opening, the second in a row, ...; the last
+    /// value repeats.
+    pub backoff_ms: Vec<u64>,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        BreakerPolicy {
+            failures: 5,
+            backoff_ms: vec![60_000, 120_000, 240_000, 480_000],
+        }
+    }
+}
+
+impl BreakerPolicy {
+    /// Checks the values; the message names the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.failures == 0 {
+            return Err("breaker_failures must be at least 1".to_string());
+        }
+        if self.backoff_ms.is_empty() || self.backoff_ms.contains(&0) {
+            return Err("breaker_backoff_ms must list at least one positive duration".to_string());
+        }
+        Ok(())
+    }
+
+    fn backoff(&self, opening: u32) -> u64 {
+        let i = (opening as usize).min(self.backoff_ms.len().saturating_sub(1));
+        self.backoff_ms.get(i).copied().unwrap_or(60_000)
+    }
+}
+
+/// The three states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Requests pass.
+    Closed,
+    /// Requests are refused until `retry_at`.
+    Open,
+    /// One probe is in flight.
+    HalfOpen,
+}
+
+impl State {
+    /// `closed`, `open` or `half-open`, as stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half-open",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        match s {
+            "open" => State::Open,
+            "half-open" => State::HalfOpen,
+            _ => State::Closed,
+        }
+    }
+}
+
+/// Whether a request may go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Closed: go.
+    Pass,
+    /// The backoff is over and this request is the probe: go, and report
+    /// its outcome.
+    Probe,
+    /// Open (or a probe is already in flight): do not call.
+    Refuse {
+        /// When the next probe may go, ms since the epoch.
+        retry_at: i64,
+    },
+}
+
+/// A change its owner should persist (and alert on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing to persist.
+    None,
+    /// The breaker opened (or opened again after a failed probe).
+    Opened {
+        /// Why, for the record.
+        reason: String,
+        /// When the probe may go.
+        retry_at: i64,
+    },
+    /// A probe succeeded: closed again.
+    Closed,
+}
+
+/// A probe that never reports back (its request was dropped) stops
+/// blocking further probes after this long.
+const PROBE_TIMEOUT_MS: i64 = 120_000;
+
+/// One breaker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Breaker {
+    state: State,
+    /// Consecutive failures.
+    failures: u32,
+    /// Openings in a row since the breaker was last closed by a probe.
+    openings: u32,
+    opened_at: Option<i64>,
+    retry_at: i64,
+    probe_started: Option<i64>,
+    reason: Option<String>,
+    updated_at: i64,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Breaker {
+            state: State::Closed,
+            failures: 0,
+            openings: 0,
+            opened_at: None,
+            retry_at: 0,
+            probe_started: None,
+            reason: None,
+            updated_at: 0,
+        }
+    }
+}
+
+impl Breaker {
+    /// The state now.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The state as a caller deciding where to send a request should see
+    /// it at `now`: an open breaker whose backoff is over is `half-open`
+    /// (its probe may go), so that routing still offers it.
+    pub fn state_at(&self, now: i64) -> State {
+        match self.state {
+            State::Open if now >= self.retry_at => State::HalfOpen,
+            s => s,
+        }
+    }
+
+    /// Consecutive failures counted.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// When an open breaker lets its probe through.
+    pub fn retry_at(&self) -> Option<i64> {
+        (self.state != State::Closed).then_some(self.retry_at)
+    }
+
+    /// Decides whether a request may go now.
+    pub fn admit(&mut self, now: i64) -> Admit {
+        match self.state {
+            State::Closed => Admit::Pass,
+            State::Open if now >= self.retry_at => {
+                self.state = State::HalfOpen;
+                self.probe_started = Some(now);
+                Admit::Probe
+            }
+            State::HalfOpen
+                if self
+                    .probe_started
+                    .is_none_or(|s| now - s > PROBE_TIMEOUT_MS) =>
+            {
+                self.probe_started = Some(now);
+                Admit::Probe
+            }
+            State::Open | State::HalfOpen => Admit::Refuse {
+                retry_at: self.retry_at,
+            },
+        }
+    }
+
+    /// A request went through and succeeded.
+    pub fn success(&mut self, now: i64) -> Change {
+        self.failures = 0;
+        if self.state == State::Closed {
+            return Change::None;
+        }
+        self.state = State::Closed;
+        self.openings = 0;
+        self.opened_at = None;
+        self.probe_started = None;
+        self.reason = Some("a probe succeeded".to_string());
+        self.updated_at = now;
+        Change::Closed
+    }
+
+    /// A request went through and failed (`why`, for the record).
+    pub fn failure(&mut self, now: i64, policy: &BreakerPolicy, why: &str) -> Change {
+        self.failures = self.failures.saturating_add(1);
+        let reason = match self.state {
+            State::HalfOpen => format!("the probe failed: {why}"),
+            State::Closed if self.failures >= policy.failures => {
+                format!("{} consecutive failures, the last: {why}", self.failures)
+            }
+            // Failures of requests admitted before it opened.
+            State::Closed | State::Open => return Change::None,
+        };
+        let backoff = policy.backoff(self.openings);
+        self.openings = self.openings.saturating_add(1);
+        self.state = State::Open;
+        self.opened_at = Some(now);
+        self.retry_at = now + backoff as i64;
+        self.probe_started = None;
+        self.reason = Some(reason.clone());
+        self.updated_at = now;
+        Change::Opened {
+            reason,
+            retry_at: self.retry_at,
+        }
+    }
+
+    /// The row to persist under `name`.
+    pub fn row(&self, name: &str) -> BreakerRow {
+        BreakerRow {
+            name: name.to_string(),
+            state: self.state.name().to_string(),
+            failures: i64::from(self.failures),
+            reason: self.reason.clone(),
+            opened_at: self.opened_at,
+            retry_at: self.retry_at().map(|r| r.max(0)),
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Takes a persisted state newer than this one: set by an operator
+    /// (`PUT /v1/breakers/{name}`) or another host. An open row without a
+    /// retry time stays open until it is closed by hand.
+    pub fn adopt(&mut self, row: &BreakerRow) -> bool {
+        if row.updated_at <= self.updated_at {
+            return false;
+        }
+        self.state = State::parse(&row.state);
+        if self.state == State::HalfOpen {
+            // Its probe belongs to the host that started it.
+            self.state = State::Open;
+        }
+        self.failures = u32::try_from(row.failures.max(0)).unwrap_or(u32::MAX);
+        self.opened_at = row.opened_at;
+        self.retry_at = row.retry_at.unwrap_or(i64::MAX);
+        self.probe_started = None;
+        self.reason = row.reason.clone();
+        self.updated_at = row.updated_at;
+        if self.state == State::Closed {
+            self.openings = 0;
+            self.failures = 0;
+        } else if self.openings == 0 {
+            self.openings = 1;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> BreakerPolicy {
+        BreakerPolicy {
+            failures: 5,
+            backoff_ms: vec![1_000, 2_000, 4_000],
+        }
+    }
+
+    #[test]
+    fn five_consecutive_failures_open_it() {
+        let p = policy();
+        let mut b = Breaker::default();
+        for i in 0..4 {
+            assert_eq!(b.admit(i), Admit::Pass);
+            assert_eq!(b.failure(i, &p, "HTTP 500"), Change::None);
+        }
+        // A success in between starts the count again.
+        b.success(4);
+        for i in 0..4 {
+            assert_eq!(b.failure(10 + i, &p, "HTTP 500"), Change::None);
+        }
+        assert_eq!(
+            b.failure(20, &p, "timeout"),
+            Change::Opened {
+                reason: "5 consecutive failures, the last: timeout".to_string(),
+                retry_at: 1_020
+            }
+        );
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.admit(500), Admit::Refuse { retry_at: 1_020 });
+        // A straggler admitted before the opening changes nothing.
+        assert_eq!(b.failure(600, &p, "HTTP 500"), Change::None);
+        assert_eq!(b.retry_at(), Some(1_020));
+    }
+
+    #[test]
+    fn one_probe_after_the_backoff_and_the_backoff_grows() {
+        let p = policy();
+        let mut b = Breaker::default();
+        for i in 0..5 {
+            b.failure(i, &p, "x");
+        }
+        assert_eq!(b.retry_at(), Some(1_004));
+        assert_eq!(b.state_at(1_003), State::Open);
+        assert_eq!(b.state_at(1_004), State::HalfOpen, "its probe may go");
+        assert_eq!(b.admit(1_004), Admit::Probe);
+        assert_eq!(b.state(), State::HalfOpen);
+        // Only one probe at a time.
+        assert_eq!(b.admit(1_005), Admit::Refuse { retry_at: 1_004 });
+        // The probe fails: open again, for the next backoff.
+        assert!(matches!(
+            b.failure(1_010, &p, "HTTP 503"),
+            Change::Opened {
+                retry_at: 3_010,
+                ..
+            }
+        ));
+        assert_eq!(b.admit(3_010), Admit::Probe);
+        assert!(matches!(
+            b.failure(3_011, &p, "x"),
+            Change::Opened {
+                retry_at: 7_011,
+                ..
+            }
+        ));
+        // The last backoff repeats.
+        assert_eq!(b.admit(7_011), Admit::Probe);
+        assert!(matches!(
+            b.failure(7_012, &p, "x"),
+            Change::Opened {
+                retry_at: 11_012,
+                ..
+            }
+        ));
+        // A successful probe closes it and the backoff starts over.
+        assert_eq!(b.admit(11_012), Admit::Probe);
+        assert_eq!(b.success(11_020), Change::Closed);
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.admit(11_021), Admit::Pass);
+        for i in 0..5 {
+            b.failure(20_000 + i, &p, "x");
+        }
+        assert_eq!(b.retry_at(), Some(21_004));
+    }
+
+    #[test]
+    fn a_lost_probe_stops_blocking_after_its_timeout() {
+        let p = policy();
+        let mut b = Breaker::default();
+        for i in 0..5 {
+            b.failure(i, &p, "x");
+        }
+        assert_eq!(b.admit(2_000), Admit::Probe);
+        assert!(matches!(b.admit(2_001), Admit::Refuse { .. }));
+        assert_eq!(b.admit(2_000 + PROBE_TIMEOUT_MS + 1), Admit::Probe);
+    }
+
+    #[test]
+    fn persisted_rows_round_trip_and_newer_rows_win() {
+        let p = policy();
+        let mut b = Breaker::default();
+        for i in 0..5 {
+            b.failure(100 + i, &p, "x");
+        }
+        let row = b.row("provider:primary");
+        assert_eq!(row.state, "open");
+        assert_eq!(row.retry_at, Some(1_104));
+        let mut other = Breaker::default();
+        assert!(other.adopt(&row));
+        assert_eq!(other.state(), State::Open);
+        assert_eq!(other.admit(1_103), Admit::Refuse { retry_at: 1_104 });
+        // An older row is ignored.
+        assert!(!other.adopt(&BreakerRow {
+            updated_at: 1,
+            ..row.clone()
+        }));
+        // An operator closes it by hand.
+        let closed = BreakerRow {
+            state: "closed".to_string(),
+            failures: 0,
+            retry_at: None,
+            updated_at: 5_000,
+            ..row
+        };
+        assert!(other.adopt(&closed));
+        assert_eq!(other.admit(5_001), Admit::Pass);
+    }
+}

@@ -1,0 +1,163 @@
+//! Server-sent events of a streamed completion, passed on as they arrive:
+//! split at event boundaries, read for their `usage`, never held back.
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+
+/// Token counts of an upstream's `usage` object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    #[serde(default)]
+    pub completion_tokens: u64,
+}
+
+/// Splits a byte stream into whole events (each with its blank line).
+#[derive(Default)]
+pub struct Splitter {
+    buf: BytesMut,
+}
+
+impl Splitter {
+    /// Adds bytes; returns the events they completed, in order.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        self.buf.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        while let Some(end) = boundary(&self.buf) {
+            events.push(self.buf.split_to(end).freeze());
+        }
+        events
+    }
+
+    /// Bytes of an event that never ended.
+    pub fn rest(self) -> Bytes {
+        self.buf.freeze()
+    }
+}
+
+/// The end (exclusive) of the first whole event: after `\n\n` or
+/// `\r\n\r\n`.
+fn boundary(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 1 < buf.len() {
+        if buf[i] == b'\n' {
+            if buf[i + 1] == b'\n' {
+                return Some(i + 2);
+            }
+            if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
+                return Some(i + 3);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// What one event says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// `data: [DONE]`.
+    pub done: bool,
+    /// The usage it carries.
+    pub usage: Option<Usage>,
+    /// True when it carries nothing but usage (`choices` empty): the
+    /// chunk that `stream_options.include_usage` adds.
+    pub usage_only: bool,
+    /// A data chunk other than the two above (content, role, finish).
+    pub chunk: bool,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// Reads an event. Only an event that mentions `"usage"` is parsed; the
+/// others are passed on untouched.
+pub fn inspect(event: &[u8]) -> Seen {
+    let mut seen = Seen::default();
+    for line in event.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(data) = line.strip_prefix(b"data:") else {
+            continue;
+        };
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        if data == b"[DONE]" {
+            seen.done = true;
+        } else if memchr(data, b"\"usage\"") {
+            match serde_json::from_slice::<Chunk>(data) {
+                Ok(c) if c.usage.is_some() => {
+                    seen.usage = c.usage;
+                    seen.usage_only = c.choices.is_none_or(|c| c.is_empty());
+                    seen.chunk = !seen.usage_only;
+                }
+                _ => seen.chunk = true,
+            }
+        } else {
+            seen.chunk = true;
+        }
+    }
+    seen
+}
+
+fn memchr(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_blank_lines_across_chunks() {
+        let mut s = Splitter::default();
+        assert!(s.push(b"data: {\"a\":1}\n").is_empty());
+        let events = s.push(b"\ndata: {\"b\":2}\n\ndata: [DO");
+        assert_eq!(
+            events,
+            vec![
+                Bytes::from_static(b"data: {\"a\":1}\n\n"),
+                Bytes::from_static(b"data: {\"b\":2}\n\n")
+            ]
+        );
+        let events = s.push(b"NE]\r\n\r\n");
+        assert_eq!(events, vec![Bytes::from_static(b"data: [DONE]\r\n\r\n")]);
+        assert!(s.rest().is_empty());
+    }
+
+    #[test]
+    fn finds_usage_and_done() {
+        let usage = inspect(
+            b"data: {\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":5,\"total_tokens\":17}}\n\n",
+        );
+        assert_eq!(
+            usage.usage,
+            Some(Usage {
+                prompt_tokens: 12,
+                completion_tokens: 5
+            })
+        );
+        assert!(usage.usage_only && !usage.chunk);
+        // Some upstreams put usage on the last content chunk.
+        let last = inspect(b"data: {\"choices\":[{\"delta\":{}}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n");
+        assert!(last.usage.is_some() && !last.usage_only && last.chunk);
+        // `"usage": null` is a content chunk.
+        let null =
+            inspect(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n");
+        assert_eq!(
+            null,
+            Seen {
+                chunk: true,
+                ..Seen::default()
+            }
+        );
+        assert!(inspect(b"data: [DONE]\n\n").done);
+        assert_eq!(inspect(b": keep-alive\n\n"), Seen::default());
+    }
+}

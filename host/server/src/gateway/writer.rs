@@ -1,0 +1,156 @@
+//! Books the gateway's calls off the request path: one transaction per
+//! batch (calls, task usage, workspace hours), then the budget checks of
+//! the tasks and workspaces they touched; and persists breaker changes
+//! with their alerts, in the order they happened.
+//!
+//! A batch that cannot be written is retried until it is (a database
+//! outage loses nothing a running host recorded); a crash loses at most
+//! the calls of the batch in flight.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use warden_store::Store;
+use warden_store::breakers::BreakerRow;
+use warden_store::gateway::GatewayCallRow;
+use warden_store::tasks::TaskRow;
+
+use crate::alerts::{Alerts, Severity};
+use crate::scheduler::Scheduler;
+
+/// Largest batch booked in one transaction.
+const BATCH: usize = 512;
+
+/// What the writer does.
+pub enum Msg {
+    /// Book a call.
+    Call(Box<GatewayCallRow>),
+    /// Persist a provider breaker's change; alert on opening, resolve on
+    /// closing.
+    Breaker {
+        /// The row to store.
+        row: BreakerRow,
+        /// True when it opened.
+        opened: bool,
+    },
+    /// Answer once everything sent before is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The writer's queue.
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Writer {
+    /// Starts the writer task.
+    pub fn start(store: Store, scheduler: std::sync::Arc<Scheduler>, alerts: Alerts) -> Writer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(rx, store, scheduler, alerts));
+        Writer { tx }
+    }
+
+    /// Queues a message (never blocks).
+    pub fn send(&self, msg: Msg) {
+        if self.tx.send(msg).is_err() {
+            tracing::error!(
+                "the gateway's writer has stopped; a call or breaker change was not recorded"
+            );
+        }
+    }
+
+    /// Waits until everything queued so far is written (5 s at most).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Flush(tx));
+        if tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .is_err()
+        {
+            tracing::warn!("gateway calls still unwritten after 5 s at shutdown");
+        }
+    }
+}
+
+async fn run(
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    store: Store,
+    scheduler: std::sync::Arc<Scheduler>,
+    alerts: Alerts,
+) {
+    let mut buf = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut buf, BATCH).await > 0 {
+        let mut calls = Vec::new();
+        let mut flushes = Vec::new();
+        for msg in buf.drain(..) {
+            match msg {
+                Msg::Call(c) => calls.push(*c),
+                Msg::Breaker { row, opened } => breaker(&store, &alerts, row, opened).await,
+                Msg::Flush(done) => flushes.push(done),
+            }
+        }
+        if !calls.is_empty() {
+            book(&store, &scheduler, &calls).await;
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes a batch, retrying until the database takes it.
+async fn book(store: &Store, scheduler: &Scheduler, calls: &[GatewayCallRow]) {
+    let mut delay = Duration::from_millis(100);
+    let tasks = loop {
+        match store.record_gateway_calls(calls).await {
+            Ok(tasks) => break tasks,
+            Err(e) => {
+                tracing::warn!(calls = calls.len(), error = %e, retry_in_ms = delay.as_millis() as u64, "cannot record gateway calls; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    let mut per_workspace: BTreeMap<String, Vec<TaskRow>> = calls
+        .iter()
+        .map(|c| (c.workspace.clone(), Vec::new()))
+        .collect();
+    for t in tasks {
+        if let Some(list) = per_workspace.get_mut(&t.workspace) {
+            list.push(t);
+        }
+    }
+    for (workspace, tasks) in per_workspace {
+        if let Err(e) = scheduler.usage_booked(&workspace, &tasks).await {
+            tracing::warn!(%workspace, error = %e, "cannot check budgets after booking gateway calls");
+        }
+    }
+}
+
+async fn breaker(store: &Store, alerts: &Alerts, row: BreakerRow, opened: bool) {
+    let provider = row.name.trim_start_matches("provider:").to_string();
+    let key = format!("breaker:{}", row.name);
+    if let Err(e) = store.put_breaker(&row).await {
+        tracing::warn!(breaker = %row.name, error = %e, "cannot persist a breaker change");
+    }
+    if opened {
+        let until = row.retry_at.map(crate::api::time).unwrap_or_default();
+        alerts
+            .raise_logged(
+                None,
+                "breaker_open",
+                Severity::Critical,
+                &key,
+                &format!(
+                    "provider {provider} is failing; its breaker is open and requests go to the next candidate until a probe at {until}: {}",
+                    row.reason.as_deref().unwrap_or("")
+                ),
+                json!({ "breaker": row.name, "provider": provider, "retry_at": until, "reason": row.reason }),
+            )
+            .await;
+    } else if let Err(e) = alerts.resolve(&key).await {
+        tracing::warn!(breaker = %row.name, error = %e, "cannot resolve a breaker alert");
+    }
+}
