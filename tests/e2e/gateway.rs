@@ -657,10 +657,19 @@ async fn streams_are_passed_on_as_they_arrive_and_counted() {
         "chunk 1 reached the client before chunk 2 was written"
     );
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    assert!(
-        !text.contains("\"usage\""),
-        "the client did not ask for the usage chunk: {text}"
-    );
+    // Upstream was asked for usage on the client's behalf: its usage chunk
+    // is dropped, and the `usage: null` it puts on every chunk (as OpenAI
+    // does) is all the client sees of it.
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(line).unwrap();
+        assert!(
+            chunk.get("usage").is_none_or(Value::is_null),
+            "the client did not ask for the usage chunk: {text}"
+        );
+    }
     let calls = calls(&s, "st", 1).await;
     assert_eq!(calls[0]["completion_tokens"], 5, "{}", calls[0]);
     assert_eq!(calls[0]["prompt_tokens"], 4);
@@ -674,6 +683,39 @@ async fn streams_are_passed_on_as_they_arrive_and_counted() {
     // The primary broke before sending anything: the backup answered.
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["x-warden-provider"], "backup");
+
+    // A break mid-stream, after the client has had two events: nothing can
+    // be retried elsewhere, so the client's stream ends where the
+    // upstream's did, and the call is booked with the tokens it had so far
+    // (estimated) and the reason.
+    u.primary.handle().set(Behavior::BreakStream { after: 2 });
+    let r = s
+        .client
+        .post(format!("{}/v1/chat/completions", s.url))
+        .bearer_auth(&key)
+        .json(&json!({ "model": "model-a", "stream": true, "messages": [{ "role": "user", "content": "break" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-warden-provider"], "primary");
+    let mut r = r;
+    let mut text = String::new();
+    while let Ok(Some(chunk)) = r.chunk().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("primary-0"), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    let booked = self::calls(&s, "st", 3).await;
+    let broken = booked
+        .iter()
+        .find(|c| c["provider"] == "primary" && !c["error"].is_null())
+        .unwrap_or_else(|| panic!("no failed primary call booked: {booked:?}"));
+    let error = broken["error"].as_str().unwrap();
+    assert!(error.contains("tokens estimated"), "{error}");
+    // One estimated token per chunk that arrived: the role chunk and one
+    // content chunk.
+    assert_eq!(broken["completion_tokens"], 2, "{broken}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

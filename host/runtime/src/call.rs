@@ -3,8 +3,8 @@
 //! with captured stdio, fuel, the epoch deadline and a timeout around the
 //! whole call, trap classification, the output cap, logs and usage.
 //!
-//! Each world's export plugs in as an [`Entry`]: `run.rs` (playbooks) and
-//! `gate.rs` (quality gates).
+//! Each world's export plugs in as an [`Entry`]: `run.rs` (playbooks),
+//! `gate.rs` (quality gates) and `route.rs` (routing policies).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -83,24 +83,43 @@ impl Runtime {
     }
 }
 
-/// Refuses a decision the WIT types allow but the contract does not.
+/// Refuses a decision the WIT types allow but the contract does not. The
+/// messages use the SDK's names (`max_price_per_1k`), which is what the
+/// policy's author wrote.
 fn check_decision(d: RouteDecision) -> Result<RouteDecision, RunError> {
     let invalid = |m: String| Err(RunError::InvalidOutput(format!("route decision: {m}")));
     if d.candidates.is_empty() {
         return invalid("it names no candidate".to_string());
     }
-    for (i, c) in d.candidates.iter().enumerate() {
-        if c.provider.trim().is_empty() || c.model.trim().is_empty() {
-            return invalid(format!("candidate {i} has an empty provider or model"));
-        }
+    if let Some((i, c)) = d
+        .candidates
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.provider.trim().is_empty() || c.model.trim().is_empty())
+    {
+        return invalid(format!(
+            "candidate {} (provider \"{}\", model \"{}\") has an empty name",
+            i + 1,
+            c.provider,
+            c.model
+        ));
     }
     if let Some(p) = d.max_price_per_1k
-        && (!p.is_finite() || p < 0.0)
+        && !(p.is_finite() && p >= 0.0)
     {
-        return invalid(format!("max-price-per-1k {p} is not a price"));
+        return invalid(format!(
+            "max_price_per_1k {p} is not a price (expected a finite number of dollars, 0 or more)"
+        ));
     }
-    if d.max_context == Some(0) || d.max_iterations == Some(0) {
-        return invalid("max-context and max-iterations must be positive".to_string());
+    for (name, value) in [
+        ("max_context", d.max_context),
+        ("max_iterations", d.max_iterations),
+    ] {
+        if value == Some(0) {
+            return invalid(format!(
+                "{name} 0 would refuse every request (leave it unset for no limit)"
+            ));
+        }
     }
     Ok(d)
 }
@@ -162,22 +181,70 @@ mod tests {
         }
     }
 
+    fn refusal(d: RouteDecision) -> String {
+        match check_decision(d) {
+            Ok(d) => panic!("expected a refusal, got {d:?}"),
+            Err(e) => {
+                assert_eq!(e.code(), "invalid_output");
+                e.to_string()
+            }
+        }
+    }
+
     #[test]
-    fn decisions_are_checked() {
-        assert!(check_decision(decision(&[("a", "m")])).is_ok());
-        let err = check_decision(decision(&[])).unwrap_err();
+    fn a_sound_decision_passes_unchanged() {
+        let d = decision(&[("a", "m"), ("b", "n")]);
+        let checked = check_decision(d.clone()).unwrap();
+        assert_eq!(format!("{checked:?}"), format!("{d:?}"));
+        // No limits at all, and a price of 0, are sound too.
+        let mut free = decision(&[("a", "m")]);
+        free.max_price_per_1k = Some(0.0);
+        free.max_context = None;
+        assert!(check_decision(free).is_ok());
+    }
+
+    #[test]
+    fn a_decision_without_candidates_is_refused() {
         assert_eq!(
-            err.to_string(),
+            refusal(decision(&[])),
             "invalid route decision: it names no candidate"
         );
-        assert_eq!(err.code(), "invalid_output");
-        assert!(check_decision(decision(&[("a", " ")])).is_err());
-        let mut d = decision(&[("a", "m")]);
-        d.max_price_per_1k = Some(f64::NAN);
-        assert!(check_decision(d).is_err());
+    }
+
+    #[test]
+    fn empty_names_are_refused_with_their_place() {
+        assert_eq!(
+            refusal(decision(&[("a", "m"), ("b", " ")])),
+            "invalid route decision: candidate 2 (provider \"b\", model \" \") has an empty name"
+        );
+        assert!(refusal(decision(&[("", "m")])).contains("candidate 1 (provider \"\""));
+    }
+
+    #[test]
+    fn prices_must_be_finite_and_not_negative() {
+        for bad in [f64::NAN, f64::INFINITY, -0.01] {
+            let mut d = decision(&[("a", "m")]);
+            d.max_price_per_1k = Some(bad);
+            let text = refusal(d);
+            assert!(
+                text.starts_with(&format!("invalid route decision: max_price_per_1k {bad} ")),
+                "{text}"
+            );
+            assert!(text.ends_with("(expected a finite number of dollars, 0 or more)"));
+        }
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
         let mut d = decision(&[("a", "m")]);
         d.max_context = Some(0);
-        assert!(check_decision(d).is_err());
+        assert_eq!(
+            refusal(d),
+            "invalid route decision: max_context 0 would refuse every request (leave it unset for no limit)"
+        );
+        let mut d = decision(&[("a", "m")]);
+        d.max_iterations = Some(0);
+        assert!(refusal(d).contains("max_iterations 0 would refuse every request"));
     }
 
     #[test]

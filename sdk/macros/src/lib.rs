@@ -1,6 +1,5 @@
 //! The attribute macros of `warden-sdk`: `#[playbook]`, `#[gate]` and
-//! `#[router]`. Use
-//! them through that crate.
+//! `#[router]`. Use them through that crate.
 //!
 //! Each macro checks the function's signature and the declared metadata at
 //! compile time, emits the `export!` glue of its WIT world, and embeds the
@@ -450,56 +449,96 @@ mod tests {
 
     const GOOD_ROUTER: &str = "fn route(request: &warden_sdk::router::RouteRequest) -> Result<warden_sdk::router::RouteDecision, String> { todo!() }";
 
+    fn expand_router(attr: &str, item: &str) -> Result<String, String> {
+        expand_kind(PluginKind::RoutingPolicy, attr, item)
+    }
+
     #[test]
-    fn a_good_router_exports_route_and_nothing_else() {
-        let out = expand_kind(
-            PluginKind::RoutingPolicy,
-            r#"name = "ordered-router", version = "2.0.0", deadline_ms = 50"#,
+    fn a_good_router_exports_route_and_embeds_its_metadata() {
+        let out = expand_router(
+            r#"name = "ordered-router", version = "2.0.0", description = "d", deadline_ms = 50, memory_mib = 8"#,
             GOOD_ROUTER,
         )
         .unwrap();
+        assert!(
+            out.contains("link_section = \"warden:plugin-meta\""),
+            "{out}"
+        );
         assert!(out.contains("export_router"), "{out}");
         assert!(out.contains("route_request"), "{out}");
+        // A router never exports another world.
         assert!(
             !out.contains("export_gate") && !out.contains("export_playbook"),
             "{out}"
         );
         let meta = PluginMeta::builder("ordered-router", "2.0.0", PluginKind::RoutingPolicy)
+            .description("d")
             .limits(Limits {
                 deadline_ms: Some(50),
+                memory_mib: Some(8),
                 ..Limits::default()
             })
             .build()
             .unwrap();
         let json = String::from_utf8(meta.encode()).unwrap();
         assert!(json.contains(r#""kind":"routing-policy""#), "{json}");
+        let literal = syn::LitByteStr::new(json.as_bytes(), Span::call_site());
+        assert!(out.contains(&quote!(#literal).to_string()), "{out}");
+
+        // An empty capability list is no request at all, so it is fine.
+        assert!(expand_router(r#"capabilities = []"#, GOOD_ROUTER).is_ok());
+        // And neither a playbook nor a gate exports the router world.
+        let out = expand_str(r#"name = "probe", version = "1.0.0""#, GOOD).unwrap();
+        assert!(!out.contains("export_router"), "{out}");
+        let out = expand_gate(r#"name = "g", version = "1.0.0""#, GOOD_GATE).unwrap();
+        assert!(!out.contains("export_router"), "{out}");
     }
 
     #[test]
     fn router_mistakes_are_compile_errors() {
-        let err = expand_kind(
-            PluginKind::RoutingPolicy,
-            r#"name = "r", version = "1.0.0", capabilities = ["kv"]"#,
-            GOOD_ROUTER,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            "capability \"kv\" is not available to a routing policy (its world offers log and config, which need none)"
-        );
-        let err = expand_kind(PluginKind::RoutingPolicy, r#"steps = 3"#, GOOD_ROUTER).unwrap_err();
-        assert_eq!(err, "`steps` applies to playbooks only");
-        let err = expand_kind(
-            PluginKind::RoutingPolicy,
-            "",
-            "fn route(r: RouteRequest) -> Result<RouteDecision, String> { todo!() }",
-        )
-        .unwrap_err();
-        assert!(err.contains("must be a shared reference"), "{err}");
-        assert!(
-            err.contains("expected `fn route(request: &warden_sdk::router::RouteRequest)"),
-            "{err}"
-        );
+        for cap in ["kv", "health:read", "tasks:write"] {
+            let err = expand_router(
+                &format!(r#"name = "r", version = "1.0.0", capabilities = ["{cap}"]"#),
+                GOOD_ROUTER,
+            )
+            .unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "capability \"{cap}\" is not available to a routing policy (its world offers log and config, which need none)"
+                )
+            );
+        }
+        for arg in ["steps = 3", "idempotent", "concurrent"] {
+            let err = expand_router(arg, GOOD_ROUTER).unwrap_err();
+            let word = arg.split(' ').next().unwrap();
+            assert_eq!(err, format!("`{word}` applies to playbooks only"));
+        }
+        let err = expand_router(r#"version = "2""#, GOOD_ROUTER).unwrap_err();
+        assert!(err.starts_with("invalid plugin version \"2\""), "{err}");
+        let cases = [
+            (
+                "fn route(r: RouteRequest) -> Result<RouteDecision, String> { todo!() }",
+                "must be a shared reference",
+            ),
+            (
+                "async fn route(r: &RouteRequest) -> Result<RouteDecision, String> { todo!() }",
+                "cannot be async",
+            ),
+            ("fn route(r: &RouteRequest) { }", "returns a Result"),
+            (
+                "fn route() -> Result<RouteDecision, String> { todo!() }",
+                "takes exactly one argument",
+            ),
+        ];
+        for (item, expected) in cases {
+            let err = expand_router("", item).unwrap_err();
+            assert!(err.contains(expected), "{item}: {err}");
+            assert!(
+                err.contains("expected `fn route(request: &warden_sdk::router::RouteRequest)"),
+                "{err}"
+            );
+        }
     }
 
     const GOOD: &str =

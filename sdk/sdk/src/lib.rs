@@ -41,7 +41,23 @@
 //! ```
 //!
 //! A routing policy (see [`mod@router`]) picks the provider and model of
-//! each model call that goes through the gateway.
+//! each model call that goes through the gateway, in order of preference:
+//!
+//! ```no_run
+//! use warden_sdk::router::{RouteDecision, RouteRequest};
+//!
+//! #[warden_sdk::router]
+//! fn route(request: &RouteRequest) -> Result<RouteDecision, String> {
+//!     let mut decision = RouteDecision::new("cheapest healthy provider that fits");
+//!     for p in request.cheapest_first().into_iter().filter(|p| request.fits(p)) {
+//!         if let Some(model) = p.models.first() {
+//!             decision = decision.candidate(&p.name, model);
+//!         }
+//!     }
+//!     Ok(decision.max_price_per_1k(0.01).max_iterations(20))
+//! }
+//! # fn main() {}
+//! ```
 //!
 //! A crate is one plugin: a playbook, a gate or a routing policy.
 //!
@@ -61,8 +77,9 @@ pub mod wit {
     // `evaluate`) only where its export macro is invoked, and unused imports
     // are dropped when the component is linked. So a crate whose
     // `#[playbook]` invokes `export_playbook!` becomes a playbook, one whose
-    // `#[gate]` invokes `export_gate!` becomes a quality gate, and neither
-    // carries the other's exports.
+    // `#[gate]` invokes `export_gate!` becomes a quality gate, one whose
+    // `#[router]` invokes `export_router!` becomes a routing policy, and
+    // none carries another's exports.
     pub mod playbook {
         wit_bindgen::generate!({
             world: "playbook",

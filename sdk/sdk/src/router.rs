@@ -113,6 +113,13 @@ impl RouteRequest {
         u64::from(self.prompt_tokens) + u64::from(self.max_output_tokens.unwrap_or(0))
     }
 
+    /// True when `provider`'s context holds this request (see
+    /// [`needed_context`](Self::needed_context)); the host refuses a
+    /// candidate that does not.
+    pub fn fits(&self, provider: &ProviderStatus) -> bool {
+        u64::from(provider.max_context) >= self.needed_context()
+    }
+
     /// Providers whose breaker is not open, in the configured order.
     pub fn healthy_providers(&self) -> impl Iterator<Item = &ProviderStatus> {
         self.providers.iter().filter(|p| !p.is_open())
@@ -189,6 +196,12 @@ mod tests {
         let names: Vec<&str> = r.cheapest_first().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["cheap", "dear"]);
         assert_eq!(r.needed_context(), 150);
+        assert!(r.fits(&r.providers[0]));
+        let mut tight = provider("tight", 0.0, "closed");
+        tight.max_context = 149;
+        assert!(!r.fits(&tight));
+        tight.max_context = 150;
+        assert!(r.fits(&tight));
         assert!(r.providers[0].serves("dear-model") && r.providers[0].is_healthy());
     }
 }

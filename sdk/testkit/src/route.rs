@@ -105,8 +105,74 @@ impl RouteRequestBuilder {
         self
     }
 
+    /// Tokens left in the tightest budget.
+    pub fn budget_left_tokens(mut self, tokens: u64) -> Self {
+        self.0.budget_left_tokens = Some(tokens);
+        self
+    }
+
     /// The request.
     pub fn build(self) -> RouteRequest {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builders_fill_in_every_field() {
+        let r = route_request("code")
+            .hint("m2")
+            .prompt_tokens(900)
+            .max_output_tokens(100)
+            .task("t1", "implement")
+            .budget_left_usd(2.5)
+            .budget_left_tokens(40_000)
+            .provider(provider("a", "m1"))
+            .provider(
+                provider("b", "m2")
+                    .model("m3")
+                    .price(0.001, 0.002)
+                    .max_context(4_096)
+                    .breaker("half-open"),
+            )
+            .build();
+        assert_eq!((r.workspace.as_str(), r.mode.as_str()), ("test", "code"));
+        assert_eq!(r.model_hint.as_deref(), Some("m2"));
+        assert_eq!((r.prompt_tokens, r.max_output_tokens), (900, Some(100)));
+        assert_eq!(
+            (r.task_id.as_deref(), r.stage.as_deref()),
+            (Some("t1"), Some("implement"))
+        );
+        assert_eq!(
+            (r.budget_left_usd, r.budget_left_tokens),
+            (Some(2.5), Some(40_000))
+        );
+        let names: Vec<&str> = r.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let a = &r.providers[0];
+        assert_eq!(
+            (a.breaker.as_str(), a.max_context, a.price_input_per_1k),
+            ("closed", 128_000, 0.0)
+        );
+        let b = &r.providers[1];
+        assert_eq!(b.models, ["m2", "m3"]);
+        assert_eq!(
+            (b.price_input_per_1k, b.price_output_per_1k, b.max_context),
+            (0.001, 0.002, 4_096)
+        );
+        assert_eq!(b.breaker, "half-open");
+    }
+
+    #[test]
+    fn a_bare_request_has_no_hint_task_or_budget() {
+        let r = route_request("normal").build();
+        assert_eq!(r.prompt_tokens, 100);
+        assert!(r.model_hint.is_none() && r.max_output_tokens.is_none());
+        assert!(r.task_id.is_none() && r.stage.is_none());
+        assert!(r.budget_left_usd.is_none() && r.budget_left_tokens.is_none());
+        assert!(r.providers.is_empty());
     }
 }

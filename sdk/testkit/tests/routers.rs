@@ -191,6 +191,154 @@ async fn an_unknown_mode_is_an_error_naming_the_valid_ones() {
 }
 
 #[tokio::test]
+async fn code_mode_honours_the_hint_and_keeps_its_limits() {
+    let host = FakeHost::new();
+    let r = router()
+        .route(&host, &three("code").hint("big-model").build())
+        .await;
+    assert_eq!(
+        r.candidates(),
+        ["big/big-model", "coder/qwen-coder", "small/small-model"]
+    );
+    let d = r.decision().unwrap();
+    assert_eq!(
+        (d.max_price_per_1k, d.max_context, d.max_iterations),
+        (Some(0.03), None, Some(30))
+    );
+    assert!(
+        d.reason
+            .contains("mode code: code models first, then cheapest"),
+        "{}",
+        d.reason
+    );
+}
+
+#[tokio::test]
+async fn deep_research_has_the_higher_price_cap() {
+    let host = FakeHost::new();
+    let r = router().route(&host, &three("deep_research").build()).await;
+    let d = r.decision().unwrap();
+    assert_eq!(
+        (d.max_price_per_1k, d.max_context, d.max_iterations),
+        (Some(0.1), None, Some(50))
+    );
+    // Equal contexts: the dearer (more capable) provider first.
+    let req = route_request("deep_research")
+        .provider(provider("lesser", "l").price(0.001, 0.001))
+        .provider(provider("greater", "g").price(0.01, 0.03));
+    let r = router().route(&host, &req.build()).await;
+    assert_eq!(r.candidates(), ["greater/g", "lesser/l"]);
+}
+
+#[tokio::test]
+async fn every_default_is_a_config_key() {
+    let host = FakeHost::new();
+    host.set_config("normal_max_price_per_1k", "0.5");
+    host.set_config("normal_max_context", "64000");
+    host.set_config("normal_max_iterations", "0");
+    let r = router().route(&host, &three("normal").build()).await;
+    let d = r.decision().unwrap();
+    assert_eq!(
+        (d.max_price_per_1k, d.max_context, d.max_iterations),
+        (Some(0.5), Some(64_000), None)
+    );
+    // A mode's keys leave the other modes alone.
+    host.set_config("deep_research_max_price_per_1k", "0");
+    let r = router().route(&host, &three("deep_research").build()).await;
+    let d = r.decision().unwrap();
+    assert_eq!(
+        (d.max_price_per_1k, d.max_context, d.max_iterations),
+        (None, None, Some(50))
+    );
+    // A higher low-budget line makes $3 left a low budget.
+    host.set_config("low_budget_usd", "5");
+    let r = router()
+        .route(&host, &three("deep_research").budget_left_usd(3.0).build())
+        .await;
+    assert_eq!(r.candidates()[0], "small/small-model");
+    assert!(
+        r.decision()
+            .unwrap()
+            .reason
+            .contains("budget left under $5: cheapest first")
+    );
+    // At exactly the line, the budget is not low.
+    let r = router()
+        .route(&host, &three("deep_research").budget_left_usd(5.0).build())
+        .await;
+    assert_eq!(r.candidates()[0], "big/big-model");
+}
+
+#[tokio::test]
+async fn dotted_config_keys_are_refused_with_the_flat_key() {
+    // TOML turns `normal.max_price_per_1k = 0.5` into a table under
+    // `normal`; quoted, the dotted key arrives as it is. Either way the
+    // limit would be silently lost.
+    let host = FakeHost::new();
+    host.set_config("normal.max_price_per_1k", "0.5");
+    let r = router().route(&host, &three("normal").build()).await;
+    let err = r.error().expect("refused").to_string();
+    assert!(
+        err.ends_with(
+            "config key \"normal.max_price_per_1k\" is not one of cost-aware-router's (keys are flat: write normal_max_price_per_1k)"
+        ),
+        "{err}"
+    );
+
+    let host = FakeHost::new();
+    host.set_config("code", r#"{ models = ["qwen"] }"#);
+    let r = router().route(&host, &three("ops").build()).await;
+    let err = r.error().expect("refused").to_string();
+    assert!(
+        err.contains("config key \"code\" is not one of cost-aware-router's"),
+        "{err}"
+    );
+    assert!(err.contains("code_max_iterations, code_models;"), "{err}");
+}
+
+#[tokio::test]
+async fn prices_in_config_must_be_dollars() {
+    for bad in ["-0.01", "NaN", "inf"] {
+        let host = FakeHost::new();
+        host.set_config("ops_max_price_per_1k", bad);
+        let r = router().route(&host, &three("ops").build()).await;
+        let err = r.error().expect("refused").to_string();
+        assert!(
+            err.contains("invalid config value ops_max_price_per_1k = ")
+                && err.ends_with("expected dollars, 0 or more"),
+            "{bad}: {err}"
+        );
+    }
+    let host = FakeHost::new();
+    host.set_config("low_budget_usd", "-1");
+    let r = router().route(&host, &three("normal").build()).await;
+    assert!(
+        r.error()
+            .expect("refused")
+            .to_string()
+            .contains("low_budget_usd")
+    );
+}
+
+#[tokio::test]
+async fn a_provider_fits_when_its_context_holds_prompt_and_completion() {
+    let host = FakeHost::new();
+    let req = |max_output| {
+        route_request("normal")
+            .prompt_tokens(15_000)
+            .max_output_tokens(max_output)
+            .provider(provider("small", "s").max_context(16_000))
+            .provider(provider("large", "l").price(0.001, 0.001))
+            .build()
+    };
+    // 15,000 + 1,000 fits 16,000 exactly.
+    let r = router().route(&host, &req(1_000)).await;
+    assert_eq!(r.candidates(), ["small/s", "large/l"]);
+    let r = router().route(&host, &req(1_001)).await;
+    assert_eq!(r.candidates(), ["large/l"]);
+}
+
+#[tokio::test]
 async fn router_config_returns_what_its_config_says() {
     let p = load(artifacts::ROUTER_CONFIG, "router-config", "1.0.0");
     let host = FakeHost::new();
@@ -220,7 +368,7 @@ async fn router_config_returns_what_its_config_says() {
     assert_eq!(r.candidates(), ["backup/m2", "primary/m1"]);
     assert!(r.logs().iter().any(|l| {
         l.message
-            .contains("router-config: 2 candidate(s) in mode code")
+            .contains("router-config: call 1 of this instance, 2 candidate(s) in mode code")
     }));
 }
 

@@ -4,6 +4,7 @@
 mod gate;
 mod hostile;
 mod load;
+mod route;
 mod run;
 
 use std::sync::Arc;

@@ -6,12 +6,22 @@
 //! - `skip_open` (default true): drop candidates whose breaker is open.
 //!
 //! A request whose model hint is a candidate's model puts it first.
+//!
+//! It also counts its calls in a static and logs the count: the host gives
+//! every call a fresh instance, so the count it logs is always 1, however
+//! often pool slots are reused.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use warden_sdk::router::{RouteDecision, RouteRequest};
 use warden_sdk::{config, log};
 
+/// Calls made to this instance.
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
 #[warden_sdk::router]
 fn route(request: &RouteRequest) -> Result<RouteDecision, String> {
+    let call = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
     let list = config::get("candidates").ok_or("config key candidates is not set")?;
     let skip_open: bool = config::get_parsed("skip_open", true)?;
     let mut pairs = Vec::new();
@@ -34,7 +44,11 @@ fn route(request: &RouteRequest) -> Result<RouteDecision, String> {
         let hinted = pairs.remove(i);
         pairs.insert(0, hinted);
     }
-    log::info(&format!("router-config: {} candidate(s) in mode {}", pairs.len(), request.mode));
+    log::info(&format!(
+        "router-config: call {call} of this instance, {} candidate(s) in mode {}",
+        pairs.len(),
+        request.mode
+    ));
     let mut decision = RouteDecision::new(format!("router-config in mode {}", request.mode));
     for (p, m) in pairs {
         decision = decision.candidate(p, m);

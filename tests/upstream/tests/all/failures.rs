@@ -1,0 +1,236 @@
+//! Each failure mode, seen from a client.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use warden_test_upstream::{Behavior, Options};
+
+use crate::{chat_body, chat_url, client, openai_error, post, start, start_with, stream_body};
+
+/// Sends a chat request over a bare socket with `connection: close` and
+/// returns every byte that came back.
+async fn raw_chat(addr: std::net::SocketAddr) -> std::io::Result<Vec<u8>> {
+    let body = chat_body("x").to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn fail_answers_every_request_with_its_status_and_an_openai_error() {
+    let u = start("primary").await;
+    let c = client();
+    u.handle().set(Behavior::Fail { status: 503 });
+    for r in [
+        post(&c, &chat_url(&u), &chat_body("x")).await,
+        post(&c, &chat_url(&u), &stream_body(true)).await,
+        post(&c, &chat_url(&u), &serde_json::json!({ "bad": true })).await,
+        c.get(format!("{}/models", u.base_url()))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(r.status(), 503);
+        let v: Value = r.json().await.unwrap();
+        let e = openai_error(&v);
+        assert_eq!(e["type"], "server_error");
+        assert_eq!(e["code"], "injected_failure");
+        assert!(e["message"].as_str().unwrap().contains("primary"), "{v}");
+    }
+    u.handle().set(Behavior::Fail { status: 429 });
+    let r = post(&c, &chat_url(&u), &chat_body("x")).await;
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(openai_error(&v)["code"], "rate_limit_exceeded");
+    // Not an error status: answered as 500 rather than as a success.
+    u.handle().set(Behavior::Fail { status: 200 });
+    assert_eq!(post(&c, &chat_url(&u), &chat_body("x")).await.status(), 500);
+    let stats = u.handle().stats();
+    assert_eq!((stats.by_status[&503], stats.by_status[&429]), (4, 1));
+}
+
+#[tokio::test]
+async fn fail_next_fails_that_many_requests_then_heals() {
+    let u = start("f").await;
+    let c = client();
+    u.handle().set(Behavior::FailNext {
+        count: 2,
+        status: 502,
+    });
+    assert_eq!(post(&c, &chat_url(&u), &chat_body("x")).await.status(), 502);
+    assert_eq!(
+        u.handle().behavior(),
+        Behavior::FailNext {
+            count: 1,
+            status: 502
+        }
+    );
+    assert_eq!(post(&c, &chat_url(&u), &chat_body("x")).await.status(), 502);
+    assert_eq!(u.handle().behavior(), Behavior::Healthy);
+    assert_eq!(post(&c, &chat_url(&u), &chat_body("x")).await.status(), 200);
+    u.handle().set(Behavior::FailNext {
+        count: 0,
+        status: 502,
+    });
+    assert_eq!(post(&c, &chat_url(&u), &chat_body("x")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn slow_delays_the_response_headers() {
+    let u = start("s").await;
+    u.handle().set(Behavior::Slow { delay_ms: 300 });
+    let started = Instant::now();
+    let r = post(&client(), &chat_url(&u), &stream_body(false)).await;
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let e = impatient
+        .post(chat_url(&u))
+        .json(&chat_body("x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+}
+
+#[tokio::test]
+async fn hang_never_answers_until_shutdown_closes_the_connection() {
+    let u = start("h").await;
+    u.handle().set(Behavior::Hang);
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let e = impatient
+        .post(chat_url(&u))
+        .json(&chat_body("x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    assert_eq!(u.handle().request_count(), 1);
+    assert!(u.handle().stats().by_status.is_empty(), "never answered");
+
+    // A client without a timeout waits until the upstream shuts down.
+    let url = chat_url(&u);
+    let waiting = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&chat_body("x"))
+            .send()
+            .await
+    });
+    while u.handle().request_count() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let addr = u.addr();
+    u.shutdown().await;
+    let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("shutdown closed the hung connection")
+        .unwrap();
+    assert!(got.is_err(), "{got:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "nothing listens after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn drop_connection_closes_without_a_byte_of_response() {
+    let u = start("d").await;
+    u.handle().set(Behavior::DropConnection);
+    let e = post_err(&chat_url(&u)).await;
+    assert!(!e.is_timeout(), "{e}");
+    assert_eq!(u.handle().request_count(), 1, "the client did not retry");
+    match raw_chat(u.addr()).await {
+        Ok(bytes) => assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes)),
+        // A reset is as good: nothing was answered.
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    let stats = u.handle().stats();
+    assert_eq!(stats.dropped, 2);
+    assert!(stats.by_status.is_empty());
+    // The upstream itself is fine.
+    u.handle().set(Behavior::Healthy);
+    assert_eq!(
+        post(&client(), &chat_url(&u), &chat_body("x"))
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn post_err(url: &str) -> reqwest::Error {
+    client()
+        .post(url)
+        .json(&chat_body("x"))
+        .send()
+        .await
+        .expect_err("the connection was dropped")
+}
+
+#[tokio::test]
+async fn break_body_breaks_the_connection_before_the_response() {
+    let u = start("b").await;
+    u.handle().set(Behavior::BreakBody);
+    for body in [chat_body("x"), stream_body(true)] {
+        let e = client()
+            .post(chat_url(&u))
+            .json(&body)
+            .send()
+            .await
+            .expect_err("no response");
+        assert!(!e.is_timeout(), "{e}");
+    }
+    assert_eq!(u.handle().request_count(), 2);
+}
+
+#[tokio::test]
+async fn break_stream_sends_some_events_then_breaks_off() {
+    let u = start_with(Options {
+        name: "mid".into(),
+        ..Options::default()
+    })
+    .await;
+    u.handle().set(Behavior::BreakStream { after: 2 });
+    let mut r = post(&client(), &chat_url(&u), &stream_body(true)).await;
+    assert_eq!(r.status(), 200);
+    let mut text = String::new();
+    let broke = loop {
+        match r.chunk().await {
+            Ok(Some(c)) => text.push_str(std::str::from_utf8(&c).unwrap()),
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(broke, "{text}");
+    let events = crate::events(&text);
+    assert_eq!(events.len(), 2, "the role chunk and one word: {text}");
+    assert_eq!(u.handle().last_stream_timings().len(), 2);
+    // Right after the headers.
+    u.handle().set(Behavior::BreakStream { after: 0 });
+    let r = post(&client(), &chat_url(&u), &stream_body(true)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    assert!(r.bytes().await.is_err());
+    // More events allowed than the stream has: it ends normally.
+    u.handle().set(Behavior::BreakStream { after: 100 });
+    let r = post(&client(), &chat_url(&u), &stream_body(true)).await;
+    assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    // A plain reply: headers, the start of a body, then the break.
+    u.handle().set(Behavior::BreakStream { after: 1 });
+    let r = post(&client(), &chat_url(&u), &chat_body("x")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err());
+}
