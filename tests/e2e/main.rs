@@ -6,6 +6,7 @@
     reason = "a test helper that cannot go on fails the test loudly"
 )]
 
+mod alerting;
 mod api;
 mod crash;
 mod fresh;

@@ -1,8 +1,13 @@
 //! Raising and resolving alerts: the one domain function every subsystem
-//! calls (SPEC AL-3). Rules, sinks, silences and routing come with the
-//! alerting issue; until then an alert is a deduplicated row and a log line.
+//! calls (SPEC AL-3). An alert is a row deduplicated by key while open; a
+//! new or resolved one wakes the notifier ([`crate::alerting`]), which sends
+//! it to the sinks, and a new one is offered to the auto-heal bindings
+//! ([`crate::autoheal`]).
+
+use std::sync::Arc;
 
 use serde_json::Value;
+use tokio::sync::{Notify, broadcast};
 use warden_store::Store;
 use warden_store::alerts::{AlertRow, NewAlert};
 
@@ -34,12 +39,29 @@ impl Severity {
 #[derive(Clone)]
 pub struct Alerts {
     store: Store,
+    wake: Arc<Notify>,
+    created: broadcast::Sender<AlertRow>,
 }
 
 impl Alerts {
     /// Over the store.
     pub fn new(store: Store) -> Self {
-        Alerts { store }
+        let (created, _) = broadcast::channel(1024);
+        Alerts {
+            store,
+            wake: Arc::new(Notify::new()),
+            created,
+        }
+    }
+
+    /// Notified whenever an alert is created or resolved here.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Every alert created on this host from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<AlertRow> {
+        self.created.subscribe()
     }
 
     /// Raises (or refreshes, when open under the same `dedup_key`) an alert.
@@ -65,6 +87,8 @@ impl Alerts {
             .raise_alert(&alert, warden_store::now_ms())
             .await?;
         if created {
+            self.wake.notify_one();
+            let _ = self.created.send(row.clone());
             match severity {
                 Severity::Critical => tracing::error!(rule, workspace, dedup_key, "{summary}"),
                 Severity::Warning => tracing::warn!(rule, workspace, dedup_key, "{summary}"),
@@ -95,9 +119,14 @@ impl Alerts {
 
     /// Resolves the alert with this key, if one is unresolved.
     pub async fn resolve(&self, dedup_key: &str) -> Result<Option<AlertRow>> {
-        Ok(self
+        let resolved = self
             .store
             .resolve_alert(dedup_key, warden_store::now_ms())
-            .await?)
+            .await?;
+        if let Some(a) = &resolved {
+            self.wake.notify_one();
+            tracing::info!(rule = %a.rule, workspace = a.workspace.as_deref(), dedup_key, "resolved: {}", a.summary);
+        }
+        Ok(resolved)
     }
 }

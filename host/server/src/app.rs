@@ -48,6 +48,8 @@ pub struct App {
     pub gateway: Arc<Gateway>,
     /// Alerts.
     pub alerts: Alerts,
+    /// Alert notifications.
+    pub notifier: Arc<crate::alerting::Notifier>,
     /// Tokens.
     pub auth: Auth,
     /// Snapshots.
@@ -201,6 +203,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     .await
     .context("cannot start the model gateway")?;
     let auth = Auth::new(store.clone(), &admin_secret, config.http.rate_limit_per_sec);
+    let notifier = crate::alerting::Notifier::new(store.clone(), config.clone(), alerts.clone());
     let app = Arc::new(App {
         config: config.clone(),
         store,
@@ -211,6 +214,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         gates,
         gateway,
         alerts,
+        notifier,
         auth,
         health,
         ready: AtomicBool::new(false),
@@ -218,6 +222,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 
     registry.watch(rx.clone());
     crate::loops::start(app.clone(), rx.clone());
+    tokio::spawn(
+        app.notifier
+            .clone()
+            .run(app.alerts.wake_handle(), rx.clone()),
+    );
+    crate::autoheal::AutoHeal::start(app.clone(), rx.clone());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

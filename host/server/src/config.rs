@@ -35,6 +35,8 @@ pub struct Config {
     pub scheduler: crate::scheduler::SchedulerConfig,
     /// The model gateway: providers, routing policy, breakers.
     pub gateway: crate::gateway::GatewayConfig,
+    /// Alert notifications: sinks, routing, grouping, repeats.
+    pub alerting: crate::alerting::AlertingConfig,
     /// Per workspace (or `"*"` for every workspace): pins, grants, config
     /// and limits of each plugin.
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
@@ -53,6 +55,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             scheduler: crate::scheduler::SchedulerConfig::default(),
             gateway: crate::gateway::GatewayConfig::default(),
+            alerting: crate::alerting::AlertingConfig::default(),
             workspaces: BTreeMap::new(),
         }
     }
@@ -153,6 +156,9 @@ pub struct WorkspaceConfig {
     pub gates: BTreeMap<String, crate::gates::Binding>,
     /// The model gateway's routing policy and default mode here.
     pub gateway: crate::gateway::WorkspaceGateway,
+    /// Playbooks that run by themselves: on an alert, or on a schedule
+    /// (SPEC PB-5).
+    pub heal: Vec<crate::autoheal::HealBinding>,
 }
 
 /// `[workspaces.<name>.plugins.<plugin>]`
@@ -254,7 +260,12 @@ impl Config {
 
     /// Checks what serde cannot: workspace names, capability names, pins.
     pub fn validate(&self) -> Result<(), String> {
+        self.alerting.validate()?;
         for (ws, wc) in &self.workspaces {
+            for (i, b) in wc.heal.iter().enumerate() {
+                b.validate(ws)
+                    .map_err(|e| format!("[[workspaces.{ws}.heal]] #{} ({}): {e}", i + 1, b.playbook))?;
+            }
             if ws != "*" {
                 crate::validate::workspace(ws).map_err(|e| format!("[workspaces.{ws}]: {e}"))?;
             }

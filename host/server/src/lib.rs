@@ -8,10 +8,12 @@
 //! `cli` is the command line; `app` wires everything together.
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod autoheal;
 pub mod breaker;
 pub mod checkpoints;
 pub mod cli;

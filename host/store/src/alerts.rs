@@ -13,7 +13,7 @@ use crate::{Error, Result, Store, new_id};
 macro_rules! alert_columns {
     () => {
         "id, dedup_key, workspace, rule, severity, status, summary, detail, first_at, last_at, count, \
-         resolved_at, acked_by, acked_at"
+         resolved_at, acked_by, acked_at, notified_at, resolve_notified, silenced_by"
     };
 }
 
@@ -48,6 +48,13 @@ pub struct AlertRow {
     pub acked_by: Option<String>,
     /// When.
     pub acked_at: Option<i64>,
+    /// When its trigger (or last repeat) notification was queued; `None`
+    /// when it was never notified.
+    pub notified_at: Option<i64>,
+    /// Whether its resolve notification was queued.
+    pub resolve_notified: bool,
+    /// The silence that last held its notification back.
+    pub silenced_by: Option<String>,
 }
 
 /// An alert to raise.
@@ -162,6 +169,56 @@ impl Store {
         Ok(found)
     }
 
+    /// Alerts whose notification is due: open ones (not `info`) never
+    /// notified or last notified at or before `repeat_before`, and resolved
+    /// ones that were notified and whose resolve was not; oldest first.
+    pub async fn alerts_to_notify(&self, repeat_before: i64, limit: i64) -> Result<Vec<AlertRow>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            alert_columns!(),
+            " FROM alerts WHERE (status = 'open' AND severity <> 'info' \
+              AND (notified_at IS NULL OR notified_at <= $1)) \
+              OR (status = 'resolved' AND notified_at IS NOT NULL AND resolve_notified = 0) \
+              ORDER BY id LIMIT $2"
+        ))
+        .bind(repeat_before)
+        .bind(clamp_limit(limit, 500, 5000))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(alert_from_row)
+        .collect()
+    }
+
+    /// Notes that `silence` held back the notification of these alerts.
+    pub async fn mark_alerts_silenced(&self, ids: &[String], silence: &str) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut sql = crate::util::Sql::new("UPDATE alerts SET silenced_by = ");
+        let p = sql.arg(silence.to_string());
+        let list = sql.args(ids.iter().cloned());
+        sql.push(&format!("{p} WHERE id IN ({list})"));
+        sql.build()?.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One alert by id, of the workspace (any when `None`).
+    pub async fn get_alert(&self, workspace: Option<&str>, id: &str) -> Result<Option<AlertRow>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            alert_columns!(),
+            " FROM alerts WHERE id = $1 AND ($2 IS NULL OR workspace = $2)"
+        ))
+        .bind(id)
+        .bind(workspace)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(alert_from_row)
+        .transpose()
+    }
+
     /// Alerts, newest first; of one workspace (or all when `None`), of one
     /// status (or all).
     ///
@@ -190,7 +247,7 @@ impl Store {
     }
 }
 
-fn alert_from_row(row: &AnyRow) -> Result<AlertRow> {
+pub(crate) fn alert_from_row(row: &AnyRow) -> Result<AlertRow> {
     Ok(AlertRow {
         id: row.try_get("id")?,
         dedup_key: row.try_get("dedup_key")?,
@@ -206,5 +263,8 @@ fn alert_from_row(row: &AnyRow) -> Result<AlertRow> {
         resolved_at: row.try_get("resolved_at")?,
         acked_by: row.try_get("acked_by")?,
         acked_at: row.try_get("acked_at")?,
+        notified_at: row.try_get("notified_at")?,
+        resolve_notified: row.try_get::<i64, _>("resolve_notified")? != 0,
+        silenced_by: row.try_get("silenced_by")?,
     })
 }

@@ -302,6 +302,29 @@ impl Store {
         .collect()
     }
 
+    /// Runs of `plugin` in `workspace` whose trigger starts with
+    /// `trigger_prefix`, created at or after `since`: how many, and when the
+    /// newest was created.
+    pub async fn triggered_runs_since(
+        &self,
+        workspace: &str,
+        plugin: &str,
+        trigger_prefix: &str,
+        since: i64,
+    ) -> Result<(i64, Option<i64>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(created_at) AS last FROM runs \
+             WHERE workspace = $1 AND plugin = $2 AND trigger LIKE $3 AND created_at >= $4",
+        )
+        .bind(workspace)
+        .bind(plugin)
+        .bind(format!("{trigger_prefix}%"))
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("last")?))
+    }
+
     /// Marks every `running` run `interrupted` (error "the host stopped
     /// during the run"), releasing exclusive slots; returns them. Called
     /// once at start-up (SPEC RL-4).

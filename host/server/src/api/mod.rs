@@ -1,6 +1,7 @@
 //! The HTTP API: translates HTTP to domain calls and back. No SQL and no
 //! wasm here; every error leaves as the SE-2 envelope.
 
+mod alerting;
 mod extract;
 mod gates;
 mod gateway;
@@ -121,6 +122,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/gateway/providers", get(gateway::providers))
         .route("/v1/breakers", get(workspace::breakers))
         .route("/v1/breakers/{name}", put(workspace::set_breaker))
+        .route("/v1/alerts", get(alerting::list))
+        .route("/v1/alerts/{id}/ack", post(alerting::ack))
+        .route("/v1/notifications", get(alerting::notifications))
+        .route(
+            "/v1/silences",
+            get(alerting::silences).post(alerting::create_silence),
+        )
+        .route(
+            "/v1/silences/{id}",
+            axum::routing::delete(alerting::expire_silence),
+        )
+        .route("/v1/alerting/sinks", get(alerting::sinks))
         .nest("/v1/workspaces/{ws}", ws)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

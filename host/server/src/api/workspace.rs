@@ -36,6 +36,8 @@ pub fn alert_view(a: &AlertRow) -> Value {
         "severity": a.severity, "status": a.status, "summary": a.summary, "detail": a.detail,
         "first_at": time(a.first_at), "last_at": time(a.last_at), "count": a.count,
         "resolved_at": opt_time(a.resolved_at), "acked_by": a.acked_by, "acked_at": opt_time(a.acked_at),
+        "notified_at": opt_time(a.notified_at), "resolve_notified": a.resolve_notified,
+        "silenced_by": a.silenced_by,
     })
 }
 
@@ -345,7 +347,7 @@ pub async fn wake(
     Ok(resp)
 }
 
-fn breaker_view(b: &BreakerRow) -> Value {
+pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
     json!({ "name": b.name, "state": b.state, "failures": b.failures, "reason": b.reason, "opened_at": opt_time(b.opened_at), "retry_at": opt_time(b.retry_at), "updated_at": time(b.updated_at) })
 }
 

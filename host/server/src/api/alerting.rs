@@ -1,0 +1,315 @@
+//! Alerts across workspaces, their notifications, silences and sinks (SPEC
+//! AL-2, AL-3). These span workspaces, so they need the bootstrap admin;
+//! a workspace's own alerts are also under `/v1/workspaces/{ws}/alerts`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warden_store::notifications::{NotificationFilter, NotificationRow, SilenceRow};
+
+use crate::api::workspace::alert_view;
+use crate::api::{AppState, Json, OptionalJson, Path, Query, opt_time, time};
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+
+fn notification_view(n: &NotificationRow) -> Value {
+    json!({
+        "id": n.id, "sink": n.sink, "kind": n.kind, "severity": n.severity,
+        "dedup_key": n.dedup_key, "alert_ids": n.alert_ids, "status": n.status,
+        "attempts": n.attempts, "next_at": time(n.next_at), "created_at": time(n.created_at),
+        "delivered_at": opt_time(n.delivered_at), "last_error": n.last_error,
+        "payload": n.payload,
+    })
+}
+
+fn silence_view(s: &SilenceRow, now: i64) -> Value {
+    json!({
+        "id": s.id, "workspace": s.workspace, "rule": s.rule, "severity": s.severity,
+        "dedup_key": s.dedup_key, "comment": s.comment, "created_by": s.created_by,
+        "created_at": time(s.created_at), "ends_at": time(s.ends_at), "active": s.ends_at > now,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsQuery {
+    status: Option<String>,
+    workspace: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/alerts[?status=open&workspace=a&limit=100]`: every workspace's
+/// alerts and the host's own (breakers, processes, disk, sinks).
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<AlertsQuery>,
+) -> Result<Response> {
+    principal.require_root()?;
+    if let Some(s) = &q.status
+        && !matches!(s.as_str(), "open" | "acknowledged" | "resolved")
+    {
+        return Err(Error::invalid(
+            "status must be open, acknowledged or resolved",
+        ));
+    }
+    if let Some(ws) = &q.workspace {
+        crate::api::check_ws(ws)?;
+    }
+    let rows = state
+        .app
+        .store
+        .list_alerts(
+            q.workspace.as_deref(),
+            q.status.as_deref(),
+            q.limit.unwrap_or(100).clamp(1, 500),
+        )
+        .await?;
+    Ok(
+        axum::Json(json!({ "alerts": rows.iter().map(alert_view).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+/// `POST /v1/alerts/{id}/ack`: no repeats of an acknowledged alert; its
+/// resolve is still notified.
+pub async fn ack(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    OptionalJson(_b): OptionalJson<Value>,
+) -> Result<Response> {
+    principal.require_root()?;
+    crate::validate::id("alert", &id).map_err(Error::InvalidArgument)?;
+    let a = state
+        .app
+        .store
+        .ack_alert(None, &id, &principal.name, warden_store::now_ms())
+        .await?;
+    state
+        .app
+        .audit(
+            &principal,
+            a.workspace.as_deref(),
+            "alert.ack",
+            &id,
+            json!({}),
+        )
+        .await;
+    Ok(axum::Json(alert_view(&a)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsQuery {
+    sink: Option<String>,
+    status: Option<String>,
+    alert: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/notifications[?sink=&status=pending|delivered|failed&alert=<id>]`:
+/// the notification history, newest first.
+pub async fn notifications(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<NotificationsQuery>,
+) -> Result<Response> {
+    principal.require_root()?;
+    if let Some(s) = &q.status
+        && !matches!(s.as_str(), "pending" | "delivered" | "failed")
+    {
+        return Err(Error::invalid(
+            "status must be pending, delivered or failed",
+        ));
+    }
+    if let Some(a) = &q.alert {
+        crate::validate::id("alert", a).map_err(Error::InvalidArgument)?;
+    }
+    let rows = state
+        .app
+        .store
+        .list_notifications(&NotificationFilter {
+            sink: q.sink,
+            status: q.status,
+            alert_id: q.alert,
+            limit: q.limit.unwrap_or(100),
+        })
+        .await?;
+    Ok(axum::Json(
+        json!({ "notifications": rows.iter().map(notification_view).collect::<Vec<_>>() }),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SilencesQuery {
+    /// Expired ones too.
+    all: Option<bool>,
+}
+
+/// `GET /v1/silences[?all=true]`
+pub async fn silences(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<SilencesQuery>,
+) -> Result<Response> {
+    principal.require_root()?;
+    let now = warden_store::now_ms();
+    let rows = state
+        .app
+        .store
+        .list_silences((!q.all.unwrap_or(false)).then_some(now))
+        .await?;
+    Ok(axum::Json(
+        json!({ "silences": rows.iter().map(|s| silence_view(s, now)).collect::<Vec<_>>() }),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceBody {
+    workspace: Option<String>,
+    rule: Option<String>,
+    severity: Option<String>,
+    dedup_key: Option<String>,
+    /// `30m`, `2h`, ...
+    duration: String,
+    comment: Option<String>,
+}
+
+/// `POST /v1/silences`: holds back the notifications of matching alerts
+/// for `duration`. At least one matcher is required.
+pub async fn create_silence(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(b): Json<SilenceBody>,
+) -> Result<Response> {
+    principal.require_root()?;
+    if b.workspace.is_none() && b.rule.is_none() && b.severity.is_none() && b.dedup_key.is_none()
+    {
+        return Err(Error::invalid(
+            "a silence needs at least one of workspace, rule, severity or dedup_key (silencing everything is a sink change, not a silence)",
+        ));
+    }
+    if let Some(ws) = &b.workspace {
+        crate::api::check_ws(ws)?;
+    }
+    if let Some(s) = &b.severity
+        && !matches!(s.as_str(), "critical" | "warning" | "info")
+    {
+        return Err(Error::invalid(
+            "severity must be critical, warning or info",
+        ));
+    }
+    for (field, v) in [("rule", &b.rule), ("dedup_key", &b.dedup_key)] {
+        if let Some(v) = v {
+            crate::validate::text(field, v, 200).map_err(Error::InvalidArgument)?;
+            if v.is_empty() {
+                return Err(Error::invalid(format!("{field} must not be empty")));
+            }
+        }
+    }
+    let duration = humantime::parse_duration(&b.duration).map_err(|e| {
+        Error::invalid(format!(
+            "duration \"{}\" is not a duration like 30m or 2h: {e}",
+            crate::validate::truncate(&b.duration, 40)
+        ))
+    })?;
+    if duration.is_zero() || duration > std::time::Duration::from_secs(90 * 86_400) {
+        return Err(Error::invalid(
+            "duration must be more than 0 and at most 90 days",
+        ));
+    }
+    let comment = b.comment.unwrap_or_default();
+    crate::validate::text("comment", &comment, 1000).map_err(Error::InvalidArgument)?;
+    let now = warden_store::now_ms();
+    let row = state
+        .app
+        .store
+        .create_silence(&SilenceRow {
+            id: String::new(),
+            workspace: b.workspace,
+            rule: b.rule,
+            severity: b.severity,
+            dedup_key: b.dedup_key,
+            comment,
+            created_by: principal.name.clone(),
+            created_at: now,
+            ends_at: now + duration.as_millis() as i64,
+        })
+        .await?;
+    let view = silence_view(&row, now);
+    state
+        .app
+        .audit(
+            &principal,
+            row.workspace.as_deref(),
+            "silence.create",
+            &row.id,
+            view.clone(),
+        )
+        .await;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// `DELETE /v1/silences/{id}`: ends it now; notifications resume.
+pub async fn expire_silence(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    principal.require_root()?;
+    crate::validate::id("silence", &id).map_err(Error::InvalidArgument)?;
+    let now = warden_store::now_ms();
+    let row = state.app.store.expire_silence(&id, now).await?;
+    state
+        .app
+        .audit(&principal, row.workspace.as_deref(), "silence.expire", &id, json!({}))
+        .await;
+    state.app.alerts.wake_handle().notify_one();
+    Ok(axum::Json(silence_view(&row, now)).into_response())
+}
+
+/// `GET /v1/alerting/sinks`: each sink, where it routes, its breaker and
+/// its queue. No secrets: URLs from the environment are not shown.
+pub async fn sinks(State(state): State<AppState>, principal: Principal) -> Result<Response> {
+    principal.require_root()?;
+    let breakers = state.app.store.list_breakers().await?;
+    let mut out = Vec::new();
+    for cfg in state.app.notifier.sink_configs() {
+        let pending = state
+            .app
+            .store
+            .list_notifications(&NotificationFilter {
+                sink: Some(cfg.name.clone()),
+                status: Some("pending".to_string()),
+                alert_id: None,
+                limit: 1000,
+            })
+            .await?
+            .len();
+        let breaker = breakers
+            .iter()
+            .find(|b| b.name == format!("sink:{}", cfg.name))
+            .map(crate::api::workspace::breaker_view);
+        out.push(json!({
+            "name": cfg.name,
+            "kind": cfg.kind.name(),
+            "severities": cfg.severities,
+            "target": match cfg.kind {
+                crate::alerting::SinkKind::Jsonl => cfg.path.clone(),
+                _ if cfg.url_env.is_some() => cfg.url_env.as_ref().map(|v| format!("${v}")),
+                crate::alerting::SinkKind::Slack => Some("(url in warden.toml)".to_string()),
+                _ => cfg.url.clone(),
+            },
+            "pending": pending,
+            "breaker": breaker.unwrap_or_else(|| json!({ "state": "closed" })),
+        }));
+    }
+    Ok(axum::Json(json!({ "sinks": out })).into_response())
+}

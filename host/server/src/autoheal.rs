@@ -1,0 +1,333 @@
+//! Playbooks that run by themselves (SPEC PB-5, AL-4): auto-heal bindings
+//! (an alert rule triggers a playbook in a chosen mode) and schedules
+//! (`every = "5m"`), each with a cooldown and a cap on runs per hour.
+//!
+//! Bindings fire on the host that raised the alert; schedules run on the
+//! host that holds the `schedules` lock. Cooldown and cap are counted from
+//! the runs table, so they hold across hosts and restarts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, broadcast, watch};
+use warden_store::alerts::AlertRow;
+
+use crate::app::App;
+use crate::heal::Trigger;
+
+/// `[[workspaces.<ws>.heal]]`: one binding or schedule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealBinding {
+    /// The playbook (the version the workspace pins).
+    pub playbook: String,
+    /// `diagnose`, `plan` or `apply`.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// The alert rule that triggers it (e.g. `stuck_task`).
+    #[serde(default)]
+    pub on_alert: Option<String>,
+    /// Or: run this often (`30s`, `5m`, `1h`).
+    #[serde(default)]
+    pub every: Option<String>,
+    /// No automatic run of this playbook here within this long of the last
+    /// one.
+    #[serde(default = "default_cooldown")]
+    pub cooldown: String,
+    /// At most this many automatic runs in any hour.
+    #[serde(default = "default_max_runs")]
+    pub max_runs_per_hour: u32,
+    /// Input of the runs; an alert's run gets `{"alert": ...}` merged in.
+    #[serde(default)]
+    pub input: Option<toml::Value>,
+}
+
+fn default_mode() -> String {
+    "apply".to_string()
+}
+
+fn default_cooldown() -> String {
+    "10m".to_string()
+}
+
+fn default_max_runs() -> u32 {
+    6
+}
+
+impl HealBinding {
+    /// Checks the values; the message names the bad one.
+    pub fn validate(&self, workspace: &str) -> Result<(), String> {
+        crate::validate::plugin(&self.playbook)?;
+        crate::heal::parse_mode(&self.mode).map_err(|e| e.to_string())?;
+        match (&self.on_alert, &self.every) {
+            (Some(_), Some(_)) => {
+                return Err("set on_alert or every, not both".to_string());
+            }
+            (None, None) => {
+                return Err("set on_alert (an alert rule) or every (a period)".to_string());
+            }
+            (None, Some(every)) => {
+                let d = parse_duration("every", every)?;
+                if d < Duration::from_secs(10) {
+                    return Err(format!("every = \"{every}\" is under the 10 s minimum"));
+                }
+                if workspace == "*" {
+                    return Err(
+                        "a schedule (every) needs a named workspace, not \"*\"".to_string()
+                    );
+                }
+            }
+            (Some(rule), None) => {
+                if rule.is_empty() {
+                    return Err("on_alert must name a rule".to_string());
+                }
+            }
+        }
+        parse_duration("cooldown", &self.cooldown)?;
+        if self.max_runs_per_hour == 0 {
+            return Err("max_runs_per_hour must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
+    fn cooldown_ms(&self) -> i64 {
+        parse_duration("cooldown", &self.cooldown)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(600_000)
+    }
+
+    fn every_ms(&self) -> Option<i64> {
+        self.every
+            .as_deref()
+            .and_then(|e| parse_duration("every", e).ok())
+            .map(|d| d.as_millis() as i64)
+    }
+
+    fn input_json(&self) -> Value {
+        self.input
+            .as_ref()
+            .and_then(|v| serde_json::to_value(v).ok())
+            .unwrap_or(Value::Null)
+    }
+}
+
+fn parse_duration(key: &str, s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{key} = \"{s}\" is not a duration like 30s, 5m or 1h: {e}"))
+}
+
+/// What became of an automatic trigger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fired {
+    /// A run started.
+    Started(String),
+    /// Held back, and why.
+    Skipped(String),
+}
+
+/// Runs the bindings and schedules.
+pub struct AutoHeal {
+    app: Arc<App>,
+    /// One decision at a time on this host, so that two alerts raised
+    /// together do not both pass the cooldown.
+    deciding: Mutex<()>,
+}
+
+impl AutoHeal {
+    /// Starts listening for alerts and running schedules.
+    pub fn start(app: Arc<App>, shutdown: watch::Receiver<bool>) -> Arc<AutoHeal> {
+        let me = Arc::new(AutoHeal {
+            app: app.clone(),
+            deciding: Mutex::new(()),
+        });
+        let has_bindings = bindings(&app).any(|(_, b)| b.on_alert.is_some());
+        let has_schedules = bindings(&app).any(|(_, b)| b.every.is_some());
+        if has_bindings {
+            tokio::spawn(me.clone().on_alerts(app.alerts.subscribe(), shutdown.clone()));
+        }
+        if has_schedules {
+            tokio::spawn(me.clone().schedules(shutdown));
+        }
+        me
+    }
+
+    async fn on_alerts(
+        self: Arc<Self>,
+        mut rx: broadcast::Receiver<AlertRow>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let alert = tokio::select! {
+                got = rx.recv() => match got {
+                    Ok(a) => a,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "auto-heal fell behind the alerts; some bindings did not fire");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = shutdown.changed() => return,
+            };
+            let matching: Vec<(String, HealBinding)> = bindings(&self.app)
+                .filter(|(_, b)| b.on_alert.as_deref() == Some(alert.rule.as_str()))
+                .filter_map(|(ws, b)| {
+                    let target = match (ws.as_str(), alert.workspace.as_deref()) {
+                        ("*", Some(aw)) => aw.to_string(),
+                        ("*", None) => return None,
+                        (w, Some(aw)) if w != aw => return None,
+                        (w, _) => w.to_string(),
+                    };
+                    Some((target, b.clone()))
+                })
+                .collect();
+            for (ws, b) in matching {
+                let mut input = b.input_json();
+                let alert_json = crate::alerting::sinks::alert_json(&alert);
+                match input.as_object_mut() {
+                    Some(o) => {
+                        o.insert("alert".to_string(), alert_json);
+                    }
+                    None => input = json!({ "alert": alert_json }),
+                }
+                let trigger = format!("alert:{}", alert.rule);
+                let key = format!("alert:{}:{}", alert.id, b.playbook);
+                let fired = self.fire(&ws, &b, &trigger, key, input).await;
+                tracing::info!(workspace = %ws, playbook = %b.playbook, alert = %alert.dedup_key, ?fired, "auto-heal binding");
+            }
+        }
+    }
+
+    async fn schedules(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut lock: Option<warden_store::notify::Singleton> = None;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Some(l) = lock.as_mut()
+                && !l.alive().await
+            {
+                lock = None;
+            }
+            if lock.is_none() {
+                match self.app.store.try_singleton("schedules").await {
+                    Ok(Some(l)) => lock = Some(l),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot take the schedules lock");
+                        continue;
+                    }
+                }
+            }
+            let now = warden_store::now_ms();
+            let due: Vec<(String, HealBinding, i64)> = bindings(&self.app)
+                .filter_map(|(ws, b)| b.every_ms().map(|e| (ws.clone(), b.clone(), e)))
+                .collect();
+            for (ws, b, every) in due {
+                let last = match self
+                    .app
+                    .store
+                    .triggered_runs_since(&ws, &b.playbook, "schedule", now - every)
+                    .await
+                {
+                    Ok((n, _)) => n,
+                    Err(e) => {
+                        tracing::warn!(workspace = %ws, playbook = %b.playbook, error = %e, "cannot read scheduled runs");
+                        continue;
+                    }
+                };
+                if last > 0 {
+                    continue;
+                }
+                // One run per period, whichever host fires it.
+                let key = format!("schedule:{}", now / every);
+                let fired = self
+                    .fire(&ws, &b, "schedule", key, b.input_json())
+                    .await;
+                tracing::info!(workspace = %ws, playbook = %b.playbook, ?fired, "scheduled playbook");
+            }
+        }
+    }
+
+    /// Starts a run unless the cooldown or the hourly cap holds it back.
+    pub async fn fire(
+        &self,
+        workspace: &str,
+        b: &HealBinding,
+        trigger: &str,
+        idempotency_key: String,
+        input: Value,
+    ) -> Fired {
+        let _one = self.deciding.lock().await;
+        let now = warden_store::now_ms();
+        // Cooldown and cap count every automatic run of the playbook here
+        // (alerts and schedules), not the ones people started.
+        let (auto_runs, auto_last) = match self.auto_runs(workspace, &b.playbook, now).await {
+            Ok(x) => x,
+            Err(e) => return Fired::Skipped(format!("cannot count recent runs: {e}")),
+        };
+        if let Some(last) = auto_last
+            && now - last < b.cooldown_ms()
+        {
+            return Fired::Skipped(format!(
+                "in cooldown: the last automatic run started {} s ago (cooldown {})",
+                (now - last) / 1000,
+                b.cooldown
+            ));
+        }
+        if auto_runs >= b.max_runs_per_hour as i64 {
+            return Fired::Skipped(format!(
+                "{auto_runs} automatic runs in the last hour, the cap (max_runs_per_hour = {})",
+                b.max_runs_per_hour
+            ));
+        }
+        let mode = match crate::heal::parse_mode(&b.mode) {
+            Ok(m) => m,
+            Err(e) => return Fired::Skipped(e.to_string()),
+        };
+        let t = Trigger {
+            mode,
+            input,
+            idempotency_key: Some(idempotency_key),
+            actor: "auto-heal".to_string(),
+            trigger: trigger.to_string(),
+        };
+        match self.app.heal.trigger(workspace, &b.playbook, t).await {
+            Ok((run, _)) => Fired::Started(run.id),
+            Err(e) => {
+                tracing::warn!(workspace, playbook = %b.playbook, error = %e, "auto-heal could not start a run");
+                Fired::Skipped(e.to_string())
+            }
+        }
+    }
+
+    async fn auto_runs(
+        &self,
+        workspace: &str,
+        playbook: &str,
+        now: i64,
+    ) -> crate::error::Result<(i64, Option<i64>)> {
+        let since = now - 3_600_000;
+        let (a, la) = self
+            .app
+            .store
+            .triggered_runs_since(workspace, playbook, "alert:", since)
+            .await?;
+        let (s, ls) = self
+            .app
+            .store
+            .triggered_runs_since(workspace, playbook, "schedule", since)
+            .await?;
+        Ok((a + s, la.max(ls)))
+    }
+}
+
+/// Every binding of the configuration with its workspace key.
+fn bindings(app: &App) -> impl Iterator<Item = (&String, &HealBinding)> {
+    app.config
+        .workspaces
+        .iter()
+        .flat_map(|(ws, wc)| wc.heal.iter().map(move |b| (ws, b)))
+}
