@@ -47,3 +47,6 @@ CREATE TABLE silences (
     ends_at    BIGINT NOT NULL
 );
 CREATE INDEX silences_ends ON silences (ends_at);
+
+-- The new-error-fingerprint rule asks whether a fingerprint was seen before.
+CREATE INDEX stage_runs_fingerprint ON stage_runs (workspace, fingerprint, ended_at);

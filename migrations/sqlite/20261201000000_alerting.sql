@@ -46,3 +46,6 @@ CREATE TABLE silences (
     ends_at    INTEGER NOT NULL
 );
 CREATE INDEX silences_ends ON silences (ends_at);
+
+-- The new-error-fingerprint rule asks whether a fingerprint was seen before.
+CREATE INDEX stage_runs_fingerprint ON stage_runs (workspace, fingerprint, ended_at);

@@ -73,9 +73,7 @@ async fn record(
 /// Serves the stand-in on `addr` until the returned handle is aborted.
 async fn serve(addr: SocketAddr, r: Received) -> tokio::task::JoinHandle<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let app = Router::new()
-        .route("/{*path}", post(record))
-        .with_state(r);
+    let app = Router::new().route("/{*path}", post(record)).with_state(r);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     })
@@ -114,7 +112,14 @@ path = "alerts.jsonl"
 async fn raise(s: &TestServer, ws: Option<&str>, rule: &str, sev: Severity, key: &str) {
     s.app()
         .alerts
-        .raise(ws, rule, sev, key, &format!("{rule} happened ({key})"), json!({ "key": key }))
+        .raise(
+            ws,
+            rule,
+            sev,
+            key,
+            &format!("{rule} happened ({key})"),
+            json!({ "key": key }),
+        )
         .await
         .unwrap();
 }
@@ -128,9 +133,23 @@ async fn sinks_receive_the_documented_payloads_and_resolves() {
     // test reuses one that .cargo/config.toml sets ("primary-key").
     let s = TestServer::start(&sinks_config(port, "")).await;
 
-    raise(&s, None, "breaker_open", Severity::Critical, "breaker:provider:p").await;
+    raise(
+        &s,
+        None,
+        "breaker_open",
+        Severity::Critical,
+        "breaker:provider:p",
+    )
+    .await;
     // Raised again while open: deduplicated, no second notification.
-    raise(&s, None, "breaker_open", Severity::Critical, "breaker:provider:p").await;
+    raise(
+        &s,
+        None,
+        "breaker_open",
+        Severity::Critical,
+        "breaker:provider:p",
+    )
+    .await;
     raise(&s, Some("w"), "backlog", Severity::Warning, "backlog:w").await;
 
     let pd = r.wait("/pd", 1, Duration::from_secs(5)).await;
@@ -140,20 +159,43 @@ async fn sinks_receive_the_documented_payloads_and_resolves() {
     assert_eq!(e["event_action"], "trigger");
     assert_eq!(e["dedup_key"], "breaker:provider:p");
     assert_eq!(e["payload"]["severity"], "critical");
-    assert!(e["payload"]["summary"].as_str().unwrap().contains("breaker_open happened"));
-    assert!(e["payload"]["source"].as_str().unwrap().starts_with("warden@"));
+    assert!(
+        e["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("breaker_open happened")
+    );
+    assert!(
+        e["payload"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("warden@")
+    );
     assert!(e["payload"]["timestamp"].is_string());
 
     let slack = r.wait("/slack", 2, Duration::from_secs(5)).await;
     assert_eq!(slack.len(), 2, "{slack:?}");
     let texts: Vec<&str> = slack.iter().map(|b| b["text"].as_str().unwrap()).collect();
-    assert!(texts.iter().any(|t| t.starts_with("[CRITICAL] breaker_open")), "{texts:?}");
-    assert!(texts.iter().any(|t| t.starts_with("[WARNING] backlog in workspace w")), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("[CRITICAL] breaker_open")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("[WARNING] backlog in workspace w")),
+        "{texts:?}"
+    );
     assert_eq!(slack[0]["blocks"][0]["type"], "section");
 
     let hook = r.wait("/hook", 2, Duration::from_secs(5)).await;
     assert_eq!(hook.len(), 2, "{hook:?}");
-    assert!(hook.iter().all(|h| h["status"] == "firing" && h["alerts"].as_array().unwrap().len() == 1));
+    assert!(
+        hook.iter()
+            .all(|h| h["status"] == "firing" && h["alerts"].as_array().unwrap().len() == 1)
+    );
 
     // The warning did not go to PagerDuty (routed critical only).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -168,7 +210,13 @@ async fn sinks_receive_the_documented_payloads_and_resolves() {
     assert_eq!(pd[1]["dedup_key"], "breaker:provider:p");
     assert_eq!(pd[1]["routing_key"], "primary-key");
     let slack = r.wait("/slack", 3, Duration::from_secs(5)).await;
-    assert!(slack[2]["text"].as_str().unwrap().starts_with("[RESOLVED] breaker_open"), "{slack:?}");
+    assert!(
+        slack[2]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[RESOLVED] breaker_open"),
+        "{slack:?}"
+    );
     let hook = r.wait("/hook", 3, Duration::from_secs(5)).await;
     assert_eq!(hook[2]["status"], "resolved");
 
@@ -177,11 +225,18 @@ async fn sinks_receive_the_documented_payloads_and_resolves() {
     let (status, body) = s.get("/v1/notifications?limit=100").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let list = body["notifications"].as_array().unwrap();
-    assert_eq!(list.len(), 11, "slack, hook, file: 2 triggers + 1 resolve; pager: 1 + 1: {body}");
+    assert_eq!(
+        list.len(),
+        11,
+        "slack, hook, file: 2 triggers + 1 resolve; pager: 1 + 1: {body}"
+    );
     assert!(list.iter().all(|n| n["status"] == "delivered"), "{body}");
     assert!(!body.to_string().contains("primary-key"));
     let file = std::fs::read_to_string(s.dir.path().join("data/alerts.jsonl")).unwrap();
-    let lines: Vec<Value> = file.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = file
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3, "{file}");
     assert_eq!(lines[2]["notification"], "resolve");
 }
@@ -206,7 +261,14 @@ timeout_ms = 1000
     // Nothing listens on the port: the sink is down. Ten alerts over 60 s.
     let started = Instant::now();
     for i in 0..10 {
-        raise(&s, Some("w"), "stuck_task", Severity::Warning, &format!("stuck:{i}")).await;
+        raise(
+            &s,
+            Some("w"),
+            "stuck_task",
+            Severity::Warning,
+            &format!("stuck:{i}"),
+        )
+        .await;
         tokio::time::sleep(Duration::from_secs(6)).await;
     }
     assert!(started.elapsed() >= Duration::from_secs(60));
@@ -216,7 +278,11 @@ timeout_ms = 1000
     assert_eq!(body["sinks"][0]["pending"], 11, "{body}");
     let (_, alerts) = s.get("/v1/alerts?status=open").await;
     assert!(
-        alerts["alerts"].as_array().unwrap().iter().any(|a| a["rule"] == "sink_down"),
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["rule"] == "sink_down"),
         "{alerts}"
     );
 
@@ -237,14 +303,25 @@ timeout_ms = 1000
     for b in &got {
         for a in b["alerts"].as_array().unwrap() {
             *seen
-                .entry(format!("{}:{}", b["kind"].as_str().unwrap(), a["dedup_key"].as_str().unwrap()))
+                .entry(format!(
+                    "{}:{}",
+                    b["kind"].as_str().unwrap(),
+                    a["dedup_key"].as_str().unwrap()
+                ))
                 .or_default() += 1;
         }
     }
     for i in 0..10 {
-        assert_eq!(seen.get(&format!("trigger:stuck:{i}")), Some(&1), "{seen:?}");
+        assert_eq!(
+            seen.get(&format!("trigger:stuck:{i}")),
+            Some(&1),
+            "{seen:?}"
+        );
     }
-    assert!(seen.values().all(|n| *n == 1), "a notification arrived twice: {seen:?}");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a notification arrived twice: {seen:?}"
+    );
     // In the order they were raised.
     let order: Vec<String> = got
         .iter()
@@ -279,34 +356,57 @@ async fn silences_hold_notifications_until_they_expire() {
         .post("/v1/silences", &json!({ "rule": "x", "duration": "soon" }))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
-    assert!(bad["error"]["message"].as_str().unwrap().contains("duration"), "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duration"),
+        "{bad}"
+    );
 
     raise(&s, Some("w"), "backlog", Severity::Warning, "backlog:w").await;
     // Another workspace's backlog is not silenced.
     raise(&s, Some("v"), "backlog", Severity::Warning, "backlog:v").await;
     let got = r.wait("/slack", 1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1);
-    assert!(got[0]["text"].as_str().unwrap().contains("workspace v"), "{got:?}");
+    assert!(
+        got[0]["text"].as_str().unwrap().contains("workspace v"),
+        "{got:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(r.on("/slack").len(), 1, "the silenced alert was sent");
     let (_, alerts) = s.get("/v1/alerts?workspace=w").await;
-    assert_eq!(alerts["alerts"][0]["silenced_by"], silence["id"], "{alerts}");
+    assert_eq!(
+        alerts["alerts"][0]["silenced_by"], silence["id"],
+        "{alerts}"
+    );
 
     // The silence expires: the alert, still open, goes out.
     let got = r.wait("/slack", 2, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 2, "{got:?}");
-    assert!(got[1]["text"].as_str().unwrap().contains("workspace w"), "{got:?}");
+    assert!(
+        got[1]["text"].as_str().unwrap().contains("workspace w"),
+        "{got:?}"
+    );
 
     // Ended by hand: a second silence on another rule, then deleted.
     let (_, s2) = s
-        .post("/v1/silences", &json!({ "dedup_key": "stuck:*", "duration": "1h" }))
+        .post(
+            "/v1/silences",
+            &json!({ "dedup_key": "stuck:*", "duration": "1h" }),
+        )
         .await;
     raise(&s, Some("w"), "stuck_task", Severity::Warning, "stuck:1").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(r.on("/slack").len(), 2);
     let id = s2["id"].as_str().unwrap();
     let (status, ended) = s
-        .request(reqwest::Method::DELETE, &format!("/v1/silences/{id}"), Some(crate::ADMIN), None)
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/silences/{id}"),
+            Some(crate::ADMIN),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{ended}");
     assert_eq!(ended["active"], false);
@@ -359,7 +459,10 @@ max_runs_per_hour = 4
         let s = &s;
         async move {
             let (status, t) = s
-                .post("/v1/workspaces/w/tasks", &json!({ "title": title, "pipeline": ["work"] }))
+                .post(
+                    "/v1/workspaces/w/tasks",
+                    &json!({ "title": title, "pipeline": ["work"] }),
+                )
                 .await;
             assert_eq!(status, StatusCode::CREATED, "{t}");
             t["id"].as_str().unwrap().to_string()
@@ -400,9 +503,13 @@ max_runs_per_hour = 4
     // the cooldown: no second run.
     let started = Instant::now();
     let runs = loop {
-        let (_, body) = s.get("/v1/workspaces/w/runs?plugin=repair-common-issues").await;
+        let (_, body) = s
+            .get("/v1/workspaces/w/runs?plugin=repair-common-issues")
+            .await;
         let runs = body["runs"].as_array().cloned().unwrap_or_default();
-        if runs.iter().any(|r| r["status"] == "succeeded") || started.elapsed() > Duration::from_secs(10) {
+        if runs.iter().any(|r| r["status"] == "succeeded")
+            || started.elapsed() > Duration::from_secs(10)
+        {
             break runs;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -417,6 +524,101 @@ max_runs_per_hour = 4
         assert_eq!(t["state"], "queued", "{t}");
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let (_, body) = s.get("/v1/workspaces/w/runs?plugin=repair-common-issues").await;
-    assert_eq!(body["runs"].as_array().unwrap().len(), 1, "the cooldown let a second run through: {body}");
+    let (_, body) = s
+        .get("/v1/workspaces/w/runs?plugin=repair-common-issues")
+        .await;
+    assert_eq!(
+        body["runs"].as_array().unwrap().len(),
+        1,
+        "the cooldown let a second run through: {body}"
+    );
+}
+
+/// `warden alert ls|ack|silence|silences|unsilence|history` against a real
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_cli_lists_acknowledges_and_silences() {
+    let s = TestServer::start("[alerting]\nwarning_group_window_ms = 0\npoll_ms = 100\n").await;
+    raise(&s, Some("w"), "backlog", Severity::Warning, "backlog:w").await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("alert")
+            .args(args)
+            .args(["--server", &s.url, "--token", crate::ADMIN])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let ls = cli(&["ls", "--status", "open"]);
+    assert!(
+        ls.contains("backlog") && ls.contains("warning") && ls.contains("backlog happened"),
+        "{ls}"
+    );
+    let (_, alerts) = s.get("/v1/alerts?status=open").await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_string();
+    let acked = cli(&["ack", &id]);
+    assert!(acked.contains("acknowledged by"), "{acked}");
+    let (_, a) = s.get("/v1/alerts?workspace=w").await;
+    assert_eq!(a["alerts"][0]["status"], "acknowledged");
+
+    let silenced = cli(&[
+        "silence",
+        "--rule",
+        "stuck_task",
+        "--for",
+        "30m",
+        "--comment",
+        "deploy",
+    ]);
+    assert!(silenced.contains("in force"), "{silenced}");
+    let list = cli(&["silences"]);
+    assert!(
+        list.contains("stuck_task") && list.contains("deploy"),
+        "{list}"
+    );
+    let (_, body) = s.get("/v1/silences").await;
+    let sid = body["silences"][0]["id"].as_str().unwrap().to_string();
+    let ended = cli(&["unsilence", &sid]);
+    assert!(ended.contains("ended"), "{ended}");
+    let (_, body) = s.get("/v1/silences").await;
+    assert!(body["silences"].as_array().unwrap().is_empty(), "{body}");
+
+    // The default sink is the file; its delivery is in the history.
+    let started = Instant::now();
+    let history = loop {
+        let h = cli(&["history"]);
+        if h.contains("delivered") || started.elapsed() > Duration::from_secs(5) {
+            break h;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        history.contains("file") && history.contains("backlog:w"),
+        "{history}"
+    );
+    let file = std::fs::read_to_string(s.dir.path().join("data/alerts.jsonl")).unwrap();
+    assert!(file.contains("\"rule\":\"backlog\""), "{file}");
+
+    // Bad input is a clear error, not a crash.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args([
+            "alert",
+            "silence",
+            "--for",
+            "1h",
+            "--server",
+            &s.url,
+            "--token",
+            crate::ADMIN,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one of"));
 }

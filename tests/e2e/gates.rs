@@ -794,3 +794,45 @@ async fn failing_gates_escalate_with_an_error_record() {
     assert_eq!(status, StatusCode::OK);
     s.stop().await;
 }
+
+/// SPEC AL-1: more than 30 % rejections over the window (with at least
+/// five verdicts) raises `gate_rejection_spike`; more approvals bring the
+/// rate down and resolve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_rejection_spike_raises_and_resolves_its_alert() {
+    let s = server("[alerting.rules]\nevery_ms = 3600000\n").await;
+    let ws = "spike";
+    bind(&s, ws, &["scripted-gate-a"], "all").await;
+    let evaluate = || async {
+        let app = s.app();
+        warden_server::rules::evaluate(&app.store, &app.alerts, &app.config.alerting.rules, ws)
+            .await
+            .unwrap();
+        alerts(&s, ws, "gate_rejection_spike").await
+    };
+    for _ in 0..3 {
+        transition(&s, ws, &[]).await;
+    }
+    transition(&s, ws, &["scripted-gate-a: reject 10 tests: flaky"]).await;
+    // 1 of 4: too few verdicts, and under 30 % anyway.
+    assert!(evaluate().await.is_empty());
+    transition(&s, ws, &["scripted-gate-a: reject 10 tests: flaky"]).await;
+    // 2 of 5 = 40 %.
+    let a = evaluate().await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        (a[0]["severity"].as_str(), a[0]["status"].as_str()),
+        (Some("warning"), Some("open"))
+    );
+    assert_eq!(a[0]["detail"]["rejected"], 2, "{a:?}");
+    assert_eq!(evaluate().await[0]["count"], 2, "deduplicated");
+    // 2 of 7 = 29 %: resolved.
+    transition(&s, ws, &[]).await;
+    transition(&s, ws, &[]).await;
+    let a = evaluate().await;
+    assert_eq!(
+        (a.len(), a[0]["status"].as_str()),
+        (1, Some("resolved")),
+        "{a:?}"
+    );
+}

@@ -15,6 +15,7 @@ mod gateway;
 mod hostile;
 mod lifecycle;
 mod repair;
+mod rules;
 mod runs;
 mod scheduler;
 mod support;

@@ -130,3 +130,19 @@ impl Alerts {
         Ok(resolved)
     }
 }
+
+/// The info rules of SPEC AL-1 (task started and completed, gate decision,
+/// plan delta) are log only: one line each under the `warden::alerts`
+/// target with the rule's name, read off the task events that carry them.
+pub fn info_rule(task: &warden_store::tasks::TaskRow, kind: &str, data: &Value) {
+    let rule = match kind {
+        "status" if data["state"] == "running" && task.stage_index == 0 && data["attempt"] == 1 => {
+            "task_started"
+        }
+        "stop_reason" if data["reason"] == "done" => "task_completed",
+        "gate" if data["outcome"] == "reject" => "plan_delta",
+        "gate" => "gate_decision",
+        _ => return,
+    };
+    tracing::info!(target: "warden::alerts", rule, severity = "info", workspace = %task.workspace, task = %task.id, stage = %task.stage, detail = %data, "{rule}");
+}

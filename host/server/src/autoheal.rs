@@ -74,9 +74,7 @@ impl HealBinding {
                     return Err(format!("every = \"{every}\" is under the 10 s minimum"));
                 }
                 if workspace == "*" {
-                    return Err(
-                        "a schedule (every) needs a named workspace, not \"*\"".to_string()
-                    );
+                    return Err("a schedule (every) needs a named workspace, not \"*\"".to_string());
                 }
             }
             (Some(rule), None) => {
@@ -145,7 +143,10 @@ impl AutoHeal {
         let has_bindings = bindings(&app).any(|(_, b)| b.on_alert.is_some());
         let has_schedules = bindings(&app).any(|(_, b)| b.every.is_some());
         if has_bindings {
-            tokio::spawn(me.clone().on_alerts(app.alerts.subscribe(), shutdown.clone()));
+            tokio::spawn(
+                me.clone()
+                    .on_alerts(app.alerts.subscribe(), shutdown.clone()),
+            );
         }
         if has_schedules {
             tokio::spawn(me.clone().schedules(shutdown));
@@ -243,9 +244,7 @@ impl AutoHeal {
                 }
                 // One run per period, whichever host fires it.
                 let key = format!("schedule:{}", now / every);
-                let fired = self
-                    .fire(&ws, &b, "schedule", key, b.input_json())
-                    .await;
+                let fired = self.fire(&ws, &b, "schedule", key, b.input_json()).await;
                 tracing::info!(workspace = %ws, playbook = %b.playbook, ?fired, "scheduled playbook");
             }
         }

@@ -101,6 +101,15 @@ pub enum Command {
         #[command(flatten)]
         client: Client,
     },
+    /// Alerts: list, acknowledge, silence, notification history.
+    Alert {
+        /// Which.
+        #[command(subcommand)]
+        command: AlertCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
     /// The dead-letter queue: list, redrive.
     Dlq {
         /// Which.
@@ -307,6 +316,72 @@ pub enum GatewayCommand {
         task: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+/// `warden alert ...` (bootstrap admin: alerts span workspaces)
+#[derive(Subcommand, Debug)]
+pub enum AlertCommand {
+    /// Alerts, newest first.
+    Ls {
+        /// Only `open`, `acknowledged` or `resolved` ones.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this workspace's.
+        #[arg(long, short)]
+        workspace: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Acknowledges an alert: no more repeats; its resolve is still sent.
+    Ack {
+        /// The alert's id.
+        id: String,
+    },
+    /// Holds back the notifications of matching alerts for a while.
+    Silence {
+        /// Only alerts of this workspace.
+        #[arg(long, short)]
+        workspace: Option<String>,
+        /// Only alerts of this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only alerts of this severity.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Only alerts with this dedup key (a prefix when it ends in `*`).
+        #[arg(long)]
+        dedup_key: Option<String>,
+        /// How long: `30m`, `2h`, ...
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Silences in force (`--all`: expired ones too).
+    Silences {
+        /// Expired ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Ends a silence now.
+    Unsilence {
+        /// The silence's id.
+        id: String,
+    },
+    /// Notifications sent (or waiting), newest first.
+    History {
+        /// Only this sink's.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Only `pending`, `delivered` or `failed` ones.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
         limit: i64,
     },
 }
@@ -539,6 +614,7 @@ pub async fn run_client(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Gateway { command, client } => gateway(&Api::new(&client)?, command).await,
+        Command::Alert { command, client } => alert(&Api::new(&client)?, command).await,
         Command::Gate { command, client } => {
             let api = Api::new(&client)?;
             match command {
@@ -1205,6 +1281,175 @@ async fn gateway(api: &Api, command: GatewayCommand) -> anyhow::Result<()> {
                         .as_str()
                         .map(|e| format!("  {e}"))
                         .unwrap_or_default(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn alert(api: &Api, command: AlertCommand) -> anyhow::Result<()> {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let query = |pairs: &[(&str, Option<String>)]| {
+        let q: Vec<String> = pairs
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+        if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        }
+    };
+    let (method, path, body) = match &command {
+        AlertCommand::Ls {
+            status,
+            workspace,
+            limit,
+        } => (
+            reqwest::Method::GET,
+            format!(
+                "/v1/alerts{}",
+                query(&[
+                    ("status", status.clone()),
+                    ("workspace", workspace.clone()),
+                    ("limit", Some(limit.to_string())),
+                ])
+            ),
+            None,
+        ),
+        AlertCommand::Ack { id } => (
+            reqwest::Method::POST,
+            format!("/v1/alerts/{id}/ack"),
+            Some(json!({})),
+        ),
+        AlertCommand::Silence {
+            workspace,
+            rule,
+            severity,
+            dedup_key,
+            duration,
+            comment,
+        } => (
+            reqwest::Method::POST,
+            "/v1/silences".to_string(),
+            Some(json!({
+                "workspace": workspace, "rule": rule, "severity": severity,
+                "dedup_key": dedup_key, "duration": duration, "comment": comment,
+            })),
+        ),
+        AlertCommand::Silences { all } => (
+            reqwest::Method::GET,
+            format!("/v1/silences{}", if *all { "?all=true" } else { "" }),
+            None,
+        ),
+        AlertCommand::Unsilence { id } => {
+            (reqwest::Method::DELETE, format!("/v1/silences/{id}"), None)
+        }
+        AlertCommand::History {
+            sink,
+            status,
+            limit,
+        } => (
+            reqwest::Method::GET,
+            format!(
+                "/v1/notifications{}",
+                query(&[
+                    ("sink", sink.clone()),
+                    ("status", status.clone()),
+                    ("limit", Some(limit.to_string())),
+                ])
+            ),
+            None,
+        ),
+    };
+    let v = api.call(method, &path, body).await?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    match command {
+        AlertCommand::Ls { .. } => {
+            println!(
+                "{:<36} {:<9} {:<13} {:<12} {:<24} {:>5}  summary",
+                "ID", "SEVERITY", "STATUS", "WORKSPACE", "RULE", "COUNT"
+            );
+            for a in v["alerts"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<36} {:<9} {:<13} {:<12} {:<24} {:>5}  {}{}",
+                    text(&a["id"]),
+                    text(&a["severity"]),
+                    text(&a["status"]),
+                    text(&a["workspace"]),
+                    text(&a["rule"]),
+                    text(&a["count"]),
+                    text(&a["summary"]),
+                    a["silenced_by"]
+                        .as_str()
+                        .map(|s| format!(" (silenced by {s})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        AlertCommand::Ack { .. } => {
+            println!(
+                "alert {} acknowledged by {}",
+                text(&v["id"]),
+                text(&v["acked_by"])
+            );
+        }
+        AlertCommand::Silence { .. } | AlertCommand::Unsilence { .. } => {
+            println!(
+                "silence {} {} until {}",
+                text(&v["id"]),
+                if v["active"] == true {
+                    "in force"
+                } else {
+                    "ended"
+                },
+                text(&v["ends_at"])
+            );
+        }
+        AlertCommand::Silences { .. } => {
+            println!(
+                "{:<36} {:<24} {:<12} {:<20} {:<9} {:<24}  comment",
+                "ID", "ENDS", "WORKSPACE", "RULE", "SEVERITY", "DEDUP KEY"
+            );
+            for s in v["silences"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<36} {:<24} {:<12} {:<20} {:<9} {:<24}  {}",
+                    text(&s["id"]),
+                    text(&s["ends_at"]),
+                    text(&s["workspace"]),
+                    text(&s["rule"]),
+                    text(&s["severity"]),
+                    text(&s["dedup_key"]),
+                    text(&s["comment"])
+                );
+            }
+        }
+        AlertCommand::History { .. } => {
+            println!(
+                "{:<24} {:<10} {:<8} {:<10} {:>8}  dedup key / last error",
+                "QUEUED", "SINK", "KIND", "STATUS", "ATTEMPTS"
+            );
+            for n in v["notifications"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:<10} {:<8} {:<10} {:>8}  {}{}",
+                    text(&n["created_at"]),
+                    text(&n["sink"]),
+                    text(&n["kind"]),
+                    text(&n["status"]),
+                    text(&n["attempts"]),
+                    text(&n["dedup_key"]),
+                    n["last_error"]
+                        .as_str()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
                 );
             }
         }

@@ -263,8 +263,9 @@ impl Config {
         self.alerting.validate()?;
         for (ws, wc) in &self.workspaces {
             for (i, b) in wc.heal.iter().enumerate() {
-                b.validate(ws)
-                    .map_err(|e| format!("[[workspaces.{ws}.heal]] #{} ({}): {e}", i + 1, b.playbook))?;
+                b.validate(ws).map_err(|e| {
+                    format!("[[workspaces.{ws}.heal]] #{} ({}): {e}", i + 1, b.playbook)
+                })?;
             }
             if ws != "*" {
                 crate::validate::workspace(ws).map_err(|e| format!("[workspaces.{ws}]: {e}"))?;

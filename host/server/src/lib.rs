@@ -27,6 +27,7 @@ pub mod heal;
 pub mod health;
 pub mod loops;
 pub mod registry;
+pub mod rules;
 pub mod scheduler;
 pub mod validate;
 

@@ -1,7 +1,7 @@
-//! Background loops (SPEC ST-2, RL-4): the lease sweeper and the stuck and
-//! backlog detectors run on one host at a time, under a singleton lock
-//! (a PostgreSQL advisory lock; always granted on SQLite); the wake-up
-//! listener runs on every host.
+//! Background loops (SPEC ST-2, RL-4, AL-1): the lease sweeper, the stuck
+//! and backlog detectors and the alert rules ([`crate::rules`]) run on one
+//! host at a time, under a singleton lock (a PostgreSQL advisory lock;
+//! always granted on SQLite); the wake-up listener runs on every host.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,8 @@ async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_detect = tokio::time::Instant::now();
+    let mut last_rules = tokio::time::Instant::now();
+    let rules_every = Duration::from_millis(app.config.alerting.rules.every_ms);
     let mut last_check = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -60,6 +62,26 @@ async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             // A lost connection may mean a lost lock: take it again.
             lock = None;
             continue;
+        }
+        if last_rules.elapsed() >= rules_every {
+            last_rules = tokio::time::Instant::now();
+            match app.store.list_workspaces().await {
+                Ok(ws) => {
+                    for w in ws {
+                        if let Err(e) = crate::rules::evaluate(
+                            &app.store,
+                            &app.alerts,
+                            &app.config.alerting.rules,
+                            &w,
+                        )
+                        .await
+                        {
+                            tracing::warn!(workspace = %w, error = %e, "alert rules failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot list workspaces"),
+            }
         }
         if last_detect.elapsed() >= DETECT_EVERY {
             last_detect = tokio::time::Instant::now();

@@ -541,6 +541,7 @@ impl Scheduler {
     }
 
     async fn event(&self, task: &TaskRow, kind: &str, data: Value) {
+        crate::alerts::info_rule(task, kind, &data);
         if let Err(e) = self
             .store
             .add_task_event(
@@ -1051,7 +1052,8 @@ impl Scheduler {
                     .raise_logged(
                         Some(&t.workspace),
                         "gate_waiting_approval",
-                        Severity::Warning,
+                        // No quorum: a critical rule (SPEC AL-1).
+                        Severity::Critical,
                         &format!("approval:{}", t.id),
                         &format!("task {} waits for approval: {}", t.id, j.decision.summary),
                         json!({ "task": t.id, "decision_id": j.decision.id }),

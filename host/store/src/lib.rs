@@ -44,6 +44,7 @@ pub mod notifications;
 pub mod notify;
 pub mod pins;
 pub mod plugins;
+pub mod rules;
 pub mod run_events;
 pub mod runs;
 pub mod settings;

@@ -174,7 +174,9 @@ impl Store {
         sink: &str,
         limit: i64,
     ) -> Result<Vec<NotificationRow>> {
-        let mut sql = Sql::new(&format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications "));
+        let mut sql = Sql::new(&format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications "
+        ));
         let p = sql.arg(sink.to_string());
         let l = sql.arg(clamp_limit(limit, 50, 1000));
         sql.push(&format!(

@@ -23,6 +23,8 @@ pub struct AlertingConfig {
     /// How often the notifier looks for due notifications when nothing
     /// woke it (repeats, retries, alerts raised on other hosts).
     pub poll_ms: u64,
+    /// Thresholds of the rules, and muted rules.
+    pub rules: crate::rules::RulesConfig,
 }
 
 impl Default for AlertingConfig {
@@ -33,6 +35,7 @@ impl Default for AlertingConfig {
             critical_group_window_ms: 0,
             warning_group_window_ms: 5_000,
             poll_ms: 500,
+            rules: crate::rules::RulesConfig::default(),
         }
     }
 }
@@ -124,6 +127,7 @@ impl AlertingConfig {
 
     /// Checks what serde cannot; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
+        self.rules.validate()?;
         if self.poll_ms == 0 {
             return Err("[alerting] poll_ms must be at least 1".to_string());
         }
@@ -154,7 +158,10 @@ impl AlertingConfig {
             match s.kind {
                 SinkKind::Slack | SinkKind::Webhook => {
                     if s.url.is_none() && s.url_env.is_none() {
-                        return Err(format!("{at}: a {} sink needs url or url_env", s.kind.name()));
+                        return Err(format!(
+                            "{at}: a {} sink needs url or url_env",
+                            s.kind.name()
+                        ));
                     }
                 }
                 SinkKind::Pagerduty => {
@@ -191,7 +198,11 @@ impl SinkConfig {
             return Some(v);
         }
         match self.kind {
-            SinkKind::Pagerduty => Some(self.url.clone().unwrap_or_else(|| PAGERDUTY_URL.to_string())),
+            SinkKind::Pagerduty => Some(
+                self.url
+                    .clone()
+                    .unwrap_or_else(|| PAGERDUTY_URL.to_string()),
+            ),
             _ => self.url.clone(),
         }
     }

@@ -193,7 +193,8 @@ impl Notifier {
         let mut batch = Vec::new();
         let mut notified = Vec::new();
         let mut resolved = Vec::new();
-        for ((kind, _, _), alerts) in groups {
+        let muted = &cfg.rules.mute;
+        for ((kind, _, rule), alerts) in groups {
             let kind = match kind {
                 "resolve" => Kind::Resolve,
                 "repeat" => Kind::Repeat,
@@ -208,7 +209,9 @@ impl Notifier {
             {
                 continue;
             }
-            for sink in &self.sinks {
+            // A muted rule's alerts are recorded and marked notified, and
+            // go nowhere.
+            for sink in self.sinks.iter().filter(|_| !muted.contains(&rule)) {
                 let cfg = &sink.target.cfg;
                 let routed: Vec<AlertRow> = alerts
                     .iter()
@@ -275,8 +278,7 @@ impl Notifier {
                 sink.running.store(false, Ordering::SeqCst);
                 // Work queued after the last look and before `running` went
                 // down found the worker still running: take it now.
-                if !sink.dirty.load(Ordering::SeqCst) || sink.running.swap(true, Ordering::SeqCst)
-                {
+                if !sink.dirty.load(Ordering::SeqCst) || sink.running.swap(true, Ordering::SeqCst) {
                     break;
                 }
             }

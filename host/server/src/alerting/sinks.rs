@@ -92,7 +92,11 @@ fn slack(kind: Kind, alerts: &[AlertRow]) -> Value {
         Kind::Resolve => "RESOLVED".to_string(),
         _ => first.severity.to_uppercase(),
     };
-    let again = if kind == Kind::Repeat { " (still open)" } else { "" };
+    let again = if kind == Kind::Repeat {
+        " (still open)"
+    } else {
+        ""
+    };
     let ws = first
         .workspace
         .as_deref()

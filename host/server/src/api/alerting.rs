@@ -190,8 +190,7 @@ pub async fn create_silence(
     Json(b): Json<SilenceBody>,
 ) -> Result<Response> {
     principal.require_root()?;
-    if b.workspace.is_none() && b.rule.is_none() && b.severity.is_none() && b.dedup_key.is_none()
-    {
+    if b.workspace.is_none() && b.rule.is_none() && b.severity.is_none() && b.dedup_key.is_none() {
         return Err(Error::invalid(
             "a silence needs at least one of workspace, rule, severity or dedup_key (silencing everything is a sink change, not a silence)",
         ));
@@ -202,9 +201,7 @@ pub async fn create_silence(
     if let Some(s) = &b.severity
         && !matches!(s.as_str(), "critical" | "warning" | "info")
     {
-        return Err(Error::invalid(
-            "severity must be critical, warning or info",
-        ));
+        return Err(Error::invalid("severity must be critical, warning or info"));
     }
     for (field, v) in [("rule", &b.rule), ("dedup_key", &b.dedup_key)] {
         if let Some(v) = v {
@@ -269,7 +266,13 @@ pub async fn expire_silence(
     let row = state.app.store.expire_silence(&id, now).await?;
     state
         .app
-        .audit(&principal, row.workspace.as_deref(), "silence.expire", &id, json!({}))
+        .audit(
+            &principal,
+            row.workspace.as_deref(),
+            "silence.expire",
+            &id,
+            json!({}),
+        )
         .await;
     state.app.alerts.wake_handle().notify_one();
     Ok(axum::Json(silence_view(&row, now)).into_response())

@@ -1,0 +1,293 @@
+//! The alert rules that watch the state rather than an event (SPEC AL-1):
+//! evaluated every few seconds per workspace by the host that holds the
+//! scheduler lock, each raising its alert while its condition holds and
+//! resolving it when the condition ends. The rules that fire on an event
+//! (infinite loop, attempt 3, budget 80 %, backlog, gate quorum, breakers,
+//! processes, disk) raise where the event happens; their task alerts are
+//! resolved here once the task has moved on.
+
+use serde::Deserialize;
+use serde_json::json;
+use warden_store::Store;
+
+use crate::alerts::{Alerts, Severity};
+use crate::error::Result;
+
+/// `[alerting.rules]`: thresholds of the rules evaluated here, and the
+/// rules whose alerts are recorded but never notified.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// How often the rules are evaluated.
+    pub every_ms: u64,
+    /// Rules whose alerts are recorded but not sent to any sink.
+    pub mute: Vec<String>,
+    /// `build_test_failures` (critical): stages that build or test.
+    pub build_test_stages: Vec<String>,
+    /// ... and how many tasks failing at them at once raise the alert.
+    pub build_test_failing_tasks: u32,
+    /// `gate_rejection_spike` (warning): the share of rejections over the
+    /// window above which it fires ...
+    pub gate_rejection_rate: f64,
+    /// ... the window ...
+    pub gate_rejection_window_ms: u64,
+    /// ... and the fewest verdicts in the window for a rate to count.
+    pub gate_rejection_min_verdicts: u32,
+    /// `new_error_fingerprint` (warning): a failure fingerprint never seen
+    /// before this window; the alert resolves when the window passes it.
+    pub new_fingerprint_window_ms: u64,
+    /// `error_rate_spike` (warning): failures in this window ...
+    pub error_spike_window_ms: u64,
+    /// ... above this many times the rate of the rest of the hour ...
+    pub error_spike_factor: f64,
+    /// ... and at least this many.
+    pub error_spike_min_failures: u32,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            every_ms: 5_000,
+            mute: Vec::new(),
+            build_test_stages: vec!["implement".to_string(), "verify".to_string()],
+            build_test_failing_tasks: 3,
+            gate_rejection_rate: 0.30,
+            gate_rejection_window_ms: 3_600_000,
+            gate_rejection_min_verdicts: 5,
+            new_fingerprint_window_ms: 3_600_000,
+            error_spike_window_ms: 300_000,
+            error_spike_factor: 3.0,
+            error_spike_min_failures: 5,
+        }
+    }
+}
+
+impl RulesConfig {
+    /// Checks the values; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let at = "[alerting.rules]";
+        if self.every_ms < 100 {
+            return Err(format!("{at} every_ms must be at least 100"));
+        }
+        if !(0.0..=1.0).contains(&self.gate_rejection_rate) {
+            return Err(format!("{at} gate_rejection_rate must be between 0 and 1"));
+        }
+        if !self.error_spike_factor.is_finite() || self.error_spike_factor < 1.0 {
+            return Err(format!("{at} error_spike_factor must be at least 1"));
+        }
+        if self.error_spike_window_ms == 0 || self.error_spike_window_ms >= 3_600_000 {
+            return Err(format!(
+                "{at} error_spike_window_ms must be more than 0 and less than an hour"
+            ));
+        }
+        if self.gate_rejection_window_ms == 0 || self.new_fingerprint_window_ms == 0 {
+            return Err(format!("{at} windows must be more than 0"));
+        }
+        if self.build_test_failing_tasks == 0 {
+            return Err(format!("{at} build_test_failing_tasks must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Evaluates the rules of one workspace.
+pub async fn evaluate(store: &Store, alerts: &Alerts, cfg: &RulesConfig, ws: &str) -> Result<()> {
+    let now = warden_store::now_ms();
+    build_test(store, alerts, cfg, ws, now).await?;
+    gate_spike(store, alerts, cfg, ws, now).await?;
+    fingerprints(store, alerts, cfg, ws, now).await?;
+    error_spike(store, alerts, cfg, ws, now).await?;
+    task_alerts(store, alerts, ws).await?;
+    Ok(())
+}
+
+async fn build_test(
+    store: &Store,
+    alerts: &Alerts,
+    cfg: &RulesConfig,
+    ws: &str,
+    now: i64,
+) -> Result<()> {
+    let key = format!("build_test:{ws}");
+    let failing = store
+        .tasks_failing_at(ws, &cfg.build_test_stages, now - 3_600_000)
+        .await?;
+    if failing.len() >= cfg.build_test_failing_tasks as usize {
+        let shown: Vec<&str> = failing.iter().take(10).map(String::as_str).collect();
+        alerts
+            .raise(
+                Some(ws),
+                "build_test_failures",
+                Severity::Critical,
+                &key,
+                &format!(
+                    "{} tasks are failing at build/test stages ({}) in workspace \"{ws}\": {}",
+                    failing.len(),
+                    cfg.build_test_stages.join(", "),
+                    shown.join(", ")
+                ),
+                json!({ "tasks": failing, "stages": cfg.build_test_stages, "threshold": cfg.build_test_failing_tasks }),
+            )
+            .await?;
+    } else {
+        alerts.resolve(&key).await?;
+    }
+    Ok(())
+}
+
+async fn gate_spike(
+    store: &Store,
+    alerts: &Alerts,
+    cfg: &RulesConfig,
+    ws: &str,
+    now: i64,
+) -> Result<()> {
+    let key = format!("gate_rejections:{ws}");
+    let (n, rejected) = store
+        .gate_verdict_counts(ws, now - cfg.gate_rejection_window_ms as i64)
+        .await?;
+    let rate = if n > 0 {
+        rejected as f64 / n as f64
+    } else {
+        0.0
+    };
+    if n >= cfg.gate_rejection_min_verdicts as i64 && rate > cfg.gate_rejection_rate {
+        alerts
+            .raise(
+                Some(ws),
+                "gate_rejection_spike",
+                Severity::Warning,
+                &key,
+                &format!(
+                    "gates rejected {rejected} of {n} verdicts ({:.0}%) in workspace \"{ws}\" over the last {} min, over {:.0}%",
+                    rate * 100.0,
+                    cfg.gate_rejection_window_ms / 60_000,
+                    cfg.gate_rejection_rate * 100.0
+                ),
+                json!({ "verdicts": n, "rejected": rejected, "rate": rate, "threshold": cfg.gate_rejection_rate }),
+            )
+            .await?;
+    } else {
+        alerts.resolve(&key).await?;
+    }
+    Ok(())
+}
+
+async fn fingerprints(
+    store: &Store,
+    alerts: &Alerts,
+    cfg: &RulesConfig,
+    ws: &str,
+    now: i64,
+) -> Result<()> {
+    let fresh = store
+        .new_fingerprints(ws, now - cfg.new_fingerprint_window_ms as i64)
+        .await?;
+    let prefix = format!("fingerprint:{ws}:");
+    for f in &fresh {
+        let error = f
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        alerts
+            .raise(
+                Some(ws),
+                "new_error_fingerprint",
+                Severity::Warning,
+                &format!("{prefix}{}", f.fingerprint),
+                &format!(
+                    "a new failure at stage \"{}\" in workspace \"{ws}\" ({} time(s) since first seen): {}",
+                    f.stage,
+                    f.count,
+                    crate::validate::truncate(error, 200)
+                ),
+                json!({ "fingerprint": f.fingerprint, "stage": f.stage, "count": f.count, "first_at": crate::api::time(f.first_at) }),
+            )
+            .await?;
+    }
+    // No longer new: the window has passed its first sighting.
+    for a in store.list_alerts(Some(ws), Some("open"), 500).await? {
+        if a.rule == "new_error_fingerprint"
+            && let Some(fp) = a.dedup_key.strip_prefix(&prefix)
+            && !fresh.iter().any(|f| f.fingerprint == fp)
+        {
+            alerts.resolve(&a.dedup_key).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn error_spike(
+    store: &Store,
+    alerts: &Alerts,
+    cfg: &RulesConfig,
+    ws: &str,
+    now: i64,
+) -> Result<()> {
+    let key = format!("error_rate:{ws}");
+    let window = cfg.error_spike_window_ms as i64;
+    let recent = store.count_stage_failures(ws, now - window).await?;
+    let hour = store.count_stage_failures(ws, now - 3_600_000).await?;
+    // The rate of the rest of the hour, per window, as the baseline.
+    let windows_before = (3_600_000 - window) as f64 / window as f64;
+    let baseline = (hour - recent) as f64 / windows_before;
+    let spiking = recent >= cfg.error_spike_min_failures as i64
+        && recent as f64 > cfg.error_spike_factor * baseline.max(1.0);
+    if spiking {
+        alerts
+            .raise(
+                Some(ws),
+                "error_rate_spike",
+                Severity::Warning,
+                &key,
+                &format!(
+                    "{recent} stage failures in the last {} s in workspace \"{ws}\", against {baseline:.1} per {} s before",
+                    window / 1000,
+                    window / 1000
+                ),
+                json!({ "recent": recent, "baseline": baseline, "window_ms": window, "factor": cfg.error_spike_factor }),
+            )
+            .await?;
+    } else {
+        alerts.resolve(&key).await?;
+    }
+    Ok(())
+}
+
+/// Resolves the alerts about one task once the task has moved on: a loop
+/// guard's once it is no longer blocked, attempt 3's once the stage has
+/// changed or the task ended, a budget's once the task ended.
+async fn task_alerts(store: &Store, alerts: &Alerts, ws: &str) -> Result<()> {
+    for a in store.list_alerts(Some(ws), Some("open"), 500).await? {
+        let (task_id, stage) = match a.rule.as_str() {
+            "infinite_loop" | "same_failure" => (a.dedup_key.split(':').nth(1), None),
+            "attempt_3" => {
+                let mut parts = a.dedup_key.splitn(3, ':');
+                let _ = parts.next();
+                (parts.next(), parts.next())
+            }
+            "budget_80" => match a.detail.get("task").and_then(|t| t.as_str()) {
+                Some(_) => (a.dedup_key.split(':').nth(1), None),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let Some(task_id) = task_id else { continue };
+        let ended = |state: &str| matches!(state, "done" | "cancelled" | "dead");
+        let resolve = match store.get_task(ws, task_id).await? {
+            None => true,
+            Some(t) => match a.rule.as_str() {
+                "infinite_loop" | "same_failure" => t.state != "blocked",
+                "attempt_3" => ended(&t.state) || stage.is_some_and(|s| s != t.stage),
+                _ => ended(&t.state),
+            },
+        };
+        if resolve {
+            alerts.resolve(&a.dedup_key).await?;
+        }
+    }
+    Ok(())
+}
