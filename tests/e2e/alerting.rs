@@ -622,3 +622,127 @@ async fn the_alert_cli_lists_acknowledges_and_silences() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one of"));
 }
+
+/// The bundled `provider-failover-check`, bound to `breaker_open`: when a
+/// provider's breaker opens, its report says who is failing and what is
+/// left to fail over to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_open_alert_runs_provider_failover_check() {
+    let config = r#"
+[[gateway.providers]]
+name = "primary"
+base_url = "http://127.0.0.1:9/v1"
+models = ["small"]
+[[gateway.providers]]
+name = "backup"
+base_url = "http://127.0.0.1:9/v1"
+models = ["large"]
+[[workspaces.ops.heal]]
+playbook = "provider-failover-check"
+mode = "diagnose"
+on_alert = "breaker_open"
+cooldown = "1s"
+[workspaces.ops.plugins.provider-failover-check]
+grants = ["health:read"]
+"#;
+    let s = TestServer::start(config).await;
+    // Before anything fails: both providers show, healthy.
+    let run = s
+        .run(
+            "ops",
+            "provider-failover-check",
+            &json!({ "mode": "diagnose" }),
+        )
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["report"]["summary"], "all 2 provider(s) healthy",
+        "{run}"
+    );
+
+    // The primary's breaker opens (by hand here; the gateway does the same
+    // after 5 failures) and its alert is raised: the binding runs the check.
+    let (status, body) = s
+        .put(
+            "/v1/breakers/provider:primary",
+            &json!({ "state": "open", "reason": "outage" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    raise(
+        &s,
+        None,
+        "breaker_open",
+        Severity::Critical,
+        "breaker:provider:primary",
+    )
+    .await;
+    let started = Instant::now();
+    let run = loop {
+        let (_, body) = s
+            .get("/v1/workspaces/ops/runs?plugin=provider-failover-check")
+            .await;
+        let auto = body["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["trigger"] == "alert:breaker_open" && r["status"] == "succeeded")
+            .cloned();
+        if let Some(r) = auto {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no run: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = run["id"].as_str().unwrap();
+    let (_, run) = s.get(&format!("/v1/workspaces/ops/runs/{id}")).await;
+    assert_eq!(run["mode"], "diagnose");
+    assert_eq!(
+        run["report"]["summary"], "1 provider(s) failing, 1 healthy to fail over to",
+        "{run}"
+    );
+    let codes: Vec<&str> = run["report"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"provider.open") && codes.contains(&"failover.ok"),
+        "{codes:?}"
+    );
+
+    // Both open: critical, with what a human must do.
+    s.put(
+        "/v1/breakers/provider:backup",
+        &json!({ "state": "open", "reason": "outage" }),
+    )
+    .await;
+    let run = s
+        .run(
+            "ops",
+            "provider-failover-check",
+            &json!({ "mode": "diagnose" }),
+        )
+        .await;
+    assert_eq!(
+        run["report"]["summary"], "no healthy provider: 2 open, 0 probing",
+        "{run}"
+    );
+    assert!(
+        run["report"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "failover.exhausted" && f["severity"] == "critical"),
+        "{run}"
+    );
+    assert_eq!(
+        run["report"]["manual_actions"].as_array().unwrap().len(),
+        2,
+        "{run}"
+    );
+}

@@ -174,11 +174,21 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         Some(gates.clone()),
     );
     let hub = EventHub::start(store.clone());
-    let health = Arc::new(Health::new(
-        store.clone(),
-        registry.clone(),
-        vec![config.data_dir.clone()],
-    ));
+    let health = Arc::new(
+        Health::new(
+            store.clone(),
+            registry.clone(),
+            vec![config.data_dir.clone()],
+        )
+        .with_providers(
+            config
+                .gateway
+                .providers
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+        ),
+    );
     let heal = Heal::new(
         store.clone(),
         registry.clone(),

@@ -25,15 +25,25 @@ pub struct Health {
     store: Store,
     registry: Arc<Registry>,
     disk_paths: Vec<PathBuf>,
+    /// Configured model providers: each shows as a breaker, closed until
+    /// it first fails.
+    providers: Vec<String>,
 }
 
 impl Health {
+    /// Lists these model providers among the breakers.
+    pub fn with_providers(mut self, names: Vec<String>) -> Self {
+        self.providers = names;
+        self
+    }
+
     /// Watches the disks holding `paths`.
     pub fn new(store: Store, registry: Arc<Registry>, disk_paths: Vec<PathBuf>) -> Self {
         Health {
             store,
             registry,
             disk_paths,
+            providers: Vec::new(),
         }
     }
 
@@ -76,6 +86,16 @@ impl Health {
                     consecutive_failures: b.failures.clamp(0, i64::from(u32::MAX)) as u32,
                 })
                 .collect();
+            for p in &self.providers {
+                let name = format!("provider:{p}");
+                if !breakers.iter().any(|b: &Breaker| b.name == name) {
+                    breakers.push(Breaker {
+                        name,
+                        state: "closed".to_string(),
+                        consecutive_failures: 0,
+                    });
+                }
+            }
             let queue = self
                 .store
                 .count_tasks_by_state(workspace)
