@@ -715,6 +715,18 @@ grants = ["health:read"]
         "{codes:?}"
     );
 
+    // The workspace status shows every breaker that bears on it.
+    let (_, status) = s.get("/v1/workspaces/ops/status").await;
+    let breakers = status["breakers"].as_array().unwrap();
+    let state = |name: &str| {
+        breakers
+            .iter()
+            .find(|b| b["name"] == name)
+            .map(|b| b["state"].clone())
+    };
+    assert_eq!(state("provider:primary"), Some(json!("open")), "{status}");
+    assert_eq!(state("provider:backup"), Some(json!("closed")), "{status}");
+
     // Both open: critical, with what a human must do.
     s.put(
         "/v1/breakers/provider:backup",

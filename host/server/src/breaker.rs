@@ -1,5 +1,6 @@
 //! The circuit breaker (SPEC RL-1, GW-4): closed, open, half-open; opens
-//! after consecutive failures, stays open for a backoff that grows with each
+//! after consecutive failures or, when a window is set, after too many
+//! failures among the last outcomes; stays open for a backoff that grows with each
 //! opening in a row (by default 1, 2, 4, 8 minutes), then lets exactly one
 //! probe through: its success closes the breaker, its failure opens it
 //! again for the next backoff.
@@ -18,13 +19,47 @@ pub struct BreakerPolicy {
     /// Backoff of the first opening, the second in a row, ...; the last
     /// value repeats.
     pub backoff_ms: Vec<u64>,
+    /// The rate-over-window trigger (off when its size is 0).
+    pub window: RateWindow,
 }
+
+/// Opens a closed breaker when more than `over_percent` % of the last
+/// `size` outcomes failed (once there are `size` of them), however they
+/// alternate: what consecutive failures miss in a flapping dependency.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateWindow {
+    /// Outcomes looked at; 0 turns the trigger off.
+    pub size: u32,
+    /// Share of failures, in percent, above which it trips.
+    pub over_percent: u32,
+}
+
+impl RateWindow {
+    /// Whether `outcomes` (newest first, `true` for a failure) trip it:
+    /// the failures among the newest `size`, when they do.
+    pub fn tripped(&self, outcomes: impl IntoIterator<Item = bool>) -> Option<u32> {
+        if self.size == 0 {
+            return None;
+        }
+        let (mut n, mut failed) = (0u32, 0u32);
+        for failure in outcomes.into_iter().take(self.size as usize) {
+            n += 1;
+            failed += u32::from(failure);
+        }
+        (n == self.size && u64::from(failed) * 100 > u64::from(self.over_percent) * u64::from(n))
+            .then_some(failed)
+    }
+}
+
+/// Outcomes a breaker remembers for its window.
+const MAX_WINDOW: usize = 256;
 
 impl Default for BreakerPolicy {
     fn default() -> Self {
         BreakerPolicy {
             failures: 5,
             backoff_ms: vec![60_000, 120_000, 240_000, 480_000],
+            window: RateWindow::default(),
         }
     }
 }
@@ -37,6 +72,11 @@ impl BreakerPolicy {
         }
         if self.backoff_ms.is_empty() || self.backoff_ms.contains(&0) {
             return Err("breaker_backoff_ms must list at least one positive duration".to_string());
+        }
+        if self.window.size as usize > MAX_WINDOW || self.window.over_percent > 100 {
+            return Err(format!(
+                "a breaker window is at most {MAX_WINDOW} outcomes and its rate at most 100 %"
+            ));
         }
         Ok(())
     }
@@ -125,6 +165,8 @@ pub struct Breaker {
     probe_started: Option<i64>,
     reason: Option<String>,
     updated_at: i64,
+    /// Recent outcomes, newest first (`true`: failed), for the window.
+    recent: std::collections::VecDeque<bool>,
 }
 
 impl Default for Breaker {
@@ -138,6 +180,7 @@ impl Default for Breaker {
             probe_started: None,
             reason: None,
             updated_at: 0,
+            recent: std::collections::VecDeque::new(),
         }
     }
 }
@@ -194,6 +237,7 @@ impl Breaker {
     /// A request went through and succeeded.
     pub fn success(&mut self, now: i64) -> Change {
         self.failures = 0;
+        self.remember(false);
         if self.state == State::Closed {
             return Change::None;
         }
@@ -209,10 +253,18 @@ impl Breaker {
     /// A request went through and failed (`why`, for the record).
     pub fn failure(&mut self, now: i64, policy: &BreakerPolicy, why: &str) -> Change {
         self.failures = self.failures.saturating_add(1);
+        self.remember(true);
+        let windowed = policy.window.tripped(self.recent.iter().copied());
         let reason = match self.state {
             State::HalfOpen => format!("the probe failed: {why}"),
             State::Closed if self.failures >= policy.failures => {
                 format!("{} consecutive failures, the last: {why}", self.failures)
+            }
+            State::Closed if let Some(failed) = windowed => {
+                format!(
+                    "{failed} of the last {} outcomes failed, the last: {why}",
+                    policy.window.size
+                )
             }
             // Failures of requests admitted before it opened.
             State::Closed | State::Open => return Change::None,
@@ -229,6 +281,11 @@ impl Breaker {
             reason,
             retry_at: self.retry_at,
         }
+    }
+
+    fn remember(&mut self, failed: bool) {
+        self.recent.push_front(failed);
+        self.recent.truncate(MAX_WINDOW);
     }
 
     /// The row to persist under `name`.
@@ -280,7 +337,59 @@ mod tests {
         BreakerPolicy {
             failures: 5,
             backoff_ms: vec![1_000, 2_000, 4_000],
+            window: RateWindow::default(),
         }
+    }
+
+    #[test]
+    fn a_flapping_dependency_trips_the_rate_window() {
+        let p = BreakerPolicy {
+            failures: 5,
+            backoff_ms: vec![1_000],
+            window: RateWindow {
+                size: 10,
+                over_percent: 50,
+            },
+        };
+        let mut b = Breaker::default();
+        // Fail, succeed, fail, ...: never two failures in a row, so the
+        // consecutive trigger never fires; 5 of 10 is not over half.
+        for i in 0..10 {
+            let change = if i % 2 == 0 {
+                b.failure(i, &p, "HTTP 503")
+            } else {
+                b.success(i)
+            };
+            assert_eq!(change, Change::None, "outcome {i}");
+        }
+        // A failure replaces the oldest (a failure): still 5 of 10. The
+        // next replaces a success: 6 of the last 10 opens it.
+        assert_eq!(b.failure(10, &p, "HTTP 503"), Change::None, "5 of 10");
+        match b.failure(11, &p, "HTTP 503") {
+            Change::Opened { reason, retry_at } => {
+                assert_eq!(retry_at, 1_011);
+                assert!(reason.starts_with("6 of the last 10 outcomes failed"), "{reason}");
+            }
+            other => panic!("expected it to open: {other:?}"),
+        }
+        assert_eq!(b.state(), State::Open);
+    }
+
+    #[test]
+    fn the_window_needs_a_full_window() {
+        let w = RateWindow {
+            size: 10,
+            over_percent: 50,
+        };
+        assert_eq!(w.tripped([true; 9]), None, "9 outcomes are not a window of 10");
+        assert_eq!(w.tripped([true; 10]), Some(10));
+        let mut six = vec![true; 6];
+        six.extend([false; 4]);
+        assert_eq!(w.tripped(six.iter().copied()), Some(6));
+        let mut five = vec![true; 5];
+        five.extend([false; 5]);
+        assert_eq!(w.tripped(five), None, "half is not over half");
+        assert_eq!(RateWindow::default().tripped([true; 300]), None, "off");
     }
 
     #[test]

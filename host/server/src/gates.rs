@@ -810,6 +810,15 @@ impl Gates {
             .recent_gate_decisions(workspace, gate, BREAKER_WINDOW)
             .await?;
         let rejections = recent.iter().filter(|d| *d == "reject").count() as i64;
+        // The shared breaker's rate-over-window trigger: more than half of
+        // the last ten.
+        let tripped = crate::breaker::RateWindow {
+            size: BREAKER_WINDOW as u32,
+            over_percent: 50,
+        }
+        .tripped(recent.iter().map(|d| d == "reject"))
+        .is_some()
+            || (recent.len() < BREAKER_WINDOW as usize && rejections * 2 > BREAKER_WINDOW);
         let key = format!("gate_breaker:{workspace}:{gate}");
         let name = Self::breaker_name(workspace, gate);
         let now = warden_store::now_ms();
@@ -821,7 +830,7 @@ impl Gates {
         } else {
             None
         };
-        if rejections * 2 > BREAKER_WINDOW {
+        if tripped {
             self.alerts
                 .raise(
                     Some(workspace),

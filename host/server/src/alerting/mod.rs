@@ -84,6 +84,7 @@ impl Notifier {
             policy: BreakerPolicy {
                 failures: 1,
                 backoff_ms: vec![1_000, 2_000, 4_000, 8_000, 15_000],
+                window: crate::breaker::RateWindow::default(),
             },
             source: format!("warden@{}", hostname()),
         })

@@ -85,6 +85,27 @@ pub async fn status(
     };
     let alerts = app.store.list_alerts(Some(&ws), Some("open"), 50).await?;
     let (tokens, cost) = app.store.hourly_usage(&ws, now).await?;
+    // Every breaker that bears on this workspace (SPEC RL-1): the host's
+    // (providers, sinks, processes) and its own gates'; a provider that
+    // never failed shows closed.
+    let mut breakers: Vec<Value> = app
+        .store
+        .list_breakers()
+        .await?
+        .iter()
+        .filter(|b| {
+            b.name
+                .strip_prefix("gate:")
+                .is_none_or(|rest| rest.starts_with(&format!("{ws}:")))
+        })
+        .map(breaker_view)
+        .collect();
+    for p in &app.config.gateway.providers {
+        let name = format!("provider:{}", p.name);
+        if !breakers.iter().any(|b| b["name"] == name.as_str()) {
+            breakers.push(json!({ "name": name, "state": "closed", "failures": 0 }));
+        }
+    }
     let body = json!({
         "workspace": ws,
         "mode": settings.mode,
@@ -98,6 +119,7 @@ pub async fn status(
         "why_idle": idle,
         "workers": workers.iter().map(|w| json!({ "id": w.id, "last_heartbeat_at": time(w.last_heartbeat_at), "active_leases": w.active_leases })).collect::<Vec<_>>(),
         "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
+        "breakers": breakers,
         "usage_this_hour": { "tokens": tokens, "cost_usd": cost as f64 / 1e6 },
         "hourly_budget": { "tokens": settings.hourly_tokens, "cost_usd": settings.hourly_cost_micros.map(|c| c as f64 / 1e6) },
     });

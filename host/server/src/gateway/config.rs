@@ -27,6 +27,11 @@ pub struct GatewayConfig {
     /// How long an open breaker waits before its probe: the first
     /// opening, the second in a row, ...; the last value repeats.
     pub breaker_backoff_ms: Vec<u64>,
+    /// Also open a breaker when more than `breaker_window_percent` % of a
+    /// provider's last `breaker_window` calls failed (0: off).
+    pub breaker_window: u32,
+    /// See `breaker_window`.
+    pub breaker_window_percent: u32,
     /// Completion tokens reserved against budgets for a request that sets
     /// no `max_tokens` (the reservation is settled with the real usage).
     pub reserve_output_tokens: u32,
@@ -46,6 +51,8 @@ impl Default for GatewayConfig {
             idle_timeout_ms: 120_000,
             breaker_failures: breaker.failures,
             breaker_backoff_ms: breaker.backoff_ms,
+            breaker_window: 0,
+            breaker_window_percent: 50,
             reserve_output_tokens: 1_024,
             max_body_kib: 4_096,
             providers: Vec::new(),
@@ -107,6 +114,10 @@ impl GatewayConfig {
         BreakerPolicy {
             failures: self.breaker_failures,
             backoff_ms: self.breaker_backoff_ms.clone(),
+            window: crate::breaker::RateWindow {
+                size: self.breaker_window,
+                over_percent: self.breaker_window_percent,
+            },
         }
     }
 
