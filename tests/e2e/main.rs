@@ -13,6 +13,7 @@ mod gates;
 mod gateway;
 mod hostile;
 mod lifecycle;
+mod processes;
 mod repair;
 mod runs;
 mod scheduler;

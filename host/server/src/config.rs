@@ -38,6 +38,8 @@ pub struct Config {
     /// Per workspace (or `"*"` for every workspace): pins, grants, config
     /// and limits of each plugin.
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
+    /// `[[processes]]`: managed processes (SPEC RL-2).
+    pub processes: Vec<crate::processes::ProcessConfig>,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             scheduler: crate::scheduler::SchedulerConfig::default(),
             gateway: crate::gateway::GatewayConfig::default(),
             workspaces: BTreeMap::new(),
+            processes: Vec::new(),
         }
     }
 }
@@ -153,6 +156,9 @@ pub struct WorkspaceConfig {
     pub gates: BTreeMap<String, crate::gates::Binding>,
     /// The model gateway's routing policy and default mode here.
     pub gateway: crate::gateway::WorkspaceGateway,
+    /// Managed processes this workspace's tasks need: while one is not
+    /// healthy, claims here return nothing (SPEC RL-2).
+    pub needs: Vec<String>,
 }
 
 /// `[workspaces.<name>.plugins.<plugin>]`
@@ -281,6 +287,7 @@ impl Config {
             }
         }
         self.gateway.validate()?;
+        crate::processes::validate(self)?;
         if let Some(token) = &self.auth.admin_token
             && token.len() < 16
         {

@@ -5,6 +5,7 @@ mod extract;
 mod gates;
 mod gateway;
 mod plugins;
+mod processes;
 mod runs;
 mod system;
 mod tasks;
@@ -121,6 +122,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/gateway/providers", get(gateway::providers))
         .route("/v1/breakers", get(workspace::breakers))
         .route("/v1/breakers/{name}", put(workspace::set_breaker))
+        .route("/v1/processes", get(processes::list))
         .nest("/v1/workspaces/{ws}", ws)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
