@@ -158,14 +158,15 @@ async fn a_workspace_that_needs_a_down_process_pauses_until_it_is_back() {
     // it comes back.
     let cwd = tempfile::tempdir().unwrap();
     let s = TestServer::start(&format!(
-        "[[processes]]\nname = \"mcp\"\ncommand = [\"sh\", \"-c\", \"test -f ready || exit 1; exec sleep 3600\"]\ncwd = \"{}\"\nrestart_backoff_ms = [200]\n[workspaces.acme]\nneeds = [\"mcp\"]\n",
+        "[[processes]]\nname = \"mcp\"\ncommand = [\"sh\", \"-c\", \"test -f ready || exit 1; exec sleep 3600\"]\ncwd = \"{}\"\nrestart_backoff_ms = [200]\nstable_after_ms = 500\n[workspaces.acme]\nneeds = [\"mcp\"]\n",
         cwd.path().display()
     ))
     .await;
-    wait_for(&s, "mcp", Duration::from_secs(10), |p| {
-        p["state"] == "backing-off" || p["state"] == "down"
-    })
-    .await;
+    wait_for(&s, "mcp", Duration::from_secs(10), |p| p["state"] == "down").await;
+    let alert = open_alert(&s, "process:mcp")
+        .await
+        .expect("process_down alert");
+    assert_eq!(alert.severity, "critical");
 
     let (status, task) = s
         .post(
@@ -216,7 +217,29 @@ async fn a_workspace_that_needs_a_down_process_pauses_until_it_is_back() {
         p["state"] == "running"
     })
     .await;
-    assert!(p["restarts"].as_u64().unwrap() >= 1, "{p}");
+    assert!(p["restarts"].as_u64().unwrap() >= 3, "{p}");
+
+    // Healthy for stable_after_ms: the count starts again, the alert is
+    // resolved and the breaker closed.
+    let (p, took) = wait_for(&s, "mcp", Duration::from_secs(5), |p| {
+        p["failed_restarts"] == 0 && p["breaker"] == "closed"
+    })
+    .await;
+    println!("stable {took:?} after running: {p}");
+    assert!(
+        open_alert(&s, "process:mcp").await.is_none(),
+        "alert still open"
+    );
+    let resolved = s
+        .app()
+        .store
+        .list_alerts(None, None, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.dedup_key == "process:mcp")
+        .unwrap();
+    assert_eq!(resolved.status, "resolved", "{resolved:?}");
     s.stop().await;
 }
 

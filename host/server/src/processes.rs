@@ -198,7 +198,8 @@ pub fn validate(config: &Config) -> Result<(), String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProcessState {
-    /// Started, not yet healthy (an HTTP probe has not answered 2xx).
+    /// Started, not through its first health check yet: for `pid`, up for
+    /// `check_every_ms`; for `http`, a 2xx answer. Not healthy.
     Starting,
     /// Healthy.
     Running,
@@ -492,23 +493,26 @@ impl Supervisor {
         let started = Instant::now();
         let pid_only = c.health == HealthCheck::Pid;
         self.entry.update(|s| {
-            s.state = if pid_only {
-                ProcessState::Running
-            } else {
-                ProcessState::Starting
-            };
+            s.state = ProcessState::Starting;
             s.pid = pid;
             s.since = warden_store::now_ms();
             s.next_restart_at = None;
         });
-        if pid_only {
-            self.wake.all();
-        }
         tracing::info!(process = %c.name, pid, "managed process started");
-        let mut healthy_since = pid_only.then_some(started);
+        let mut healthy_since = None;
         let mut settled = false;
         let mut failed_probes = 0u32;
-        let mut tick = tokio::time::interval(Duration::from_millis(c.check_every_ms));
+        // A pid-checked process passes its first check only once it has
+        // stayed up for one interval: one that dies at once (a missing
+        // file, a taken port) must not look healthy, even briefly, or the
+        // workspaces that need it would get claims between its restarts.
+        let every = Duration::from_millis(c.check_every_ms);
+        let first = if pid_only {
+            tokio::time::Instant::now() + every
+        } else {
+            tokio::time::Instant::now()
+        };
+        let mut tick = tokio::time::interval_at(first, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let check = async {
@@ -585,23 +589,14 @@ impl Supervisor {
         let next = self.breaker.retry_at();
         let threshold = self.entry.config.alert_after_restarts;
         let breaker = self.breaker.state().name();
-        let mut failed = 0;
-        self.entry.update(|s| {
+        let failed = {
+            let before = self.entry.status().failed_restarts;
             if was_restart {
-                s.failed_restarts = s.failed_restarts.saturating_add(1);
-            }
-            failed = s.failed_restarts;
-            s.state = if failed >= threshold {
-                ProcessState::Down
+                before.saturating_add(1)
             } else {
-                ProcessState::BackingOff
-            };
-            s.pid = None;
-            s.last_exit = Some(reason.to_string());
-            s.since = now;
-            s.next_restart_at = next;
-            s.breaker = breaker;
-        });
+                before
+            }
+        };
         let wait_ms = next.map_or(0, |n| (n - now).max(0));
         tracing::warn!(
             process = %self.name(),
@@ -630,17 +625,27 @@ impl Supervisor {
                 )
                 .await;
         }
+        // Last, so that whoever sees the new count also sees the breaker
+        // and the alert that go with it.
+        self.entry.update(|s| {
+            s.failed_restarts = failed;
+            s.state = if failed >= threshold {
+                ProcessState::Down
+            } else {
+                ProcessState::BackingOff
+            };
+            s.pid = None;
+            s.last_exit = Some(reason.to_string());
+            s.since = now;
+            s.next_restart_at = next;
+            s.breaker = breaker;
+        });
     }
 
     /// The child has stayed healthy for `stable_after_ms`: the restart
     /// worked.
     async fn stable(&mut self) {
         let change = self.breaker.success(warden_store::now_ms());
-        let breaker = self.breaker.state().name();
-        self.entry.update(|s| {
-            s.failed_restarts = 0;
-            s.breaker = breaker;
-        });
         if change != crate::breaker::Change::None {
             self.persist().await;
         }
@@ -653,6 +658,13 @@ impl Supervisor {
                 tracing::error!(process = %self.name(), error = %e, "cannot resolve the process_down alert")
             }
         }
+        // Last, so that whoever sees the count reset also sees the alert
+        // resolved.
+        let breaker = self.breaker.state().name();
+        self.entry.update(|s| {
+            s.failed_restarts = 0;
+            s.breaker = breaker;
+        });
     }
 
     async fn persist(&self) {
