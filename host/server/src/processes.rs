@@ -620,7 +620,6 @@ impl Supervisor {
                         "process": name,
                         "failed_restarts": failed,
                         "last_exit": reason,
-                        "command": self.entry.config.command,
                     }),
                 )
                 .await;
