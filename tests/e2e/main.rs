@@ -14,6 +14,7 @@ mod gates;
 mod gateway;
 mod hostile;
 mod lifecycle;
+mod processes;
 mod repair;
 mod rules;
 mod runs;

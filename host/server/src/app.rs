@@ -20,6 +20,7 @@ use crate::gates::Gates;
 use crate::gateway::Gateway;
 use crate::heal::Heal;
 use crate::health::Health;
+use crate::processes::Processes;
 use crate::registry::Registry;
 use crate::scheduler::Scheduler;
 
@@ -54,6 +55,8 @@ pub struct App {
     pub auth: Auth,
     /// Snapshots.
     pub health: Arc<Health>,
+    /// Managed processes.
+    pub processes: Arc<Processes>,
     /// True once start-up finished.
     pub ready: AtomicBool,
 }
@@ -96,6 +99,7 @@ impl Server {
         self.app.scheduler.drain();
         let _ = self.shutdown.send(true);
         let _ = self.http.await;
+        self.app.processes.stop().await;
         self.app.gateway.flush().await;
         let left = self.app.heal.drain(deadline).await;
         if left > 0 {
@@ -214,6 +218,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     .context("cannot start the model gateway")?;
     let auth = Auth::new(store.clone(), &admin_secret, config.http.rate_limit_per_sec);
     let notifier = crate::alerting::Notifier::new(store.clone(), config.clone(), alerts.clone());
+    let processes = Processes::start(
+        &config,
+        store.clone(),
+        alerts.clone(),
+        scheduler.wake().clone(),
+    );
+    scheduler.set_processes(processes.clone());
     let app = Arc::new(App {
         config: config.clone(),
         store,
@@ -227,6 +238,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         notifier,
         auth,
         health,
+        processes,
         ready: AtomicBool::new(false),
     });
 

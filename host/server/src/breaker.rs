@@ -368,7 +368,10 @@ mod tests {
         match b.failure(11, &p, "HTTP 503") {
             Change::Opened { reason, retry_at } => {
                 assert_eq!(retry_at, 1_011);
-                assert!(reason.starts_with("6 of the last 10 outcomes failed"), "{reason}");
+                assert!(
+                    reason.starts_with("6 of the last 10 outcomes failed"),
+                    "{reason}"
+                );
             }
             other => panic!("expected it to open: {other:?}"),
         }
@@ -381,7 +384,11 @@ mod tests {
             size: 10,
             over_percent: 50,
         };
-        assert_eq!(w.tripped([true; 9]), None, "9 outcomes are not a window of 10");
+        assert_eq!(
+            w.tripped([true; 9]),
+            None,
+            "9 outcomes are not a window of 10"
+        );
         assert_eq!(w.tripped([true; 10]), Some(10));
         let mut six = vec![true; 6];
         six.extend([false; 4]);

@@ -110,6 +110,15 @@ pub enum Command {
         #[command(flatten)]
         client: Client,
     },
+    /// Managed processes: their state.
+    Process {
+        /// Which.
+        #[command(subcommand)]
+        command: ProcessCommand,
+        /// Server.
+        #[command(flatten)]
+        client: Client,
+    },
     /// The dead-letter queue: list, redrive.
     Dlq {
         /// Which.
@@ -386,6 +395,13 @@ pub enum AlertCommand {
     },
 }
 
+/// `warden process ...`
+#[derive(Subcommand, Debug)]
+pub enum ProcessCommand {
+    /// Every managed process with its state, pid and restarts.
+    Ls,
+}
+
 /// `warden dlq ...`
 #[derive(Subcommand, Debug)]
 pub enum DlqCommand {
@@ -615,6 +631,7 @@ pub async fn run_client(command: Command) -> anyhow::Result<()> {
         }
         Command::Gateway { command, client } => gateway(&Api::new(&client)?, command).await,
         Command::Alert { command, client } => alert(&Api::new(&client)?, command).await,
+        Command::Process { command, client } => process(&Api::new(&client)?, command).await,
         Command::Gate { command, client } => {
             let api = Api::new(&client)?;
             match command {
@@ -1166,6 +1183,43 @@ fn print_run(run: &Value) -> anyhow::Result<()> {
         u["peak_memory_bytes"].as_u64().unwrap_or(0) >> 10,
         u["steps"]
     )?;
+    Ok(())
+}
+
+/// `warden process ...`
+async fn process(api: &Api, command: ProcessCommand) -> anyhow::Result<()> {
+    let ProcessCommand::Ls = command;
+    let v = api
+        .call(reqwest::Method::GET, "/v1/processes", None)
+        .await?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!(
+        "{:<20} {:<12} {:>8} {:>9} {:>7}  last exit",
+        "PROCESS", "STATE", "PID", "RESTARTS", "FAILED"
+    );
+    for p in v["processes"].as_array().into_iter().flatten() {
+        println!(
+            "{:<20} {:<12} {:>8} {:>9} {:>7}  {}{}",
+            text(&p["name"]),
+            text(&p["state"]),
+            text(&p["pid"]),
+            text(&p["restarts"]),
+            text(&p["failed_restarts"]),
+            text(&p["last_exit"]),
+            p["next_restart_at"]
+                .as_str()
+                .map(|t| format!(" (restart at {t})"))
+                .unwrap_or_default(),
+        );
+    }
     Ok(())
 }
 

@@ -40,6 +40,8 @@ pub struct Config {
     /// Per workspace (or `"*"` for every workspace): pins, grants, config
     /// and limits of each plugin.
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
+    /// `[[processes]]`: managed processes (SPEC RL-2).
+    pub processes: Vec<crate::processes::ProcessConfig>,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             gateway: crate::gateway::GatewayConfig::default(),
             alerting: crate::alerting::AlertingConfig::default(),
             workspaces: BTreeMap::new(),
+            processes: Vec::new(),
         }
     }
 }
@@ -159,6 +162,9 @@ pub struct WorkspaceConfig {
     /// Playbooks that run by themselves: on an alert, or on a schedule
     /// (SPEC PB-5).
     pub heal: Vec<crate::autoheal::HealBinding>,
+    /// Managed processes this workspace's tasks need: while one is not
+    /// healthy, claims here return nothing (SPEC RL-2).
+    pub needs: Vec<String>,
 }
 
 /// `[workspaces.<name>.plugins.<plugin>]`
@@ -293,6 +299,7 @@ impl Config {
             }
         }
         self.gateway.validate()?;
+        crate::processes::validate(self)?;
         if let Some(token) = &self.auth.admin_token
             && token.len() < 16
         {

@@ -4,7 +4,7 @@
 //! One module per domain: `registry` (plugins, pins, grants), `heal`
 //! (playbook runs), `events` (run event streams), `health` (snapshots),
 //! `auth` (tokens and roles), `scheduler` (tasks), `gates` (quality
-//! gates), `gateway` (the model gateway), `breaker` (circuit breakers); `api` only translates HTTP to those and back;
+//! gates), `gateway` (the model gateway), `breaker` (circuit breakers), `processes` (managed processes); `api` only translates HTTP to those and back;
 //! `cli` is the command line; `app` wires everything together.
 #![forbid(unsafe_code)]
 
@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod heal;
 pub mod health;
 pub mod loops;
+pub mod processes;
 pub mod registry;
 pub mod rules;
 pub mod scheduler;

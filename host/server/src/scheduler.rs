@@ -207,7 +207,7 @@ pub struct ClaimOptions {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Idle {
     /// `no_tasks`, `all_blocked_on_dependencies`, `budget_spent`, `mode`,
-    /// `breaker_open`, `no_workers`, `backoff`, `blocked`,
+    /// `process_down`, `breaker_open`, `no_workers`, `backoff`, `blocked`,
     /// `waiting_approval`, `concurrency_limit`, `workers_idle`.
     pub reason: &'static str,
     /// One sentence with the particulars.
@@ -300,6 +300,9 @@ pub struct Scheduler {
     backlog_checked: Mutex<HashMap<String, std::time::Instant>>,
     wake: Arc<Wake>,
     draining: std::sync::atomic::AtomicBool,
+    /// Managed processes, set once they are started; workspaces that need
+    /// one that is down get no claims.
+    processes: std::sync::OnceLock<Arc<crate::processes::Processes>>,
 }
 
 fn ms(d: u64) -> i64 {
@@ -326,12 +329,22 @@ impl Scheduler {
             backlog_checked: Mutex::new(HashMap::new()),
             wake: Arc::new(Wake::default()),
             draining: std::sync::atomic::AtomicBool::new(false),
+            processes: std::sync::OnceLock::new(),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &SchedulerConfig {
         &self.config
+    }
+
+    /// Pauses claims of workspaces whose needed processes are down.
+    pub fn set_processes(&self, processes: Arc<crate::processes::Processes>) {
+        let _ = self.processes.set(processes);
+    }
+
+    fn paused_by_process(&self, workspace: &str) -> Option<String> {
+        self.processes.get()?.paused_by(workspace)
     }
 
     /// The wake-ups (the notification listener feeds them).
@@ -682,7 +695,13 @@ impl Scheduler {
                 limits: self.lease_limits(&settings),
                 now,
             };
-            let claimed = self.store.claim_stages(&req).await?;
+            // A needed process that is down pauses the workspace: nothing is
+            // claimed, so no lease is taken only to be failed.
+            let claimed = if self.paused_by_process(workspace).is_some() {
+                Vec::new()
+            } else {
+                self.store.claim_stages(&req).await?
+            };
             let mut granted = Vec::with_capacity(claimed.len());
             for c in claimed {
                 if let Some(kept) = self.guard_claim(c).await {
@@ -1502,6 +1521,9 @@ impl Scheduler {
             self.check_hourly_budget(workspace, &settings, now).await
         {
             return idle("budget_spent", m);
+        }
+        if let Some(m) = self.paused_by_process(workspace) {
+            return idle("process_down", m);
         }
         let counts: BTreeMap<String, i64> = self
             .store

@@ -6,6 +6,7 @@ mod extract;
 mod gates;
 mod gateway;
 mod plugins;
+mod processes;
 mod runs;
 mod system;
 mod tasks;
@@ -134,6 +135,7 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::delete(alerting::expire_silence),
         )
         .route("/v1/alerting/sinks", get(alerting::sinks))
+        .route("/v1/processes", get(processes::list))
         .nest("/v1/workspaces/{ws}", ws)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
