@@ -222,8 +222,21 @@ async fn sinks_receive_the_documented_payloads_and_resolves() {
 
     // The file has one line per alert event; the history lists them all,
     // delivered, and never stores the routing key.
-    let (status, body) = s.get("/v1/notifications?limit=100").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // (Each sink has its own worker: the file's may still be writing.)
+    let started = Instant::now();
+    let body = loop {
+        let (status, body) = s.get("/v1/notifications?limit=100").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let all_sent = body["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "delivered");
+        if all_sent || started.elapsed() > Duration::from_secs(5) {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let list = body["notifications"].as_array().unwrap();
     assert_eq!(
         list.len(),
