@@ -805,7 +805,7 @@ async fn a_gate_rejection_spike_raises_and_resolves_its_alert() {
     bind(&s, ws, &["scripted-gate-a"], "all").await;
     let evaluate = || async {
         let app = s.app();
-        warden_server::rules::evaluate(&app.store, &app.alerts, &app.config.alerting.rules, ws)
+        warden_server::rules::evaluate(&app.store, &app.alerts, &app.config, ws)
             .await
             .unwrap();
         alerts(&s, ws, "gate_rejection_spike").await

@@ -77,7 +77,7 @@ async fn complete(s: &TestServer, ws: &str, id: &str) -> Value {
 
 async fn evaluate(s: &TestServer, ws: &str) {
     let app = s.app();
-    warden_server::rules::evaluate(&app.store, &app.alerts, &app.config.alerting.rules, ws)
+    warden_server::rules::evaluate(&app.store, &app.alerts, &app.config, ws)
         .await
         .unwrap();
 }
@@ -284,4 +284,115 @@ async fn task_alerts_resolve_once_the_task_moves_on() {
         .filter(|a| a["detail"]["task"] == id.as_str())
         .collect();
     assert_eq!(a[0]["status"], "resolved", "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_stuck_and_budget_alerts_dedup_and_resolve() {
+    let config = CONFIG.replace(
+        "[scheduler]\n",
+        "[scheduler]\nbacklog_threshold = 3\nstuck_after_ms = 300\n",
+    );
+    let s = TestServer::start(&config).await;
+    let ws = "q";
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(create(&s, ws, &format!("t{i}"), &["work"]).await);
+    }
+    // Four queued, over three. (Creating checks at most once a second per
+    // workspace; the evaluation catches what it skipped.)
+    evaluate(&s, ws).await;
+    let a = alerts(&s, ws, "backlog").await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(
+        (a[0]["severity"].as_str(), a[0]["status"].as_str()),
+        (Some("warning"), Some("open"))
+    );
+    evaluate(&s, ws).await;
+    assert_eq!(
+        alerts(&s, ws, "backlog").await[0]["count"],
+        2,
+        "deduplicated"
+    );
+    // Two claimed: two queued, resolved.
+    let first = claim(&s, ws, &ids[0]).await;
+    let _second = claim(&s, ws, &ids[1]).await;
+    evaluate(&s, ws).await;
+    assert_eq!(alerts(&s, ws, "backlog").await[0]["status"], "resolved");
+
+    // Stuck: the two running tasks report nothing for longer than 300 ms.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let names = vec![ws.to_string()];
+    s.app().scheduler.detect_stuck(&names).await.unwrap();
+    s.app().scheduler.detect_stuck(&names).await.unwrap();
+    let stuck = alerts(&s, ws, "stuck_task").await;
+    assert_eq!(stuck.len(), 2, "{stuck:?}");
+    assert!(
+        stuck
+            .iter()
+            .all(|a| a["count"] == 2 && a["status"] == "open"),
+        "{stuck:?}"
+    );
+    // One reports an event: no longer stuck, its alert resolves.
+    let (status, body) = s
+        .post(
+            &format!("/v1/workspaces/{ws}/tasks/{}/events", ids[0]),
+            &json!({ "type": "tool_start", "data": { "tool": "cargo" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    s.app().scheduler.detect_stuck(&names).await.unwrap();
+    let stuck = alerts(&s, ws, "stuck_task").await;
+    let of = |id: &str| {
+        stuck
+            .iter()
+            .find(|a| a["dedup_key"] == format!("stuck:{id}").as_str())
+            .map(|a| a["status"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(of(&ids[0]).as_deref(), Some("resolved"), "{stuck:?}");
+    assert_eq!(of(&ids[1]).as_deref(), Some("open"), "{stuck:?}");
+
+    // A task's budget at 80 %: raised, raised again (deduplicated), and
+    // resolved once the task is done.
+    let budgeted = {
+        let (status, t) = s
+            .post(
+                &format!("/v1/workspaces/{ws}/tasks"),
+                &json!({ "title": "thrifty", "pipeline": ["work"], "budget": { "tokens": 1000 }, "priority": "urgent" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{t}");
+        t["id"].as_str().unwrap().to_string()
+    };
+    let c = claim(&s, ws, &budgeted).await;
+    for tokens in [850, 10] {
+        let (status, body) = s
+            .post(
+                &format!("/v1/workspaces/{ws}/tasks/{budgeted}/events"),
+                &json!({ "type": "token", "data": { "tokens": tokens } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let a: Vec<_> = alerts(&s, ws, "budget_80")
+        .await
+        .into_iter()
+        .filter(|a| a["detail"]["task"] == budgeted.as_str())
+        .collect();
+    assert_eq!((a.len(), a[0]["count"].as_i64()), (1, Some(2)), "{a:?}");
+    let (status, body) = s
+        .post(
+            &format!("/v1/workspaces/{ws}/tasks/{budgeted}/complete"),
+            &json!({ "token": c["token"], "output": {} }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["task"]["state"], "done", "{body}");
+    evaluate(&s, ws).await;
+    let a: Vec<_> = alerts(&s, ws, "budget_80")
+        .await
+        .into_iter()
+        .filter(|a| a["detail"]["task"] == budgeted.as_str())
+        .collect();
+    assert_eq!(a[0]["status"], "resolved", "{a:?}");
+    let _ = first;
 }

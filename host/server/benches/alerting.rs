@@ -54,6 +54,17 @@ async fn receive(State(tx): State<Arrivals>, axum::Json(body): axum::Json<Value>
     "ok"
 }
 
+/// The arrival time of the body carrying `key`.
+async fn wait(rx: &mut mpsc::UnboundedReceiver<(String, Instant)>, key: String) -> Instant {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some((k, at))) if k == key => return at,
+            Ok(Some(_)) => continue,
+            _ => panic!("{key} never arrived"),
+        }
+    }
+}
+
 fn main() {
     let rounds: usize = std::env::var("WARDEN_BENCH_ROUNDS")
         .ok()
@@ -107,18 +118,6 @@ severities = ["critical"]
 
         let mut alert = Vec::with_capacity(rounds);
         let mut direct = Vec::with_capacity(rounds);
-        let wait = |rx: &mut mpsc::UnboundedReceiver<(String, Instant)>, key: String| {
-            let rx = rx;
-            async move {
-                loop {
-                    match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-                        Ok(Some((k, at))) if k == key => return at,
-                        Ok(Some(_)) => continue,
-                        _ => panic!("{key} never arrived"),
-                    }
-                }
-            }
-        };
         for i in 0..rounds + 20 {
             // Baseline: one POST of a similar body, straight to the receiver.
             let probe = format!("probe-{i}");

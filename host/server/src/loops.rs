@@ -68,13 +68,8 @@ async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             match app.store.list_workspaces().await {
                 Ok(ws) => {
                     for w in ws {
-                        if let Err(e) = crate::rules::evaluate(
-                            &app.store,
-                            &app.alerts,
-                            &app.config.alerting.rules,
-                            &w,
-                        )
-                        .await
+                        if let Err(e) =
+                            crate::rules::evaluate(&app.store, &app.alerts, &app.config, &w).await
                         {
                             tracing::warn!(workspace = %w, error = %e, "alert rules failed");
                         }

@@ -11,6 +11,7 @@ use serde_json::json;
 use warden_store::Store;
 
 use crate::alerts::{Alerts, Severity};
+use crate::config::Config;
 use crate::error::Result;
 
 /// `[alerting.rules]`: thresholds of the rules evaluated here, and the
@@ -90,14 +91,46 @@ impl RulesConfig {
     }
 }
 
-/// Evaluates the rules of one workspace.
-pub async fn evaluate(store: &Store, alerts: &Alerts, cfg: &RulesConfig, ws: &str) -> Result<()> {
+/// Evaluates the rules of one workspace under `config`.
+pub async fn evaluate(store: &Store, alerts: &Alerts, config: &Config, ws: &str) -> Result<()> {
     let now = warden_store::now_ms();
+    let cfg = &config.alerting.rules;
+    backlog(store, alerts, config.scheduler.backlog_threshold, ws).await?;
     build_test(store, alerts, cfg, ws, now).await?;
     gate_spike(store, alerts, cfg, ws, now).await?;
     fingerprints(store, alerts, cfg, ws, now).await?;
     error_spike(store, alerts, cfg, ws, now).await?;
     task_alerts(store, alerts, ws).await?;
+    Ok(())
+}
+
+/// The backlog alert is raised when a task is created over the threshold
+/// (at once); here it is also raised for a queue that grew otherwise
+/// (retries, redrives) and resolved once the queue is back under.
+async fn backlog(store: &Store, alerts: &Alerts, threshold: u32, ws: &str) -> Result<()> {
+    let key = format!("backlog:{ws}");
+    let queued = store
+        .count_tasks_by_state(ws)
+        .await?
+        .into_iter()
+        .find(|(s, _)| s == "queued")
+        .map_or(0, |(_, n)| n);
+    if queued > i64::from(threshold) {
+        alerts
+            .raise(
+                Some(ws),
+                "backlog",
+                Severity::Warning,
+                &key,
+                &format!(
+                    "backlog of {queued} queued tasks in workspace \"{ws}\" (threshold {threshold})"
+                ),
+                json!({ "queued": queued }),
+            )
+            .await?;
+    } else {
+        alerts.resolve(&key).await?;
+    }
     Ok(())
 }
 
