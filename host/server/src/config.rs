@@ -468,4 +468,55 @@ mod tests {
         assert_eq!(config_value_string(&p.config["b"]), "3");
         assert_eq!(config.plugin("other", "p").grants, vec!["health:read"]);
     }
+
+    fn invalid(text: &str) -> String {
+        match Config::parse(text) {
+            Ok(c) => c.validate().expect_err("invalid"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn bad_alerting_and_heal_settings_are_named() {
+        let e = invalid("[[alerting.sinks]]\nname = \"s\"\nkind = \"slack\"\n");
+        assert!(
+            e.contains("\"s\": a slack sink needs url or url_env"),
+            "{e}"
+        );
+        let e = invalid("[[alerting.sinks]]\nname = \"p\"\nkind = \"pagerduty\"\n");
+        assert!(e.contains("needs routing_key_env"), "{e}");
+        let e = invalid(
+            "[[alerting.sinks]]\nname = \"f\"\nkind = \"jsonl\"\npath = \"a\"\nseverities = [\"urgent\"]\n",
+        );
+        assert!(e.contains("unknown severity \"urgent\""), "{e}");
+        let e = invalid("[[alerting.sinks]]\nname = \"x\"\nkind = \"email\"\n");
+        assert!(e.contains("unknown variant `email`"), "{e}");
+        let e = invalid("[alerting.rules]\ngate_rejection_rate = 1.5\n");
+        assert!(
+            e.contains("gate_rejection_rate must be between 0 and 1"),
+            "{e}"
+        );
+        let e = invalid(
+            "[[workspaces.a.heal]]\nplaybook = \"repair-common-issues\"\non_alert = \"stuck_task\"\nevery = \"5m\"\n",
+        );
+        assert!(
+            e.contains(
+                "[[workspaces.a.heal]] #1 (repair-common-issues): set on_alert or every, not both"
+            ),
+            "{e}"
+        );
+        let e = invalid("[[workspaces.a.heal]]\nplaybook = \"p\"\nevery = \"soon\"\n");
+        assert!(e.contains("every = \"soon\" is not a duration"), "{e}");
+        let e = invalid("[[workspaces.\"*\".heal]]\nplaybook = \"p\"\nevery = \"5m\"\n");
+        assert!(e.contains("needs a named workspace"), "{e}");
+        let e =
+            invalid("[[workspaces.a.heal]]\nplaybook = \"p\"\non_alert = \"x\"\nmode = \"fix\"\n");
+        assert!(e.contains("invalid mode \"fix\""), "{e}");
+        let ok = Config::parse(
+            "[[workspaces.a.heal]]\nplaybook = \"p\"\non_alert = \"stuck_task\"\n[[alerting.sinks]]\nname = \"f\"\nkind = \"jsonl\"\npath = \"a.jsonl\"\n",
+        )
+        .unwrap();
+        ok.validate().unwrap();
+        assert_eq!(ok.workspaces["a"].heal[0].mode, "apply");
+    }
 }
