@@ -8,6 +8,7 @@
 
 mod api;
 mod crash;
+mod disk;
 mod fresh;
 mod gates;
 mod gateway;

@@ -52,6 +52,8 @@ pub struct App {
     pub auth: Auth,
     /// Snapshots.
     pub health: Arc<Health>,
+    /// Evidence files and the disk guard (SPEC RL-3).
+    pub evidence: Arc<crate::evidence::Evidence>,
     /// True once start-up finished.
     pub ready: AtomicBool,
 }
@@ -177,6 +179,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         registry.clone(),
         vec![config.data_dir.clone()],
     ));
+    let evidence_dir = config.disk_guard.evidence_dir(&config.data_dir);
+    let evidence = Arc::new(
+        crate::evidence::Evidence::new(evidence_dir.clone(), config.disk_guard.thresholds())
+            .with_context(|| {
+                format!(
+                    "cannot create the evidence directory {}",
+                    evidence_dir.display()
+                )
+            })?,
+    );
     let heal = Heal::new(
         store.clone(),
         registry.clone(),
@@ -185,6 +197,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         health.clone(),
         scheduler.clone(),
         config.clone(),
+        evidence.clone(),
     );
     heal.recover().await?;
 
@@ -213,11 +226,18 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         alerts,
         auth,
         health,
+        evidence: evidence.clone(),
         ready: AtomicBool::new(false),
     });
 
     registry.watch(rx.clone());
     crate::loops::start(app.clone(), rx.clone());
+    // Every host guards its own disk, so this loop is not a singleton.
+    evidence.start(
+        app.alerts.clone(),
+        Duration::from_millis(config.disk_guard.check_every_ms),
+        rx.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

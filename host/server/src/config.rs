@@ -35,6 +35,8 @@ pub struct Config {
     pub scheduler: crate::scheduler::SchedulerConfig,
     /// The model gateway: providers, routing policy, breakers.
     pub gateway: crate::gateway::GatewayConfig,
+    /// The disk guard of the evidence directory (SPEC RL-3).
+    pub disk_guard: crate::evidence::DiskGuardConfig,
     /// Per workspace (or `"*"` for every workspace): pins, grants, config
     /// and limits of each plugin.
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
@@ -53,6 +55,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             scheduler: crate::scheduler::SchedulerConfig::default(),
             gateway: crate::gateway::GatewayConfig::default(),
+            disk_guard: crate::evidence::DiskGuardConfig::default(),
             workspaces: BTreeMap::new(),
         }
     }
@@ -281,6 +284,9 @@ impl Config {
             }
         }
         self.gateway.validate()?;
+        self.disk_guard
+            .validate()
+            .map_err(|e| format!("[disk_guard] {e}"))?;
         if let Some(token) = &self.auth.admin_token
             && token.len() < 16
         {

@@ -1,6 +1,7 @@
 //! The HTTP API: translates HTTP to domain calls and back. No SQL and no
 //! wasm here; every error leaves as the SE-2 envelope.
 
+mod disk;
 mod extract;
 mod gates;
 mod gateway;
@@ -121,6 +122,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/gateway/providers", get(gateway::providers))
         .route("/v1/breakers", get(workspace::breakers))
         .route("/v1/breakers/{name}", put(workspace::set_breaker))
+        .route("/v1/disk-guard", get(disk::get).put(disk::put))
         .nest("/v1/workspaces/{ws}", ws)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
