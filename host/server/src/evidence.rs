@@ -862,4 +862,38 @@ mod tests {
             Err(EvidenceError::NotFound(_))
         ));
     }
+
+    /// The host call's own path (`Evidence::compress`, `Evidence::stat`)
+    /// stays inside the workspace: another workspace's file and a file
+    /// outside the evidence directory are refused, and stay as they were.
+    #[tokio::test]
+    async fn host_calls_stay_inside_the_workspace() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("evidence");
+        let ev = Evidence::new(dir.clone(), DiskGuardConfig::default().thresholds()).unwrap();
+        write_atomic(&dir.join("a/runs/x.json"), b"{}").unwrap();
+        write_atomic(&dir.join("b/runs/y.json"), b"{}").unwrap();
+        fs::write(base.path().join("outside.json"), "{}").unwrap();
+        for bad in ["../b/runs/y.json", "../../outside.json", "/etc/hostname"] {
+            assert!(
+                matches!(ev.compress("a", bad).await, Err(EvidenceError::Invalid(_))),
+                "{bad} was not refused"
+            );
+            assert!(matches!(ev.stat("a", bad), Err(EvidenceError::Invalid(_))));
+        }
+        assert!(dir.join("b/runs/y.json").exists());
+        assert!(base.path().join("outside.json").exists());
+        let c = ev.compress("a", "runs/x.json").await.unwrap();
+        assert_eq!(c.original_bytes, 2);
+        assert!(matches!(
+            ev.compress("a", "runs/x.json.zst").await,
+            Err(EvidenceError::Invalid(_))
+        ));
+        assert_eq!(ev.status().files_compressed, 1);
+        let old = ev.list_old("a", 0).await.unwrap();
+        assert!(
+            old.is_empty(),
+            "a compressed file is not listed again: {old:?}"
+        );
+    }
 }
