@@ -119,6 +119,10 @@ mod run_tracker {
 
 impl Heal {
     /// Builds the service.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one handle per service a run uses; a builder would only move the list"
+    )]
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
