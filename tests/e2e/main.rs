@@ -9,6 +9,7 @@
 mod alerting;
 mod api;
 mod crash;
+mod disk;
 mod fresh;
 mod gates;
 mod gateway;

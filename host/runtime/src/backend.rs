@@ -10,7 +10,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::types::{HealthSnapshot, HostError, Mode, TaskFilter, TaskSummary};
+use crate::types::{
+    EvidenceFile, EvidenceUsage, HealthSnapshot, HostError, Mode, TaskFilter, TaskSummary,
+};
 
 /// Who is running what: passed to every backend call of one run.
 #[derive(Clone, Debug, Serialize)]
@@ -93,6 +95,12 @@ pub enum Mutation {
         /// Reuse an unfinished task with this key.
         dedup_key: Option<String>,
     },
+    /// `evidence.compress`
+    #[serde(rename = "evidence.compress")]
+    CompressEvidence {
+        /// Relative to the workspace's evidence directory.
+        path: String,
+    },
 }
 
 impl Mutation {
@@ -104,6 +112,7 @@ impl Mutation {
             Mutation::Block { .. } => "tasks.block",
             Mutation::Unblock { .. } => "tasks.unblock",
             Mutation::Create { .. } => "tasks.create",
+            Mutation::CompressEvidence { .. } => "evidence.compress",
         }
     }
 
@@ -114,6 +123,7 @@ impl Mutation {
             | Mutation::Reset { id, .. }
             | Mutation::Block { id, .. }
             | Mutation::Unblock { id, .. } => Some(id),
+            Mutation::CompressEvidence { path } => Some(path),
             Mutation::Create { .. } => None,
         }
     }
@@ -280,6 +290,26 @@ pub trait Backend: Send + Sync + 'static {
     async fn kv_delete(&self, call: &CallInfo, key: &str) -> Result<bool, HostError>;
     /// `kv.list-keys`.
     async fn kv_list(&self, call: &CallInfo, prefix: &str) -> Result<Vec<String>, HostError>;
+
+    /// `evidence.usage`: the file system of the evidence directory. A host
+    /// without evidence files (gates, routers) keeps the default answer.
+    async fn evidence_usage(&self, _call: &CallInfo) -> Result<EvidenceUsage, HostError> {
+        Err(HostError::Unavailable(
+            "this host keeps no evidence files".to_string(),
+        ))
+    }
+
+    /// `evidence.list-old`: uncompressed evidence files of the workspace
+    /// at least `older_than_secs` old, oldest first.
+    async fn evidence_list_old(
+        &self,
+        _call: &CallInfo,
+        _older_than_secs: u64,
+    ) -> Result<Vec<EvidenceFile>, HostError> {
+        Err(HostError::Unavailable(
+            "this host keeps no evidence files".to_string(),
+        ))
+    }
 
     /// A run event, as it happens. Must not block: a backend that persists
     /// events should queue them.

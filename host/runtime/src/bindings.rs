@@ -56,6 +56,9 @@ pub(crate) use generated::{gate::QualityGatePre, router::RoutingPolicyPre};
 /// playbooks report, what quality gates receive and answer, and what
 /// routing policies receive and decide.
 pub mod types {
+    pub use super::generated::playbook::warden::plugin::evidence::{
+        Compressed, EvidenceFile, EvidenceUsage,
+    };
     pub use super::generated::playbook::warden::plugin::health::{
         Breaker, Database, Disk, ErrorFingerprint, PluginState, RunStats,
         Snapshot as HealthSnapshot, StateCount, Worker,

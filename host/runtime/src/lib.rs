@@ -34,7 +34,7 @@ pub use call::Usage;
 pub use engine::{EffectiveLimits, HostLimits, Runtime, RuntimeConfig};
 pub use error::{Error, LoadError, Result, RunError};
 pub use gate::{GateOutcome, GateRequest};
-pub use memory::MemoryBackend;
+pub use memory::{MemoryBackend, MemoryEvidence};
 pub use plugin::{ImportedFn, Plugin, digest_of};
 pub use route::{RouteCall, RouteOutcome};
 pub use run::{RunOutcome, RunRequest};

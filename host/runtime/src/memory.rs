@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::backend::{ActionRecord, ActionStatus, Applied, Backend, CallInfo, Mutation, RunEvent};
 use crate::types::{
-    Database, HealthSnapshot, HostError, RunStats, StateCount, TaskFilter, TaskSummary, Worker,
+    Database, EvidenceFile, EvidenceUsage, HealthSnapshot, HostError, RunStats, StateCount,
+    TaskFilter, TaskSummary, Worker,
 };
 
 /// A task as the fake host keeps it.
@@ -28,9 +29,30 @@ pub struct MemoryTask {
     pub lease_expires: Option<Instant>,
 }
 
+/// An evidence file as the fake host keeps it: only its name, size, age
+/// and whether it was compressed (no bytes on disk).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryEvidence {
+    /// Workspace.
+    pub workspace: String,
+    /// Relative path, e.g. `runs/r1.json`.
+    pub path: String,
+    /// Size before compression.
+    pub bytes: u64,
+    /// Seconds since it was written.
+    pub age_secs: u64,
+    /// True once `evidence.compress` was applied to it.
+    pub compressed: bool,
+}
+
+/// Size of the fake evidence file system.
+const FAKE_DISK_BYTES: u64 = 100 << 30;
+
 #[derive(Default)]
 struct Inner {
     tasks: Vec<MemoryTask>,
+    evidence: Vec<MemoryEvidence>,
+    evidence_used_pct: f64,
     kv: BTreeMap<(String, String, String), Vec<u8>>,
     actions: Vec<(String, ActionRecord)>,
     events: Vec<(String, RunEvent)>,
@@ -101,6 +123,27 @@ impl MemoryBackend {
             last_heartbeat_age_secs: heartbeat_age_secs,
             active_leases: 0,
         });
+    }
+
+    /// Adds an evidence file of `bytes`, written `age_secs` ago.
+    pub fn add_evidence(&self, workspace: &str, path: &str, bytes: u64, age_secs: u64) {
+        self.lock().evidence.push(MemoryEvidence {
+            workspace: workspace.to_string(),
+            path: path.to_string(),
+            bytes,
+            age_secs,
+            compressed: false,
+        });
+    }
+
+    /// Sets how full the fake evidence file system is, in percent.
+    pub fn set_evidence_used_pct(&self, pct: f64) {
+        self.lock().evidence_used_pct = pct;
+    }
+
+    /// Every evidence file of every workspace.
+    pub fn evidence(&self) -> Vec<MemoryEvidence> {
+        self.lock().evidence.clone()
     }
 
     /// Every task of every workspace.
@@ -221,6 +264,37 @@ impl Backend for MemoryBackend {
         mutation: &Mutation,
     ) -> Result<Applied, HostError> {
         let mut inner = self.lock();
+        if let Mutation::CompressEvidence { path } = mutation {
+            let file = inner
+                .evidence
+                .iter_mut()
+                .find(|f| f.workspace == call.workspace && f.path == *path && !f.compressed)
+                .ok_or_else(|| HostError::NotFound(format!("no evidence file \"{path}\"")))?;
+            file.compressed = true;
+            // JSON compresses about tenfold with zstd; the fake says so.
+            let compressed_bytes = file.bytes / 10;
+            let applied = Applied {
+                before: Some(json!({ "path": path, "bytes": file.bytes })),
+                after: Some(json!({
+                    "path": format!("{path}.zst"),
+                    "original_bytes": file.bytes,
+                    "compressed_bytes": compressed_bytes,
+                })),
+                created_id: None,
+            };
+            inner.actions.push((
+                call.run_id.clone(),
+                ActionRecord {
+                    seq,
+                    mutation: mutation.clone(),
+                    status: ActionStatus::Applied,
+                    before: applied.before.clone(),
+                    after: applied.after.clone(),
+                    detail: None,
+                },
+            ));
+            return Ok(applied);
+        }
         let applied = if let Mutation::Create {
             title,
             priority,
@@ -299,7 +373,7 @@ impl Backend for MemoryBackend {
                     }
                     s.state = "queued".into();
                 }
-                Mutation::Create { .. } => {}
+                Mutation::Create { .. } | Mutation::CompressEvidence { .. } => {}
             }
             s.last_event_age_secs = 0;
             Applied {
@@ -318,6 +392,39 @@ impl Backend for MemoryBackend {
         };
         inner.actions.push((call.run_id.clone(), record));
         Ok(applied)
+    }
+
+    async fn evidence_usage(&self, _call: &CallInfo) -> Result<EvidenceUsage, HostError> {
+        let pct = self.lock().evidence_used_pct;
+        Ok(EvidenceUsage {
+            path: "/fake/evidence".to_string(),
+            total_bytes: FAKE_DISK_BYTES,
+            free_bytes: (FAKE_DISK_BYTES as f64 * (100.0 - pct) / 100.0) as u64,
+            used_pct: pct,
+            recording_paused: false,
+        })
+    }
+
+    async fn evidence_list_old(
+        &self,
+        call: &CallInfo,
+        older_than_secs: u64,
+    ) -> Result<Vec<EvidenceFile>, HostError> {
+        let mut files: Vec<EvidenceFile> = self
+            .lock()
+            .evidence
+            .iter()
+            .filter(|f| {
+                f.workspace == call.workspace && !f.compressed && f.age_secs >= older_than_secs
+            })
+            .map(|f| EvidenceFile {
+                path: f.path.clone(),
+                bytes: f.bytes,
+                age_secs: f.age_secs,
+            })
+            .collect();
+        files.sort_by(|a, b| b.age_secs.cmp(&a.age_secs).then(a.path.cmp(&b.path)));
+        Ok(files)
     }
 
     async fn record(&self, call: &CallInfo, action: &ActionRecord) -> Result<(), HostError> {

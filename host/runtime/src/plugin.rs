@@ -164,6 +164,8 @@ fn capability_of(interface: &str, function: &str) -> Result<Option<Capability>, 
             Some(Capability::TasksWrite)
         }
         ("kv", "get" | "set" | "delete" | "list-keys") => Some(Capability::Kv),
+        ("evidence", "usage" | "list-old") => Some(Capability::ArtifactsRead),
+        ("evidence", "compress") => Some(Capability::ArtifactsCompact),
         _ => return Err(()),
     })
 }
@@ -172,7 +174,9 @@ fn capability_of(interface: &str, function: &str) -> Result<Option<Capability>, 
 /// no other, whatever it requests.
 fn world_interfaces(kind: PluginKind) -> &'static [&'static str] {
     match kind {
-        PluginKind::Playbook => &["types", "log", "config", "health", "tasks", "kv"],
+        PluginKind::Playbook => &[
+            "types", "log", "config", "health", "tasks", "kv", "evidence",
+        ],
         PluginKind::QualityGate => &["types", "gate-types", "log", "config", "kv"],
         PluginKind::RoutingPolicy => &["routing-types", "log", "config"],
     }

@@ -57,6 +57,8 @@ pub struct App {
     pub health: Arc<Health>,
     /// Managed processes.
     pub processes: Arc<Processes>,
+    /// Evidence files and the disk guard (SPEC RL-3).
+    pub evidence: Arc<crate::evidence::Evidence>,
     /// True once start-up finished.
     pub ready: AtomicBool,
 }
@@ -193,6 +195,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                 .collect(),
         ),
     );
+    let evidence_dir = config.disk_guard.evidence_dir(&config.data_dir);
+    let evidence = Arc::new(
+        crate::evidence::Evidence::new(evidence_dir.clone(), config.disk_guard.thresholds())
+            .with_context(|| {
+                format!(
+                    "cannot create the evidence directory {}",
+                    evidence_dir.display()
+                )
+            })?,
+    );
     let heal = Heal::new(
         store.clone(),
         registry.clone(),
@@ -201,6 +213,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         health.clone(),
         scheduler.clone(),
         config.clone(),
+        evidence.clone(),
     );
     heal.recover().await?;
 
@@ -239,6 +252,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         auth,
         health,
         processes,
+        evidence: evidence.clone(),
         ready: AtomicBool::new(false),
     });
 
@@ -250,6 +264,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .run(app.alerts.wake_handle(), rx.clone()),
     );
     crate::autoheal::AutoHeal::start(app.clone(), rx.clone());
+    // Every host guards its own disk, so this loop is not a singleton.
+    evidence.start(
+        app.alerts.clone(),
+        Duration::from_millis(config.disk_guard.check_every_ms),
+        rx.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

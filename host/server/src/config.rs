@@ -37,6 +37,8 @@ pub struct Config {
     pub gateway: crate::gateway::GatewayConfig,
     /// Alert notifications: sinks, routing, grouping, repeats.
     pub alerting: crate::alerting::AlertingConfig,
+    /// The disk guard of the evidence directory (SPEC RL-3).
+    pub disk_guard: crate::evidence::DiskGuardConfig,
     /// Per workspace (or `"*"` for every workspace): pins, grants, config
     /// and limits of each plugin.
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
@@ -58,6 +60,7 @@ impl Default for Config {
             scheduler: crate::scheduler::SchedulerConfig::default(),
             gateway: crate::gateway::GatewayConfig::default(),
             alerting: crate::alerting::AlertingConfig::default(),
+            disk_guard: crate::evidence::DiskGuardConfig::default(),
             workspaces: BTreeMap::new(),
             processes: Vec::new(),
         }
@@ -300,6 +303,9 @@ impl Config {
         }
         self.gateway.validate()?;
         crate::processes::validate(self)?;
+        self.disk_guard
+            .validate()
+            .map_err(|e| format!("[disk_guard] {e}"))?;
         if let Some(token) = &self.auth.admin_token
             && token.len() < 16
         {

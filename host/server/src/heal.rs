@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use warden_runtime::types::{HealthSnapshot, HostError, Mode, TaskFilter, TaskSummary};
+use warden_runtime::types::{
+    EvidenceFile, EvidenceUsage, HealthSnapshot, HostError, Mode, TaskFilter, TaskSummary,
+};
 use warden_runtime::{
     ActionRecord, ActionStatus, Applied, Backend, CallInfo, Mutation, RunEvent, RunOutcome,
     RunRequest, Runtime, mode_name,
@@ -65,6 +67,7 @@ pub struct Heal {
     health: Arc<Health>,
     scheduler: Arc<crate::scheduler::Scheduler>,
     config: Arc<Config>,
+    evidence: Arc<crate::evidence::Evidence>,
     slots: Arc<Semaphore>,
     tasks: run_tracker::Tracker,
 }
@@ -116,6 +119,10 @@ mod run_tracker {
 
 impl Heal {
     /// Builds the service.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one handle per service a run uses; a builder would only move the list"
+    )]
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
@@ -124,6 +131,7 @@ impl Heal {
         health: Arc<Health>,
         scheduler: Arc<crate::scheduler::Scheduler>,
         config: Arc<Config>,
+        evidence: Arc<crate::evidence::Evidence>,
     ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(
             runtime.config().max_concurrent_calls as usize,
@@ -136,6 +144,7 @@ impl Heal {
             health,
             scheduler,
             config,
+            evidence,
             slots,
             tasks: run_tracker::Tracker::default(),
         })
@@ -296,9 +305,13 @@ impl Heal {
         let closing = std::time::Instant::now();
         self.hub.flush().await;
         let mut attempt = 0;
+        let mut recorded = false;
         loop {
             match self.store.finish_run(&row.id, &end).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    recorded = true;
+                    break;
+                }
                 Err(e) if attempt < 5 => {
                     attempt += 1;
                     tracing::warn!(run = %row.id, error = %e, attempt, "cannot record the end of a run; retrying");
@@ -310,6 +323,9 @@ impl Heal {
                 }
             }
         }
+        if recorded {
+            self.record_evidence(&row).await;
+        }
         self.hub.push(
             &row.id,
             "status",
@@ -318,6 +334,36 @@ impl Heal {
         self.hub.close(&row.id);
         if closing.elapsed() > Duration::from_millis(200) {
             tracing::warn!(run = %row.id, ms = closing.elapsed().as_millis() as u64, "slow database while closing a run");
+        }
+    }
+
+    /// Writes the finished run's evidence file (SPEC RL-3) from what the
+    /// database now holds, before the final status event, so that whoever
+    /// sees the run end finds its file (unless the disk guard paused
+    /// recording). Evidence is a copy: failing to write it fails nothing.
+    async fn record_evidence(&self, row: &RunRow) {
+        if self.evidence.paused() {
+            // Counted as skipped without reading the database.
+            self.evidence.skip(
+                &std::path::Path::new(&row.workspace)
+                    .join("runs")
+                    .join(format!("{}.json", row.id)),
+            );
+            return;
+        }
+        let (run, actions, events) = tokio::join!(
+            self.store.get_run(&row.workspace, &row.id),
+            self.store.list_actions(&row.id),
+            self.store.list_run_events(&row.id, 0, 1000),
+        );
+        match (run, actions, events) {
+            (Ok(Some(run)), Ok(actions), Ok(events)) => {
+                self.evidence.record_run(&run, &actions, &events).await;
+            }
+            (Ok(None), _, _) => {}
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                tracing::warn!(run = %row.id, error = %e, "cannot read the run back for its evidence file");
+            }
         }
     }
 
@@ -339,6 +385,7 @@ impl Heal {
             hub: self.hub.clone(),
             health: self.health.clone(),
             scheduler: self.scheduler.clone(),
+            evidence: self.evidence.clone(),
         });
         let request = RunRequest {
             info: CallInfo {
@@ -572,6 +619,60 @@ struct DbBackend {
     hub: Arc<EventHub>,
     health: Arc<Health>,
     scheduler: Arc<crate::scheduler::Scheduler>,
+    evidence: Arc<crate::evidence::Evidence>,
+}
+
+impl DbBackend {
+    /// `evidence.compress` applied: the file is compressed first, then the
+    /// audited action is written. A file system and a database cannot
+    /// commit together; if the action cannot be written the compression
+    /// stands (it loses nothing: the `.zst` holds the same bytes) and the
+    /// plugin is told the host is unavailable.
+    async fn compress_evidence(
+        &self,
+        call: &CallInfo,
+        path: &str,
+        mut action: ActionRow,
+    ) -> Result<Applied, HostError> {
+        let before = self
+            .evidence
+            .stat(&call.workspace, path)
+            .map_err(evidence_error)?;
+        let done = self
+            .evidence
+            .compress(&call.workspace, path)
+            .await
+            .map_err(evidence_error)?;
+        let before = json!({ "path": path, "bytes": before.bytes, "age_secs": before.age_secs });
+        let after = json!({
+            "path": format!("{path}{}", crate::evidence::ZST),
+            "original_bytes": done.original_bytes,
+            "compressed_bytes": done.compressed_bytes,
+        });
+        action.before = Some(before.clone());
+        action.after = Some(after.clone());
+        if let Err(e) = self.store.insert_action(&action).await {
+            tracing::error!(run = %call.run_id, path, error = %e, "evidence compressed but its audited action could not be written");
+            return Err(unavailable(e));
+        }
+        Ok(Applied {
+            before: Some(before),
+            after: Some(after),
+            created_id: None,
+        })
+    }
+}
+
+fn evidence_error(e: crate::evidence::EvidenceError) -> HostError {
+    use crate::evidence::EvidenceError;
+    match e {
+        EvidenceError::Invalid(m) => HostError::Invalid(m),
+        EvidenceError::NotFound(m) => HostError::NotFound(format!("evidence file \"{m}\"")),
+        EvidenceError::Io(m) => {
+            tracing::warn!(error = %m, "evidence host call failed");
+            HostError::Unavailable(m)
+        }
+    }
 }
 
 /// A plugin's own key/value state in a workspace (SPEC PL-2 `kv`), for
@@ -736,6 +837,9 @@ impl Backend for DbBackend {
     ) -> Result<Applied, HostError> {
         let action = action_row(call, seq, mutation, ActionStatus::Applied);
         let change = match mutation {
+            Mutation::CompressEvidence { path } => {
+                return self.compress_evidence(call, path, action).await;
+            }
             Mutation::Create {
                 title,
                 body,
@@ -831,6 +935,43 @@ impl Backend for DbBackend {
 
     async fn kv_list(&self, call: &CallInfo, prefix: &str) -> Result<Vec<String>, HostError> {
         kv::list(&self.store, call, prefix).await
+    }
+
+    async fn evidence_usage(&self, _call: &CallInfo) -> Result<EvidenceUsage, HostError> {
+        let dir = self.evidence.dir().to_path_buf();
+        let usage = tokio::task::spawn_blocking(move || crate::evidence::usage_of(&dir))
+            .await
+            .map_err(|e| HostError::Unavailable(format!("disk measurement failed: {e}")))?
+            .map_err(|e| {
+                HostError::Unavailable(format!("cannot measure the evidence file system: {e}"))
+            })?;
+        Ok(EvidenceUsage {
+            path: self.evidence.dir().display().to_string(),
+            total_bytes: usage.total_bytes,
+            free_bytes: usage.free_bytes,
+            used_pct: usage.used_pct,
+            recording_paused: self.evidence.paused(),
+        })
+    }
+
+    async fn evidence_list_old(
+        &self,
+        call: &CallInfo,
+        older_than_secs: u64,
+    ) -> Result<Vec<EvidenceFile>, HostError> {
+        let files = self
+            .evidence
+            .list_old(&call.workspace, older_than_secs)
+            .await
+            .map_err(evidence_error)?;
+        Ok(files
+            .into_iter()
+            .map(|f| EvidenceFile {
+                path: f.path,
+                bytes: f.bytes,
+                age_secs: f.age_secs,
+            })
+            .collect())
     }
 
     fn event(&self, call: &CallInfo, event: RunEvent) {

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod evidence;
 pub mod fingerprint;
 pub mod gates;
 pub mod gateway;

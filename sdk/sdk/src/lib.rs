@@ -137,6 +137,7 @@ mod host_error;
 mod playbook;
 
 pub mod config;
+pub mod evidence;
 pub mod gate;
 pub mod health;
 pub mod kv;

@@ -65,12 +65,12 @@ use warden_runtime::{
     RouteOutcome, RunError, RunOutcome, RunRequest, Runtime, RuntimeConfig,
 };
 
-pub use warden_runtime::ActionStatus;
 pub use warden_runtime::types::{
     Artifact, Decision, DiffStats, Reason, RubricScore, Submission, TestResults, Verdict,
 };
 pub use warden_runtime::types::{Candidate, ProviderStatus, RouteDecision, RouteRequest};
 pub use warden_runtime::types::{Finding, Mode, Report, Severity, TaskSummary};
+pub use warden_runtime::{ActionStatus, MemoryEvidence, Mutation};
 
 mod route;
 mod submission;
@@ -158,6 +158,27 @@ impl FakeHost {
             .tasks()
             .into_iter()
             .map(|t| t.summary)
+            .collect()
+    }
+
+    /// Adds an evidence file of the workspace at `path` (relative, e.g.
+    /// `runs/r1.json`), `bytes` long, written `age_secs` ago.
+    pub fn add_evidence(&self, path: &str, bytes: u64, age_secs: u64) {
+        self.backend
+            .add_evidence(&self.workspace, path, bytes, age_secs);
+    }
+
+    /// Sets how full the fake evidence file system is, in percent.
+    pub fn set_evidence_used_pct(&self, pct: f64) {
+        self.backend.set_evidence_used_pct(pct);
+    }
+
+    /// The workspace's evidence files, with whether each was compressed.
+    pub fn evidence(&self) -> Vec<MemoryEvidence> {
+        self.backend
+            .evidence()
+            .into_iter()
+            .filter(|f| f.workspace == self.workspace)
             .collect()
     }
 

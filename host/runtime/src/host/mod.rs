@@ -2,6 +2,7 @@
 //! interface (one file per interface).
 
 mod config;
+mod evidence;
 mod health;
 mod kv;
 mod log;

@@ -2,6 +2,7 @@
 //! wasm here; every error leaves as the SE-2 envelope.
 
 mod alerting;
+mod disk;
 mod extract;
 mod gates;
 mod gateway;
@@ -136,6 +137,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/alerting/sinks", get(alerting::sinks))
         .route("/v1/processes", get(processes::list))
+        .route("/v1/disk-guard", get(disk::get).put(disk::put))
         .nest("/v1/workspaces/{ws}", ws)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

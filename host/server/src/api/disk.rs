@@ -1,0 +1,44 @@
+//! `GET` and `PUT /v1/disk-guard` (SPEC RL-3): the evidence disk guard's
+//! usage, thresholds and counters; an operator tunes the thresholds without
+//! a restart.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::api::{AppState, Json};
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::evidence::ThresholdsUpdate;
+
+/// `GET /v1/disk-guard`: any token (it shows no workspace data).
+pub async fn get(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
+    Ok(axum::Json(state.app.evidence.status()).into_response())
+}
+
+/// `PUT /v1/disk-guard` (bootstrap admin; the disk spans workspaces):
+/// changes the thresholds, then measures at once so that the answer shows
+/// their effect. Not kept across a restart: warden.toml `[disk_guard]` is
+/// the lasting setting.
+pub async fn put(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(update): Json<ThresholdsUpdate>,
+) -> Result<Response> {
+    principal.require_root()?;
+    let app = &state.app;
+    let thresholds = app
+        .evidence
+        .set_thresholds(&update)
+        .map_err(Error::InvalidArgument)?;
+    app.audit(
+        &principal,
+        None,
+        "disk_guard.set",
+        &app.evidence.dir().display().to_string(),
+        json!(thresholds),
+    )
+    .await;
+    let status = app.evidence.check(&app.alerts).await;
+    Ok(axum::Json(status).into_response())
+}
