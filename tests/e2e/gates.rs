@@ -303,6 +303,8 @@ quorum = "2-of-3"
     let waiting = alerts(&s, ws, "gate_waiting_approval").await;
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert_eq!(waiting[0]["status"], "open");
+    // No quorum is the critical "gate quorum failure" of SPEC AL-1.
+    assert_eq!(waiting[0]["severity"], "critical");
     let (status, body) = s
         .post(
             &format!("/v1/workspaces/{ws}/tasks/{dd}/decision"),
@@ -606,6 +608,23 @@ async fn rejections_go_back_to_plan_until_the_loop_guard_blocks() {
     assert_eq!(loop_alerts.len(), 1);
     assert_eq!(loop_alerts[0]["severity"], "critical");
     assert_eq!(decisions(&s, ws, &id).await.len(), 6);
+    // Unblocked by an operator: the alert resolves at the next evaluation
+    // of the rules.
+    let (status, body) = s
+        .post(
+            &format!("/v1/workspaces/{ws}/tasks/{id}/unblock"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let app = s.app();
+    warden_server::rules::evaluate(&app.store, &app.alerts, &app.config, ws)
+        .await
+        .unwrap();
+    assert_eq!(
+        alerts(&s, ws, "infinite_loop").await[0]["status"],
+        "resolved"
+    );
     s.stop().await;
 }
 

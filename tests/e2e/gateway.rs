@@ -423,6 +423,20 @@ async fn a_failing_primary_opens_its_breaker_and_a_probe_closes_it() {
     let b = breaker(&s, "primary").await;
     assert_eq!(b["breaker"], "open");
     assert!(b["retry_at"].is_string(), "{b}");
+    // Opened, then opened again by the failed probe: one open alert,
+    // raised twice (deduplicated by its key).
+    let started = Instant::now();
+    loop {
+        let alert = open_alert(&s, "breaker:provider:primary").await;
+        if alert.as_ref().is_some_and(|a| a.count == 2) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "one open alert raised twice: {alert:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Both down: 503 naming each attempt.
     u.backup.handle().set(Behavior::Fail { status: 500 });
