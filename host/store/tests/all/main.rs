@@ -18,6 +18,7 @@ mod events_actions;
 mod gates;
 mod gateway;
 mod kv;
+mod notifications;
 mod pins_grants;
 mod plugins;
 mod pool;
