@@ -15,6 +15,7 @@ mod gates;
 mod gateway;
 mod hostile;
 mod lifecycle;
+mod metrics;
 mod processes;
 mod repair;
 mod rules;

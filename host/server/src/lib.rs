@@ -27,6 +27,7 @@ pub mod gateway;
 pub mod heal;
 pub mod health;
 pub mod loops;
+pub mod metrics;
 pub mod processes;
 pub mod registry;
 pub mod rules;

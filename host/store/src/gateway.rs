@@ -291,6 +291,15 @@ impl Store {
         rows.iter().map(call_from_row).collect()
     }
 
+    /// Every workspace that made gateway calls.
+    pub async fn list_gateway_workspaces(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT workspace FROM gateway_calls ORDER BY workspace")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Usage of a workspace's calls created in `[since, until)`, summed per
     /// distinct value of `group_by` (all calls in one group when empty),
     /// largest cost first.

@@ -138,10 +138,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/alerting/sinks", get(alerting::sinks))
         .route("/v1/processes", get(processes::list))
         .route("/v1/disk-guard", get(disk::get).put(disk::put))
+        .route("/metrics", get(system::metrics))
         .nest("/v1/workspaces/{ws}", ws)
+        .route_layer(axum::middleware::from_fn(route_of))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), measure))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
@@ -163,6 +166,44 @@ pub fn router(app: Arc<App>) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(330),
         ))
+}
+
+/// The route template a request matched, handed to [`measure`] on the
+/// response (a layer outside the router cannot see it).
+#[derive(Clone)]
+struct RouteOf(String);
+
+async fn route_of(
+    path: Option<axum::extract::MatchedPath>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    if let Some(p) = path {
+        res.extensions_mut().insert(RouteOf(p.as_str().to_string()));
+    }
+    res
+}
+
+/// Counts every request for `/metrics`: method, route, status, time to the
+/// response headers.
+async fn measure(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let res = next.run(req).await;
+    let route = res
+        .extensions()
+        .get::<RouteOf>()
+        .map_or("unmatched", |r| r.0.as_str());
+    state
+        .app
+        .http_metrics
+        .observe(&method, route, res.status().as_u16(), started.elapsed());
+    res
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

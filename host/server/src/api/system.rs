@@ -32,3 +32,21 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Err(e) => Error::Unavailable(format!("the database is unreachable: {e}")).into_response(),
     }
 }
+
+/// `GET /metrics`: the Prometheus text format (SPEC OB-4). Any valid token
+/// (Prometheus sends one with `authorization: {credentials: ...}`), since
+/// it names workspaces, providers and sinks.
+pub async fn metrics(
+    State(state): State<AppState>,
+    _principal: crate::auth::Principal,
+) -> Result<Response, Error> {
+    let body = crate::metrics::render(&state.app).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,160 @@
+//! `/metrics` (SPEC OB-4) on a real server: a scrape taken while requests
+//! are in flight carries the documented families with the state of the
+//! moment, and `promtool check metrics` (Debian's `prometheus` package)
+//! accepts it. Under CI=true promtool must be there (`.ci/run` installs
+//! it); elsewhere its absence skips that part, loudly.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use warden_server::alerts::Severity;
+
+use crate::TestServer;
+
+fn promtool() -> Option<std::path::PathBuf> {
+    let found = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some("promtool".into());
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("promtool is not installed; .ci/run installs Debian's prometheus package");
+    }
+    eprintln!(
+        "SKIPPED: promtool check metrics — promtool is not installed (apt-get install prometheus)"
+    );
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_under_load_passes_promtool() {
+    let s = TestServer::start(
+        "[[gateway.providers]]\nname = \"primary\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"small\"]\n",
+    )
+    .await;
+    // Unauthenticated: refused like any API call.
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    for i in 0..5 {
+        let (status, t) = s
+            .post(
+                "/v1/workspaces/m/tasks",
+                &json!({ "title": format!("t{i}"), "pipeline": ["work"] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{t}");
+    }
+    let (status, _) = s
+        .post(
+            "/v1/workspaces/m/tasks/claim",
+            &json!({ "worker_id": "w", "max": 2 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.get("/v1/no-such-route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    s.put(
+        "/v1/breakers/provider:primary",
+        &json!({ "state": "open", "reason": "test" }),
+    )
+    .await;
+    s.app()
+        .alerts
+        .raise(
+            Some("m"),
+            "backlog",
+            Severity::Warning,
+            "backlog:m",
+            "backlog",
+            json!({}),
+        )
+        .await
+        .unwrap();
+
+    // Load: requests in flight while the scrape is taken.
+    let load = {
+        let url = s.url.clone();
+        let client = s.client.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut n = 0;
+            while started.elapsed() < Duration::from_secs(2) {
+                let _ = client
+                    .get(format!("{url}/v1/workspaces/m/status"))
+                    .bearer_auth(crate::ADMIN)
+                    .send()
+                    .await;
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(crate::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        r.headers()
+    );
+    let text = r.text().await.unwrap();
+    let requests = load.await.unwrap();
+    assert!(requests > 10, "load: {requests} requests");
+
+    for line in [
+        "warden_tasks{workspace=\"m\",state=\"queued\"} 3",
+        "warden_tasks{workspace=\"m\",state=\"running\"} 2",
+        "warden_alerts_open{rule=\"backlog\",severity=\"warning\"} 1",
+        "warden_breaker_state{name=\"provider:primary\"} 2",
+        "warden_alert_notifications{sink=\"file\",status=\"pending\"}",
+        "# TYPE warden_http_request_duration_seconds histogram",
+        "# TYPE warden_gateway_tokens_total counter",
+        "warden_http_requests_total{method=\"POST\",route=\"/v1/workspaces/{ws}/tasks\",status=\"201\"} 5",
+        "warden_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+        "warden_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/workspaces/{ws}/status\",le=\"+Inf\"}",
+    ] {
+        assert!(text.contains(line), "missing {line}:\n{text}");
+    }
+
+    if let Some(promtool) = promtool() {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
