@@ -277,6 +277,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Without TCP_NODELAY a small write (a stream chunk, an SSE event) that
+    // follows another one before its ACK waits for that ACK: tens of ms of
+    // delayed ACK on a token stream.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let router = crate::api::router(app.clone());
     let mut stop = rx;
     let http = tokio::spawn(async move {
