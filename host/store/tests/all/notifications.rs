@@ -48,7 +48,7 @@ async fn the_outbox_queues_delivers_and_keeps_history(store: Store) -> TestResul
     let ids = store
         .queue_notifications(
             &[n("slack", "trigger"), n("pager", "trigger")],
-            &[a.id.clone()],
+            std::slice::from_ref(&a.id),
             &[],
             2_000,
         )
@@ -90,7 +90,12 @@ async fn the_outbox_queues_delivers_and_keeps_history(store: Store) -> TestResul
     let due = store.alerts_to_notify(0, 100).await?;
     assert_eq!((due.len(), due[0].status.as_str()), (1, "resolved"));
     store
-        .queue_notifications(&[n("slack", "resolve")], &[], &[a.id.clone()], 7_100)
+        .queue_notifications(
+            &[n("slack", "resolve")],
+            &[],
+            std::slice::from_ref(&a.id),
+            7_100,
+        )
         .await?;
     assert!(store.alerts_to_notify(i64::MAX, 100).await?.is_empty());
 
@@ -133,7 +138,9 @@ async fn silences_match_and_expire(store: Store) -> TestResult {
     assert!(s.matches(Some("ws"), "stuck_task", "warning", "stuck:1"));
 
     let (a, _) = store.raise_alert(&alert("stuck:1", "warning"), now).await?;
-    store.mark_alerts_silenced(&[a.id.clone()], &s.id).await?;
+    store
+        .mark_alerts_silenced(std::slice::from_ref(&a.id), &s.id)
+        .await?;
     let got = store
         .get_alert(Some("ws"), &a.id)
         .await?
