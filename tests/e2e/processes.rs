@@ -109,7 +109,7 @@ async fn a_process_that_keeps_dying_raises_a_critical_alert_after_3_failed_resta
     // The third backoff is long, so that the state after two failed
     // restarts can be looked at before the third one happens.
     let s = TestServer::start(
-        "[[processes]]\nname = \"crasher\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nrestart_backoff_ms = [100, 100, 2000, 60000]\n",
+        "[[processes]]\nname = \"crasher\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nrestart_backoff_ms = [100, 100, 2000, 500, 60000]\n",
     )
     .await;
     let key = "process:crasher";
@@ -149,6 +149,25 @@ async fn a_process_that_keeps_dying_raises_a_critical_alert_after_3_failed_resta
     assert_eq!(alert.rule, "process_down");
     assert_eq!(alert.severity, "critical");
     assert!(alert.summary.contains("\"crasher\""), "{}", alert.summary);
+    // The fourth failed restart raises it again: the same open alert,
+    // counted twice.
+    wait_for(&s, "crasher", Duration::from_secs(10), |p| {
+        p["failed_restarts"] == 4
+    })
+    .await;
+    let started = std::time::Instant::now();
+    loop {
+        let again = open_alert(&s, key).await.expect("still open");
+        assert_eq!(again.id, alert.id, "one alert");
+        if again.count == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "raised again: {again:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     s.stop().await;
 }
 
