@@ -148,6 +148,30 @@ pub enum Change {
     Closed,
 }
 
+/// The persisted breakers, plus a closed one for every configured provider
+/// that has no row yet: a provider shows from the start, not only once it
+/// first failed.
+pub fn with_providers<'a>(
+    mut rows: Vec<BreakerRow>,
+    providers: impl IntoIterator<Item = &'a str>,
+) -> Vec<BreakerRow> {
+    for p in providers {
+        let name = format!("provider:{p}");
+        if !rows.iter().any(|r| r.name == name) {
+            rows.push(BreakerRow {
+                name,
+                state: State::Closed.name().to_string(),
+                failures: 0,
+                reason: None,
+                opened_at: None,
+                retry_at: None,
+                updated_at: 0,
+            });
+        }
+    }
+    rows
+}
+
 /// A probe that never reports back (its request was dropped) stops
 /// blocking further probes after this long.
 const PROBE_TIMEOUT_MS: i64 = 120_000;

@@ -75,10 +75,8 @@ impl Health {
                     active_leases: w.active_leases.clamp(0, i64::from(u32::MAX)) as u32,
                 })
                 .collect();
-            breakers = self
-                .store
-                .list_breakers()
-                .await?
+            let providers = self.providers.iter().map(String::as_str);
+            breakers = crate::breaker::with_providers(self.store.list_breakers().await?, providers)
                 .into_iter()
                 .map(|b| Breaker {
                     name: b.name,
@@ -86,16 +84,6 @@ impl Health {
                     consecutive_failures: b.failures.clamp(0, i64::from(u32::MAX)) as u32,
                 })
                 .collect();
-            for p in &self.providers {
-                let name = format!("provider:{p}");
-                if !breakers.iter().any(|b: &Breaker| b.name == name) {
-                    breakers.push(Breaker {
-                        name,
-                        state: "closed".to_string(),
-                        consecutive_failures: 0,
-                    });
-                }
-            }
             let queue = self
                 .store
                 .count_tasks_by_state(workspace)

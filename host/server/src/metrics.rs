@@ -171,22 +171,19 @@ pub async fn render(app: &App) -> Result<String> {
         "gauge",
         "Circuit breakers: 0 closed, 1 half-open, 2 open.",
     );
-    let mut breakers: BTreeMap<String, u8> = store
-        .list_breakers()
-        .await?
-        .into_iter()
-        .map(|b| {
-            let v = match b.state.as_str() {
-                "open" => 2,
-                "half-open" => 1,
-                _ => 0,
-            };
-            (b.name, v)
-        })
-        .collect();
-    for p in &app.config.gateway.providers {
-        breakers.entry(format!("provider:{}", p.name)).or_insert(0);
-    }
+    let providers = app.config.gateway.providers.iter().map(|p| p.name.as_str());
+    let breakers: BTreeMap<String, u8> =
+        crate::breaker::with_providers(store.list_breakers().await?, providers)
+            .into_iter()
+            .map(|b| {
+                let v = match b.state.as_str() {
+                    "open" => 2,
+                    "half-open" => 1,
+                    _ => 0,
+                };
+                (b.name, v)
+            })
+            .collect();
     for (name, v) in breakers {
         let _ = writeln!(
             out,

@@ -88,24 +88,17 @@ pub async fn status(
     // Every breaker that bears on this workspace (SPEC RL-1): the host's
     // (providers, sinks, processes) and its own gates'; a provider that
     // never failed shows closed.
-    let mut breakers: Vec<Value> = app
-        .store
-        .list_breakers()
-        .await?
-        .iter()
-        .filter(|b| {
-            b.name
-                .strip_prefix("gate:")
-                .is_none_or(|rest| rest.starts_with(&format!("{ws}:")))
-        })
-        .map(breaker_view)
-        .collect();
-    for p in &app.config.gateway.providers {
-        let name = format!("provider:{}", p.name);
-        if !breakers.iter().any(|b| b["name"] == name.as_str()) {
-            breakers.push(json!({ "name": name, "state": "closed", "failures": 0 }));
-        }
-    }
+    let providers = app.config.gateway.providers.iter().map(|p| p.name.as_str());
+    let breakers: Vec<Value> =
+        crate::breaker::with_providers(app.store.list_breakers().await?, providers)
+            .iter()
+            .filter(|b| {
+                b.name
+                    .strip_prefix("gate:")
+                    .is_none_or(|rest| rest.starts_with(&format!("{ws}:")))
+            })
+            .map(breaker_view)
+            .collect();
     let body = json!({
         "workspace": ws,
         "mode": settings.mode,
@@ -370,7 +363,7 @@ pub async fn wake(
 }
 
 pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
-    json!({ "name": b.name, "state": b.state, "failures": b.failures, "reason": b.reason, "opened_at": opt_time(b.opened_at), "retry_at": opt_time(b.retry_at), "updated_at": time(b.updated_at) })
+    json!({ "name": b.name, "state": b.state, "failures": b.failures, "reason": b.reason, "opened_at": opt_time(b.opened_at), "retry_at": opt_time(b.retry_at), "updated_at": (b.updated_at > 0).then(|| time(b.updated_at)) })
 }
 
 /// `GET /v1/breakers`
