@@ -104,10 +104,16 @@ pub async fn evaluate(store: &Store, alerts: &Alerts, config: &Config, ws: &str)
     Ok(())
 }
 
-/// The backlog alert is raised when a task is created over the threshold
-/// (at once); here it is also raised for a queue that grew otherwise
-/// (retries, redrives) and resolved once the queue is back under.
-async fn backlog(store: &Store, alerts: &Alerts, threshold: u32, ws: &str) -> Result<()> {
+/// The backlog rule: raised while more than `threshold` tasks are queued,
+/// resolved once the queue is back under. The scheduler runs it when a task
+/// is created (at most once a second per workspace); the evaluation catches
+/// a queue that grew otherwise (retries, redrives) or drained.
+pub(crate) async fn backlog(
+    store: &Store,
+    alerts: &Alerts,
+    threshold: u32,
+    ws: &str,
+) -> Result<()> {
     let key = format!("backlog:{ws}");
     let queued = store
         .count_tasks_by_state(ws)

@@ -590,21 +590,15 @@ impl Scheduler {
     }
 
     async fn check_backlog(&self, workspace: &str) {
-        let counts = match self.store.count_tasks_by_state(workspace).await {
-            Ok(c) => c,
-            Err(_) => return,
-        };
-        let queued = counts
-            .iter()
-            .find(|(s, _)| s == "queued")
-            .map_or(0, |(_, n)| *n);
-        let key = format!("backlog:{workspace}");
-        if queued > i64::from(self.config.backlog_threshold) {
-            self.alerts
-                .raise_logged(Some(workspace), "backlog", Severity::Warning, &key, &format!("backlog of {queued} queued tasks in workspace \"{workspace}\" (threshold {})", self.config.backlog_threshold), json!({ "queued": queued }))
-                .await;
-        } else if queued <= i64::from(self.config.backlog_threshold) / 2 {
-            let _ = self.alerts.resolve(&key).await;
+        if let Err(e) = crate::rules::backlog(
+            &self.store,
+            &self.alerts,
+            self.config.backlog_threshold,
+            workspace,
+        )
+        .await
+        {
+            tracing::warn!(workspace, error = %e, "cannot check the backlog");
         }
     }
 
