@@ -162,8 +162,7 @@ impl Notifier {
         };
         // Group by what a human reads as one event: the same rule in the
         // same workspace, told the same way.
-        let mut groups: BTreeMap<(&'static str, Option<String>, String), Vec<AlertRow>> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<(Kind, Option<String>, String), Vec<AlertRow>> = BTreeMap::new();
         let mut silenced: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for a in due {
             let kind = if a.status == "resolved" {
@@ -184,7 +183,7 @@ impl Notifier {
                 continue;
             }
             groups
-                .entry((kind.name(), a.workspace.clone(), a.rule.clone()))
+                .entry((kind, a.workspace.clone(), a.rule.clone()))
                 .or_default()
                 .push(a);
         }
@@ -196,11 +195,6 @@ impl Notifier {
         let mut resolved = Vec::new();
         let muted = &cfg.rules.mute;
         for ((kind, _, rule), alerts) in groups {
-            let kind = match kind {
-                "resolve" => Kind::Resolve,
-                "repeat" => Kind::Repeat,
-                _ => Kind::Trigger,
-            };
             // A group goes when its oldest member's window is over; the
             // others ride along.
             if kind == Kind::Trigger

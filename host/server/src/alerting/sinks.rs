@@ -15,7 +15,7 @@ use super::config::{SinkConfig, SinkKind};
 use crate::api::{opt_time, time};
 
 /// `trigger`, `repeat` or `resolve`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// First notification of an alert.
     Trigger,
