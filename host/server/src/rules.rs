@@ -121,21 +121,37 @@ pub(crate) async fn backlog(
         .into_iter()
         .find(|(s, _)| s == "queued")
         .map_or(0, |(_, n)| n);
-    if queued > i64::from(threshold) {
-        alerts
-            .raise(
-                Some(ws),
-                "backlog",
-                Severity::Warning,
-                &key,
-                &format!(
-                    "backlog of {queued} queued tasks in workspace \"{ws}\" (threshold {threshold})"
-                ),
-                json!({ "queued": queued }),
-            )
-            .await?;
-    } else {
-        alerts.resolve(&key).await?;
+    let firing = (queued > i64::from(threshold)).then(|| {
+        (
+            format!(
+                "backlog of {queued} queued tasks in workspace \"{ws}\" (threshold {threshold})"
+            ),
+            json!({ "queued": queued }),
+        )
+    });
+    hold(alerts, ws, "backlog", Severity::Warning, &key, firing).await
+}
+
+/// Raises the rule's alert under `key` while it is `firing` (with its
+/// summary and detail), resolves it otherwise: the shape of every rule
+/// that watches a condition.
+async fn hold(
+    alerts: &Alerts,
+    ws: &str,
+    rule: &str,
+    severity: Severity,
+    key: &str,
+    firing: Option<(String, serde_json::Value)>,
+) -> Result<()> {
+    match firing {
+        Some((summary, detail)) => {
+            alerts
+                .raise(Some(ws), rule, severity, key, &summary, detail)
+                .await?;
+        }
+        None => {
+            alerts.resolve(key).await?;
+        }
     }
     Ok(())
 }
@@ -151,27 +167,27 @@ async fn build_test(
     let failing = store
         .tasks_failing_at(ws, &cfg.build_test_stages, now - 3_600_000)
         .await?;
-    if failing.len() >= cfg.build_test_failing_tasks as usize {
+    let firing = (failing.len() >= cfg.build_test_failing_tasks as usize).then(|| {
         let shown: Vec<&str> = failing.iter().take(10).map(String::as_str).collect();
-        alerts
-            .raise(
-                Some(ws),
-                "build_test_failures",
-                Severity::Critical,
-                &key,
-                &format!(
-                    "{} tasks are failing at build/test stages ({}) in workspace \"{ws}\": {}",
-                    failing.len(),
-                    cfg.build_test_stages.join(", "),
-                    shown.join(", ")
-                ),
-                json!({ "tasks": failing, "stages": cfg.build_test_stages, "threshold": cfg.build_test_failing_tasks }),
-            )
-            .await?;
-    } else {
-        alerts.resolve(&key).await?;
-    }
-    Ok(())
+        (
+            format!(
+                "{} tasks are failing at build/test stages ({}) in workspace \"{ws}\": {}",
+                failing.len(),
+                cfg.build_test_stages.join(", "),
+                shown.join(", ")
+            ),
+            json!({ "tasks": failing, "stages": cfg.build_test_stages, "threshold": cfg.build_test_failing_tasks }),
+        )
+    });
+    hold(
+        alerts,
+        ws,
+        "build_test_failures",
+        Severity::Critical,
+        &key,
+        firing,
+    )
+    .await
 }
 
 async fn gate_spike(
@@ -190,26 +206,27 @@ async fn gate_spike(
     } else {
         0.0
     };
-    if n >= cfg.gate_rejection_min_verdicts as i64 && rate > cfg.gate_rejection_rate {
-        alerts
-            .raise(
-                Some(ws),
-                "gate_rejection_spike",
-                Severity::Warning,
-                &key,
-                &format!(
-                    "gates rejected {rejected} of {n} verdicts ({:.0}%) in workspace \"{ws}\" over the last {} min, over {:.0}%",
-                    rate * 100.0,
-                    cfg.gate_rejection_window_ms / 60_000,
-                    cfg.gate_rejection_rate * 100.0
-                ),
-                json!({ "verdicts": n, "rejected": rejected, "rate": rate, "threshold": cfg.gate_rejection_rate }),
-            )
-            .await?;
-    } else {
-        alerts.resolve(&key).await?;
-    }
-    Ok(())
+    let spiking = n >= cfg.gate_rejection_min_verdicts as i64 && rate > cfg.gate_rejection_rate;
+    let firing = spiking.then(|| {
+        (
+            format!(
+                "gates rejected {rejected} of {n} verdicts ({:.0}%) in workspace \"{ws}\" over the last {} min, over {:.0}%",
+                rate * 100.0,
+                cfg.gate_rejection_window_ms / 60_000,
+                cfg.gate_rejection_rate * 100.0
+            ),
+            json!({ "verdicts": n, "rejected": rejected, "rate": rate, "threshold": cfg.gate_rejection_rate }),
+        )
+    });
+    hold(
+        alerts,
+        ws,
+        "gate_rejection_spike",
+        Severity::Warning,
+        &key,
+        firing,
+    )
+    .await
 }
 
 async fn fingerprints(
@@ -275,25 +292,25 @@ async fn error_spike(
     let baseline = (hour - recent) as f64 / windows_before;
     let spiking = recent >= cfg.error_spike_min_failures as i64
         && recent as f64 > cfg.error_spike_factor * baseline.max(1.0);
-    if spiking {
-        alerts
-            .raise(
-                Some(ws),
-                "error_rate_spike",
-                Severity::Warning,
-                &key,
-                &format!(
-                    "{recent} stage failures in the last {} s in workspace \"{ws}\", against {baseline:.1} per {} s before",
-                    window / 1000,
-                    window / 1000
-                ),
-                json!({ "recent": recent, "baseline": baseline, "window_ms": window, "factor": cfg.error_spike_factor }),
-            )
-            .await?;
-    } else {
-        alerts.resolve(&key).await?;
-    }
-    Ok(())
+    let firing = spiking.then(|| {
+        (
+            format!(
+                "{recent} stage failures in the last {} s in workspace \"{ws}\", against {baseline:.1} per {} s before",
+                window / 1000,
+                window / 1000
+            ),
+            json!({ "recent": recent, "baseline": baseline, "window_ms": window, "factor": cfg.error_spike_factor }),
+        )
+    });
+    hold(
+        alerts,
+        ws,
+        "error_rate_spike",
+        Severity::Warning,
+        &key,
+        firing,
+    )
+    .await
 }
 
 /// Resolves the alerts about one task once the task has moved on: a loop
