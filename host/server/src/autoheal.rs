@@ -201,26 +201,14 @@ impl AutoHeal {
     }
 
     async fn schedules(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut lock: Option<warden_store::notify::Singleton> = None;
+        let mut leadership = crate::loops::Leadership::new("schedules");
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => return,
             }
-            if let Some(l) = lock.as_mut()
-                && !l.alive().await
-            {
-                lock = None;
-            }
-            if lock.is_none() {
-                match self.app.store.try_singleton("schedules").await {
-                    Ok(Some(l)) => lock = Some(l),
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot take the schedules lock");
-                        continue;
-                    }
-                }
+            if !leadership.held(&self.app.store).await {
+                continue;
             }
             let now = warden_store::now_ms();
             let due: Vec<(String, HealBinding, i64)> = bindings(&self.app)

@@ -16,6 +16,66 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How often the leader looks for stuck tasks and backlogs.
 const DETECT_EVERY: Duration = Duration::from_secs(15);
 
+/// A singleton lock held across the iterations of a loop that must run on
+/// one host at a time: taken when free, its connection checked every 5 s,
+/// given up when that connection is lost (another host may then take it).
+pub struct Leadership {
+    name: &'static str,
+    lock: Option<warden_store::notify::Singleton>,
+    checked: tokio::time::Instant,
+}
+
+impl Leadership {
+    /// For the lock named `name` (not held yet).
+    pub fn new(name: &'static str) -> Self {
+        Leadership {
+            name,
+            lock: None,
+            checked: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Whether this host holds the lock now, taking it when it is free.
+    pub async fn held(&mut self, store: &warden_store::Store) -> bool {
+        if self.checked.elapsed() >= Duration::from_secs(5) {
+            self.checked = tokio::time::Instant::now();
+            if let Some(l) = self.lock.as_mut()
+                && !l.alive().await
+            {
+                tracing::warn!(
+                    lock = self.name,
+                    "lost a singleton lock's connection; another host may take over"
+                );
+                self.lock = None;
+            }
+        }
+        if self.lock.is_none() {
+            match store.try_singleton(self.name).await {
+                Ok(Some(l)) => {
+                    tracing::info!(
+                        lock = self.name,
+                        "this host now runs the {} loop",
+                        self.name
+                    );
+                    self.lock = Some(l);
+                }
+                Ok(None) => return false,
+                Err(e) => {
+                    tracing::warn!(lock = self.name, error = %e, "cannot take a singleton lock");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Gives the lock up, to take it again on the next `held` (after a
+    /// database error that may have cost its connection).
+    pub fn release(&mut self) {
+        self.lock = None;
+    }
+}
+
 /// Starts the loops; they stop when `shutdown` fires.
 pub fn start(app: Arc<App>, shutdown: watch::Receiver<bool>) {
     tokio::spawn(leader(app.clone(), shutdown.clone()));
@@ -23,44 +83,24 @@ pub fn start(app: Arc<App>, shutdown: watch::Receiver<bool>) {
 }
 
 async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let mut lock: Option<warden_store::notify::Singleton> = None;
+    let mut leadership = Leadership::new("scheduler");
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_detect = tokio::time::Instant::now();
     let mut last_rules = tokio::time::Instant::now();
     let rules_every = Duration::from_millis(app.config.alerting.rules.every_ms);
-    let mut last_check = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = sweep.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if last_check.elapsed() >= Duration::from_secs(5) {
-            last_check = tokio::time::Instant::now();
-            if let Some(l) = lock.as_mut()
-                && !l.alive().await
-            {
-                tracing::warn!("lost the scheduler lock's connection; another host may take over");
-                lock = None;
-            }
-        }
-        if lock.is_none() {
-            match app.store.try_singleton("scheduler").await {
-                Ok(Some(l)) => {
-                    tracing::info!("this host now runs the scheduler loops");
-                    lock = Some(l);
-                }
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot take the scheduler lock");
-                    continue;
-                }
-            }
+        if !leadership.held(&app.store).await {
+            continue;
         }
         if let Err(e) = app.scheduler.sweep().await {
             tracing::warn!(error = %e, "lease sweep failed");
             // A lost connection may mean a lost lock: take it again.
-            lock = None;
+            leadership.release();
             continue;
         }
         if last_rules.elapsed() >= rules_every {

@@ -100,31 +100,15 @@ impl Notifier {
     /// `poll_ms`) and keeps every sink's worker going.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.config.alerting.poll_ms);
-        let mut lock: Option<warden_store::notify::Singleton> = None;
-        let mut last_check = tokio::time::Instant::now();
+        let mut leadership = crate::loops::Leadership::new("alerting");
         loop {
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
                 _ = shutdown.changed() => return,
             }
-            if last_check.elapsed() >= Duration::from_secs(5) {
-                last_check = tokio::time::Instant::now();
-                if let Some(l) = lock.as_mut()
-                    && !l.alive().await
-                {
-                    lock = None;
-                }
-            }
-            if lock.is_none() {
-                match self.store.try_singleton("alerting").await {
-                    Ok(Some(l)) => lock = Some(l),
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot take the alerting lock");
-                        continue;
-                    }
-                }
+            if !leadership.held(&self.store).await {
+                continue;
             }
             if let Err(e) = self.queue_due().await {
                 tracing::warn!(error = %e, "cannot queue alert notifications");
