@@ -1187,6 +1187,15 @@ fn print_run(run: &Value) -> anyhow::Result<()> {
 }
 
 /// `warden process ...`
+/// A JSON value as a table cell: strings bare, null as `-`.
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 async fn process(api: &Api, command: ProcessCommand) -> anyhow::Result<()> {
     let ProcessCommand::Ls = command;
     let v = api
@@ -1196,11 +1205,6 @@ async fn process(api: &Api, command: ProcessCommand) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let text = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     println!(
         "{:<20} {:<12} {:>8} {:>9} {:>7}  last exit",
         "PROCESS", "STATE", "PID", "RESTARTS", "FAILED"
@@ -1248,11 +1252,6 @@ async fn gateway(api: &Api, command: GatewayCommand) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let text = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     match command {
         GatewayCommand::Providers => {
             println!(
@@ -1343,11 +1342,6 @@ async fn gateway(api: &Api, command: GatewayCommand) -> anyhow::Result<()> {
 }
 
 async fn alert(api: &Api, command: AlertCommand) -> anyhow::Result<()> {
-    let text = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let query = |pairs: &[(&str, Option<String>)]| {
         let q: Vec<String> = pairs
             .iter()

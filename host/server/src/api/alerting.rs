@@ -48,13 +48,7 @@ pub async fn list(
     Query(q): Query<AlertsQuery>,
 ) -> Result<Response> {
     principal.require_root()?;
-    if let Some(s) = &q.status
-        && !matches!(s.as_str(), "open" | "acknowledged" | "resolved")
-    {
-        return Err(Error::invalid(
-            "status must be open, acknowledged or resolved",
-        ));
-    }
+    crate::api::workspace::check_alert_status(q.status.as_deref())?;
     if let Some(ws) = &q.workspace {
         crate::api::check_ws(ws)?;
     }

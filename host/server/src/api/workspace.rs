@@ -262,6 +262,16 @@ pub struct AlertsQuery {
     limit: Option<i64>,
 }
 
+/// Checks an alert status filter.
+pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
+    match status {
+        None | Some("open" | "acknowledged" | "resolved") => Ok(()),
+        Some(_) => Err(Error::invalid(
+            "status must be open, acknowledged or resolved",
+        )),
+    }
+}
+
 /// `GET /v1/workspaces/{ws}/alerts[?status=open]`
 pub async fn alerts(
     State(state): State<AppState>,
@@ -271,13 +281,7 @@ pub async fn alerts(
 ) -> Result<Response> {
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
-    if let Some(s) = &q.status
-        && !matches!(s.as_str(), "open" | "acknowledged" | "resolved")
-    {
-        return Err(Error::invalid(
-            "status must be open, acknowledged or resolved",
-        ));
-    }
+    check_alert_status(q.status.as_deref())?;
     let rows = state
         .app
         .store
