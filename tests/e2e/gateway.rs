@@ -758,6 +758,74 @@ async fn a_broken_policy_falls_back_to_configuration_order_and_alerts() {
     }
 }
 
+/// A policy that keeps failing opens its breaker (`plugin:<name>`, SPEC
+/// RL-1): after five failures it is no longer called (requests go straight
+/// to the configuration's order), a critical `breaker_open` alert names it,
+/// and after the backoff one request probes it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_policy_opens_its_breaker_and_is_skipped_until_the_probe() {
+    let u = upstreams().await;
+    let s = server(&u, "router-panic", "").await;
+    let key = token(&s, "pb", "agent").await;
+    let policy_calls = |s: &TestServer| {
+        s.app()
+            .runtime
+            .stats()
+            .counts()
+            .iter()
+            .filter(|c| c.plugin == "router-panic")
+            .map(|c| c.calls)
+            .sum::<u64>()
+    };
+    for _ in 0..5 {
+        let (status, _, body) = chat(&s, &key, hello("model-b"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(policy_calls(&s), 5);
+    // Open: served in configuration order without calling the policy.
+    for _ in 0..3 {
+        let (status, headers, body) = chat(&s, &key, hello("model-b"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(headers["x-warden-provider"], "backup");
+    }
+    assert_eq!(policy_calls(&s), 5, "an open breaker skips the policy");
+    let booked = calls(&s, "pb", 8).await;
+    let reason = booked[0]["policy"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("its breaker plugin:router-panic is open"),
+        "{reason}"
+    );
+    s.app().gateway.flush().await;
+    let alerts = s.app().store.list_alerts(None, None, 100).await.unwrap();
+    let open = alerts
+        .iter()
+        .find(|a| a.rule == "breaker_open" && a.dedup_key == "breaker:plugin:router-panic")
+        .unwrap_or_else(|| panic!("no breaker alert: {alerts:?}"));
+    assert_eq!(open.severity, "critical");
+    assert!(
+        open.summary.contains("routing policy router-panic"),
+        "{}",
+        open.summary
+    );
+    let (_, breakers) = s.get("/v1/breakers").await;
+    assert!(
+        breakers["breakers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["name"] == "plugin:router-panic" && b["state"] == "open"),
+        "{breakers}"
+    );
+    // After the 1.5 s backoff, one request probes the policy (it fails
+    // again: open for the next backoff).
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    for _ in 0..2 {
+        let (status, _, body) = chat(&s, &key, hello("model-b"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(policy_calls(&s), 6, "exactly one probe");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors() {
     let u = upstreams().await;

@@ -21,6 +21,7 @@ mod repair;
 mod rules;
 mod runs;
 mod scheduler;
+mod streams;
 mod support;
 
 pub use support::*;

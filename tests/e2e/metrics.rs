@@ -32,9 +32,17 @@ fn promtool() -> Option<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_under_load_passes_promtool() {
     let s = TestServer::start(
-        "[[gateway.providers]]\nname = \"primary\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"small\"]\n",
+        "[[gateway.providers]]\nname = \"primary\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"small\"]\n\
+         [workspaces.m.plugins.hostile-loop]\nlimits = { deadline_ms = 50 }\n",
     )
     .await;
+    crate::install(
+        &s.plugin_dir(),
+        warden_test_artifacts::HOSTILE_LOOP,
+        "hostile-loop.wasm",
+    );
+    s.wait_for_plugin("hostile-loop", "1.0.0", Duration::from_secs(10))
+        .await;
     // Unauthenticated: refused like any API call.
     let r = s
         .client
@@ -53,13 +61,32 @@ async fn a_scrape_under_load_passes_promtool() {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{t}");
     }
-    let (status, _) = s
+    let (status, claimed) = s
         .post(
             "/v1/workspaces/m/tasks/claim",
-            &json!({ "worker_id": "w", "max": 2 }),
+            &json!({ "worker_id": "w", "max": 3 }),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // One of the three stages ends: a stage duration to report.
+    let first = &claimed["claims"][0];
+    let (status, done) = s
+        .post(
+            &format!(
+                "/v1/workspaces/m/tasks/{}/complete",
+                first["task_id"].as_str().unwrap()
+            ),
+            &json!({ "token": first["token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    // Plugin calls: one that succeeds, one that hits its deadline.
+    let run = s.run("m", "diagnose-system", &json!({})).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let run = s
+        .run("m", "hostile-loop", &json!({ "mode": "apply" }))
+        .await;
+    assert_eq!(run["status"], "failed", "{run}");
     let (status, _) = s.get("/v1/no-such-route").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     s.put(
@@ -120,8 +147,15 @@ async fn a_scrape_under_load_passes_promtool() {
     assert!(requests > 10, "load: {requests} requests");
 
     for line in [
-        "warden_tasks{workspace=\"m\",state=\"queued\"} 3",
+        "warden_tasks{workspace=\"m\",state=\"queued\"} 2",
         "warden_tasks{workspace=\"m\",state=\"running\"} 2",
+        "warden_tasks{workspace=\"m\",state=\"done\"} 1",
+        "warden_stage_duration_seconds_count{workspace=\"m\",stage=\"work\",outcome=\"completed\"} 1",
+        "warden_stage_duration_seconds_bucket{workspace=\"m\",stage=\"work\",outcome=\"completed\",le=\"+Inf\"} 1",
+        "warden_plugin_calls_total{plugin=\"diagnose-system\",world=\"playbook\",outcome=\"ok\"} 1",
+        "warden_plugin_calls_total{plugin=\"hostile-loop\",world=\"playbook\",outcome=\"deadline\"} 1",
+        "warden_plugin_limit_hits_total{plugin=\"hostile-loop\",world=\"playbook\",limit=\"deadline\"} 1",
+        "warden_plugin_call_duration_seconds_count{plugin=\"diagnose-system\",world=\"playbook\"} 1",
         "warden_alerts_open{rule=\"backlog\",severity=\"warning\"} 1",
         "warden_breaker_state{name=\"provider:primary\"} 2",
         "warden_alert_notifications{sink=\"file\",status=\"pending\"}",

@@ -396,3 +396,77 @@ async fn backlog_stuck_and_budget_alerts_dedup_and_resolve() {
     assert_eq!(a[0]["status"], "resolved", "{a:?}");
     let _ = first;
 }
+
+/// The info rules of SPEC AL-1 (task started, gate decision, plan delta,
+/// task completed) are log lines under the `warden::alerts` target, not
+/// alerts: the real binary, logging JSON, writes one line per rule for the
+/// task, and the alerts table stays empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_rules_are_logged_and_never_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("warden.log");
+    let s = TestServer::spawn_binary_with(
+        dir,
+        "[workspaces.info.gates.implement]\ngates = [\"diff-size\"]\nquorum = \"all\"\nreject_to = \"implement\"\n",
+        &[
+            ("RUST_LOG", "warn,warden::alerts=info"),
+            ("WARDEN_LOG_JSON", "true"),
+        ],
+        Some(&log),
+    )
+    .await;
+    let id = create(&s, "info", "logged", &["implement", "review"]).await;
+    for stats in [
+        json!({ "files_changed": 90, "insertions": 5000, "deletions": 10 }),
+        json!({ "files_changed": 1, "insertions": 5, "deletions": 1 }),
+    ] {
+        let c = claim(&s, "info", &id).await;
+        let (status, body) = s
+            .post(
+                &format!("/v1/workspaces/info/tasks/{id}/complete"),
+                &json!({ "token": c["token"], "result": { "diff_stats": stats } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let done = complete(&s, "info", &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+
+    let wanted = [
+        "task_started",
+        "plan_delta",
+        "gate_decision",
+        "task_completed",
+    ];
+    let mut seen: Vec<String> = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        seen = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == "warden::alerts" && v["fields"]["task"] == id.as_str())
+            .map(|v| {
+                assert_eq!(v["level"], "INFO", "{v}");
+                assert_eq!(v["fields"]["severity"], "info", "{v}");
+                assert_eq!(v["fields"]["workspace"], "info", "{v}");
+                v["fields"]["rule"].as_str().unwrap_or_default().to_string()
+            })
+            .collect();
+        if wanted.iter().all(|w| seen.iter().any(|s| s == w)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for w in wanted {
+        assert_eq!(
+            seen.iter().filter(|s| *s == w).count(),
+            1,
+            "one {w} line expected, log rules: {seen:?}"
+        );
+    }
+    let (status, body) = s.get("/v1/workspaces/info/alerts").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["alerts"], json!([]), "info rules raise no alert");
+    s.stop().await;
+}

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use warden_test_artifacts as artifacts;
 
-use crate::{ADMIN, TestServer, install};
+use crate::{Sse, TestServer, install};
 
 const CONFIG: &str = r#"
 [workspaces."*".plugins.plan-mutator]
@@ -39,38 +38,11 @@ async fn read_events(
     path: &str,
     last_event_id: Option<i64>,
 ) -> Vec<(i64, String, Value)> {
-    let mut req = server
-        .client
-        .get(format!("{}{path}", server.url))
-        .bearer_auth(ADMIN);
-    if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let mut stream = resp.bytes_stream();
-    let mut buf = String::new();
+    let mut sse = Sse::open(server, path, last_event_id).await;
     let mut events = Vec::new();
     let read = async {
-        while let Some(chunk) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            while let Some(end) = buf.find("\n\n") {
-                let frame: String = buf.drain(..end + 2).collect();
-                let (mut id, mut kind, mut data) = (None, String::new(), String::new());
-                for line in frame.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        id = v.trim().parse().ok();
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        kind = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if let Some(id) = id {
-                    events.push((id, kind, serde_json::from_str(&data).unwrap_or(Value::Null)));
-                }
-            }
+        while let Some(e) = sse.next().await {
+            events.push(e);
         }
     };
     tokio::time::timeout(Duration::from_secs(30), read)

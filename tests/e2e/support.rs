@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -46,6 +47,17 @@ impl TestServer {
     /// The real binary, as a child process, in `dir` (kept across
     /// restarts by the caller).
     pub async fn spawn_binary(dir: tempfile::TempDir, extra: &str) -> TestServer {
+        Self::spawn_binary_with(dir, extra, &[], None).await
+    }
+
+    /// The real binary with `env` set and its stderr (its log) written to
+    /// `log` instead of the test's.
+    pub async fn spawn_binary_with(
+        dir: tempfile::TempDir,
+        extra: &str,
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> TestServer {
         let port = free_port();
         let config = write_config(
             dir.path(),
@@ -57,8 +69,12 @@ impl TestServer {
             .arg(&config)
             .current_dir(dir.path())
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("spawn warden");
         let server = TestServer {
@@ -258,4 +274,54 @@ pub fn install(server_plugins: &Path, artifact: &str, file_name: &str) {
     let tmp = server_plugins.join(format!(".{file_name}.tmp"));
     std::fs::copy(artifact, &tmp).expect("copy plugin");
     std::fs::rename(&tmp, server_plugins.join(file_name)).expect("rename plugin");
+}
+
+/// An open Server-Sent Events response, read event by event.
+pub struct Sse {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl Sse {
+    pub async fn open(s: &TestServer, path: &str, last_event_id: Option<i64>) -> Sse {
+        let mut req = s.client.get(format!("{}{path}", s.url)).bearer_auth(ADMIN);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let resp = req.send().await.expect("stream request");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Sse {
+            stream: resp.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event: (id, event, data); `None` when the stream ended.
+    pub async fn next(&mut self) -> Option<(i64, String, Value)> {
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (None, String::new(), String::new());
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        kind = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                // Keep-alive comments have no id.
+                if let Some(id) = id {
+                    return Some((id, kind, serde_json::from_str(&data).unwrap_or(Value::Null)));
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("an event or the end within 10 s")?;
+            self.buf
+                .push_str(&String::from_utf8_lossy(&chunk.expect("stream chunk")));
+        }
+    }
 }

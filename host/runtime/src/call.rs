@@ -101,8 +101,25 @@ impl<T> Ended<T> {
 impl Runtime {
     /// Calls `entry`'s export once, in a fresh instance of `plugin`, under
     /// its limits. Never panics and never fails the host: every way the
-    /// call can end is in the result.
+    /// call can end is in the result, and is counted in [`Runtime::stats`].
     pub(crate) async fn call<E: Entry>(
+        &self,
+        plugin: &Plugin,
+        setup: CallSetup,
+        entry: &E,
+    ) -> Ended<E::Output> {
+        let started = Instant::now();
+        let ended = self.call_once(plugin, setup, entry).await;
+        self.stats.record(
+            &plugin.meta().name,
+            E::WORLD,
+            &ended.result,
+            started.elapsed(),
+        );
+        ended
+    }
+
+    async fn call_once<E: Entry>(
         &self,
         plugin: &Plugin,
         setup: CallSetup,

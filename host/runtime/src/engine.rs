@@ -177,6 +177,7 @@ pub struct Runtime {
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: RuntimeConfig,
     pub(crate) slots: Semaphore,
+    pub(crate) stats: crate::stats::CallStats,
     cache_key: String,
     _ticker: EpochTicker,
 }
@@ -211,12 +212,18 @@ impl Runtime {
             EpochTicker::start(engine.clone()).map_err(|e| Error::Engine(e.to_string()))?;
         Ok(Runtime {
             slots: Semaphore::new(config.max_concurrent_calls as usize),
+            stats: crate::stats::CallStats::default(),
             engine,
             linker,
             config,
             cache_key,
             _ticker: ticker,
         })
+    }
+
+    /// Plugin calls made by this runtime so far, for `/metrics`.
+    pub fn stats(&self) -> &crate::stats::CallStats {
+        &self.stats
     }
 
     /// The configuration it was built with.

@@ -23,6 +23,7 @@ pub mod memory;
 mod plugin;
 mod route;
 mod run;
+mod stats;
 mod stdio;
 
 pub use backend::{
@@ -38,4 +39,5 @@ pub use memory::{MemoryBackend, MemoryEvidence};
 pub use plugin::{ImportedFn, Plugin, digest_of};
 pub use route::{RouteCall, RouteOutcome};
 pub use run::{RunOutcome, RunRequest};
+pub use stats::{CALL_BUCKETS, CallCount, CallDurations, CallStats};
 pub use warden_meta as meta;

@@ -136,9 +136,9 @@ impl Alerts {
 /// target with the rule's name, read off the task events that carry them.
 pub fn info_rule(task: &warden_store::tasks::TaskRow, kind: &str, data: &Value) {
     let rule = match kind {
-        "status" if data["state"] == "running" && task.stage_index == 0 && data["attempt"] == 1 => {
-            "task_started"
-        }
+        // The task's first claim ever (a rejection that sends it back to
+        // its first stage starts an attempt 1 there again).
+        "status" if data["state"] == "running" && task.total_attempts == 1 => "task_started",
         "stop_reason" if data["reason"] == "done" => "task_completed",
         "gate" if data["outcome"] == "reject" => "plan_delta",
         "gate" => "gate_decision",

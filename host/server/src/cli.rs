@@ -56,6 +56,23 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// A demo: stand-in model providers (one flaky), a server on its own
+    /// data directory and a load of workers, gates and playbooks, so that
+    /// the dashboard has something to show. Runs until Ctrl-C.
+    Demo {
+        /// Listen address of the demo server.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Where the demo keeps its state (its own, not warden-data).
+        #[arg(long, default_value = "warden-demo")]
+        dir: PathBuf,
+        /// Workers per workspace.
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        /// A new task per workspace every this many milliseconds.
+        #[arg(long, default_value_t = 1500)]
+        task_every_ms: u64,
+    },
     /// Plugins: list and inspect.
     Plugin {
         /// Which.
@@ -515,7 +532,7 @@ impl Api {
 /// Runs a client command.
 pub async fn run_client(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { .. } => bail!("serve is not a client command"),
+        Command::Serve { .. } | Command::Demo { .. } => bail!("not a client command"),
         Command::Plugin { command, client } => {
             let api = Api::new(&client)?;
             match command {

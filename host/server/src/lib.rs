@@ -18,6 +18,7 @@ pub mod breaker;
 pub mod checkpoints;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod evidence;

@@ -3,10 +3,9 @@
 use clap::Parser as _;
 use warden_server::cli::{Cli, Command};
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,sqlx=warn,cranelift=warn,wasmtime=warn")
-    });
+fn init_tracing(json: bool, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -22,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen } => {
-            init_tracing(cli.log_json);
+            init_tracing(cli.log_json, "info,sqlx=warn,cranelift=warn,wasmtime=warn");
             let mut config = warden_server::Config::load(config.as_deref())?;
             if let Some(addr) = listen {
                 config.listen = addr;
@@ -30,6 +29,22 @@ async fn main() -> anyhow::Result<()> {
             let server = warden_server::start(config).await?;
             server.run_until_signal().await;
             Ok(())
+        }
+        Command::Demo {
+            listen,
+            dir,
+            workers,
+            task_every_ms,
+        } => {
+            // The demo prints its own progress; the server's info lines
+            // (one per request) would drown it.
+            init_tracing(cli.log_json, "warn,sqlx=warn,cranelift=warn,wasmtime=warn");
+            let options = warden_server::demo::Options {
+                workers: workers.clamp(1, 64),
+                new_task_every: std::time::Duration::from_millis(task_every_ms.max(50)),
+                ..Default::default()
+            };
+            warden_server::demo::run(listen, dir, options).await
         }
         other => warden_server::cli::run_client(other).await,
     }

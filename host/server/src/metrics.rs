@@ -1,7 +1,8 @@
 //! `/metrics` in the Prometheus text format (SPEC OB-4): HTTP requests and
-//! their durations counted in process; tasks by state, open alerts, breaker
-//! states, notifications and the gateway's tokens and cost read from the
-//! database at scrape time, so that every host reports the same shared
+//! their durations, and plugin calls with the limits they hit, counted in
+//! process; tasks by state, stage durations, open alerts, breaker states,
+//! notifications and the gateway's tokens and cost read from the database
+//! at scrape time, so that every host reports the same shared
 //! state and nothing is lost across restarts.
 
 use std::collections::BTreeMap;
@@ -83,31 +84,38 @@ impl HttpMetrics {
         );
         for ((method, route), h) in &m.durations {
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
-            let mut cumulative = 0;
-            for (b, n) in BUCKETS.iter().zip(h.buckets.iter()) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "warden_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
+            let cumulative = h.buckets.iter().scan(0, |acc, n| {
+                *acc += n;
+                Some(*acc)
+            });
+            histogram(
                 out,
-                "warden_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "warden_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "warden_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
+                "warden_http_request_duration_seconds",
+                &labels,
+                BUCKETS.iter().copied().zip(cumulative),
+                h.count,
+                h.sum,
             );
         }
     }
+}
+
+/// One histogram series: its `_bucket` lines (bounds with their cumulative
+/// counts, then `+Inf`), `_sum` and `_count`.
+fn histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    buckets: impl IntoIterator<Item = (f64, u64)>,
+    count: u64,
+    sum: f64,
+) {
+    for (bound, n) in buckets {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -287,5 +295,101 @@ pub async fn render(app: &App) -> Result<String> {
             g.cost_micros as f64 / 1e6
         );
     }
+    render_stages(&mut out, app).await?;
+    render_plugins(&mut out, &app.runtime);
     Ok(out)
+}
+
+/// Upper bounds of the stage-duration histogram, in seconds: stages of
+/// coding agents take from seconds to hours.
+const STAGE_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
+];
+
+/// Stage durations, from the stage runs every host shares.
+async fn render_stages(out: &mut String, app: &App) -> Result<()> {
+    family(
+        out,
+        "warden_stage_duration_seconds",
+        "histogram",
+        "Time from claim to the end of a stage run, by workspace, stage and outcome (completed, failed, expired, ...).",
+    );
+    let bounds: Vec<i64> = STAGE_BUCKETS.iter().map(|s| (s * 1000.0) as i64).collect();
+    for h in app.store.stage_duration_histogram(&bounds).await? {
+        let labels = format!(
+            "workspace=\"{}\",stage=\"{}\",outcome=\"{}\"",
+            escape(&h.workspace),
+            escape(&h.stage),
+            escape(&h.outcome)
+        );
+        histogram(
+            out,
+            "warden_stage_duration_seconds",
+            &labels,
+            STAGE_BUCKETS
+                .iter()
+                .copied()
+                .zip(h.cumulative.iter().map(|n| u64::try_from(*n).unwrap_or(0))),
+            u64::try_from(h.count).unwrap_or(0),
+            h.sum_ms as f64 / 1000.0,
+        );
+    }
+    Ok(())
+}
+
+/// Plugin calls of this process: by outcome, the limits hit, durations.
+fn render_plugins(out: &mut String, runtime: &warden_runtime::Runtime) {
+    let counts = runtime.stats().counts();
+    family(
+        out,
+        "warden_plugin_calls_total",
+        "counter",
+        "Plugin calls by plugin, world and outcome (ok, or how the call ended: fuel, deadline, memory, trap, ...).",
+    );
+    for c in &counts {
+        let _ = writeln!(
+            out,
+            "warden_plugin_calls_total{{plugin=\"{}\",world=\"{}\",outcome=\"{}\"}} {}",
+            escape(&c.plugin),
+            c.world,
+            c.outcome,
+            c.calls
+        );
+    }
+    family(
+        out,
+        "warden_plugin_limit_hits_total",
+        "counter",
+        "Plugin calls ended by a limit, by plugin, world and limit (fuel, deadline, memory, steps, output, stack).",
+    );
+    for c in counts.iter().filter(|c| c.limit) {
+        let _ = writeln!(
+            out,
+            "warden_plugin_limit_hits_total{{plugin=\"{}\",world=\"{}\",limit=\"{}\"}} {}",
+            escape(&c.plugin),
+            c.world,
+            c.outcome,
+            c.calls
+        );
+    }
+    family(
+        out,
+        "warden_plugin_call_duration_seconds",
+        "histogram",
+        "Wall time of plugin calls, waiting for an instance slot included, by plugin and world.",
+    );
+    for d in runtime.stats().durations() {
+        let labels = format!("plugin=\"{}\",world=\"{}\"", escape(&d.plugin), d.world);
+        histogram(
+            out,
+            "warden_plugin_call_duration_seconds",
+            &labels,
+            warden_runtime::CALL_BUCKETS
+                .iter()
+                .copied()
+                .zip(d.cumulative.iter().copied()),
+            d.count,
+            d.sum,
+        );
+    }
 }

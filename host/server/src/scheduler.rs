@@ -303,6 +303,9 @@ pub struct Scheduler {
     /// Managed processes, set once they are started; workspaces that need
     /// one that is down get no claims.
     processes: std::sync::OnceLock<Arc<crate::processes::Processes>>,
+    /// The id of every task that got an event on this host, for live task
+    /// event streams (other hosts' events are found by polling).
+    task_events: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 fn ms(d: u64) -> i64 {
@@ -330,7 +333,14 @@ impl Scheduler {
             wake: Arc::new(Wake::default()),
             draining: std::sync::atomic::AtomicBool::new(false),
             processes: std::sync::OnceLock::new(),
+            task_events: tokio::sync::broadcast::channel(1024).0,
         })
+    }
+
+    /// Subscribes to the ids of tasks that get an event on this host from
+    /// now on (a wake-up: the events themselves are read from the store).
+    pub fn subscribe_task_events(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.task_events.subscribe()
     }
 
     /// The configuration.
@@ -567,6 +577,8 @@ impl Scheduler {
             .await
         {
             tracing::warn!(task = %task.id, kind, error = %e, "cannot record task event");
+        } else {
+            let _ = self.task_events.send(Arc::from(task.id.as_str()));
         }
     }
 
@@ -1310,6 +1322,7 @@ impl Scheduler {
             .store
             .add_task_event(workspace, task_id, kind, &data, now)
             .await?;
+        let _ = self.task_events.send(Arc::from(task_id));
         let delta = match kind {
             "token" => {
                 let u: UsageReport = serde_json::from_value(data.clone())

@@ -200,6 +200,24 @@ pub enum Completion {
     Fenced(Fence),
 }
 
+/// Ended stage runs of one workspace, stage and outcome, as a duration
+/// histogram ([`Store::stage_duration_histogram`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageDurations {
+    /// The workspace.
+    pub workspace: String,
+    /// The stage.
+    pub stage: String,
+    /// How the runs ended.
+    pub outcome: String,
+    /// Runs that took at most each bound, in the order of the bounds.
+    pub cumulative: Vec<i64>,
+    /// Every run of the group.
+    pub count: i64,
+    /// Their durations summed, in milliseconds.
+    pub sum_ms: i64,
+}
+
 /// The outcome of [`Store::fail_stage`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Failure {
@@ -724,6 +742,50 @@ impl Store {
                     row.try_get("claimed_at")?,
                     row.try_get("ended_at")?,
                 ))
+            })
+            .collect()
+    }
+
+    /// Every ended stage run as a histogram of its duration (ended_at -
+    /// claimed_at), by workspace, stage and outcome (`completed`, `failed`,
+    /// `expired`, or what ended the run otherwise), for `/metrics`: per group, the count of runs
+    /// at or under each of `bounds_ms` (cumulative), the count and the sum.
+    ///
+    /// One aggregate over `stage_runs` (rows are never deleted, so the
+    /// counts only grow, as Prometheus counters must).
+    pub async fn stage_duration_histogram(&self, bounds_ms: &[i64]) -> Result<Vec<StageDurations>> {
+        let buckets: String = bounds_ms
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                format!(
+                    ", CAST(SUM(CASE WHEN ended_at - claimed_at <= {b} THEN 1 ELSE 0 END) AS BIGINT) AS b{i}"
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT workspace, stage, outcome, COUNT(*) AS n, \
+             CAST(SUM(CASE WHEN ended_at > claimed_at THEN ended_at - claimed_at ELSE 0 END) AS BIGINT) AS total{buckets} \
+             FROM stage_runs WHERE ended_at IS NOT NULL AND outcome IS NOT NULL \
+             GROUP BY workspace, stage, outcome ORDER BY workspace, stage, outcome"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let mut cumulative = Vec::with_capacity(bounds_ms.len());
+                for i in 0..bounds_ms.len() {
+                    cumulative.push(row.try_get::<i64, _>(format!("b{i}").as_str())?);
+                }
+                Ok(StageDurations {
+                    workspace: row.try_get("workspace")?,
+                    stage: row.try_get("stage")?,
+                    outcome: row.try_get("outcome")?,
+                    cumulative,
+                    count: row.try_get("n")?,
+                    sum_ms: row.try_get("total")?,
+                })
             })
             .collect()
     }

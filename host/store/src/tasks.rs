@@ -28,7 +28,7 @@ pub(crate) use task_columns;
 /// States a task no longer leaves (but `dead` can be redriven); a dedup
 /// key is free again once its task reached one (the `tasks_dedup` index
 /// covers the others).
-pub(crate) const FINISHED: &[&str] = &["done", "cancelled", "dead"];
+pub const FINISHED: &[&str] = &["done", "cancelled", "dead"];
 
 /// How often `create_task` retries after a concurrent create with the same
 /// dedup key won the race (it then finds that task).

@@ -71,6 +71,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/verdicts", get(gates::verdicts))
         .route("/tasks/{id}/events", post(tasks::report).get(tasks::events))
+        .route("/tasks/{id}/events/stream", get(tasks::stream))
         .route("/dead-letters", get(tasks::dead_letters))
         .route("/dead-letters/{id}/redrive", post(tasks::redrive))
         .route("/status", get(workspace::status))
@@ -233,6 +234,18 @@ pub fn check_ws(ws: &str) -> Result<(), Error> {
 pub fn time(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Where an event stream resumes: after the `Last-Event-ID` a reconnecting
+/// client sends, else after `?after=`, else from the start.
+pub fn resume_after(headers: &axum::http::HeaderMap, after: Option<i64>) -> i64 {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or(after)
+        .unwrap_or(0)
+        .max(0)
 }
 
 /// An optional time.

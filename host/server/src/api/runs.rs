@@ -309,12 +309,7 @@ pub async fn events(
     crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
     state.app.heal.get(&ws, &id).await?;
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .or(q.after)
-        .unwrap_or(0);
+    let last = crate::api::resume_after(&headers, q.after);
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     let app = state.app.clone();
     tokio::spawn(async move {

@@ -436,6 +436,94 @@ pub async fn events(
     Ok(axum::Json(json!({ "events": items })).into_response())
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Resume after this sequence number (like `Last-Event-ID`).
+    after: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/tasks/{id}/events/stream`: the task's events as
+/// Server-Sent Events (SPEC OB-3), `id` = the event's sequence number and
+/// `event` = its type, from the one after `Last-Event-ID` (or `?after=`)
+/// on. Ends once the task is done, cancelled or dead and every event was
+/// sent.
+pub async fn stream(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Query(q): Query<StreamQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt as _;
+
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    load(&state, &ws, &id).await?;
+    let last = crate::api::resume_after(&headers, q.after);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
+    let app = state.app.clone();
+    // Subscribed before the first read, so that no event falls between.
+    let mut live = app.scheduler.subscribe_task_events();
+    tokio::spawn(async move {
+        let mut next = last;
+        loop {
+            // Read the task's state before its events: an event written
+            // after this read is read below or on the next round.
+            let finished = match app.store.get_task(&ws, &id).await {
+                Ok(Some(t)) => warden_store::tasks::FINISHED.contains(&t.state.as_str()),
+                _ => return,
+            };
+            loop {
+                let Ok(rows) = app.store.list_task_events(&ws, &id, next, 500).await else {
+                    return;
+                };
+                let full = rows.len() == 500;
+                for e in rows {
+                    let data =
+                        json!({ "seq": e.seq, "type": e.kind, "data": e.data, "at": time(e.at) });
+                    let event = Event::default()
+                        .id(e.seq.to_string())
+                        .event(e.kind.as_str())
+                        .data(data.to_string());
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                    next = e.seq;
+                }
+                if !full {
+                    break;
+                }
+            }
+            if finished {
+                return;
+            }
+            // Wait for an event of this task on this host, or poll each
+            // second for those written by other hosts.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            loop {
+                match tokio::time::timeout_at(deadline, live.recv()).await {
+                    Ok(Ok(task)) if *task == *id => break,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) | Err(_) => {
+                        break;
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                }
+            }
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    let stream =
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
 /// `GET /v1/workspaces/{ws}/dead-letters`
 pub async fn dead_letters(
     State(state): State<AppState>,

@@ -272,7 +272,7 @@ impl Gateway {
         let left = self.budget_left(&budgets);
 
         let call_id = warden_store::new_id();
-        let route = self
+        let mut route = self
             .policies
             .route(
                 &workspace,
@@ -285,6 +285,10 @@ impl Gateway {
                 &self.provider_status(),
             )
             .await;
+        if let Some((row, opened)) = route.breaker_change.take() {
+            tracing::warn!(breaker = %row.name, state = %row.state, reason = ?row.reason, "routing policy breaker changed");
+            self.writer.send(Msg::Breaker { row, opened });
+        }
         let plan = self.plan(&route, &req, &mode)?;
         if let (Some((id, _)), Some(stage)) = (&task, &stage) {
             self.count_iteration(&workspace, id, stage, route.max_iterations)
@@ -915,6 +919,8 @@ impl Gateway {
                 && breakers.entry(name.to_string()).or_default().adopt(&row)
             {
                 tracing::info!(provider = name, state = %row.state, "provider breaker changed elsewhere");
+            } else if self.policies.adopt_breaker(&row) {
+                tracing::info!(breaker = %row.name, state = %row.state, "routing policy breaker changed elsewhere");
             }
         }
     }

@@ -4,7 +4,10 @@
 //! invalid decision) does not stop the agents: the request falls back to
 //! the configuration's order of providers, the reason says why, and a
 //! warning alert (at most one a minute per workspace and policy) tells the
-//! operator.
+//! operator. A policy that keeps failing opens its breaker (`plugin:<name>`,
+//! SPEC RL-1, the providers' policy): while it is open the policy is not
+//! called at all, so a broken policy costs no latency, and after its
+//! backoff one request probes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -19,6 +22,7 @@ use warden_runtime::{ActionRecord, Applied, Backend, CallInfo, Mutation, RunEven
 use super::ChatRequest;
 use super::budget::Left;
 use crate::alerts::{Alerts, Severity};
+use crate::breaker::{Admit, Breaker, BreakerPolicy, Change};
 use crate::config::{Config, config_value_string};
 use crate::registry::{Entry, Registry};
 
@@ -57,6 +61,9 @@ pub struct Route {
     pub max_price_per_1k: Option<f64>,
     pub max_context: Option<u32>,
     pub max_iterations: Option<u32>,
+    /// A change of the policy's breaker to persist (and alert on): the row
+    /// and whether it opened.
+    pub breaker_change: Option<(warden_store::breakers::BreakerRow, bool)>,
 }
 
 #[derive(Clone)]
@@ -77,6 +84,9 @@ pub struct Policies {
     cache: Mutex<HashMap<String, Resolved>>,
     alerted: Mutex<HashMap<String, Instant>>,
     backend: Arc<RouterBackend>,
+    /// Per policy plugin, by name (`plugin:<name>` when stored).
+    breakers: Mutex<HashMap<String, Breaker>>,
+    breaker_policy: BreakerPolicy,
 }
 
 impl Policies {
@@ -89,12 +99,29 @@ impl Policies {
         Policies {
             registry,
             runtime,
-            config,
             alerts,
             cache: Mutex::default(),
             alerted: Mutex::default(),
             backend: Arc::new(RouterBackend),
+            breakers: Mutex::default(),
+            breaker_policy: config.gateway.breaker_policy(),
+            config,
         }
+    }
+
+    /// Takes a stored state of a policy's breaker written by an operator
+    /// or another host; false when `row` is not a plugin breaker or not
+    /// newer.
+    pub fn adopt_breaker(&self, row: &warden_store::breakers::BreakerRow) -> bool {
+        let Some(name) = row.name.strip_prefix("plugin:") else {
+            return false;
+        };
+        self.breakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .adopt(row)
     }
 
     /// `[workspaces.<ws>.gateway]`, else `"*"`'s.
@@ -174,6 +201,24 @@ impl Policies {
             }
         };
         let meta = entry.plugin.meta();
+        let now = warden_store::now_ms();
+        let admit = self
+            .breakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(meta.name.clone())
+            .or_default()
+            .admit(now);
+        if let Admit::Refuse { retry_at } = admit {
+            // Its breaker says it is broken: do not call it, and do not
+            // alert again (the breaker_open alert is raised).
+            let why = format!(
+                "its breaker plugin:{} is open until {}",
+                meta.name,
+                crate::api::time(retry_at)
+            );
+            return Self::configuration_order(&meta.name, Some(&entry), &why, req, providers);
+        }
         let request = warden_runtime::types::RouteRequest {
             workspace: workspace.to_string(),
             mode: mode.to_string(),
@@ -218,7 +263,20 @@ impl Policies {
         for line in &outcome.logs {
             tracing::debug!(policy = %meta.name, "{}", line.message);
         }
-        match outcome.result {
+        let change = {
+            let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+            let b = breakers.entry(meta.name.clone()).or_default();
+            let change = match &outcome.result {
+                Ok(_) => b.success(now),
+                Err(e) => b.failure(now, &self.breaker_policy, &format!("{}: {e}", e.code())),
+            };
+            match change {
+                Change::None => None,
+                Change::Opened { .. } => Some((b.row(&format!("plugin:{}", meta.name)), true)),
+                Change::Closed => Some((b.row(&format!("plugin:{}", meta.name)), false)),
+            }
+        };
+        let mut route = match outcome.result {
             Ok(d) => Route {
                 policy: meta.name.clone(),
                 version: meta.version.to_string(),
@@ -235,13 +293,16 @@ impl Policies {
                 max_price_per_1k: d.max_price_per_1k,
                 max_context: d.max_context,
                 max_iterations: d.max_iterations,
+                breaker_change: None,
             },
             Err(e) => {
                 let why = format!("{}: {e}", e.code());
                 self.fallback(workspace, &meta.name, Some(&entry), &why, req, providers)
                     .await
             }
-        }
+        };
+        route.breaker_change = change;
+        route
     }
 
     /// The configuration's order: the providers that list the requested
@@ -256,6 +317,17 @@ impl Policies {
         providers: &[ProviderView],
     ) -> Route {
         self.alert(workspace, name, why).await;
+        Self::configuration_order(name, entry, why, req, providers)
+    }
+
+    /// The route of a policy that did not decide.
+    fn configuration_order(
+        name: &str,
+        entry: Option<&Entry>,
+        why: &str,
+        req: &ChatRequest,
+        providers: &[ProviderView],
+    ) -> Route {
         let serving: Vec<Candidate> = providers
             .iter()
             .filter(|p| p.models.contains(&req.model))
@@ -290,6 +362,7 @@ impl Policies {
             max_price_per_1k: None,
             max_context: None,
             max_iterations: None,
+            breaker_change: None,
         }
     }
 

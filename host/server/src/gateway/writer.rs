@@ -131,6 +131,7 @@ async fn book(store: &Store, scheduler: &Scheduler, calls: &[GatewayCallRow]) {
 
 async fn breaker(store: &Store, alerts: &Alerts, row: BreakerRow, opened: bool) {
     let provider = row.name.trim_start_matches("provider:").to_string();
+    let policy = row.name.strip_prefix("plugin:").map(str::to_string);
     let key = format!("breaker:{}", row.name);
     if let Err(e) = store.put_breaker(&row).await {
         tracing::warn!(breaker = %row.name, error = %e, "cannot persist a breaker change");
@@ -143,11 +144,20 @@ async fn breaker(store: &Store, alerts: &Alerts, row: BreakerRow, opened: bool) 
                 "breaker_open",
                 Severity::Critical,
                 &key,
-                &format!(
-                    "provider {provider} is failing; its breaker is open and requests go to the next candidate until a probe at {until}: {}",
-                    row.reason.as_deref().unwrap_or("")
-                ),
-                json!({ "breaker": row.name, "provider": provider, "retry_at": until, "reason": row.reason }),
+                &match &policy {
+                    Some(p) => format!(
+                        "routing policy {p} is failing; its breaker is open and requests go to providers in configuration order, without calling it, until a probe at {until}: {}",
+                        row.reason.as_deref().unwrap_or("")
+                    ),
+                    None => format!(
+                        "provider {provider} is failing; its breaker is open and requests go to the next candidate until a probe at {until}: {}",
+                        row.reason.as_deref().unwrap_or("")
+                    ),
+                },
+                match &policy {
+                    Some(p) => json!({ "breaker": row.name, "plugin": p, "retry_at": until, "reason": row.reason }),
+                    None => json!({ "breaker": row.name, "provider": provider, "retry_at": until, "reason": row.reason }),
+                },
             )
             .await;
     } else if let Err(e) = alerts.resolve(&key).await {

@@ -1167,6 +1167,31 @@ async fn stage_run_history_and_durations(store: Store) -> TestResult {
     let done = store.get_task("ws", &task.id).await?.expect("task");
     assert_eq!(done.used.wall_ms, 300 + 100 + 1_000);
 
+    // The duration histogram for /metrics: plan 300 ms, implement failed
+    // after 100 ms and completed after 1000 ms.
+    let hist = store.stage_duration_histogram(&[100, 500, 5_000]).await?;
+    let view: Vec<(&str, &str, &[i64], i64, i64)> = hist
+        .iter()
+        .map(|h| {
+            (
+                h.stage.as_str(),
+                h.outcome.as_str(),
+                h.cumulative.as_slice(),
+                h.count,
+                h.sum_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("implement", "completed", &[0, 0, 1][..], 1, 1_000),
+            ("implement", "failed", &[1, 1, 1][..], 1, 100),
+            ("plan", "completed", &[0, 1, 1][..], 1, 300),
+        ]
+    );
+    assert!(hist.iter().all(|h| h.workspace == "ws"));
+
     // The check finds a forged duplicate.
     raw_execute(&format!(
         "INSERT INTO stage_runs (task_id, workspace, stage, attempt, worker_id, claimed_at, expires_at, \
