@@ -9,6 +9,7 @@
 mod alerting;
 mod api;
 mod crash;
+mod dashboard;
 mod disk;
 mod fresh;
 mod gates;

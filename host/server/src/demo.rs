@@ -489,7 +489,8 @@ pub async fn stand_in_provider(flaky: bool) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// The demo's warden.toml: the stand-in providers and the gate bindings.
+/// The demo's warden.toml: where it listens and keeps its state, then
+/// [`load_config`].
 pub fn config_text(
     data_dir: &Path,
     listen: SocketAddr,
@@ -502,16 +503,21 @@ pub fn config_text(
         .replace('\\', "\\\\")
         .replace('"', "\\\"");
     format!(
-        r#"# Written by `warden demo`; rewritten on each start.
-listen = "{listen}"
-data_dir = "{dir}"
-plugin_dir = "{dir}/plugins"
+        "# Written by `warden demo`; rewritten on each start.\nlisten = \"{listen}\"\ndata_dir = \"{dir}\"\nplugin_dir = \"{dir}/plugins\"\n{}",
+        load_config(steady, flaky)
+    )
+}
 
+/// The part of warden.toml the load needs: the stand-in providers (the
+/// cheaper one, which the router prefers, is the flaky one) and the gate
+/// bindings its results are judged by.
+pub fn load_config(steady: SocketAddr, flaky: SocketAddr) -> String {
+    format!(
+        r#"
 [gateway]
 breaker_failures = 3
 breaker_backoff_ms = [15000, 30000]
 
-# The cheaper provider, preferred by the router, is the flaky one.
 [[gateway.providers]]
 name = "flaky"
 base_url = "http://{flaky}/v1"

@@ -4,7 +4,8 @@
 //! One module per domain: `registry` (plugins, pins, grants), `heal`
 //! (playbook runs), `events` (run event streams), `health` (snapshots),
 //! `auth` (tokens and roles), `scheduler` (tasks), `gates` (quality
-//! gates), `gateway` (the model gateway), `breaker` (circuit breakers), `processes` (managed processes); `api` only translates HTTP to those and back;
+//! gates), `gateway` (the model gateway), `breaker` (circuit breakers), `processes` (managed processes),
+//! `dashboard` (what the status endpoints and the dashboard show); `api` only translates HTTP to those and back;
 //! `cli` is the command line; `app` wires everything together.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod breaker;
 pub mod checkpoints;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod events;

@@ -370,6 +370,12 @@ impl Scheduler {
         self.wake.all();
     }
 
+    /// True once [`Scheduler::drain`] was called: the host is shutting
+    /// down (long-lived streams end).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     async fn announce(&self, workspace: &str) {
         self.wake.local(workspace);
         if let Err(e) = self.store.notify(WAKE_CHANNEL, workspace).await {

@@ -132,6 +132,21 @@ pub struct GateStats {
     pub mean_score: f64,
 }
 
+/// Quorum outcomes of the gated transitions out of one stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageGateStats {
+    /// The stage completed.
+    pub stage: String,
+    /// Gated transitions.
+    pub decisions: i64,
+    /// Passed (`approve`).
+    pub approved: i64,
+    /// Sent back (`reject`).
+    pub rejected: i64,
+    /// Left for a human (`waiting`).
+    pub waiting: i64,
+}
+
 /// A rejection reason and how often it was given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReasonCount {
@@ -406,6 +421,37 @@ impl Store {
                     } else {
                         0.0
                     },
+                })
+            })
+            .collect()
+    }
+
+    /// Quorum outcomes per stage of a workspace's gated transitions since
+    /// `since` (ms), by stage name.
+    pub async fn gate_stats_by_stage(
+        &self,
+        workspace: &str,
+        since: i64,
+    ) -> Result<Vec<StageGateStats>> {
+        let rows = sqlx::query(
+            "SELECT stage, CAST(COUNT(*) AS BIGINT) AS decisions, \
+             CAST(SUM(CASE WHEN outcome = 'approve' THEN 1 ELSE 0 END) AS BIGINT) AS approved, \
+             CAST(SUM(CASE WHEN outcome = 'reject' THEN 1 ELSE 0 END) AS BIGINT) AS rejected, \
+             CAST(SUM(CASE WHEN outcome = 'waiting' THEN 1 ELSE 0 END) AS BIGINT) AS waiting \
+             FROM gate_decisions WHERE workspace = $1 AND created_at >= $2 GROUP BY stage ORDER BY stage",
+        )
+        .bind(workspace)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StageGateStats {
+                    stage: r.try_get("stage")?,
+                    decisions: r.try_get("decisions")?,
+                    approved: r.try_get("approved")?,
+                    rejected: r.try_get("rejected")?,
+                    waiting: r.try_get("waiting")?,
                 })
             })
             .collect()

@@ -69,6 +69,32 @@ pub struct StageRunRow {
     pub output: Option<Value>,
 }
 
+/// Time spent in one stage by its completed runs in a window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageDuration {
+    /// The stage.
+    pub stage: String,
+    /// Completed runs.
+    pub runs: i64,
+    /// Their claim-to-completion time, summed, in ms.
+    pub total_ms: i64,
+    /// The longest of them, in ms.
+    pub max_ms: i64,
+}
+
+/// A failure fingerprint of stage runs in a window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureCount {
+    /// The fingerprint of the normalized error.
+    pub fingerprint: String,
+    /// Failed runs with it.
+    pub count: i64,
+    /// One of its errors (the greatest text, so the answer is stable).
+    pub sample: String,
+    /// When the newest of them ended.
+    pub last_at: i64,
+}
+
 /// Caps on concurrent leases (SPEC TS-3). `None` is no cap.
 #[derive(Clone, Debug, Default)]
 pub struct LeaseLimits {
@@ -785,6 +811,68 @@ impl Store {
                     cumulative,
                     count: row.try_get("n")?,
                     sum_ms: row.try_get("total")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Per stage, the completed runs of a workspace that ended at or after
+    /// `since` and the time they took (claim to completion), largest total
+    /// first: the dashboard's time per stage and its bottleneck.
+    pub async fn stage_durations(&self, workspace: &str, since: i64) -> Result<Vec<StageDuration>> {
+        let rows = sqlx::query(
+            // SUM of a BIGINT is a NUMERIC on PostgreSQL: cast it back.
+            "SELECT stage, CAST(COUNT(*) AS BIGINT) AS runs, \
+             CAST(COALESCE(SUM(ended_at - claimed_at), 0) AS BIGINT) AS total_ms, \
+             CAST(COALESCE(MAX(ended_at - claimed_at), 0) AS BIGINT) AS max_ms \
+             FROM stage_runs WHERE workspace = $1 AND ended_at >= $2 AND outcome = 'completed' \
+             GROUP BY stage ORDER BY total_ms DESC, stage",
+        )
+        .bind(workspace)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StageDuration {
+                    stage: row.try_get("stage")?,
+                    runs: row.try_get("runs")?,
+                    total_ms: row.try_get("total_ms")?,
+                    max_ms: row.try_get("max_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The most frequent failure fingerprints of a workspace's stage runs
+    /// that ended at or after `since`, most frequent first, at most `limit`
+    /// (at most 100).
+    pub async fn top_stage_failures(
+        &self,
+        workspace: &str,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<FailureCount>> {
+        let rows = sqlx::query(
+            "SELECT fingerprint, CAST(COUNT(*) AS BIGINT) AS n, MAX(error) AS sample, \
+             MAX(ended_at) AS last_at FROM stage_runs WHERE workspace = $1 AND ended_at >= $2 \
+             AND outcome = 'failed' AND fingerprint IS NOT NULL \
+             GROUP BY fingerprint ORDER BY n DESC, last_at DESC, fingerprint LIMIT $3",
+        )
+        .bind(workspace)
+        .bind(since)
+        .bind(clamp_limit(limit, 10, 100))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FailureCount {
+                    fingerprint: row.try_get("fingerprint")?,
+                    count: row.try_get("n")?,
+                    sample: row
+                        .try_get::<Option<String>, _>("sample")?
+                        .unwrap_or_default(),
+                    last_at: row.try_get("last_at")?,
                 })
             })
             .collect()

@@ -325,6 +325,52 @@ impl Store {
         Ok(counts)
     }
 
+    /// The `limit` (at most 500) tasks of a workspace with the newest
+    /// activity (`last_event_at`), newest first: the dashboard's recent
+    /// activity.
+    pub async fn recent_tasks(&self, workspace: &str, limit: i64) -> Result<Vec<TaskRow>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE workspace = $1 ORDER BY last_event_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(workspace)
+        .bind(clamp_limit(limit, 50, 500))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_from_row)
+        .collect()
+    }
+
+    /// Unfinished tasks caught in a resolution loop (SPEC TS-6): blocked
+    /// (by a loop guard, a budget or an operator), or with at least
+    /// `min_repeats` attempts at their stage, gate rejections without
+    /// progress, or failures with the same fingerprint in a row. Newest
+    /// activity first, at most `limit` (at most 500).
+    pub async fn looping_tasks(
+        &self,
+        workspace: &str,
+        min_repeats: i64,
+        limit: i64,
+    ) -> Result<Vec<TaskRow>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE workspace = $1 AND state NOT IN ('done', 'cancelled', 'dead') \
+             AND (state = 'blocked' OR attempts >= $2 OR gate_rejections >= $2 \
+             OR fingerprint_streak >= $2) ORDER BY last_event_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(workspace)
+        .bind(min_repeats)
+        .bind(clamp_limit(limit, 50, 500))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_from_row)
+        .collect()
+    }
+
     /// Running tasks whose lease expired or whose last event is older than
     /// `stuck_ms`.
     pub async fn count_stuck_tasks(&self, workspace: &str, now: i64, stuck_ms: i64) -> Result<i64> {

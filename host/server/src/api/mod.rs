@@ -2,6 +2,7 @@
 //! wasm here; every error leaves as the SE-2 envelope.
 
 mod alerting;
+mod dashboard;
 mod disk;
 mod extract;
 mod gates;
@@ -9,6 +10,7 @@ mod gateway;
 mod plugins;
 mod processes;
 mod runs;
+mod status;
 mod system;
 mod tasks;
 mod tokens;
@@ -74,7 +76,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tasks/{id}/events/stream", get(tasks::stream))
         .route("/dead-letters", get(tasks::dead_letters))
         .route("/dead-letters/{id}/redrive", post(tasks::redrive))
-        .route("/status", get(workspace::status))
+        .route("/status", get(status::workspace))
+        .route("/status/stream", get(status::stream))
         .route("/mode", get(workspace::get_mode).put(workspace::set_mode))
         .route(
             "/settings",
@@ -108,6 +111,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/usage", get(gateway::usage))
         .route("/gateway/calls", get(gateway::calls));
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/assets/{name}", get(dashboard::asset))
+        .route("/v1/status", get(status::global))
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route(

@@ -1,5 +1,5 @@
-//! Workspace-level operations: status and why idle (SPEC TS-8), mode
-//! (TS-7), settings, workers, alerts, agent checkpoints (TS-9), breakers.
+//! Workspace-level operations: mode (TS-7; the status and why idle of
+//! TS-8 are in `status`), settings, workers, alerts, agent checkpoints (TS-9), breakers.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use warden_store::alerts::AlertRow;
 use warden_store::breakers::BreakerRow;
 use warden_store::settings::SettingsRow;
-use warden_store::tasks::TaskQuery;
 
 use crate::api::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
 use crate::auth::{Principal, Role};
@@ -39,84 +38,6 @@ pub fn alert_view(a: &AlertRow) -> Value {
         "notified_at": opt_time(a.notified_at), "resolve_notified": a.resolve_notified,
         "silenced_by": a.silenced_by,
     })
-}
-
-/// `GET /v1/workspaces/{ws}/status`: what runs, or why nothing does.
-pub async fn status(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
-) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
-    let app = &state.app;
-    let now = warden_store::now_ms();
-    let settings = app.scheduler.settings(&ws).await?;
-    let counts: serde_json::Map<String, Value> = app
-        .store
-        .count_tasks_by_state(&ws)
-        .await?
-        .into_iter()
-        .map(|(s, n)| (s, Value::from(n)))
-        .collect();
-    let running = app
-        .store
-        .list_tasks(
-            &ws,
-            &TaskQuery {
-                states: vec!["running".into()],
-                limit: 100,
-                now,
-                ..TaskQuery::default()
-            },
-        )
-        .await?;
-    let workers = app
-        .store
-        .list_workers(
-            &ws,
-            now - i64::try_from(app.scheduler.config().worker_gone_after_ms).unwrap_or(60_000),
-        )
-        .await?;
-    let idle = if running.is_empty() {
-        Some(app.scheduler.why_idle(&ws).await?)
-    } else {
-        None
-    };
-    let alerts = app.store.list_alerts(Some(&ws), Some("open"), 50).await?;
-    let (tokens, cost) = app.store.hourly_usage(&ws, now).await?;
-    // Every breaker that bears on this workspace (SPEC RL-1): the host's
-    // (providers, sinks, processes) and its own gates'; a provider that
-    // never failed shows closed.
-    let providers = app.config.gateway.providers.iter().map(|p| p.name.as_str());
-    let breakers: Vec<Value> =
-        crate::breaker::with_providers(app.store.list_breakers().await?, providers)
-            .iter()
-            .filter(|b| {
-                b.name
-                    .strip_prefix("gate:")
-                    .is_none_or(|rest| rest.starts_with(&format!("{ws}:")))
-            })
-            .map(breaker_view)
-            .collect();
-    let body = json!({
-        "workspace": ws,
-        "mode": settings.mode,
-        "mode_reason": settings.mode_reason,
-        "tasks_by_state": counts,
-        "running": running.iter().map(|t| json!({
-            "task_id": t.id, "title": t.title, "stage": t.stage, "worker": t.lease_owner,
-            "token": t.lease_token, "lease_expires_at": opt_time(t.lease_expires_at), "attempt": t.attempts,
-        })).collect::<Vec<_>>(),
-        "idle": idle.is_some(),
-        "why_idle": idle,
-        "workers": workers.iter().map(|w| json!({ "id": w.id, "last_heartbeat_at": time(w.last_heartbeat_at), "active_leases": w.active_leases })).collect::<Vec<_>>(),
-        "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
-        "breakers": breakers,
-        "usage_this_hour": { "tokens": tokens, "cost_usd": cost as f64 / 1e6 },
-        "hourly_budget": { "tokens": settings.hourly_tokens, "cost_usd": settings.hourly_cost_micros.map(|c| c as f64 / 1e6) },
-    });
-    Ok(axum::Json(body).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/mode`

@@ -14,6 +14,7 @@ mod audit;
 mod breakers;
 mod checkpoints;
 mod concurrency;
+mod dashboard;
 mod events_actions;
 mod gates;
 mod gateway;

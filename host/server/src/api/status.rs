@@ -1,0 +1,549 @@
+//! Status (SPEC TS-8, OB-1): `GET /v1/workspaces/{ws}/status`, the global
+//! `GET /v1/status`, and the live stream of a workspace's status that the
+//! dashboard follows (`GET /v1/workspaces/{ws}/status/stream`, SSE).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio_stream::wrappers::ReceiverStream;
+use warden_store::gateway::UsageGroup;
+use warden_store::stages::StageDuration;
+use warden_store::tasks::{STATES, TaskRow};
+
+use crate::api::workspace::{alert_view, breaker_view};
+use crate::api::{AppState, Path, Query, check_ws, opt_time, time};
+use crate::auth::{Principal, Role};
+use crate::dashboard::{self, DEFAULT_WINDOW_HOURS, RECENT_TASKS, Snapshot};
+use crate::error::{Error, Result};
+
+/// How often the stream looks for a change when nothing wakes it.
+const STREAM_TICK: Duration = Duration::from_secs(1);
+
+/// A comment line on an idle stream, so that proxies and the page know it
+/// is alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    /// The window of rates, usage and stage times, in hours (1 to 720).
+    hours: Option<i64>,
+}
+
+fn window_hours(q: &StatusQuery) -> Result<i64> {
+    let hours = q.hours.unwrap_or(DEFAULT_WINDOW_HOURS);
+    if !(1..=720).contains(&hours) {
+        return Err(Error::invalid("hours: must be between 1 and 720"));
+    }
+    Ok(hours)
+}
+
+/// `GET /v1/workspaces/{ws}/status[?hours=24]`: what runs or why nothing
+/// does, and everything the dashboard shows of one workspace.
+pub async fn workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let hours = window_hours(&q)?;
+    let snap = dashboard::snapshot(&state.app, &ws, hours).await?;
+    let mut body = workspace_view(&snap, hours);
+    stamp(&mut body, &snap);
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /v1/workspaces/{ws}/status/stream[?hours=24]`: the workspace's
+/// status as SSE events `status`, one at once and one whenever it changes
+/// (looked at on every scheduler wake-up of the workspace and at least once
+/// a second), with a keep-alive comment every 10 s.
+pub async fn stream(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ws): Path<String>,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Viewer)?;
+    let hours = window_hours(&q)?;
+    // The first snapshot is taken here, so that a failure is an HTTP error
+    // rather than a stream that never says anything.
+    let first = dashboard::snapshot(&state.app, &ws, hours).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Event, Infallible>>(4);
+    let app = state.app.clone();
+    tokio::spawn(async move {
+        let wake = app.scheduler.wake().of(&ws);
+        let mut last = String::new();
+        let mut next = Some(first);
+        loop {
+            if app.scheduler.is_draining() {
+                // Shutting down: end the stream so HTTP can drain.
+                return;
+            }
+            let snap = match next.take() {
+                Some(s) => Some(s),
+                None => match dashboard::snapshot(&app, &ws, hours).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::debug!(error = %e, workspace = %ws, "status stream: cannot take a snapshot");
+                        None
+                    }
+                },
+            };
+            if let Some(snap) = snap {
+                let mut body = workspace_view(&snap, hours);
+                let text = body.to_string();
+                if text != last {
+                    stamp(&mut body, &snap);
+                    let event = Event::default().event("status").data(body.to_string());
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                    last = text;
+                }
+            }
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(STREAM_TICK) => {}
+            }
+        }
+    });
+    let mut resp = Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response();
+    // Reverse proxies (nginx) would otherwise buffer the stream.
+    resp.headers_mut().insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
+    Ok(resp)
+}
+
+/// `GET /v1/status[?hours=24]`: the global status (SPEC OB-1). The
+/// bootstrap admin sees every workspace and the host's alerts; a token
+/// scoped to a workspace sees that workspace only.
+pub async fn global(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response> {
+    let hours = window_hours(&q)?;
+    let app = &state.app;
+    let names = dashboard::visible_workspaces(app, &principal).await?;
+    let mut snaps = Vec::with_capacity(names.len());
+    for ws in &names {
+        snaps.push(dashboard::snapshot(app, ws, hours).await?);
+    }
+    let now = warden_store::now_ms();
+    let root = principal.workspace.is_none();
+
+    let mut by_state: BTreeMap<String, i64> = BTreeMap::new();
+    let mut by_workspace = Map::new();
+    let mut mode = Map::new();
+    let mut why_idle = Map::new();
+    let mut this_hour = Vec::new();
+    let mut recent: Vec<&TaskRow> = Vec::new();
+    let mut loops = Vec::new();
+    let mut by_gate = Vec::new();
+    let mut by_stage_gates = Vec::new();
+    let (mut decisions, mut verdicts, mut approvals, mut rejections, mut escalations) =
+        (0, 0, 0, 0, 0);
+    let mut providers: BTreeMap<String, UsageGroup> = BTreeMap::new();
+    let mut stages: BTreeMap<String, UsageGroup> = BTreeMap::new();
+    let mut durations: BTreeMap<String, StageDuration> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for s in &snaps {
+        let ws = s.workspace.as_str();
+        for (state, n) in &s.tasks_by_state {
+            *by_state.entry(state.clone()).or_default() += n;
+        }
+        by_workspace.insert(ws.to_string(), Value::Object(state_counts(s)));
+        mode.insert(
+            ws.to_string(),
+            json!({ "mode": s.settings.mode, "reason": s.settings.mode_reason }),
+        );
+        why_idle.insert(ws.to_string(), idle_view(s));
+        this_hour.push(json!({
+            "workspace": ws,
+            "tokens": s.usage_this_hour.0,
+            "cost_usd": micros(s.usage_this_hour.1),
+        }));
+        recent.extend(s.recent_tasks.iter());
+        loops.extend(s.loops.iter().map(loop_view));
+        for g in &s.gates {
+            verdicts += g.total;
+            approvals += g.approvals;
+            rejections += g.rejections;
+            escalations += g.escalations;
+            let mut v = gate_view(g);
+            v["workspace"] = Value::from(ws);
+            by_gate.push(v);
+        }
+        for g in &s.gates_by_stage {
+            decisions += g.decisions;
+            let mut v = stage_gate_view(g);
+            v["workspace"] = Value::from(ws);
+            by_stage_gates.push(v);
+        }
+        for (into, groups) in [
+            (&mut providers, &s.usage_by_provider),
+            (&mut stages, &s.usage_by_stage),
+        ] {
+            for g in groups {
+                let key = g.key.first().cloned().flatten().unwrap_or_default();
+                let sum = into.entry(key).or_default();
+                sum.calls += g.calls;
+                sum.failed += g.failed;
+                sum.prompt_tokens += g.prompt_tokens;
+                sum.completion_tokens += g.completion_tokens;
+                sum.cost_micros += g.cost_micros;
+            }
+        }
+        for d in &s.stage_durations {
+            let sum = durations
+                .entry(d.stage.clone())
+                .or_insert_with(|| StageDuration {
+                    stage: d.stage.clone(),
+                    runs: 0,
+                    total_ms: 0,
+                    max_ms: 0,
+                });
+            sum.runs += d.runs;
+            sum.total_ms += d.total_ms;
+            sum.max_ms = sum.max_ms.max(d.max_ms);
+        }
+        for e in &s.top_errors {
+            let mut v = json!({ "fingerprint": e.fingerprint, "count": e.count, "sample": e.sample, "last_at": time(e.last_at) });
+            v["workspace"] = Value::from(ws);
+            errors.push((e.count, e.last_at, v));
+        }
+    }
+    recent.sort_by(|a, b| b.last_event_at.cmp(&a.last_event_at).then(b.id.cmp(&a.id)));
+    recent.truncate(RECENT_TASKS as usize);
+    errors.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    errors.truncate(dashboard::TOP_ERRORS as usize);
+    let mut durations: Vec<StageDuration> = durations.into_values().collect();
+    durations.sort_by(|a, b| b.total_ms.cmp(&a.total_ms).then(a.stage.cmp(&b.stage)));
+
+    let (alerts, breakers) = if root {
+        let providers = app.config.gateway.providers.iter().map(|p| p.name.as_str());
+        (
+            app.store.list_alerts(None, Some("open"), 100).await?,
+            crate::breaker::with_providers(app.store.list_breakers().await?, providers),
+        )
+    } else {
+        let s = snaps.first();
+        (
+            s.map(|s| s.alerts.clone()).unwrap_or_default(),
+            s.map(|s| s.breakers.clone()).unwrap_or_default(),
+        )
+    };
+    let mut tasks_by_state = Map::new();
+    for st in STATES {
+        if let Some(n) = by_state.remove(*st) {
+            tasks_by_state.insert((*st).to_string(), Value::from(n));
+        }
+    }
+    for (st, n) in by_state {
+        tasks_by_state.insert(st, Value::from(n));
+    }
+    let body = json!({
+        "generated_at": time(now),
+        "window": { "hours": hours, "since": time(now - hours * 3_600_000) },
+        "scope": principal.workspace.as_deref().unwrap_or("all"),
+        "workspaces": names,
+        "tasks_by_state": tasks_by_state,
+        "tasks_by_workspace": by_workspace,
+        "quality_gates": gates_summary(decisions, verdicts, approvals, rejections, escalations, by_gate, by_stage_gates),
+        "recent_tasks": recent.into_iter().map(task_brief).collect::<Vec<_>>(),
+        "token_usage": usage_summary(
+            providers.into_iter().collect(),
+            stages.into_iter().collect(),
+            json!({ "by_workspace": this_hour }),
+        ),
+        "stage_durations": durations.iter().map(duration_view).collect::<Vec<_>>(),
+        "bottleneck_stage": bottleneck_view(&durations),
+        "breakers": breakers.iter().map(breaker_view).collect::<Vec<_>>(),
+        "mode": mode,
+        "active_loops": loops,
+        "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
+        "why_idle": why_idle,
+        "top_errors": errors.into_iter().map(|e| e.2).collect::<Vec<_>>(),
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+fn micros(m: i64) -> f64 {
+    m as f64 / 1e6
+}
+
+fn rate(part: i64, total: i64) -> f64 {
+    if total > 0 {
+        part as f64 / total as f64
+    } else {
+        0.0
+    }
+}
+
+fn state_counts(s: &Snapshot) -> Map<String, Value> {
+    s.tasks_by_state
+        .iter()
+        .map(|(st, n)| (st.clone(), Value::from(*n)))
+        .collect()
+}
+
+fn idle_view(s: &Snapshot) -> Value {
+    match &s.idle {
+        Some(i) => {
+            json!({ "idle": i.reason != "not_idle", "reason": i.reason, "message": i.message })
+        }
+        None => json!({
+            "idle": false,
+            "reason": "not_idle",
+            "message": format!("{} stage(s) running", s.running.len()),
+        }),
+    }
+}
+
+/// A task in a list: what a row of the recent activity shows.
+fn task_brief(t: &TaskRow) -> Value {
+    json!({
+        "id": t.id,
+        "workspace": t.workspace,
+        "title": t.title,
+        "stage": t.stage,
+        "state": t.state,
+        "priority": t.priority,
+        "attempts": t.attempts,
+        "max_attempts": t.max_attempts,
+        "worker": if t.state == "running" { t.lease_owner.clone() } else { None },
+        "last_error": t.last_error.as_deref().map(|e| crate::validate::truncate(e, 300)),
+        "used": { "tokens": t.used.tokens, "cost_usd": micros(t.used.cost_micros) },
+        "created_at": time(t.created_at),
+        "last_event_at": time(t.last_event_at),
+        "finished_at": opt_time(t.finished_at),
+    })
+}
+
+fn loop_view(t: &TaskRow) -> Value {
+    let why = if t.state == "blocked" {
+        "blocked"
+    } else if t.gate_rejections >= dashboard::LOOP_REPEATS {
+        "gate_rejections"
+    } else if t.fingerprint_streak >= dashboard::LOOP_REPEATS {
+        "same_failure"
+    } else {
+        "attempts"
+    };
+    let mut v = task_brief(t);
+    v["why"] = Value::from(why);
+    v["gate_rejections"] = Value::from(t.gate_rejections);
+    v["same_failures"] = Value::from(t.fingerprint_streak);
+    v["total_attempts"] = Value::from(t.total_attempts);
+    v
+}
+
+fn gate_view(g: &warden_store::gates::GateStats) -> Value {
+    json!({
+        "gate": g.gate,
+        "verdicts": g.total,
+        "approvals": g.approvals,
+        "rejections": g.rejections,
+        "escalations": g.escalations,
+        "errors": g.errors,
+        "approval_rate": rate(g.approvals, g.total),
+        "rejection_rate": rate(g.rejections, g.total),
+        "mean_score": g.mean_score,
+    })
+}
+
+fn stage_gate_view(g: &warden_store::gates::StageGateStats) -> Value {
+    json!({
+        "stage": g.stage,
+        "decisions": g.decisions,
+        "approved": g.approved,
+        "rejected": g.rejected,
+        "waiting": g.waiting,
+        "approval_rate": rate(g.approved, g.decisions),
+        "rejection_rate": rate(g.rejected, g.decisions),
+    })
+}
+
+fn gates_summary(
+    decisions: i64,
+    verdicts: i64,
+    approvals: i64,
+    rejections: i64,
+    escalations: i64,
+    by_gate: Vec<Value>,
+    by_stage: Vec<Value>,
+) -> Value {
+    json!({
+        "decisions": decisions,
+        "verdicts": verdicts,
+        "approvals": approvals,
+        "rejections": rejections,
+        "escalations": escalations,
+        "approval_rate": rate(approvals, verdicts),
+        "rejection_rate": rate(rejections, verdicts),
+        "by_gate": by_gate,
+        "by_stage": by_stage,
+    })
+}
+
+fn usage_group_view(dim: &str, key: &str, g: &UsageGroup) -> Value {
+    json!({
+        dim: key,
+        "calls": g.calls,
+        "failed": g.failed,
+        "prompt_tokens": g.prompt_tokens,
+        "completion_tokens": g.completion_tokens,
+        "tokens": g.prompt_tokens + g.completion_tokens,
+        "cost_usd": micros(g.cost_micros),
+    })
+}
+
+/// Token use and its cost at the providers' prices: totals, per provider
+/// and per stage (calls without a stage under `""`), largest cost first.
+fn usage_summary(
+    mut providers: Vec<(String, UsageGroup)>,
+    mut stages: Vec<(String, UsageGroup)>,
+    extra: Value,
+) -> Value {
+    let by_cost = |a: &(String, UsageGroup), b: &(String, UsageGroup)| {
+        b.1.cost_micros
+            .cmp(&a.1.cost_micros)
+            .then(b.1.calls.cmp(&a.1.calls))
+            .then(a.0.cmp(&b.0))
+    };
+    providers.sort_by(by_cost);
+    stages.sort_by(by_cost);
+    let total = providers
+        .iter()
+        .fold(UsageGroup::default(), |mut sum, (_, g)| {
+            sum.calls += g.calls;
+            sum.failed += g.failed;
+            sum.prompt_tokens += g.prompt_tokens;
+            sum.completion_tokens += g.completion_tokens;
+            sum.cost_micros += g.cost_micros;
+            sum
+        });
+    let mut v = json!({
+        "calls": total.calls,
+        "failed": total.failed,
+        "prompt_tokens": total.prompt_tokens,
+        "completion_tokens": total.completion_tokens,
+        "tokens": total.prompt_tokens + total.completion_tokens,
+        "cost_usd": micros(total.cost_micros),
+        "by_provider": providers.iter().map(|(k, g)| usage_group_view("provider", k, g)).collect::<Vec<_>>(),
+        "by_stage": stages.iter().map(|(k, g)| usage_group_view("stage", k, g)).collect::<Vec<_>>(),
+    });
+    if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, x) in extra {
+            v.insert(k.clone(), x.clone());
+        }
+    }
+    v
+}
+
+fn duration_view(d: &StageDuration) -> Value {
+    json!({
+        "stage": d.stage,
+        "runs": d.runs,
+        "total_ms": d.total_ms,
+        "mean_ms": if d.runs > 0 { d.total_ms / d.runs } else { 0 },
+        "max_ms": d.max_ms,
+    })
+}
+
+fn bottleneck_view(durations: &[StageDuration]) -> Value {
+    let all: i64 = durations.iter().map(|d| d.total_ms).sum();
+    match dashboard::bottleneck(durations) {
+        Some(d) => {
+            let mut v = duration_view(d);
+            v["share"] = Value::from(rate(d.total_ms, all));
+            v
+        }
+        None => Value::Null,
+    }
+}
+
+fn run_brief(r: &warden_store::runs::RunRow) -> Value {
+    json!({
+        "id": r.id,
+        "plugin": r.plugin,
+        "version": r.version,
+        "mode": r.mode,
+        "status": r.status,
+        "trigger": r.trigger,
+        "actor": r.actor,
+        "error": r.error.as_deref().map(|e| crate::validate::truncate(e, 300)),
+        "created_at": time(r.created_at),
+        "finished_at": opt_time(r.finished_at),
+    })
+}
+
+/// Adds what changes on every snapshot: `generated_at` and the window's
+/// start.
+fn stamp(body: &mut Value, s: &Snapshot) {
+    body["generated_at"] = Value::from(time(s.now));
+    body["window"]["since"] = Value::from(time(s.since));
+}
+
+/// The status of one workspace as JSON, without `generated_at` and the
+/// window's start (so that two snapshots of the same state compare equal).
+pub fn workspace_view(s: &Snapshot, hours: i64) -> Value {
+    let settings = &s.settings;
+    let key = |g: &UsageGroup| g.key.first().cloned().flatten().unwrap_or_default();
+    let (mut verdicts, mut approvals, mut rejections, mut escalations) = (0, 0, 0, 0);
+    for g in &s.gates {
+        verdicts += g.total;
+        approvals += g.approvals;
+        rejections += g.rejections;
+        escalations += g.escalations;
+    }
+    let decisions = s.gates_by_stage.iter().map(|g| g.decisions).sum();
+    json!({
+        "workspace": s.workspace,
+        "window": { "hours": hours },
+        "mode": settings.mode,
+        "mode_reason": settings.mode_reason,
+        "tasks_by_state": state_counts(s),
+        "running": s.running.iter().map(|t| json!({
+            "task_id": t.id, "title": t.title, "stage": t.stage, "worker": t.lease_owner,
+            "token": t.lease_token, "lease_expires_at": opt_time(t.lease_expires_at), "attempt": t.attempts,
+        })).collect::<Vec<_>>(),
+        "idle": s.idle.is_some(),
+        "why_idle": s.idle,
+        "workers": s.workers.iter().map(|w| json!({ "id": w.id, "last_heartbeat_at": time(w.last_heartbeat_at), "active_leases": w.active_leases })).collect::<Vec<_>>(),
+        "alerts": s.alerts.iter().map(alert_view).collect::<Vec<_>>(),
+        "breakers": s.breakers.iter().map(breaker_view).collect::<Vec<_>>(),
+        "usage_this_hour": { "tokens": s.usage_this_hour.0, "cost_usd": micros(s.usage_this_hour.1) },
+        "hourly_budget": { "tokens": settings.hourly_tokens, "cost_usd": settings.hourly_cost_micros.map(micros) },
+        "recent_tasks": s.recent_tasks.iter().map(task_brief).collect::<Vec<_>>(),
+        "active_loops": s.loops.iter().map(loop_view).collect::<Vec<_>>(),
+        "quality_gates": gates_summary(
+            decisions, verdicts, approvals, rejections, escalations,
+            s.gates.iter().map(gate_view).collect(),
+            s.gates_by_stage.iter().map(stage_gate_view).collect(),
+        ),
+        "token_usage": usage_summary(
+            s.usage_by_provider.iter().map(|g| (key(g), g.clone())).collect(),
+            s.usage_by_stage.iter().map(|g| (key(g), g.clone())).collect(),
+            json!({}),
+        ),
+        "stage_durations": s.stage_durations.iter().map(duration_view).collect::<Vec<_>>(),
+        "bottleneck_stage": bottleneck_view(&s.stage_durations),
+        "top_errors": s.top_errors.iter().map(|e| json!({ "fingerprint": e.fingerprint, "count": e.count, "sample": e.sample, "last_at": time(e.last_at) })).collect::<Vec<_>>(),
+        "playbook_runs": s.runs.iter().map(run_brief).collect::<Vec<_>>(),
+    })
+}
