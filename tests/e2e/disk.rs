@@ -173,6 +173,17 @@ async fn crossing_the_thresholds_pauses_compresses_and_resumes() {
     )
     .await;
     assert_eq!(g["paused"], true, "{g}");
+    // Still low: the check raised the same alert again (dedup: one row,
+    // count 2).
+    let again = disk_alert(&s, "open").await.expect("still open");
+    assert_eq!(again.id, alert.id);
+    assert!(again.count >= 2, "{again:?}");
+    let all = s.app().store.list_alerts(None, None, 500).await.unwrap();
+    assert_eq!(
+        all.iter().filter(|a| a.rule == "disk_low").count(),
+        1,
+        "one row"
+    );
 
     // Usage below the resume threshold: recording resumes, alert resolved.
     let g = set_guard(

@@ -305,6 +305,15 @@ quorum = "2-of-3"
     assert_eq!(waiting[0]["status"], "open");
     // No quorum is the critical "gate quorum failure" of SPEC AL-1.
     assert_eq!(waiting[0]["severity"], "critical");
+    // Still waiting at the next evaluation of the rules: the same alert
+    // again (dedup: one row, count 2).
+    let app = s.app();
+    warden_server::rules::evaluate(&app.store, &app.alerts, &app.config, ws)
+        .await
+        .unwrap();
+    let waiting = alerts(&s, ws, "gate_waiting_approval").await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["count"], 2, "{waiting:?}");
     let (status, body) = s
         .post(
             &format!("/v1/workspaces/{ws}/tasks/{dd}/decision"),
@@ -608,6 +617,15 @@ async fn rejections_go_back_to_plan_until_the_loop_guard_blocks() {
     assert_eq!(loop_alerts.len(), 1);
     assert_eq!(loop_alerts[0]["severity"], "critical");
     assert_eq!(decisions(&s, ws, &id).await.len(), 6);
+    // Still blocked at the next evaluation of the rules: the same alert
+    // again (dedup: one row, count 2).
+    let app = s.app();
+    warden_server::rules::evaluate(&app.store, &app.alerts, &app.config, ws)
+        .await
+        .unwrap();
+    let loop_alerts = alerts(&s, ws, "infinite_loop").await;
+    assert_eq!(loop_alerts.len(), 1, "{loop_alerts:?}");
+    assert_eq!(loop_alerts[0]["count"], 2, "{loop_alerts:?}");
     // Unblocked by an operator: the alert resolves at the next evaluation
     // of the rules.
     let (status, body) = s
@@ -617,7 +635,6 @@ async fn rejections_go_back_to_plan_until_the_loop_guard_blocks() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let app = s.app();
     warden_server::rules::evaluate(&app.store, &app.alerts, &app.config, ws)
         .await
         .unwrap();

@@ -33,6 +33,16 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+
+    /// The severity named `name`, as stored.
+    pub fn parse(name: &str) -> Option<Severity> {
+        match name {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
 }
 
 /// Raises and resolves alerts.

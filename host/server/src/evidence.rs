@@ -440,11 +440,13 @@ impl Evidence {
         self.status()
     }
 
-    /// Brings the `disk_low` alert in line with `paused`.
+    /// Brings the `disk_low` alert in line with `paused`: raised on every
+    /// check while paused (one alert, its count and usage kept current),
+    /// resolved once recording resumes.
     async fn sync_alert(&self, alerts: &Alerts, paused: bool, usage: Usage, t: Thresholds) {
         let open = lock(&self.inner).alert_open;
         let key = self.alert_key();
-        if paused && !open {
+        if paused {
             let free_pct = 100.0 - usage.used_pct;
             let summary = format!(
                 "disk low: {:.1} % used ({:.1} % free) on the file system of {}; evidence recording paused",

@@ -313,13 +313,18 @@ async fn error_spike(
     .await
 }
 
-/// Resolves the alerts about one task once the task has moved on: a loop
-/// guard's once it is no longer blocked, attempt 3's once the stage has
-/// changed or the task ended, a budget's once the task ended.
+/// The alerts of single tasks, raised by the scheduler when a guard trips
+/// or a gate finds no quorum, held while their condition lasts (each
+/// evaluation raises them again: one row, its count growing) and resolved
+/// once it is over: `infinite_loop` and `same_failure` while the task is
+/// blocked, `gate_waiting_approval` while it waits for a decision,
+/// `attempt_3` while it is at that stage, `budget_80` until it ends.
 async fn task_alerts(store: &Store, alerts: &Alerts, ws: &str) -> Result<()> {
     for a in store.list_alerts(Some(ws), Some("open"), 500).await? {
         let (task_id, stage) = match a.rule.as_str() {
-            "infinite_loop" | "same_failure" => (a.dedup_key.split(':').nth(1), None),
+            "infinite_loop" | "same_failure" | "gate_waiting_approval" => {
+                (a.dedup_key.split(':').nth(1), None)
+            }
             "attempt_3" => {
                 let mut parts = a.dedup_key.splitn(3, ':');
                 let _ = parts.next();
@@ -333,16 +338,32 @@ async fn task_alerts(store: &Store, alerts: &Alerts, ws: &str) -> Result<()> {
         };
         let Some(task_id) = task_id else { continue };
         let ended = |state: &str| matches!(state, "done" | "cancelled" | "dead");
-        let resolve = match store.get_task(ws, task_id).await? {
-            None => true,
+        let firing = match store.get_task(ws, task_id).await? {
+            None => false,
             Some(t) => match a.rule.as_str() {
-                "infinite_loop" | "same_failure" => t.state != "blocked",
-                "attempt_3" => ended(&t.state) || stage.is_some_and(|s| s != t.stage),
-                _ => ended(&t.state),
+                "infinite_loop" | "same_failure" => t.state == "blocked",
+                "gate_waiting_approval" => t.state == "waiting_approval",
+                "attempt_3" => !ended(&t.state) && stage.is_none_or(|s| s == t.stage),
+                _ => !ended(&t.state),
             },
         };
-        if resolve {
+        let held = matches!(
+            a.rule.as_str(),
+            "infinite_loop" | "same_failure" | "gate_waiting_approval"
+        );
+        if !firing {
             alerts.resolve(&a.dedup_key).await?;
+        } else if held && let Some(severity) = Severity::parse(&a.severity) {
+            alerts
+                .raise(
+                    Some(ws),
+                    &a.rule,
+                    severity,
+                    &a.dedup_key,
+                    &a.summary,
+                    a.detail,
+                )
+                .await?;
         }
     }
     Ok(())
