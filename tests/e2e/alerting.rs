@@ -771,3 +771,101 @@ grants = ["health:read"]
         "{run}"
     );
 }
+
+/// A playbook that keeps failing is not run again and again by its
+/// binding: after three failed runs in a row its breaker
+/// (`playbook:<ws>:<name>`) opens, the next triggers are held back with the
+/// reason, a critical `breaker_open` alert names it, and the breaker shows
+/// in the workspace status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_playbook_opens_its_breaker_and_its_binding_stops_running_it() {
+    let config = r#"
+[[workspaces.pb.heal]]
+playbook = "hostile-panic"
+mode = "apply"
+on_alert = "backlog"
+cooldown = "0s"
+max_runs_per_hour = 100
+"#;
+    let s = TestServer::start(config).await;
+    crate::install(
+        &s.plugin_dir(),
+        warden_test_artifacts::HOSTILE_PANIC,
+        "hostile-panic.wasm",
+    );
+    s.wait_for_plugin("hostile-panic", "1.0.0", Duration::from_secs(10))
+        .await;
+    async fn runs(s: &TestServer) -> Vec<Value> {
+        let (_, body) = s.get("/v1/workspaces/pb/runs?plugin=hostile-panic").await;
+        body["runs"].as_array().cloned().unwrap_or_default()
+    }
+    for n in 1..=5usize {
+        raise(
+            &s,
+            Some("pb"),
+            "backlog",
+            Severity::Warning,
+            &format!("backlog:pb:{n}"),
+        )
+        .await;
+        let started = Instant::now();
+        // Each run ends before the next alert; the fourth and fifth find
+        // the breaker open.
+        let expected = n.min(3);
+        loop {
+            let r = runs(&s).await;
+            if r.len() == expected && r.iter().all(|r| r["status"] == "failed") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "trigger {n}: {r:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if n > 3 {
+            // Give a run that should not start the time to show.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(runs(&s).await.len(), 3, "trigger {n} ran the playbook");
+        }
+    }
+    let alerts = s
+        .app()
+        .store
+        .list_alerts(Some("pb"), None, 100)
+        .await
+        .unwrap();
+    let open = alerts
+        .iter()
+        .find(|a| a.dedup_key == "breaker:playbook:pb:hostile-panic")
+        .unwrap_or_else(|| panic!("no breaker alert: {alerts:?}"));
+    assert_eq!(
+        (open.rule.as_str(), open.severity.as_str()),
+        ("breaker_open", "critical")
+    );
+    assert!(
+        open.summary
+            .contains("playbook hostile-panic keeps failing"),
+        "{}",
+        open.summary
+    );
+    let (_, status) = s.get("/v1/workspaces/pb/status").await;
+    let breaker = status["breakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "playbook:pb:hostile-panic")
+        .cloned()
+        .unwrap_or_else(|| panic!("not in the status: {status}"));
+    assert_eq!(breaker["state"], "open", "{breaker}");
+    assert!(
+        breaker["reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 consecutive failures"),
+        "{breaker}"
+    );
+    // Another workspace's status does not list it.
+    let (_, other) = s.get("/v1/workspaces/other/status").await;
+    assert!(!other.to_string().contains("playbook:pb:"), "{other}");
+}

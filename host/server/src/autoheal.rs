@@ -5,6 +5,14 @@
 //! Bindings fire on the host that raised the alert; schedules run on the
 //! host that holds the `schedules` lock. Cooldown and cap are counted from
 //! the runs table, so they hold across hosts and restarts.
+//!
+//! A playbook that keeps failing is not run again and again: its breaker
+//! (`playbook:<ws>:<name>`, the one breaker type of SPEC RL-1) opens after
+//! three failed runs in a row and holds automatic runs back for a backoff
+//! (5, 10, 20, 40 min), then lets one through as a probe. Its state is
+//! replayed from the playbook's recent runs (so it too holds across hosts
+//! and restarts); a successful run, automatic or started by hand, closes
+//! it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +22,23 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, broadcast, watch};
 use warden_store::alerts::AlertRow;
 
+use crate::alerts::Severity;
 use crate::app::App;
+use crate::breaker::{Admit, Breaker, BreakerPolicy, RateWindow};
 use crate::heal::Trigger;
+
+/// When a playbook's breaker opens: 3 failed runs in a row; then 5, 10,
+/// 20, 40 minutes before the probe.
+fn playbook_breaker_policy() -> BreakerPolicy {
+    BreakerPolicy {
+        failures: 3,
+        backoff_ms: vec![300_000, 600_000, 1_200_000, 2_400_000],
+        window: RateWindow::default(),
+    }
+}
+
+/// Runs looked at to replay a playbook's breaker.
+const BREAKER_HISTORY: i64 = 50;
 
 /// `[[workspaces.<ws>.heal]]`: one binding or schedule.
 #[derive(Clone, Debug, Deserialize)]
@@ -249,6 +272,11 @@ impl AutoHeal {
     ) -> Fired {
         let _one = self.deciding.lock().await;
         let now = warden_store::now_ms();
+        match self.breaker(workspace, &b.playbook, now).await {
+            Ok(Some(why)) => return Fired::Skipped(why),
+            Ok(None) => {}
+            Err(e) => return Fired::Skipped(format!("cannot read the playbook's runs: {e}")),
+        }
         // Cooldown and cap count every automatic run of the playbook here
         // (alerts and schedules), not the ones people started.
         let (auto_runs, auto_last) = match self.auto_runs(workspace, &b.playbook, now).await {
@@ -288,6 +316,84 @@ impl AutoHeal {
                 Fired::Skipped(e.to_string())
             }
         }
+    }
+
+    /// The playbook's breaker, replayed from its recent runs (oldest
+    /// first: each run admitted at its start, its outcome recorded at its
+    /// end), stored when its state changed (with the `breaker_open` alert
+    /// raised or resolved); why an automatic run must wait, if it must.
+    async fn breaker(
+        &self,
+        workspace: &str,
+        playbook: &str,
+        now: i64,
+    ) -> crate::error::Result<Option<String>> {
+        let store = &self.app.store;
+        let mut runs = store
+            .list_runs(
+                workspace,
+                &warden_store::runs::RunQuery {
+                    plugin: Some(playbook.to_string()),
+                    limit: BREAKER_HISTORY,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        runs.reverse();
+        let policy = playbook_breaker_policy();
+        let mut breaker = Breaker::default();
+        for r in &runs {
+            let (Some(started), Some(finished)) = (r.started_at, r.finished_at) else {
+                continue;
+            };
+            breaker.admit(started);
+            match r.status.as_str() {
+                "succeeded" => {
+                    breaker.success(finished);
+                }
+                "failed" => {
+                    let why = r.error.as_deref().unwrap_or("failed");
+                    breaker.failure(finished, &policy, why);
+                }
+                _ => {}
+            }
+        }
+        let name = format!("playbook:{workspace}:{playbook}");
+        let row = breaker.row(&name);
+        let stored = store.get_breaker(&name).await?;
+        if stored.as_ref().map(|s| (&s.state, s.retry_at)) != Some((&row.state, row.retry_at))
+            && (stored.is_some() || row.state != "closed")
+        {
+            store.put_breaker(&row).await?;
+            let key = format!("breaker:{name}");
+            if row.state == "closed" {
+                self.app.alerts.resolve(&key).await?;
+            } else if stored.as_ref().is_none_or(|s| s.state == "closed") {
+                let until = row.retry_at.map(crate::api::time).unwrap_or_default();
+                self.app
+                    .alerts
+                    .raise_logged(
+                        Some(workspace),
+                        "breaker_open",
+                        Severity::Critical,
+                        &key,
+                        &format!(
+                            "playbook {playbook} keeps failing in workspace {workspace}; its breaker holds automatic runs back until a probe at {until}: {}",
+                            row.reason.as_deref().unwrap_or("")
+                        ),
+                        json!({ "breaker": name, "playbook": playbook, "retry_at": until, "reason": row.reason }),
+                    )
+                    .await;
+            }
+        }
+        Ok(match breaker.admit(now) {
+            Admit::Pass | Admit::Probe => None,
+            Admit::Refuse { retry_at } => Some(format!(
+                "breaker {name} is open until {}: {}",
+                crate::api::time(retry_at),
+                row.reason.as_deref().unwrap_or("its last runs failed")
+            )),
+        })
     }
 
     async fn auto_runs(

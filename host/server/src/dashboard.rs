@@ -107,9 +107,11 @@ pub fn bottleneck(durations: &[StageDuration]) -> Option<&StageDuration> {
 }
 
 /// Whether a breaker bears on `workspace`: every host-wide breaker
-/// (providers, sinks, processes), and of the gates' only its own.
+/// (providers, the routing policy, sinks, processes), and of the gates'
+/// and playbooks' only its own.
 pub fn breaker_bears_on(name: &str, workspace: &str) -> bool {
     name.strip_prefix("gate:")
+        .or_else(|| name.strip_prefix("playbook:"))
         .is_none_or(|rest| rest.starts_with(&format!("{workspace}:")))
 }
 
@@ -245,5 +247,8 @@ mod tests {
         assert!(breaker_bears_on("gate:acme:diff-size", "acme"));
         assert!(!breaker_bears_on("gate:other:diff-size", "acme"));
         assert!(!breaker_bears_on("gate:acme-2:diff-size", "acme"));
+        assert!(breaker_bears_on("playbook:acme:disk-cleanup", "acme"));
+        assert!(!breaker_bears_on("playbook:other:disk-cleanup", "acme"));
+        assert!(breaker_bears_on("plugin:cost-aware-router", "acme"));
     }
 }
