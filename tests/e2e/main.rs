@@ -16,6 +16,7 @@ mod gates;
 mod gateway;
 mod hostile;
 mod lifecycle;
+mod logs;
 mod metrics;
 mod processes;
 mod repair;
