@@ -16,6 +16,7 @@ mod gateway;
 mod hostile;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod processes;
 mod repair;
 mod rules;

@@ -32,8 +32,9 @@ fn silence_view(s: &SilenceRow, now: i64) -> Value {
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
     status: Option<String>,
     workspace: Option<String>,
@@ -42,6 +43,19 @@ pub struct AlertsQuery {
 
 /// `GET /v1/alerts[?status=open&workspace=a&limit=100]`: every workspace's
 /// alerts and the host's own (breakers, processes, disk, sinks).
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    tag = "alerts",
+    summary = "every workspace's alerts and the host's (bootstrap admin)",
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "the alerts", body = crate::api::openapi::AlertList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -69,6 +83,22 @@ pub async fn list(
 
 /// `POST /v1/alerts/{id}/ack`: no repeats of an acknowledged alert; its
 /// resolve is still notified.
+#[utoipa::path(
+    post,
+    path = "/v1/alerts/{id}/ack",
+    tag = "alerts",
+    summary = "acknowledge an alert (bootstrap admin)",
+    params(("id" = String, Path, description = "the alert")),
+    request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
+    responses(
+        (status = 200, description = "the alert", body = crate::api::openapi::Alert),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn ack(
     State(state): State<AppState>,
     principal: Principal,
@@ -95,8 +125,9 @@ pub async fn ack(
     Ok(axum::Json(alert_view(&a)).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NotificationsQuery {
     sink: Option<String>,
     status: Option<String>,
@@ -106,6 +137,19 @@ pub struct NotificationsQuery {
 
 /// `GET /v1/notifications[?sink=&status=pending|delivered|failed&alert=<id>]`:
 /// the notification history, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/notifications",
+    tag = "alerts",
+    summary = "the notification history, newest first (bootstrap admin)",
+    params(NotificationsQuery),
+    responses(
+        (status = 200, description = "the notifications", body = crate::api::openapi::Notifications),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn notifications(
     State(state): State<AppState>,
     principal: Principal,
@@ -138,14 +182,28 @@ pub async fn notifications(
     .into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SilencesQuery {
     /// Expired ones too.
     all: Option<bool>,
 }
 
 /// `GET /v1/silences[?all=true]`
+#[utoipa::path(
+    get,
+    path = "/v1/silences",
+    tag = "alerts",
+    summary = "silences (bootstrap admin)",
+    params(SilencesQuery),
+    responses(
+        (status = 200, description = "the silences", body = crate::api::openapi::SilenceList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn silences(
     State(state): State<AppState>,
     principal: Principal,
@@ -164,7 +222,7 @@ pub async fn silences(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceBody {
     workspace: Option<String>,
@@ -178,6 +236,19 @@ pub struct SilenceBody {
 
 /// `POST /v1/silences`: holds back the notifications of matching alerts
 /// for `duration`. At least one matcher is required.
+#[utoipa::path(
+    post,
+    path = "/v1/silences",
+    tag = "alerts",
+    summary = "silence matching alerts for a while (bootstrap admin)",
+    request_body = SilenceBody,
+    responses(
+        (status = 201, description = "the silence", body = crate::api::openapi::Silence),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn create_silence(
     State(state): State<AppState>,
     principal: Principal,
@@ -249,6 +320,20 @@ pub async fn create_silence(
 }
 
 /// `DELETE /v1/silences/{id}`: ends it now; notifications resume.
+#[utoipa::path(
+    delete,
+    path = "/v1/silences/{id}",
+    tag = "alerts",
+    summary = "end a silence now (bootstrap admin)",
+    params(("id" = String, Path, description = "the silence")),
+    responses(
+        (status = 200, description = "the silence, ended", body = crate::api::openapi::Silence),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn expire_silence(
     State(state): State<AppState>,
     principal: Principal,
@@ -274,6 +359,17 @@ pub async fn expire_silence(
 
 /// `GET /v1/alerting/sinks`: each sink, where it routes, its breaker and
 /// its queue. No secrets: URLs from the environment are not shown.
+#[utoipa::path(
+    get,
+    path = "/v1/alerting/sinks",
+    tag = "alerts",
+    summary = "the notification sinks with their breakers and queues (bootstrap admin)",
+    responses(
+        (status = 200, description = "the sinks", body = crate::api::openapi::Sinks),
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn sinks(State(state): State<AppState>, principal: Principal) -> Result<Response> {
     principal.require_root()?;
     let breakers = state.app.store.list_breakers().await?;

@@ -40,6 +40,22 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>> {
 /// `x-warden-stage` and `x-warden-mode` tie the call to a task, a stage
 /// and a routing mode. The bootstrap admin token names the workspace with
 /// `x-warden-workspace` (default `default`).
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "gateway",
+    summary = "OpenAI-compatible chat completions, plain or streamed",
+    params(("x-warden-workspace" = Option<String>, Header, description = "the paying workspace (bootstrap admin token only; default `default`)"), ("x-warden-task" = Option<String>, Header, description = "the task the call belongs to"), ("x-warden-stage" = Option<String>, Header, description = "the stage the call belongs to"), ("x-warden-mode" = Option<String>, Header, description = "the routing mode")),
+    request_body(content = crate::api::openapi::AnyObject, description = "an OpenAI chat completion request"),
+    responses(
+        (status = 200, description = "the completion; with `\"stream\": true`, server-sent events", content((crate::api::openapi::AnyObject = "application/json"), (crate::api::openapi::Text = "text/event-stream"))),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn chat(
     State(state): State<AppState>,
     principal: Principal,
@@ -71,18 +87,39 @@ pub async fn chat(
 }
 
 /// `GET /v1/models`: the models of every configured provider.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "gateway",
+    summary = "the models of every configured provider (OpenAI format)",
+    responses(
+        (status = 200, description = "`{\"object\": \"list\", \"data\": [...]}`", body = crate::api::openapi::AnyObject),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn models(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
     Ok(axum::Json(state.app.gateway.models()).into_response())
 }
 
 /// `GET /v1/gateway/providers`: the providers (never their keys) with
 /// their breakers.
+#[utoipa::path(
+    get,
+    path = "/v1/gateway/providers",
+    tag = "gateway",
+    summary = "the providers with their breakers",
+    responses(
+        (status = 200, description = "the providers", body = crate::api::openapi::Providers),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn providers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
     Ok(axum::Json(json!({ "providers": state.app.gateway.providers() })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     group_by: Option<String>,
     hours: Option<i64>,
@@ -91,6 +128,19 @@ pub struct UsageQuery {
 /// `GET /v1/workspaces/{ws}/usage?group_by=provider,model&hours=24`:
 /// tokens and cost of the gateway's calls, summed per group (any of
 /// `provider`, `model`, `task`, `stage`, `mode`; none: one total).
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/usage",
+    tag = "gateway",
+    summary = "tokens and cost of the gateway calls, summed per group",
+    params(("ws" = String, Path, description = "the workspace"), UsageQuery),
+    responses(
+        (status = 200, description = "the totals and `groups`", body = crate::api::openapi::AnyObject),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn usage(
     State(state): State<AppState>,
     principal: Principal,
@@ -164,8 +214,9 @@ pub async fn usage(
     .into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CallsQuery {
     task: Option<String>,
     stage: Option<String>,
@@ -199,6 +250,19 @@ fn call_view(c: &GatewayCallRow) -> Value {
 
 /// `GET /v1/workspaces/{ws}/gateway/calls?task=&stage=&provider=&limit=`:
 /// recorded calls, newest first, each with the policy build that routed it.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/gateway/calls",
+    tag = "gateway",
+    summary = "recorded gateway calls, newest first",
+    params(("ws" = String, Path, description = "the workspace"), CallsQuery),
+    responses(
+        (status = 200, description = "the calls", body = crate::api::openapi::GatewayCalls),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn calls(
     State(state): State<AppState>,
     principal: Principal,

@@ -15,8 +15,9 @@ use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::registry::{Entry, Selector};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WorkspaceQuery {
     workspace: Option<String>,
 }
@@ -93,6 +94,19 @@ async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool
 }
 
 /// `GET /v1/plugins[?workspace=]`
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    tag = "plugins",
+    summary = "the plugins as a workspace sees them",
+    params(WorkspaceQuery),
+    responses(
+        (status = 200, description = "the plugins and the rejected files", body = crate::api::openapi::PluginList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -112,6 +126,20 @@ pub async fn list(
 }
 
 /// `GET /v1/plugins/{name}[?workspace=]`
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{name}",
+    tag = "plugins",
+    summary = "one plugin, with each version's imports and limits",
+    params(("name" = String, Path, description = "the plugin"), WorkspaceQuery),
+    responses(
+        (status = 200, description = "the plugin", body = crate::api::openapi::Plugin),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn inspect(
     State(state): State<AppState>,
     principal: Principal,
@@ -126,6 +154,20 @@ pub async fn inspect(
 }
 
 /// `POST /v1/plugins`: the body is the `.wasm`.
+#[utoipa::path(
+    post,
+    path = "/v1/plugins",
+    tag = "plugins",
+    summary = "upload a .wasm component (bootstrap admin)",
+    request_body(content = crate::api::openapi::Binary, content_type = "application/wasm", description = "the .wasm component"),
+    responses(
+        (status = 201, description = "added", body = crate::api::openapi::PluginUploaded),
+        (status = 200, description = "this exact file was known already", body = crate::api::openapi::PluginUploaded),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
@@ -170,6 +212,19 @@ fn pin_view(p: &PinRow) -> Value {
 }
 
 /// `GET /v1/workspaces/{ws}/pins`
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/pins",
+    tag = "plugins",
+    summary = "version pins set over the API",
+    params(("ws" = String, Path, description = "the workspace")),
+    responses(
+        (status = 200, description = "the pins", body = crate::api::openapi::PinList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list_pins(
     State(state): State<AppState>,
     principal: Principal,
@@ -184,7 +239,7 @@ pub async fn list_pins(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinBody {
     /// `1.2.0`, `^1.2`, `sha256:...` or `latest`.
@@ -193,6 +248,21 @@ pub struct PinBody {
 }
 
 /// `PUT /v1/workspaces/{ws}/pins/{plugin}`
+#[utoipa::path(
+    put,
+    path = "/v1/workspaces/{ws}/pins/{plugin}",
+    tag = "plugins",
+    summary = "pin a plugin to a version, range or digest",
+    params(("ws" = String, Path, description = "the workspace"), ("plugin" = String, Path, description = "the plugin")),
+    request_body = PinBody,
+    responses(
+        (status = 200, description = "the pin and what it resolves to", body = crate::api::openapi::Pin),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_pin(
     State(state): State<AppState>,
     principal: Principal,
@@ -237,6 +307,20 @@ pub async fn set_pin(
 }
 
 /// `DELETE /v1/workspaces/{ws}/pins/{plugin}`
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{ws}/pins/{plugin}",
+    tag = "plugins",
+    summary = "remove a pin",
+    params(("ws" = String, Path, description = "the workspace"), ("plugin" = String, Path, description = "the plugin")),
+    responses(
+        (status = 204, description = "removed"),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn delete_pin(
     State(state): State<AppState>,
     principal: Principal,
@@ -263,6 +347,19 @@ fn grant_view(g: &GrantRow) -> Value {
 
 /// `GET /v1/workspaces/{ws}/grants` (grants set over the API; warden.toml
 /// grants show in `GET /v1/plugins`).
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/grants",
+    tag = "plugins",
+    summary = "capability grants set over the API",
+    params(("ws" = String, Path, description = "the workspace")),
+    responses(
+        (status = 200, description = "the grants", body = crate::api::openapi::GrantList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list_grants(
     State(state): State<AppState>,
     principal: Principal,
@@ -277,13 +374,27 @@ pub async fn list_grants(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
     capabilities: Vec<String>,
 }
 
 /// `PUT /v1/workspaces/{ws}/grants/{plugin}`
+#[utoipa::path(
+    put,
+    path = "/v1/workspaces/{ws}/grants/{plugin}",
+    tag = "plugins",
+    summary = "grant capabilities to a plugin",
+    params(("ws" = String, Path, description = "the workspace"), ("plugin" = String, Path, description = "the plugin")),
+    request_body = GrantBody,
+    responses(
+        (status = 200, description = "the grant", body = crate::api::openapi::Grant),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_grant(
     State(state): State<AppState>,
     principal: Principal,
@@ -317,6 +428,20 @@ pub async fn set_grant(
 }
 
 /// `DELETE /v1/workspaces/{ws}/grants/{plugin}`
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{ws}/grants/{plugin}",
+    tag = "plugins",
+    summary = "remove an API grant",
+    params(("ws" = String, Path, description = "the workspace"), ("plugin" = String, Path, description = "the plugin")),
+    responses(
+        (status = 204, description = "removed"),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn delete_grant(
     State(state): State<AppState>,
     principal: Principal,

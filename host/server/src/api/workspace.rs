@@ -42,6 +42,19 @@ pub fn alert_view(a: &AlertRow) -> Value {
 }
 
 /// `GET /v1/workspaces/{ws}/status`: what runs, or why nothing does.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/status",
+    tag = "workspace",
+    summary = "what runs, or why nothing does",
+    params(("ws" = String, Path, description = "the workspace")),
+    responses(
+        (status = 200, description = "the status", body = crate::api::openapi::WorkspaceStatus),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
     principal: Principal,
@@ -120,6 +133,19 @@ pub async fn status(
 }
 
 /// `GET /v1/workspaces/{ws}/mode`
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/mode",
+    tag = "workspace",
+    summary = "the workspace mode",
+    params(("ws" = String, Path, description = "the workspace")),
+    responses(
+        (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn get_mode(
     State(state): State<AppState>,
     principal: Principal,
@@ -131,7 +157,7 @@ pub async fn get_mode(
     Ok(axum::Json(json!({ "mode": s.mode, "reason": s.mode_reason })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModeBody {
     mode: String,
@@ -139,6 +165,20 @@ pub struct ModeBody {
 }
 
 /// `PUT /v1/workspaces/{ws}/mode`
+#[utoipa::path(
+    put,
+    path = "/v1/workspaces/{ws}/mode",
+    tag = "workspace",
+    summary = "set the workspace mode (normal, drain, pause, emergency_stop)",
+    params(("ws" = String, Path, description = "the workspace")),
+    request_body = ModeBody,
+    responses(
+        (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_mode(
     State(state): State<AppState>,
     principal: Principal,
@@ -170,6 +210,19 @@ pub async fn set_mode(
 }
 
 /// `GET /v1/workspaces/{ws}/settings`
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/settings",
+    tag = "workspace",
+    summary = "the workspace settings",
+    params(("ws" = String, Path, description = "the workspace")),
+    responses(
+        (status = 200, description = "the settings", body = crate::api::openapi::Settings),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn get_settings(
     State(state): State<AppState>,
     principal: Principal,
@@ -181,7 +234,7 @@ pub async fn get_settings(
     Ok(axum::Json(settings_view(&s)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     pipeline: Option<Vec<String>>,
@@ -191,14 +244,29 @@ pub struct SettingsBody {
     hourly_budget: HourlyBudget,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = HourlyBudgetInput)]
 pub struct HourlyBudget {
     tokens: Option<i64>,
     cost_usd: Option<f64>,
 }
 
 /// `PUT /v1/workspaces/{ws}/settings`
+#[utoipa::path(
+    put,
+    path = "/v1/workspaces/{ws}/settings",
+    tag = "workspace",
+    summary = "change the workspace settings (admin)",
+    params(("ws" = String, Path, description = "the workspace")),
+    request_body = SettingsBody,
+    responses(
+        (status = 200, description = "the settings", body = crate::api::openapi::Settings),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_settings(
     State(state): State<AppState>,
     principal: Principal,
@@ -240,6 +308,19 @@ pub async fn set_settings(
 }
 
 /// `GET /v1/workspaces/{ws}/workers`
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/workers",
+    tag = "workspace",
+    summary = "every worker seen",
+    params(("ws" = String, Path, description = "the workspace")),
+    responses(
+        (status = 200, description = "the workers", body = crate::api::openapi::WorkerList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn workers(
     State(state): State<AppState>,
     principal: Principal,
@@ -255,8 +336,9 @@ pub async fn workers(
     Ok(axum::Json(json!({ "workers": items })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
     status: Option<String>,
     limit: Option<i64>,
@@ -273,6 +355,19 @@ pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
 }
 
 /// `GET /v1/workspaces/{ws}/alerts[?status=open]`
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{ws}/alerts",
+    tag = "alerts",
+    summary = "the workspace's alerts",
+    params(("ws" = String, Path, description = "the workspace"), AlertsQuery),
+    responses(
+        (status = 200, description = "the alerts", body = crate::api::openapi::AlertList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn alerts(
     State(state): State<AppState>,
     principal: Principal,
@@ -298,6 +393,22 @@ pub async fn alerts(
 }
 
 /// `POST /v1/workspaces/{ws}/alerts/{id}/ack`
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{ws}/alerts/{id}/ack",
+    tag = "alerts",
+    summary = "acknowledge an alert of the workspace",
+    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the alert")),
+    request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
+    responses(
+        (status = 200, description = "the alert", body = crate::api::openapi::Alert),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn ack_alert(
     State(state): State<AppState>,
     principal: Principal,
@@ -320,6 +431,21 @@ pub async fn ack_alert(
 }
 
 /// `POST /v1/workspaces/{ws}/agents/{id}/sleep`: the body is the state blob.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{ws}/agents/{id}/sleep",
+    tag = "workspace",
+    summary = "store an agent checkpoint (the body is the state blob)",
+    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the agent"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
+    request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the state blob"),
+    responses(
+        (status = 201, description = "stored", body = crate::checkpoints::Checkpoint),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn sleep(
     State(state): State<AppState>,
     principal: Principal,
@@ -338,6 +464,21 @@ pub async fn sleep(
 
 /// `GET /v1/workspaces/{ws}/agents/{id}/wake`: the newest blob that
 /// verifies, with `x-checkpoint-version` and `x-checksum-sha256`.
+#[utoipa::path(
+    method(get, post),
+    path = "/v1/workspaces/{ws}/agents/{id}/wake",
+    tag = "workspace",
+    summary = "the newest agent checkpoint that verifies",
+    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the agent")),
+    responses(
+        (status = 200, description = "the state blob", body = crate::api::openapi::Binary, content_type = "application/octet-stream",
+            headers(("x-checkpoint-version" = i64, description = "its version"), ("x-checksum-sha256" = String, description = "its hex SHA-256"))),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn wake(
     State(state): State<AppState>,
     principal: Principal,
@@ -371,6 +512,16 @@ pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
 }
 
 /// `GET /v1/breakers`
+#[utoipa::path(
+    get,
+    path = "/v1/breakers",
+    tag = "breakers",
+    summary = "every circuit breaker",
+    responses(
+        (status = 200, description = "the breakers", body = crate::api::openapi::BreakerList),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn breakers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
     let rows = state.app.store.list_breakers().await?;
     Ok(
@@ -379,7 +530,7 @@ pub async fn breakers(State(state): State<AppState>, _principal: Principal) -> R
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerBody {
     /// `open` or `closed`.
@@ -389,6 +540,20 @@ pub struct BreakerBody {
 
 /// `PUT /v1/breakers/{name}`: an operator opens or closes a breaker by hand
 /// (bootstrap admin; breakers span workspaces).
+#[utoipa::path(
+    put,
+    path = "/v1/breakers/{name}",
+    tag = "breakers",
+    summary = "open or close a breaker by hand (bootstrap admin)",
+    params(("name" = String, Path, description = "the breaker, e.g. `provider:openai`")),
+    request_body = BreakerBody,
+    responses(
+        (status = 200, description = "the breaker", body = crate::api::openapi::Breaker),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_breaker(
     State(state): State<AppState>,
     principal: Principal,
