@@ -305,9 +305,11 @@ async fn seed(server: &TestServer) {
 }
 
 /// Runs schemathesis against a real server: every operation of the
-/// document, positive and negative inputs, checking that no answer is a
-/// server error (5xx), that every status is one the document lists for the
-/// operation and that every body matches its schema.
+/// document, positive and negative inputs, all four phases (examples,
+/// coverage, fuzzing, stateful), checking that no answer is a server error
+/// (5xx), that every status is one the document lists for the operation and
+/// that every body matches its schema. `WARDEN_SCHEMATHESIS_EXAMPLES`
+/// (default 50: about a minute here) sets the examples per operation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let Some(st) = schemathesis() else {
@@ -333,16 +335,24 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         "[parameters]\n\"path.ws\" = \"default\"\n\"body.wait_ms\" = 0\n",
     )
     .unwrap();
-    let examples = std::env::var("WARDEN_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "15".into());
+    let examples = std::env::var("WARDEN_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
     let mut cmd = tokio::process::Command::new(&st);
     cmd.arg("--config-file")
         .arg(&config)
         .arg("run")
         .arg(format!("{}/openapi.json", server.url))
         .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
+        // Every check but the two that grade how closely the schemas
+        // predict validation (positive_data_acceptance,
+        // negative_data_rejection): they fail on serde refusing `79.0` for
+        // an integer and on checks no schema states (a blank title), which
+        // is not a defect of the answers. The rest: no 5xx, every status
+        // and content type and body as documented, a route without a token
+        // is 401 (ignored_auth), an undocumented method is 405.
+        .args(["--checks", "all"])
         .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance",
+            "--exclude-checks",
+            "positive_data_acceptance,negative_data_rejection",
         ])
         .args(["--max-examples", &examples])
         .args(["--workers", "2"])

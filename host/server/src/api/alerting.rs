@@ -36,7 +36,9 @@ fn silence_view(s: &SilenceRow, now: i64) -> Value {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
+    #[param(pattern = "^(open|acknowledged|resolved)$")]
     status: Option<String>,
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     workspace: Option<String>,
     limit: Option<i64>,
 }
@@ -88,7 +90,7 @@ pub async fn list(
     path = "/v1/alerts/{id}/ack",
     tag = "alerts",
     summary = "acknowledge an alert (bootstrap admin)",
-    params(("id" = String, Path, description = "the alert")),
+    params(("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
         (status = 200, description = "the alert", body = crate::api::openapi::Alert),
@@ -130,7 +132,9 @@ pub async fn ack(
 #[into_params(parameter_in = Query)]
 pub struct NotificationsQuery {
     sink: Option<String>,
+    #[param(pattern = "^(pending|delivered|failed)$")]
     status: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     alert: Option<String>,
     limit: Option<i64>,
 }
@@ -225,8 +229,10 @@ pub async fn silences(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     workspace: Option<String>,
     rule: Option<String>,
+    #[schema(pattern = "^(critical|warning|info)$")]
     severity: Option<String>,
     dedup_key: Option<String>,
     /// `30m`, `2h`, ...
@@ -325,7 +331,7 @@ pub async fn create_silence(
     path = "/v1/silences/{id}",
     tag = "alerts",
     summary = "end a silence now (bootstrap admin)",
-    params(("id" = String, Path, description = "the silence")),
+    params(("id" = String, Path, description = "the silence", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the silence, ended", body = crate::api::openapi::Silence),
         crate::api::openapi::BadRequest,

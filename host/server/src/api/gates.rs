@@ -65,7 +65,7 @@ fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
     path = "/v1/workspaces/{ws}/gates",
     tag = "gates",
     summary = "the gate bindings in force, by stage",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "the bindings", body = crate::api::openapi::GateBindings),
         crate::api::openapi::BadRequest,
@@ -94,7 +94,7 @@ pub async fn list(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "the gates bound to a stage",
-    params(("ws" = String, Path, description = "the workspace"), ("stage" = String, Path, description = "the stage")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
         crate::api::openapi::BadRequest,
@@ -131,7 +131,7 @@ pub async fn get(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "bind gates to a stage",
-    params(("ws" = String, Path, description = "the workspace"), ("stage" = String, Path, description = "the stage")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body = crate::gates::Binding,
     responses(
         (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
@@ -175,7 +175,7 @@ pub async fn put(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "remove the API binding of a stage",
-    params(("ws" = String, Path, description = "the workspace"), ("stage" = String, Path, description = "the stage")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "removed", body = crate::api::openapi::Deleted),
         crate::api::openapi::BadRequest,
@@ -211,7 +211,7 @@ pub async fn delete(
     path = "/v1/workspaces/{ws}/tasks/{id}/verdicts",
     tag = "gates",
     summary = "the gated transitions of a task with their verdicts",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the decisions", body = crate::api::openapi::TaskVerdicts),
         crate::api::openapi::BadRequest,
@@ -245,6 +245,7 @@ pub async fn task_verdicts(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct VerdictQuery {
+    #[param(pattern = "^[a-z][a-z0-9-]{0,63}$")]
     gate: Option<String>,
     limit: Option<i64>,
 }
@@ -255,7 +256,7 @@ pub struct VerdictQuery {
     path = "/v1/workspaces/{ws}/verdicts",
     tag = "gates",
     summary = "verdicts, newest first",
-    params(("ws" = String, Path, description = "the workspace"), VerdictQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), VerdictQuery),
     responses(
         (status = 200, description = "the verdicts", body = crate::api::openapi::VerdictList),
         crate::api::openapi::BadRequest,
@@ -288,7 +289,9 @@ pub async fn verdicts(
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Look back this many hours (default 24, at most 720).
+    #[param(minimum = 1, maximum = 720)]
     hours: Option<i64>,
+    #[param(pattern = "^[a-z][a-z0-9-]{0,63}$")]
     gate: Option<String>,
 }
 
@@ -299,7 +302,7 @@ pub struct StatsQuery {
     path = "/v1/workspaces/{ws}/gate-stats",
     tag = "gates",
     summary = "approval statistics per gate and the top rejection reasons",
-    params(("ws" = String, Path, description = "the workspace"), StatsQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), StatsQuery),
     responses(
         (status = 200, description = "the statistics", body = crate::api::openapi::AnyObject),
         crate::api::openapi::BadRequest,

@@ -220,6 +220,17 @@ impl PartialSchema for Text {
 
 impl ToSchema for Text {}
 
+/// One server-sent event as a client parses it: `data` is JSON text.
+#[derive(Serialize, ToSchema)]
+pub struct SseEvent {
+    /// The sequence number, for `Last-Event-ID`.
+    pub id: Option<String>,
+    /// The event type.
+    pub event: Option<String>,
+    /// The payload.
+    pub data: String,
+}
+
 /// Bytes (a `.wasm` upload, a checkpoint blob, an event stream).
 pub struct Binary;
 
@@ -383,8 +394,9 @@ pub struct Claim {
     pub stage: String,
     pub attempt: i64,
     pub lease_expires_at: String,
-    /// The lease was taken over from a worker whose lease expired.
-    pub took_over: bool,
+    /// The fencing token of the expired lease this claim took over, if it
+    /// took one over.
+    pub took_over: Option<i64>,
     pub task: Task,
 }
 

@@ -19,6 +19,7 @@ use crate::registry::{Entry, Selector};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct WorkspaceQuery {
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     workspace: Option<String>,
 }
 
@@ -131,7 +132,7 @@ pub async fn list(
     path = "/v1/plugins/{name}",
     tag = "plugins",
     summary = "one plugin, with each version's imports and limits",
-    params(("name" = String, Path, description = "the plugin"), WorkspaceQuery),
+    params(("name" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WorkspaceQuery),
     responses(
         (status = 200, description = "the plugin", body = crate::api::openapi::Plugin),
         crate::api::openapi::BadRequest,
@@ -159,7 +160,7 @@ pub async fn inspect(
     path = "/v1/plugins",
     tag = "plugins",
     summary = "upload a .wasm component (bootstrap admin)",
-    request_body(content = crate::api::openapi::Binary, content_type = "application/wasm", description = "the .wasm component"),
+    request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the .wasm component (any Content-Type)"),
     responses(
         (status = 201, description = "added", body = crate::api::openapi::PluginUploaded),
         (status = 200, description = "this exact file was known already", body = crate::api::openapi::PluginUploaded),
@@ -217,7 +218,7 @@ fn pin_view(p: &PinRow) -> Value {
     path = "/v1/workspaces/{ws}/pins",
     tag = "plugins",
     summary = "version pins set over the API",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "the pins", body = crate::api::openapi::PinList),
         crate::api::openapi::BadRequest,
@@ -253,7 +254,7 @@ pub struct PinBody {
     path = "/v1/workspaces/{ws}/pins/{plugin}",
     tag = "plugins",
     summary = "pin a plugin to a version, range or digest",
-    params(("ws" = String, Path, description = "the workspace"), ("plugin" = String, Path, description = "the plugin")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     request_body = PinBody,
     responses(
         (status = 200, description = "the pin and what it resolves to", body = crate::api::openapi::Pin),
@@ -312,7 +313,7 @@ pub async fn set_pin(
     path = "/v1/workspaces/{ws}/pins/{plugin}",
     tag = "plugins",
     summary = "remove a pin",
-    params(("ws" = String, Path, description = "the workspace"), ("plugin" = String, Path, description = "the plugin")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     responses(
         (status = 204, description = "removed"),
         crate::api::openapi::BadRequest,
@@ -352,7 +353,7 @@ fn grant_view(g: &GrantRow) -> Value {
     path = "/v1/workspaces/{ws}/grants",
     tag = "plugins",
     summary = "capability grants set over the API",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "the grants", body = crate::api::openapi::GrantList),
         crate::api::openapi::BadRequest,
@@ -386,7 +387,7 @@ pub struct GrantBody {
     path = "/v1/workspaces/{ws}/grants/{plugin}",
     tag = "plugins",
     summary = "grant capabilities to a plugin",
-    params(("ws" = String, Path, description = "the workspace"), ("plugin" = String, Path, description = "the plugin")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     request_body = GrantBody,
     responses(
         (status = 200, description = "the grant", body = crate::api::openapi::Grant),
@@ -433,7 +434,7 @@ pub async fn set_grant(
     path = "/v1/workspaces/{ws}/grants/{plugin}",
     tag = "plugins",
     summary = "remove an API grant",
-    params(("ws" = String, Path, description = "the workspace"), ("plugin" = String, Path, description = "the plugin")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     responses(
         (status = 204, description = "removed"),
         crate::api::openapi::BadRequest,

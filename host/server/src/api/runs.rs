@@ -24,10 +24,12 @@ use crate::heal::{Trigger, is_terminal, parse_mode};
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// `diagnose` (default), `plan` or `apply`.
+    #[schema(pattern = "^(diagnose|plan|apply)$")]
     mode: Option<String>,
     /// Any JSON; given to the plugin as text.
     input: Option<Value>,
     /// Same key, same run.
+    #[schema(min_length = 1, max_length = 200)]
     idempotency_key: Option<String>,
 }
 
@@ -137,7 +139,7 @@ async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Re
     path = "/v1/workspaces/{ws}/playbooks/{name}/runs",
     tag = "runs",
     summary = "run a playbook",
-    params(("ws" = String, Path, description = "the workspace"), ("name" = String, Path, description = "the playbook plugin"), WaitQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "the playbook plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WaitQuery),
     request_body(content = Option<TriggerBody>, description = "may be empty: a diagnose run without input"),
     responses(
         (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::api::openapi::RunTriggered),
@@ -196,6 +198,7 @@ pub async fn trigger(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyBody {
+    #[schema(min_length = 1, max_length = 200)]
     idempotency_key: Option<String>,
 }
 
@@ -205,7 +208,7 @@ pub struct ApplyBody {
     path = "/v1/workspaces/{ws}/runs/{id}/apply",
     tag = "runs",
     summary = "approve a plan: apply it",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the plan run"), WaitQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the plan run", pattern = "^[A-Za-z0-9_-]{1,128}$"), WaitQuery),
     request_body(content = Option<ApplyBody>, description = "may be empty"),
     responses(
         (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::api::openapi::RunTriggered),
@@ -254,7 +257,7 @@ pub async fn apply_plan(
     path = "/v1/workspaces/{ws}/runs/{id}",
     tag = "runs",
     summary = "one run with its actions",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the run")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the run", body = crate::api::openapi::Run),
         crate::api::openapi::BadRequest,
@@ -281,8 +284,10 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     plugin: Option<String>,
+    #[param(pattern = "^(queued|running|succeeded|failed|interrupted)$")]
     status: Option<String>,
     before: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -292,7 +297,7 @@ pub struct ListQuery {
     path = "/v1/workspaces/{ws}/runs",
     tag = "runs",
     summary = "runs, newest first",
-    params(("ws" = String, Path, description = "the workspace"), ListQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
     responses(
         (status = 200, description = "the runs", body = crate::api::openapi::RunList),
         crate::api::openapi::BadRequest,
@@ -342,7 +347,7 @@ pub async fn list(
     path = "/v1/workspaces/{ws}/runs/{id}/actions",
     tag = "runs",
     summary = "the actions of a run",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the run")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the actions", body = crate::api::openapi::ActionList),
         crate::api::openapi::BadRequest,
@@ -381,9 +386,9 @@ pub struct EventsQuery {
     path = "/v1/workspaces/{ws}/runs/{id}/events",
     tag = "runs",
     summary = "the run's events as server-sent events; ends after the final status",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the run"), EventsQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
     responses(
-        (status = 200, description = "one event per run event, `id` its sequence number", body = crate::api::openapi::Text, content_type = "text/event-stream"),
+        (status = 200, description = "one event per run event, `id` its sequence number", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
         crate::api::openapi::BadRequest,
         crate::api::openapi::NotFound,
         crate::api::openapi::Authenticated,

@@ -75,7 +75,7 @@ fn claim_view(c: &Claimed) -> Value {
     path = "/v1/workspaces/{ws}/tasks",
     tag = "tasks",
     summary = "create a task",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = crate::scheduler::CreateTask,
     responses(
         (status = 201, description = "created", body = crate::api::openapi::Task),
@@ -121,6 +121,7 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     state: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -130,7 +131,7 @@ pub struct ListQuery {
     path = "/v1/workspaces/{ws}/tasks",
     tag = "tasks",
     summary = "tasks",
-    params(("ws" = String, Path, description = "the workspace"), ListQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
     responses(
         (status = 200, description = "the tasks", body = crate::api::openapi::TaskList),
         crate::api::openapi::BadRequest,
@@ -193,7 +194,7 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
     path = "/v1/workspaces/{ws}/tasks/{id}",
     tag = "tasks",
     summary = "one task with its stage runs",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::TaskDetail),
         crate::api::openapi::BadRequest,
@@ -222,7 +223,7 @@ pub async fn get(
     path = "/v1/workspaces/{ws}/tasks/{id}/cancel",
     tag = "tasks",
     summary = "cancel a task",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::Task),
         crate::api::openapi::BadRequest,
@@ -254,7 +255,7 @@ pub async fn cancel(
     path = "/v1/workspaces/{ws}/tasks/{id}/unblock",
     tag = "tasks",
     summary = "unblock a blocked task",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::Task),
         crate::api::openapi::BadRequest,
@@ -283,8 +284,11 @@ pub async fn unblock(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     worker_id: String,
+    #[schema(minimum = 1, maximum = 100)]
     max: Option<u32>,
+    #[schema(minimum = 1000)]
     lease_ms: Option<u64>,
     #[serde(default)]
     stages: Vec<String>,
@@ -298,7 +302,7 @@ pub struct ClaimBody {
     path = "/v1/workspaces/{ws}/tasks/claim",
     tag = "tasks",
     summary = "claim stages to work on (long-poll with wait_ms)",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = ClaimBody,
     responses(
         (status = 200, description = "the claims, or why there is nothing to claim", body = crate::api::openapi::ClaimResponse),
@@ -343,7 +347,7 @@ pub struct TokenBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/heartbeat",
     tag = "tasks",
     summary = "extend a lease",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body = TokenBody,
     responses(
         (status = 200, description = "the new expiry", body = crate::api::openapi::HeartbeatResponse),
@@ -392,7 +396,7 @@ pub struct CompleteBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/complete",
     tag = "tasks",
     summary = "complete the claimed stage",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body = CompleteBody,
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::CompleteResponse),
@@ -427,6 +431,7 @@ pub async fn complete(
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     /// `approve` or `reject`.
+    #[schema(pattern = "^(approve|reject)$")]
     decision: String,
     /// Why (becomes the plan delta of a rejection).
     #[serde(default)]
@@ -441,7 +446,7 @@ pub struct DecisionBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/decision",
     tag = "tasks",
     summary = "a human decision on a task waiting for approval",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body = DecisionBody,
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::DecisionResponse),
@@ -504,7 +509,7 @@ pub struct FailBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/fail",
     tag = "tasks",
     summary = "fail the claimed stage",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body = FailBody,
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::FailResponse),
@@ -549,7 +554,7 @@ pub struct EventBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/events",
     tag = "tasks",
     summary = "report progress of a running task",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body = EventBody,
     responses(
         (status = 201, description = "recorded", body = crate::api::openapi::EventSeq),
@@ -591,7 +596,7 @@ pub struct EventsQuery {
     path = "/v1/workspaces/{ws}/tasks/{id}/events",
     tag = "tasks",
     summary = "the events of a task",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task"), EventsQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery),
     responses(
         (status = 200, description = "the events", body = crate::api::openapi::TaskEvents),
         crate::api::openapi::BadRequest,
@@ -627,7 +632,7 @@ pub async fn events(
     path = "/v1/workspaces/{ws}/dead-letters",
     tag = "tasks",
     summary = "the dead-letter queue",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "dead tasks", body = crate::api::openapi::DeadLetters),
         crate::api::openapi::BadRequest,
@@ -655,7 +660,7 @@ pub async fn dead_letters(
     path = "/v1/workspaces/{ws}/dead-letters/{id}/redrive",
     tag = "tasks",
     summary = "send a dead task back to the queue",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the task")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::Task),

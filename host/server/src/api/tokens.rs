@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    #[schema(pattern = "^(admin|operator|agent|viewer)$")]
     role: String,
 }
 
@@ -23,7 +25,7 @@ pub struct CreateBody {
     path = "/v1/workspaces/{ws}/tokens",
     tag = "tokens",
     summary = "create a token (the secret is in this response only)",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = CreateBody,
     responses(
         (status = 201, description = "the token with its secret", body = crate::api::openapi::TokenCreated),
@@ -77,7 +79,7 @@ pub async fn create(
     path = "/v1/workspaces/{ws}/tokens",
     tag = "tokens",
     summary = "the workspace's tokens",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "the tokens", body = crate::api::openapi::TokenList),
         crate::api::openapi::BadRequest,
@@ -112,7 +114,7 @@ pub async fn list(
     path = "/v1/workspaces/{ws}/tokens/{id}",
     tag = "tokens",
     summary = "revoke a token",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the token")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the token", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 204, description = "revoked"),
         crate::api::openapi::BadRequest,
@@ -146,6 +148,7 @@ pub async fn revoke(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -155,7 +158,7 @@ pub struct AuditQuery {
     path = "/v1/workspaces/{ws}/audit",
     tag = "tokens",
     summary = "the workspace's audit log",
-    params(("ws" = String, Path, description = "the workspace"), AuditQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), AuditQuery),
     responses(
         (status = 200, description = "the entries", body = crate::api::openapi::AuditLog),
         crate::api::openapi::BadRequest,

@@ -47,7 +47,7 @@ pub fn alert_view(a: &AlertRow) -> Value {
     path = "/v1/workspaces/{ws}/status",
     tag = "workspace",
     summary = "what runs, or why nothing does",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "the status", body = crate::api::openapi::WorkspaceStatus),
         crate::api::openapi::BadRequest,
@@ -138,7 +138,7 @@ pub async fn status(
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
     summary = "the workspace mode",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
         crate::api::openapi::BadRequest,
@@ -160,7 +160,9 @@ pub async fn get_mode(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModeBody {
+    #[schema(pattern = "^(normal|minimal|read-only|emergency-stop)$")]
     mode: String,
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 
@@ -170,7 +172,7 @@ pub struct ModeBody {
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
     summary = "set the workspace mode (normal, drain, pause, emergency_stop)",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = ModeBody,
     responses(
         (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
@@ -215,7 +217,7 @@ pub async fn set_mode(
     path = "/v1/workspaces/{ws}/settings",
     tag = "workspace",
     summary = "the workspace settings",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "the settings", body = crate::api::openapi::Settings),
         crate::api::openapi::BadRequest,
@@ -258,7 +260,7 @@ pub struct HourlyBudget {
     path = "/v1/workspaces/{ws}/settings",
     tag = "workspace",
     summary = "change the workspace settings (admin)",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = SettingsBody,
     responses(
         (status = 200, description = "the settings", body = crate::api::openapi::Settings),
@@ -313,7 +315,7 @@ pub async fn set_settings(
     path = "/v1/workspaces/{ws}/workers",
     tag = "workspace",
     summary = "every worker seen",
-    params(("ws" = String, Path, description = "the workspace")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses(
         (status = 200, description = "the workers", body = crate::api::openapi::WorkerList),
         crate::api::openapi::BadRequest,
@@ -340,6 +342,7 @@ pub async fn workers(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
+    #[param(pattern = "^(open|acknowledged|resolved)$")]
     status: Option<String>,
     limit: Option<i64>,
 }
@@ -360,7 +363,7 @@ pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
     path = "/v1/workspaces/{ws}/alerts",
     tag = "alerts",
     summary = "the workspace's alerts",
-    params(("ws" = String, Path, description = "the workspace"), AlertsQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), AlertsQuery),
     responses(
         (status = 200, description = "the alerts", body = crate::api::openapi::AlertList),
         crate::api::openapi::BadRequest,
@@ -398,7 +401,7 @@ pub async fn alerts(
     path = "/v1/workspaces/{ws}/alerts/{id}/ack",
     tag = "alerts",
     summary = "acknowledge an alert of the workspace",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the alert")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
         (status = 200, description = "the alert", body = crate::api::openapi::Alert),
@@ -436,7 +439,7 @@ pub async fn ack_alert(
     path = "/v1/workspaces/{ws}/agents/{id}/sleep",
     tag = "workspace",
     summary = "store an agent checkpoint (the body is the state blob)",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the agent"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
     request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the state blob"),
     responses(
         (status = 201, description = "stored", body = crate::checkpoints::Checkpoint),
@@ -469,7 +472,7 @@ pub async fn sleep(
     path = "/v1/workspaces/{ws}/agents/{id}/wake",
     tag = "workspace",
     summary = "the newest agent checkpoint that verifies",
-    params(("ws" = String, Path, description = "the workspace"), ("id" = String, Path, description = "the agent")),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the state blob", body = crate::api::openapi::Binary, content_type = "application/octet-stream",
             headers(("x-checkpoint-version" = i64, description = "its version"), ("x-checksum-sha256" = String, description = "its hex SHA-256"))),
@@ -534,6 +537,7 @@ pub async fn breakers(State(state): State<AppState>, _principal: Principal) -> R
 #[serde(deny_unknown_fields)]
 pub struct BreakerBody {
     /// `open` or `closed`.
+    #[schema(pattern = "^(open|closed)$")]
     state: String,
     reason: Option<String>,
 }
@@ -545,7 +549,7 @@ pub struct BreakerBody {
     path = "/v1/breakers/{name}",
     tag = "breakers",
     summary = "open or close a breaker by hand (bootstrap admin)",
-    params(("name" = String, Path, description = "the breaker, e.g. `provider:openai`")),
+    params(("name" = String, Path, description = "the breaker, e.g. `provider:openai`", pattern = "^[A-Za-z0-9:._@-]{1,200}$")),
     request_body = BreakerBody,
     responses(
         (status = 200, description = "the breaker", body = crate::api::openapi::Breaker),
