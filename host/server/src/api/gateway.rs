@@ -48,7 +48,7 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>> {
     params(("x-warden-workspace" = Option<String>, Header, description = "the paying workspace (bootstrap admin token only; default `default`)"), ("x-warden-task" = Option<String>, Header, description = "the task the call belongs to"), ("x-warden-stage" = Option<String>, Header, description = "the stage the call belongs to"), ("x-warden-mode" = Option<String>, Header, description = "the routing mode")),
     request_body(content = crate::api::openapi::AnyObject, description = "an OpenAI chat completion request"),
     responses(
-        (status = 200, description = "the completion; with `\"stream\": true`, server-sent events", content((crate::api::openapi::AnyObject = "application/json"), (crate::api::openapi::Text = "text/event-stream"))),
+        (status = 200, description = "the completion; with `\"stream\": true`, server-sent events", content((crate::api::openapi::AnyObject = "application/json"), (crate::api::openapi::SseEvent = "text/event-stream"))),
         crate::api::openapi::BadRequest,
         crate::api::openapi::NotFound,
         crate::api::openapi::Conflict,
@@ -76,6 +76,9 @@ pub async fn chat(
     if let Some(s) = &stage {
         crate::validate::id("stage", s)
             .map_err(|e| Error::invalid(format!("x-warden-stage: {e}")))?;
+    }
+    if crate::validate::json_has_nul(&body) {
+        return Err(Error::invalid(crate::validate::NUL_MESSAGE));
     }
     let caller = Caller {
         workspace,
@@ -122,6 +125,7 @@ pub async fn providers(State(state): State<AppState>, _principal: Principal) -> 
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     group_by: Option<String>,
+    #[param(minimum = 1, maximum = 720)]
     hours: Option<i64>,
 }
 
@@ -133,7 +137,7 @@ pub struct UsageQuery {
     path = "/v1/workspaces/{ws}/usage",
     tag = "gateway",
     summary = "tokens and cost of the gateway calls, summed per group",
-    params(("ws" = String, Path, description = "the workspace"), UsageQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), UsageQuery),
     responses(
         (status = 200, description = "the totals and `groups`", body = crate::api::openapi::AnyObject),
         crate::api::openapi::BadRequest,
@@ -218,8 +222,11 @@ pub async fn usage(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CallsQuery {
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     task: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     stage: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     provider: Option<String>,
     limit: Option<i64>,
 }
@@ -255,7 +262,7 @@ fn call_view(c: &GatewayCallRow) -> Value {
     path = "/v1/workspaces/{ws}/gateway/calls",
     tag = "gateway",
     summary = "recorded gateway calls, newest first",
-    params(("ws" = String, Path, description = "the workspace"), CallsQuery),
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), CallsQuery),
     responses(
         (status = 200, description = "the calls", body = crate::api::openapi::GatewayCalls),
         crate::api::openapi::BadRequest,
