@@ -126,6 +126,18 @@ async fn the_document_and_the_router_list_the_same_routes() {
         );
     }
     let ops = operations(&doc);
+    // Operation ids are unique (code generators name functions after them).
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if let Some(id) = op["operationId"].as_str() {
+                assert!(
+                    ids.insert(id.to_string()),
+                    "operationId {id} of {method} {path} is not unique"
+                );
+            }
+        }
+    }
     // A sanity floor, so that an empty document cannot pass.
     let count: usize = ops.values().map(BTreeSet::len).sum();
     assert!(count >= 60, "only {count} operations documented: {ops:?}");

@@ -47,6 +47,7 @@ pub struct AlertsQuery {
 /// alerts and the host's own (breakers, processes, disk, sinks).
 #[utoipa::path(
     get,
+    operation_id = "alerting_list",
     path = "/v1/alerts",
     tag = "alerts",
     summary = "every workspace's alerts and the host's (bootstrap admin)",
@@ -87,6 +88,7 @@ pub async fn list(
 /// resolve is still notified.
 #[utoipa::path(
     post,
+    operation_id = "alerting_ack",
     path = "/v1/alerts/{id}/ack",
     tag = "alerts",
     summary = "acknowledge an alert (bootstrap admin)",
@@ -143,6 +145,7 @@ pub struct NotificationsQuery {
 /// the notification history, newest first.
 #[utoipa::path(
     get,
+    operation_id = "alerting_notifications",
     path = "/v1/notifications",
     tag = "alerts",
     summary = "the notification history, newest first (bootstrap admin)",
@@ -197,6 +200,7 @@ pub struct SilencesQuery {
 /// `GET /v1/silences[?all=true]`
 #[utoipa::path(
     get,
+    operation_id = "alerting_silences",
     path = "/v1/silences",
     tag = "alerts",
     summary = "silences (bootstrap admin)",
@@ -244,6 +248,7 @@ pub struct SilenceBody {
 /// for `duration`. At least one matcher is required.
 #[utoipa::path(
     post,
+    operation_id = "alerting_create_silence",
     path = "/v1/silences",
     tag = "alerts",
     summary = "silence matching alerts for a while (bootstrap admin)",
@@ -328,6 +333,7 @@ pub async fn create_silence(
 /// `DELETE /v1/silences/{id}`: ends it now; notifications resume.
 #[utoipa::path(
     delete,
+    operation_id = "alerting_expire_silence",
     path = "/v1/silences/{id}",
     tag = "alerts",
     summary = "end a silence now (bootstrap admin)",
@@ -367,6 +373,7 @@ pub async fn expire_silence(
 /// its queue. No secrets: URLs from the environment are not shown.
 #[utoipa::path(
     get,
+    operation_id = "alerting_sinks",
     path = "/v1/alerting/sinks",
     tag = "alerts",
     summary = "the notification sinks with their breakers and queues (bootstrap admin)",

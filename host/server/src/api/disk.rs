@@ -14,6 +14,7 @@ use crate::evidence::ThresholdsUpdate;
 /// `GET /v1/disk-guard`: any token (it shows no workspace data).
 #[utoipa::path(
     get,
+    operation_id = "disk_get",
     path = "/v1/disk-guard",
     tag = "system",
     summary = "the evidence disk guard",
@@ -32,6 +33,7 @@ pub async fn get(State(state): State<AppState>, _principal: Principal) -> Result
 /// the lasting setting.
 #[utoipa::path(
     put,
+    operation_id = "disk_put",
     path = "/v1/disk-guard",
     tag = "system",
     summary = "change the disk guard thresholds (bootstrap admin)",

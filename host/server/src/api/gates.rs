@@ -62,6 +62,7 @@ fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
 /// `GET /v1/workspaces/{ws}/gates`: the bindings in force, by stage.
 #[utoipa::path(
     get,
+    operation_id = "gates_list",
     path = "/v1/workspaces/{ws}/gates",
     tag = "gates",
     summary = "the gate bindings in force, by stage",
@@ -91,6 +92,7 @@ pub async fn list(
 /// `GET /v1/workspaces/{ws}/gates/{stage}`
 #[utoipa::path(
     get,
+    operation_id = "gates_get",
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "the gates bound to a stage",
@@ -128,6 +130,7 @@ pub async fn get(
 /// (replacing warden.toml's binding of that stage).
 #[utoipa::path(
     put,
+    operation_id = "gates_put",
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "bind gates to a stage",
@@ -172,6 +175,7 @@ pub async fn put(
 /// `DELETE /v1/workspaces/{ws}/gates/{stage}`: removes the API's binding.
 #[utoipa::path(
     delete,
+    operation_id = "gates_delete",
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "remove the API binding of a stage",
@@ -208,6 +212,7 @@ pub async fn delete(
 /// a task, oldest first, each with its verdicts.
 #[utoipa::path(
     get,
+    operation_id = "gates_task_verdicts",
     path = "/v1/workspaces/{ws}/tasks/{id}/verdicts",
     tag = "gates",
     summary = "the gated transitions of a task with their verdicts",
@@ -253,6 +258,7 @@ pub struct VerdictQuery {
 /// `GET /v1/workspaces/{ws}/verdicts?gate=&limit=`: newest first.
 #[utoipa::path(
     get,
+    operation_id = "gates_verdicts",
     path = "/v1/workspaces/{ws}/verdicts",
     tag = "gates",
     summary = "verdicts, newest first",
@@ -299,6 +305,7 @@ pub struct StatsQuery {
 /// counts and approval rate; the top rejection reasons; breaker states.
 #[utoipa::path(
     get,
+    operation_id = "gates_stats",
     path = "/v1/workspaces/{ws}/gate-stats",
     tag = "gates",
     summary = "approval statistics per gate and the top rejection reasons",

@@ -42,6 +42,7 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>> {
 /// `x-warden-workspace` (default `default`).
 #[utoipa::path(
     post,
+    operation_id = "gateway_chat",
     path = "/v1/chat/completions",
     tag = "gateway",
     summary = "OpenAI-compatible chat completions, plain or streamed",
@@ -92,6 +93,7 @@ pub async fn chat(
 /// `GET /v1/models`: the models of every configured provider.
 #[utoipa::path(
     get,
+    operation_id = "gateway_models",
     path = "/v1/models",
     tag = "gateway",
     summary = "the models of every configured provider (OpenAI format)",
@@ -108,6 +110,7 @@ pub async fn models(State(state): State<AppState>, _principal: Principal) -> Res
 /// their breakers.
 #[utoipa::path(
     get,
+    operation_id = "gateway_providers",
     path = "/v1/gateway/providers",
     tag = "gateway",
     summary = "the providers with their breakers",
@@ -134,6 +137,7 @@ pub struct UsageQuery {
 /// `provider`, `model`, `task`, `stage`, `mode`; none: one total).
 #[utoipa::path(
     get,
+    operation_id = "gateway_usage",
     path = "/v1/workspaces/{ws}/usage",
     tag = "gateway",
     summary = "tokens and cost of the gateway calls, summed per group",
@@ -259,6 +263,7 @@ fn call_view(c: &GatewayCallRow) -> Value {
 /// recorded calls, newest first, each with the policy build that routed it.
 #[utoipa::path(
     get,
+    operation_id = "gateway_calls",
     path = "/v1/workspaces/{ws}/gateway/calls",
     tag = "gateway",
     summary = "recorded gateway calls, newest first",

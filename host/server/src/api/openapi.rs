@@ -66,7 +66,60 @@ pub fn document() -> utoipa::openapi::OpenApi {
         BEARER,
         Vec::<String>::new(),
     )]);
+    unique_operation_ids(&mut doc);
     doc
+}
+
+/// A handler serving several methods (`wake`: GET and POST) gives each
+/// operation its id; OpenAPI wants them unique, so those get the method
+/// appended.
+fn unique_operation_ids(doc: &mut utoipa::openapi::OpenApi) {
+    let mut seen = BTreeMap::<String, usize>::new();
+    for item in doc.paths.paths.values() {
+        for (_, op) in operations(item) {
+            if let Some(id) = &op.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        for (method, op) in operations_mut(item) {
+            if let Some(id) = &mut op.operation_id
+                && seen.get(id.as_str()).is_some_and(|n| *n > 1)
+            {
+                id.push('_');
+                id.push_str(method);
+            }
+        }
+    }
+}
+
+fn operations(
+    item: &utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &utoipa::openapi::path::Operation)> {
+    [
+        ("get", item.get.as_ref()),
+        ("put", item.put.as_ref()),
+        ("post", item.post.as_ref()),
+        ("delete", item.delete.as_ref()),
+        ("patch", item.patch.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.map(|op| (m, op)))
+}
+
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &mut utoipa::openapi::path::Operation)> {
+    [
+        ("get", item.get.as_mut()),
+        ("put", item.put.as_mut()),
+        ("post", item.post.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.map(|op| (m, op)))
 }
 
 /// The schemas that no handler names directly.
@@ -80,6 +133,7 @@ pub const BEARER: &str = "bearer";
 /// `GET /openapi.json`: this document; no token.
 #[utoipa::path(
     get,
+    operation_id = "openapi_openapi_json",
     path = "/openapi.json",
     tag = "system",
     security(()),

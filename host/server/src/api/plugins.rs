@@ -97,6 +97,7 @@ async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool
 /// `GET /v1/plugins[?workspace=]`
 #[utoipa::path(
     get,
+    operation_id = "plugins_list",
     path = "/v1/plugins",
     tag = "plugins",
     summary = "the plugins as a workspace sees them",
@@ -129,6 +130,7 @@ pub async fn list(
 /// `GET /v1/plugins/{name}[?workspace=]`
 #[utoipa::path(
     get,
+    operation_id = "plugins_inspect",
     path = "/v1/plugins/{name}",
     tag = "plugins",
     summary = "one plugin, with each version's imports and limits",
@@ -157,6 +159,7 @@ pub async fn inspect(
 /// `POST /v1/plugins`: the body is the `.wasm`.
 #[utoipa::path(
     post,
+    operation_id = "plugins_upload",
     path = "/v1/plugins",
     tag = "plugins",
     summary = "upload a .wasm component (bootstrap admin)",
@@ -215,6 +218,7 @@ fn pin_view(p: &PinRow) -> Value {
 /// `GET /v1/workspaces/{ws}/pins`
 #[utoipa::path(
     get,
+    operation_id = "plugins_list_pins",
     path = "/v1/workspaces/{ws}/pins",
     tag = "plugins",
     summary = "version pins set over the API",
@@ -251,6 +255,7 @@ pub struct PinBody {
 /// `PUT /v1/workspaces/{ws}/pins/{plugin}`
 #[utoipa::path(
     put,
+    operation_id = "plugins_set_pin",
     path = "/v1/workspaces/{ws}/pins/{plugin}",
     tag = "plugins",
     summary = "pin a plugin to a version, range or digest",
@@ -310,6 +315,7 @@ pub async fn set_pin(
 /// `DELETE /v1/workspaces/{ws}/pins/{plugin}`
 #[utoipa::path(
     delete,
+    operation_id = "plugins_delete_pin",
     path = "/v1/workspaces/{ws}/pins/{plugin}",
     tag = "plugins",
     summary = "remove a pin",
@@ -350,6 +356,7 @@ fn grant_view(g: &GrantRow) -> Value {
 /// grants show in `GET /v1/plugins`).
 #[utoipa::path(
     get,
+    operation_id = "plugins_list_grants",
     path = "/v1/workspaces/{ws}/grants",
     tag = "plugins",
     summary = "capability grants set over the API",
@@ -384,6 +391,7 @@ pub struct GrantBody {
 /// `PUT /v1/workspaces/{ws}/grants/{plugin}`
 #[utoipa::path(
     put,
+    operation_id = "plugins_set_grant",
     path = "/v1/workspaces/{ws}/grants/{plugin}",
     tag = "plugins",
     summary = "grant capabilities to a plugin",
@@ -431,6 +439,7 @@ pub async fn set_grant(
 /// `DELETE /v1/workspaces/{ws}/grants/{plugin}`
 #[utoipa::path(
     delete,
+    operation_id = "plugins_delete_grant",
     path = "/v1/workspaces/{ws}/grants/{plugin}",
     tag = "plugins",
     summary = "remove an API grant",

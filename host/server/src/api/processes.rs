@@ -12,6 +12,7 @@ use crate::error::Result;
 /// `GET /v1/breakers` is (processes span workspaces).
 #[utoipa::path(
     get,
+    operation_id = "processes_list",
     path = "/v1/processes",
     tag = "system",
     summary = "the managed processes of this host",

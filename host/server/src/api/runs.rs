@@ -136,6 +136,7 @@ async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Re
 /// `POST /v1/workspaces/{ws}/playbooks/{name}/runs[?wait=true]`
 #[utoipa::path(
     post,
+    operation_id = "runs_trigger",
     path = "/v1/workspaces/{ws}/playbooks/{name}/runs",
     tag = "runs",
     summary = "run a playbook",
@@ -205,6 +206,7 @@ pub struct ApplyBody {
 /// `POST /v1/workspaces/{ws}/runs/{id}/apply[?wait=true]`: approve a plan.
 #[utoipa::path(
     post,
+    operation_id = "runs_apply_plan",
     path = "/v1/workspaces/{ws}/runs/{id}/apply",
     tag = "runs",
     summary = "approve a plan: apply it",
@@ -254,6 +256,7 @@ pub async fn apply_plan(
 /// `GET /v1/workspaces/{ws}/runs/{id}`
 #[utoipa::path(
     get,
+    operation_id = "runs_get",
     path = "/v1/workspaces/{ws}/runs/{id}",
     tag = "runs",
     summary = "one run with its actions",
@@ -294,6 +297,7 @@ pub struct ListQuery {
 /// `GET /v1/workspaces/{ws}/runs`
 #[utoipa::path(
     get,
+    operation_id = "runs_list",
     path = "/v1/workspaces/{ws}/runs",
     tag = "runs",
     summary = "runs, newest first",
@@ -344,6 +348,7 @@ pub async fn list(
 /// `GET /v1/workspaces/{ws}/runs/{id}/actions`
 #[utoipa::path(
     get,
+    operation_id = "runs_actions",
     path = "/v1/workspaces/{ws}/runs/{id}/actions",
     tag = "runs",
     summary = "the actions of a run",
@@ -383,6 +388,7 @@ pub struct EventsQuery {
 /// run event, `id` = its sequence number. Ends after the final `status`.
 #[utoipa::path(
     get,
+    operation_id = "runs_events",
     path = "/v1/workspaces/{ws}/runs/{id}/events",
     tag = "runs",
     summary = "the run's events as server-sent events; ends after the final status",

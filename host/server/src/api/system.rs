@@ -11,6 +11,7 @@ use crate::error::Error;
 
 #[utoipa::path(
     get,
+    operation_id = "system_health",
     path = "/health",
     tag = "system",
     summary = "liveness",
@@ -25,6 +26,7 @@ pub async fn health() -> Response {
 
 #[utoipa::path(
     get,
+    operation_id = "system_ready",
     path = "/ready",
     tag = "system",
     summary = "readiness: the database answers and plugins are loaded",
@@ -59,6 +61,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// it names workspaces, providers and sinks.
 #[utoipa::path(
     get,
+    operation_id = "system_metrics",
     path = "/metrics",
     tag = "system",
     summary = "Prometheus metrics (any valid token)",

@@ -72,6 +72,7 @@ fn claim_view(c: &Claimed) -> Value {
 /// `POST /v1/workspaces/{ws}/tasks`
 #[utoipa::path(
     post,
+    operation_id = "tasks_create",
     path = "/v1/workspaces/{ws}/tasks",
     tag = "tasks",
     summary = "create a task",
@@ -128,6 +129,7 @@ pub struct ListQuery {
 /// `GET /v1/workspaces/{ws}/tasks[?state=&limit=]`
 #[utoipa::path(
     get,
+    operation_id = "tasks_list",
     path = "/v1/workspaces/{ws}/tasks",
     tag = "tasks",
     summary = "tasks",
@@ -191,6 +193,7 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
 /// `GET /v1/workspaces/{ws}/tasks/{id}`: the task and its stage runs.
 #[utoipa::path(
     get,
+    operation_id = "tasks_get",
     path = "/v1/workspaces/{ws}/tasks/{id}",
     tag = "tasks",
     summary = "one task with its stage runs",
@@ -220,6 +223,7 @@ pub async fn get(
 /// `POST /v1/workspaces/{ws}/tasks/{id}/cancel`
 #[utoipa::path(
     post,
+    operation_id = "tasks_cancel",
     path = "/v1/workspaces/{ws}/tasks/{id}/cancel",
     tag = "tasks",
     summary = "cancel a task",
@@ -252,6 +256,7 @@ pub async fn cancel(
 /// `POST /v1/workspaces/{ws}/tasks/{id}/unblock`
 #[utoipa::path(
     post,
+    operation_id = "tasks_unblock",
     path = "/v1/workspaces/{ws}/tasks/{id}/unblock",
     tag = "tasks",
     summary = "unblock a blocked task",
@@ -299,6 +304,7 @@ pub struct ClaimBody {
 /// `POST /v1/workspaces/{ws}/tasks/claim`
 #[utoipa::path(
     post,
+    operation_id = "tasks_claim",
     path = "/v1/workspaces/{ws}/tasks/claim",
     tag = "tasks",
     summary = "claim stages to work on (long-poll with wait_ms)",
@@ -344,6 +350,7 @@ pub struct TokenBody {
 /// `POST /v1/workspaces/{ws}/tasks/{id}/heartbeat`
 #[utoipa::path(
     post,
+    operation_id = "tasks_heartbeat",
     path = "/v1/workspaces/{ws}/tasks/{id}/heartbeat",
     tag = "tasks",
     summary = "extend a lease",
@@ -393,6 +400,7 @@ pub struct CompleteBody {
 /// token is 409 FAILED_PRECONDITION.
 #[utoipa::path(
     post,
+    operation_id = "tasks_complete",
     path = "/v1/workspaces/{ws}/tasks/{id}/complete",
     tag = "tasks",
     summary = "complete the claimed stage",
@@ -443,6 +451,7 @@ pub struct DecisionBody {
 /// when it does not wait.
 #[utoipa::path(
     post,
+    operation_id = "tasks_decide",
     path = "/v1/workspaces/{ws}/tasks/{id}/decision",
     tag = "tasks",
     summary = "a human decision on a task waiting for approval",
@@ -506,6 +515,7 @@ pub struct FailBody {
 /// `POST /v1/workspaces/{ws}/tasks/{id}/fail`
 #[utoipa::path(
     post,
+    operation_id = "tasks_fail",
     path = "/v1/workspaces/{ws}/tasks/{id}/fail",
     tag = "tasks",
     summary = "fail the claimed stage",
@@ -551,6 +561,7 @@ pub struct EventBody {
 /// `POST /v1/workspaces/{ws}/tasks/{id}/events`
 #[utoipa::path(
     post,
+    operation_id = "tasks_report",
     path = "/v1/workspaces/{ws}/tasks/{id}/events",
     tag = "tasks",
     summary = "report progress of a running task",
@@ -593,6 +604,7 @@ pub struct EventsQuery {
 /// `GET /v1/workspaces/{ws}/tasks/{id}/events`
 #[utoipa::path(
     get,
+    operation_id = "tasks_events",
     path = "/v1/workspaces/{ws}/tasks/{id}/events",
     tag = "tasks",
     summary = "the events of a task",
@@ -629,6 +641,7 @@ pub async fn events(
 /// `GET /v1/workspaces/{ws}/dead-letters`
 #[utoipa::path(
     get,
+    operation_id = "tasks_dead_letters",
     path = "/v1/workspaces/{ws}/dead-letters",
     tag = "tasks",
     summary = "the dead-letter queue",
@@ -657,6 +670,7 @@ pub async fn dead_letters(
 /// `POST /v1/workspaces/{ws}/dead-letters/{id}/redrive`
 #[utoipa::path(
     post,
+    operation_id = "tasks_redrive",
     path = "/v1/workspaces/{ws}/dead-letters/{id}/redrive",
     tag = "tasks",
     summary = "send a dead task back to the queue",

@@ -22,6 +22,7 @@ pub struct CreateBody {
 /// `POST /v1/workspaces/{ws}/tokens`: the secret is in the response only.
 #[utoipa::path(
     post,
+    operation_id = "tokens_create",
     path = "/v1/workspaces/{ws}/tokens",
     tag = "tokens",
     summary = "create a token (the secret is in this response only)",
@@ -76,6 +77,7 @@ pub async fn create(
 /// `GET /v1/workspaces/{ws}/tokens`
 #[utoipa::path(
     get,
+    operation_id = "tokens_list",
     path = "/v1/workspaces/{ws}/tokens",
     tag = "tokens",
     summary = "the workspace's tokens",
@@ -111,6 +113,7 @@ pub async fn list(
 /// `DELETE /v1/workspaces/{ws}/tokens/{id}`
 #[utoipa::path(
     delete,
+    operation_id = "tokens_revoke",
     path = "/v1/workspaces/{ws}/tokens/{id}",
     tag = "tokens",
     summary = "revoke a token",
@@ -155,6 +158,7 @@ pub struct AuditQuery {
 /// `GET /v1/workspaces/{ws}/audit`
 #[utoipa::path(
     get,
+    operation_id = "tokens_audit",
     path = "/v1/workspaces/{ws}/audit",
     tag = "tokens",
     summary = "the workspace's audit log",

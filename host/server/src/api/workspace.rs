@@ -44,6 +44,7 @@ pub fn alert_view(a: &AlertRow) -> Value {
 /// `GET /v1/workspaces/{ws}/status`: what runs, or why nothing does.
 #[utoipa::path(
     get,
+    operation_id = "workspace_status",
     path = "/v1/workspaces/{ws}/status",
     tag = "workspace",
     summary = "what runs, or why nothing does",
@@ -135,6 +136,7 @@ pub async fn status(
 /// `GET /v1/workspaces/{ws}/mode`
 #[utoipa::path(
     get,
+    operation_id = "workspace_get_mode",
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
     summary = "the workspace mode",
@@ -169,6 +171,7 @@ pub struct ModeBody {
 /// `PUT /v1/workspaces/{ws}/mode`
 #[utoipa::path(
     put,
+    operation_id = "workspace_set_mode",
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
     summary = "set the workspace mode (normal, drain, pause, emergency_stop)",
@@ -214,6 +217,7 @@ pub async fn set_mode(
 /// `GET /v1/workspaces/{ws}/settings`
 #[utoipa::path(
     get,
+    operation_id = "workspace_get_settings",
     path = "/v1/workspaces/{ws}/settings",
     tag = "workspace",
     summary = "the workspace settings",
@@ -257,6 +261,7 @@ pub struct HourlyBudget {
 /// `PUT /v1/workspaces/{ws}/settings`
 #[utoipa::path(
     put,
+    operation_id = "workspace_set_settings",
     path = "/v1/workspaces/{ws}/settings",
     tag = "workspace",
     summary = "change the workspace settings (admin)",
@@ -312,6 +317,7 @@ pub async fn set_settings(
 /// `GET /v1/workspaces/{ws}/workers`
 #[utoipa::path(
     get,
+    operation_id = "workspace_workers",
     path = "/v1/workspaces/{ws}/workers",
     tag = "workspace",
     summary = "every worker seen",
@@ -360,6 +366,7 @@ pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
 /// `GET /v1/workspaces/{ws}/alerts[?status=open]`
 #[utoipa::path(
     get,
+    operation_id = "workspace_alerts",
     path = "/v1/workspaces/{ws}/alerts",
     tag = "alerts",
     summary = "the workspace's alerts",
@@ -398,6 +405,7 @@ pub async fn alerts(
 /// `POST /v1/workspaces/{ws}/alerts/{id}/ack`
 #[utoipa::path(
     post,
+    operation_id = "workspace_ack_alert",
     path = "/v1/workspaces/{ws}/alerts/{id}/ack",
     tag = "alerts",
     summary = "acknowledge an alert of the workspace",
@@ -436,6 +444,7 @@ pub async fn ack_alert(
 /// `POST /v1/workspaces/{ws}/agents/{id}/sleep`: the body is the state blob.
 #[utoipa::path(
     post,
+    operation_id = "workspace_sleep",
     path = "/v1/workspaces/{ws}/agents/{id}/sleep",
     tag = "workspace",
     summary = "store an agent checkpoint (the body is the state blob)",
@@ -469,6 +478,7 @@ pub async fn sleep(
 /// verifies, with `x-checkpoint-version` and `x-checksum-sha256`.
 #[utoipa::path(
     method(get, post),
+    operation_id = "workspace_wake",
     path = "/v1/workspaces/{ws}/agents/{id}/wake",
     tag = "workspace",
     summary = "the newest agent checkpoint that verifies",
@@ -517,6 +527,7 @@ pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
 /// `GET /v1/breakers`
 #[utoipa::path(
     get,
+    operation_id = "workspace_breakers",
     path = "/v1/breakers",
     tag = "breakers",
     summary = "every circuit breaker",
@@ -546,6 +557,7 @@ pub struct BreakerBody {
 /// (bootstrap admin; breakers span workspaces).
 #[utoipa::path(
     put,
+    operation_id = "workspace_set_breaker",
     path = "/v1/breakers/{name}",
     tag = "breakers",
     summary = "open or close a breaker by hand (bootstrap admin)",
