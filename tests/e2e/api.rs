@@ -390,41 +390,15 @@ async fn a_nul_character_is_an_invalid_argument_on_both_dialects() {
     let sqlite = TestServer::start("").await;
     nul_is_refused(&sqlite).await;
 
-    let base = std::env::var("WARDEN_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    use sqlx::Connection as _;
-    let connect = sqlx::PgConnection::connect(&base);
-    let mut conn = match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
-        Ok(Ok(conn)) => conn,
-        other => {
-            let why = match other {
-                Ok(Err(e)) => e.to_string(),
-                _ => "no answer within 10 s".to_string(),
-            };
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true: PostgreSQL at {base} is required ({why})"
-            );
-            eprintln!(
-                "\n*** SKIPPED the PostgreSQL half of a_nul_character_is_an_invalid_argument_on_both_dialects: {base} is unreachable ({why}) ***\n"
-            );
-            return;
-        }
+    let Some(pg) =
+        crate::PgSchema::create("a_nul_character_is_an_invalid_argument_on_both_dialects").await
+    else {
+        return;
     };
-    let schema = format!("nul_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-    let postgres = TestServer::start(&format!("database_url = \"{url}\"\n")).await;
+    let postgres = TestServer::start(&format!("database_url = \"{}\"\n", pg.url)).await;
     nul_is_refused(&postgres).await;
     postgres.stop().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    pg.drop().await;
 }
 
 async fn nul_is_refused(server: &TestServer) {

@@ -260,10 +260,20 @@ fn schemathesis() -> Option<PathBuf> {
     (installed && works(&st)).then_some(st)
 }
 
+/// What [`seed`] made, for the operations that take its ids.
+struct Seeded {
+    task: String,
+    run: String,
+    token: String,
+    silence: String,
+}
+
 /// Data for the list endpoints to show, so that their answers are
-/// checked against the schemas with real items in them.
-async fn seed(server: &TestServer) {
+/// checked against the schemas with real items in them, and ids for the
+/// operations on one object.
+async fn seed(server: &TestServer) -> Seeded {
     let ws = "/v1/workspaces/default";
+    let mut ids = Vec::new();
     for (path, body) in [
         (format!("{ws}/tasks"), json!({ "title": "seeded task" })),
         (
@@ -281,6 +291,7 @@ async fn seed(server: &TestServer) {
     ] {
         let (status, answer) = server.post(&path, &body).await;
         assert!(status.is_success(), "{path}: {status} {answer}");
+        ids.push(answer["id"].as_str().unwrap().to_string());
     }
     let (status, claim) = server
         .post(
@@ -313,15 +324,129 @@ async fn seed(server: &TestServer) {
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let run = server.run("default", "diagnose-system", &json!({})).await;
-    assert!(run["id"].is_string(), "{run}");
+    Seeded {
+        task: ids[0].clone(),
+        run: run["id"].as_str().unwrap().to_string(),
+        token: ids[2].clone(),
+        silence: ids[3].clone(),
+    }
+}
+
+/// schemathesis.toml: every workspace path uses the seeded workspace and
+/// the operations on one object the seeded ones, so that lists have items
+/// to check and fuzzing reaches past "not found"; a claim never
+/// long-polls (60 s each would spend the run's time waiting).
+fn st_config(s: &Seeded) -> String {
+    format!(
+        r#"[parameters]
+"path.ws" = "default"
+"body.wait_ms" = 0
+
+[[operations]]
+include-path-regex = '/(tasks|dead-letters)/\{{id\}}'
+parameters = {{ "path.id" = "{task}" }}
+
+[[operations]]
+include-path-regex = '/runs/\{{id\}}'
+parameters = {{ "path.id" = "{run}" }}
+
+[[operations]]
+include-path-regex = '/tokens/\{{id\}}'
+parameters = {{ "path.id" = "{token}" }}
+
+[[operations]]
+include-path-regex = '/silences/\{{id\}}'
+parameters = {{ "path.id" = "{silence}" }}
+
+[[operations]]
+include-path-regex = '\{{(name|plugin)\}}'
+parameters = {{ "path.name" = "diagnose-system", "path.plugin" = "diagnose-system" }}
+"#,
+        task = s.task,
+        run = s.run,
+        token = s.token,
+        silence = s.silence,
+    )
+}
+
+/// Runs schemathesis against `server`; panics with its report when it
+/// finds a problem.
+async fn fuzz(st: &Path, server: &TestServer, database: &str) {
+    let seeded = seed(server).await;
+    let dir = server.dir.path();
+    let config = dir.join("schemathesis.toml");
+    std::fs::write(&config, st_config(&seeded)).unwrap();
+    let examples = std::env::var("WARDEN_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
+    let run = || async {
+        tokio::process::Command::new(st)
+            .arg("--config-file")
+            .arg(&config)
+            .arg("run")
+            .arg(format!("{}/openapi.json", server.url))
+            .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
+            // Every check but the two that grade how closely the schemas
+            // predict validation (positive_data_acceptance,
+            // negative_data_rejection): they fail on serde refusing `79.0` for
+            // an integer and on checks no schema states (a blank title), which
+            // is not a defect of the answers. The rest: no 5xx, every status,
+            // header, content type and body as documented, a route without its
+            // token is 401 (ignored_auth), an undocumented method is 405.
+            .args(["--checks", "all"])
+            .args([
+                "--exclude-checks",
+                "positive_data_acceptance,negative_data_rejection",
+            ])
+            .args(["--max-examples", &examples])
+            .args(["--workers", "2"])
+            .args(["--seed", "7"])
+            .args(["--generation-database", "none"])
+            .args(["--request-timeout", "30"])
+            .arg("--no-color")
+            // Nothing is excluded: the run revokes the seeded token, opens
+            // breakers, changes the mode (emergency-stop refuses the task
+            // protocol with 409s, which the document lists) and pauses
+            // evidence recording, none of which stops it; the bootstrap token
+            // it authenticates with cannot be revoked.
+            .current_dir(dir)
+            .output()
+            .await
+            .unwrap()
+    };
+    let mut out = run().await;
+    let summary = |out: &std::process::Output| {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .rsplit_once("SUMMARY")
+            .map_or(stdout.clone(), |(_, s)| s.to_string())
+    };
+    // schemathesis 4.32 now and then trips over its own caches with two
+    // workers (a Python KeyError inside the engine, reported as an
+    // "error", not a failed check): one rerun, loudly. A failed check, or
+    // an error that comes back, still fails the test.
+    if !out.status.success() && !summary(&out).contains("Failures:") {
+        eprintln!(
+            "\n*** schemathesis on {database} stopped on an error of its own, no failed check; running it once more. Its report:\n{}\n",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        out = run().await;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("schemathesis on {database}:{}\n{stderr}", summary(&out));
+    assert!(
+        out.status.success(),
+        "schemathesis found problems on {database}:\n{stdout}\n{stderr}"
+    );
 }
 
 /// Runs schemathesis against a real server: every operation of the
 /// document, positive and negative inputs, all four phases (examples,
 /// coverage, fuzzing, stateful), checking that no answer is a server error
 /// (5xx), that every status is one the document lists for the operation and
-/// that every body matches its schema. `WARDEN_SCHEMATHESIS_EXAMPLES`
-/// (default 50: about a minute here) sets the examples per operation.
+/// that every body matches its schema; once on SQLite, once on
+/// PostgreSQL (skipped loudly when unreachable, required under CI=true).
+/// `WARDEN_SCHEMATHESIS_EXAMPLES` (default 50: about a minute per
+/// database here) sets the examples per operation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let Some(st) = schemathesis() else {
@@ -335,55 +460,15 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         );
         return;
     };
-    let server = TestServer::start("").await;
-    seed(&server).await;
-    let dir = server.dir.path();
-    // Every workspace path uses the seeded workspace, so that lists have
-    // items to check; a claim never long-polls (60 s each would spend the
-    // run's time waiting).
-    let config = dir.join("schemathesis.toml");
-    std::fs::write(
-        &config,
-        "[parameters]\n\"path.ws\" = \"default\"\n\"body.wait_ms\" = 0\n",
-    )
-    .unwrap();
-    let examples = std::env::var("WARDEN_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
-    let mut cmd = tokio::process::Command::new(&st);
-    cmd.arg("--config-file")
-        .arg(&config)
-        .arg("run")
-        .arg(format!("{}/openapi.json", server.url))
-        .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
-        // Every check but the two that grade how closely the schemas
-        // predict validation (positive_data_acceptance,
-        // negative_data_rejection): they fail on serde refusing `79.0` for
-        // an integer and on checks no schema states (a blank title), which
-        // is not a defect of the answers. The rest: no 5xx, every status
-        // and content type and body as documented, a route without a token
-        // is 401 (ignored_auth), an undocumented method is 405.
-        .args(["--checks", "all"])
-        .args([
-            "--exclude-checks",
-            "positive_data_acceptance,negative_data_rejection",
-        ])
-        .args(["--max-examples", &examples])
-        .args(["--workers", "2"])
-        .args(["--seed", "7"])
-        .args(["--generation-database", "none"])
-        .args(["--request-timeout", "30"])
-        .arg("--no-color")
-        // Destructive for the rest of the run, not a server bug: revoking
-        // the token it authenticates with cannot happen (the bootstrap
-        // token is not in the store), but a workspace in emergency_stop or
-        // pause mode refuses the task protocol with 409s, which the
-        // document lists; so nothing needs excluding.
-        .current_dir(dir);
-    let out = cmd.output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}\n{stderr}");
-    assert!(
-        out.status.success(),
-        "schemathesis found problems (see its report above):\n{stdout}\n{stderr}"
-    );
+    let sqlite = TestServer::start("").await;
+    fuzz(&st, &sqlite, "SQLite").await;
+    sqlite.stop().await;
+    let name = "schemathesis_finds_no_server_error_and_no_answer_off_the_document";
+    let Some(pg) = crate::PgSchema::create(name).await else {
+        return;
+    };
+    let postgres = TestServer::start(&format!("database_url = \"{}\"\n", pg.url)).await;
+    fuzz(&st, &postgres, "PostgreSQL").await;
+    postgres.stop().await;
+    pg.drop().await;
 }
