@@ -463,3 +463,46 @@ async fn nul_is_refused(server: &TestServer) {
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(answer["title"], "a\\u0000b");
 }
+
+/// Regression: the routes that take a raw body (a plugin upload, an agent
+/// checkpoint, a chat completion) answered a body over their size limit
+/// with axum's plain-text "413 Failed to buffer the request body", not the
+/// error envelope of SPEC SE-2. Now it is a 400 INVALID_ARGUMENT, as for
+/// the JSON routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_body_over_its_limit_gets_the_error_envelope() {
+    let server =
+        TestServer::start("[gateway]\nmax_body_kib = 1\n[limits]\nmax_plugin_mib = 1\n").await;
+    let checkpoint = vec![b'x'; (8 << 20) + 4096];
+    let two_mib = vec![b'x'; 2 << 20];
+    for (path, body) in [
+        ("/v1/plugins".to_string(), &two_mib),
+        (
+            "/v1/workspaces/default/agents/a1/sleep".to_string(),
+            &checkpoint,
+        ),
+        ("/v1/chat/completions".to_string(), &two_mib),
+    ] {
+        let resp = server
+            .client
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let answer: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{path}: not the envelope: {status} {text}"));
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("size limit"),
+            "{path}: {answer}"
+        );
+    }
+}

@@ -101,6 +101,24 @@ fn json_rejection(e: JsonRejection, state: &AppState) -> Error {
     }
 }
 
+/// A raw body (a `.wasm`, a checkpoint blob, a chat request). Over the
+/// route's size limit it is a 400 INVALID_ARGUMENT in the envelope, not
+/// axum's plain-text 413.
+pub struct Body(pub Bytes);
+
+impl FromRequest<AppState> for Body {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+        Bytes::from_request(req, state).await.map(Body).map_err(|e| {
+            Error::invalid(format!(
+                "request body over this route's size limit (see docs/api.md), or not readable: {}",
+                e.body_text()
+            ))
+        })
+    }
+}
+
 /// Query parameters.
 pub struct Query<T>(pub T);
 

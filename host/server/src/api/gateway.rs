@@ -2,7 +2,6 @@
 //! the providers with their breakers, and usage per workspace, task,
 //! stage, provider and model.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_store::gateway::{CallFilter, GatewayCallRow, UsageDim};
 
-use crate::api::{AppState, Path, Query, check_ws, time};
+use crate::api::{AppState, Body, Path, Query, check_ws, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::gateway::Caller;
@@ -61,7 +60,7 @@ pub async fn chat(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response> {
     let workspace = match (
         &principal.workspace,

@@ -31,7 +31,7 @@ use utoipa_axum::routes;
 use crate::app::App;
 use crate::error::Error;
 
-pub use extract::{Json, OptionalJson, Path, Query};
+pub use extract::{Body, Json, OptionalJson, Path, Query};
 
 /// Shared state of every handler.
 #[derive(Clone)]

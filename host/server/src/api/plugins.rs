@@ -1,6 +1,5 @@
 //! `/v1/plugins` (SPEC LC-7), pins (LC-4) and grants (PL-6).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +9,7 @@ use warden_meta::CapabilitySet;
 use warden_store::grants::GrantRow;
 use warden_store::pins::PinRow;
 
-use crate::api::{AppState, Json, Path, Query, check_ws, time};
+use crate::api::{AppState, Body, Json, Path, Query, check_ws, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::registry::{Entry, Selector};
@@ -175,7 +174,7 @@ pub async fn inspect(
 pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response> {
     principal.require_root()?;
     if body.is_empty() {

@@ -1,7 +1,6 @@
 //! Workspace-level operations: status and why idle (SPEC TS-8), mode
 //! (TS-7), settings, workers, alerts, agent checkpoints (TS-9), breakers.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +11,7 @@ use warden_store::breakers::BreakerRow;
 use warden_store::settings::SettingsRow;
 use warden_store::tasks::TaskQuery;
 
-use crate::api::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
+use crate::api::{AppState, Body, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::scheduler::{Mode, WorkspaceLimits};
@@ -463,7 +462,7 @@ pub async fn sleep(
     principal: Principal,
     Path((ws, agent)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response> {
     check_ws(&ws)?;
     principal.require(&ws, Role::Agent)?;
