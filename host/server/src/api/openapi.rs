@@ -340,7 +340,7 @@ pub struct Task {
     pub title: String,
     pub body: String,
     pub stage: String,
-    /// `queued`, `running`, `blocked`, `waiting_approval`, `done`, `dead`, `cancelled`, ...
+    /// `queued`, `running`, `waiting_approval`, `blocked`, `failed`, `dead`, `done` or `cancelled`.
     pub state: String,
     pub priority: String,
     pub pipeline: Vec<String>,
@@ -714,7 +714,7 @@ pub struct AlertList {
 #[derive(Serialize, ToSchema)]
 pub struct Breaker {
     pub name: String,
-    /// `closed`, `open` or `half_open`.
+    /// `closed`, `open` or `half-open`.
     pub state: String,
     pub failures: i64,
     pub reason: Option<String>,
@@ -786,7 +786,7 @@ pub struct HourlyBudget {
 /// `workspace::get_mode`, `workspace::set_mode`.
 #[derive(Serialize, ToSchema)]
 pub struct ModeView {
-    /// `normal`, `drain`, `pause` or `emergency_stop`.
+    /// `normal`, `minimal`, `read-only` or `emergency-stop`.
     pub mode: String,
     pub reason: Option<String>,
 }
@@ -870,7 +870,7 @@ pub struct AuditEntry {
 #[derive(Serialize, ToSchema)]
 pub struct Plugin {
     pub name: String,
-    /// `playbook`, `gate` or `router`.
+    /// `playbook`, `quality-gate` or `routing-policy`.
     pub kind: String,
     pub description: String,
     pub latest: Option<String>,
@@ -900,7 +900,7 @@ pub struct PluginVersion {
     pub version: String,
     pub digest: String,
     pub size: u64,
-    /// `bundled`, `file` or `upload`.
+    /// `bundled`, `directory` or `upload`.
     pub source: String,
     pub source_path: Option<String>,
     /// `active` or `retired`.

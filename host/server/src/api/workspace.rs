@@ -173,7 +173,7 @@ pub struct ModeBody {
     operation_id = "workspace_set_mode",
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
-    summary = "set the workspace mode (normal, drain, pause, emergency_stop)",
+    summary = "set the workspace mode (normal, minimal, read-only, emergency-stop)",
     params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     request_body = ModeBody,
     responses(
