@@ -378,3 +378,131 @@ async fn tokens_are_rate_limited() {
     assert!(limited >= 20, "only {limited} of 40 requests were limited");
     server.stop().await;
 }
+
+/// Regression: a NUL character (U+0000) in any JSON string, query or path
+/// reached the store, where PostgreSQL refuses it in `text` and `jsonb`
+/// ("invalid byte sequence for encoding UTF8: 0x00"), and the client got a
+/// 503 UNAVAILABLE internal error instead of a 400 (SPEC SE-2). Now it is
+/// INVALID_ARGUMENT on both dialects; found while fuzzing the OpenAPI
+/// document against a PostgreSQL-backed server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_character_is_an_invalid_argument_on_both_dialects() {
+    let sqlite = TestServer::start("").await;
+    nul_is_refused(&sqlite).await;
+
+    let Some(pg) =
+        crate::PgSchema::create("a_nul_character_is_an_invalid_argument_on_both_dialects").await
+    else {
+        return;
+    };
+    let postgres = TestServer::start(&format!("database_url = \"{}\"\n", pg.url)).await;
+    nul_is_refused(&postgres).await;
+    postgres.stop().await;
+    pg.drop().await;
+}
+
+async fn nul_is_refused(server: &TestServer) {
+    let ws = "/v1/workspaces/default";
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("{ws}/tasks"),
+            json!({ "title": "a\u{0}b" }),
+        ),
+        (
+            Method::POST,
+            format!("{ws}/tasks"),
+            json!({ "title": "t", "body": "\u{0}" }),
+        ),
+        (
+            Method::POST,
+            "/v1/silences".to_string(),
+            json!({ "rule": "r\u{0}", "duration": "1h" }),
+        ),
+        (
+            Method::PUT,
+            format!("{ws}/mode"),
+            json!({ "mode": "normal", "reason": "\u{0}" }),
+        ),
+        (
+            Method::POST,
+            format!("{ws}/tokens"),
+            json!({ "name": "n\u{0}", "role": "viewer" }),
+        ),
+        (
+            Method::PUT,
+            "/v1/breakers/b".to_string(),
+            json!({ "state": "open", "reason": "\u{0}" }),
+        ),
+        (
+            Method::POST,
+            format!("{ws}/playbooks/diagnose-system/runs"),
+            json!({ "idempotency_key": "k\u{0}" }),
+        ),
+        (
+            Method::POST,
+            "/v1/chat/completions".to_string(),
+            json!({ "model": "m\u{0}", "messages": [] }),
+        ),
+    ] {
+        let (status, answer) = server
+            .request(method.clone(), &path, Some(ADMIN), Some(&body))
+            .await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains("NUL"),
+            "{method} {path}: {answer}"
+        );
+    }
+    let (status, answer) = server.get(&format!("{ws}/runs?plugin=a%00b")).await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT");
+    // The text `\u0000` (an escaped backslash, then u0000) is no NUL.
+    let (status, answer) = server
+        .post(&format!("{ws}/tasks"), &json!({ "title": "a\\u0000b" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["title"], "a\\u0000b");
+}
+
+/// Regression: the routes that take a raw body (a plugin upload, an agent
+/// checkpoint, a chat completion) answered a body over their size limit
+/// with axum's plain-text "413 Failed to buffer the request body", not the
+/// error envelope of SPEC SE-2. Now it is a 400 INVALID_ARGUMENT, as for
+/// the JSON routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_body_over_its_limit_gets_the_error_envelope() {
+    let server =
+        TestServer::start("[gateway]\nmax_body_kib = 1\n[limits]\nmax_plugin_mib = 1\n").await;
+    let checkpoint = vec![b'x'; (8 << 20) + 4096];
+    let two_mib = vec![b'x'; 2 << 20];
+    for (path, body) in [
+        ("/v1/plugins".to_string(), &two_mib),
+        (
+            "/v1/workspaces/default/agents/a1/sleep".to_string(),
+            &checkpoint,
+        ),
+        ("/v1/chat/completions".to_string(), &two_mib),
+    ] {
+        let resp = server
+            .client
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let answer: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{path}: not the envelope: {status} {text}"));
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "INVALID_ARGUMENT");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("size limit"),
+            "{path}: {answer}"
+        );
+    }
+}

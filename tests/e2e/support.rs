@@ -325,3 +325,57 @@ impl Sse {
         }
     }
 }
+
+/// A fresh schema of the test PostgreSQL database
+/// (`WARDEN_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`)
+/// for a server of its own: `database_url = "<url>"` in its warden.toml.
+pub struct PgSchema {
+    conn: sqlx::PgConnection,
+    schema: String,
+    /// The URL that selects the schema.
+    pub url: String,
+}
+
+impl PgSchema {
+    /// A new schema; `None` (loudly) when PostgreSQL is unreachable, which
+    /// fails `test` under CI=true.
+    pub async fn create(test: &str) -> Option<PgSchema> {
+        use sqlx::Connection as _;
+        let base = std::env::var("WARDEN_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+        let connect = sqlx::PgConnection::connect(&base);
+        let why = match tokio::time::timeout(Duration::from_secs(10), connect).await {
+            Ok(Ok(mut conn)) => {
+                let schema = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create the test schema");
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+                return Some(PgSchema { conn, schema, url });
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 10 s".to_string(),
+        };
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: {test} needs PostgreSQL at {base}, unreachable ({why})"
+        );
+        eprintln!(
+            "\n*** SKIPPED the PostgreSQL part of {test}: {base} is unreachable ({why}) ***\n"
+        );
+        None
+    }
+
+    /// Drops the schema.
+    pub async fn drop(mut self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.schema
+        )))
+        .execute(&mut self.conn)
+        .await
+        .expect("drop the test schema");
+    }
+}

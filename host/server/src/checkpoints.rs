@@ -14,7 +14,7 @@ pub const KEEP: i64 = 20;
 pub const MAX_BYTES: usize = 8 << 20;
 
 /// A stored or returned checkpoint.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Checkpoint {
     /// 1, 2, 3, ...
     pub version: i64,

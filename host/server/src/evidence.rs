@@ -102,7 +102,7 @@ impl DiskGuardConfig {
 }
 
 /// What the guard compares usage with; adjustable at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Thresholds {
     /// Pause above this % used.
     pub pause_above_pct: f64,
@@ -134,7 +134,7 @@ impl Thresholds {
 }
 
 /// A change of thresholds (`PUT /v1/disk-guard`); what is left out stays.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdsUpdate {
     /// New pause threshold.
@@ -146,7 +146,7 @@ pub struct ThresholdsUpdate {
 }
 
 /// Use of the file system holding the evidence directory.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct Usage {
     /// Size of the file system.
     pub total_bytes: u64,
@@ -157,7 +157,7 @@ pub struct Usage {
 }
 
 /// What `GET /v1/disk-guard` shows.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct GuardStatus {
     /// The evidence directory.
     pub evidence_dir: String,

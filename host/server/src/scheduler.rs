@@ -135,7 +135,7 @@ impl Mode {
 }
 
 /// Per-stage lease caps and other per-workspace limits (settings JSON).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkspaceLimits {
     /// Leases this workspace may hold at once.
@@ -145,7 +145,7 @@ pub struct WorkspaceLimits {
 }
 
 /// A task to create, as the API takes it.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// Title.
@@ -175,7 +175,7 @@ pub struct CreateTask {
 }
 
 /// Budgets as the API takes them.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BudgetInput {
     /// Model tokens.

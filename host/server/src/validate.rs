@@ -54,6 +54,39 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// True when JSON text holds a NUL character (U+0000, the escape
+/// `\u0000`) in a string or key. PostgreSQL can store no NUL in `text` nor
+/// in `jsonb`, so such input must be refused as bad input on both dialects
+/// rather than fail in the database (SPEC SE-2: never a 5xx).
+pub fn json_has_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            0 => return true,
+            // Outside strings valid JSON has no backslash; inside, each one
+            // starts an escape, so skipping the escaped byte keeps `\\` from
+            // being read as the start of another escape.
+            b'\\' => {
+                if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(&b"0000"[..]) {
+                    return true;
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    false
+}
+
+/// True when a raw (percent-encoded) URI path or query holds a NUL
+/// character (`%00`); see [`json_has_nul`].
+pub fn uri_has_nul(raw: &str) -> bool {
+    raw.contains("%00")
+}
+
+/// The error of [`json_has_nul`] and [`uri_has_nul`].
+pub const NUL_MESSAGE: &str = "text must not contain the NUL character (U+0000)";
+
 /// `value` cut to `max` characters, for echoing bad input back safely.
 pub fn truncate(value: &str, max: usize) -> String {
     let mut out: String = value.chars().take(max).collect();
@@ -66,6 +99,19 @@ pub fn truncate(value: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_has_nul_finds_the_escape_only_where_it_is_one() {
+        assert!(json_has_nul(br#"{"title": "a\u0000b"}"#));
+        assert!(json_has_nul(br#"{"a\u0000": 1}"#));
+        assert!(json_has_nul(br#"["x\\\u0000"]"#));
+        assert!(json_has_nul(b"\"a\0b\""));
+        // An escaped backslash followed by the text u0000 is no NUL.
+        assert!(!json_has_nul(br#"{"title": "a\\u0000b"}"#));
+        assert!(!json_has_nul(br#"{"title": "a\u0001 \"u0000\""}"#));
+        assert!(!json_has_nul(b"{}"));
+        assert!(!json_has_nul(br#"["\"]"#));
+    }
 
     #[test]
     fn workspace_names() {

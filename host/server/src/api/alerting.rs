@@ -32,16 +32,33 @@ fn silence_view(s: &SilenceRow, now: i64) -> Value {
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
+    #[param(pattern = "^(open|acknowledged|resolved)$")]
     status: Option<String>,
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     workspace: Option<String>,
     limit: Option<i64>,
 }
 
 /// `GET /v1/alerts[?status=open&workspace=a&limit=100]`: every workspace's
 /// alerts and the host's own (breakers, processes, disk, sinks).
+#[utoipa::path(
+    get,
+    operation_id = "alerting_list",
+    path = "/v1/alerts",
+    tag = "alerts",
+    summary = "every workspace's alerts and the host's (bootstrap admin)",
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "the alerts", body = crate::api::openapi::AlertList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -69,6 +86,23 @@ pub async fn list(
 
 /// `POST /v1/alerts/{id}/ack`: no repeats of an acknowledged alert; its
 /// resolve is still notified.
+#[utoipa::path(
+    post,
+    operation_id = "alerting_ack",
+    path = "/v1/alerts/{id}/ack",
+    tag = "alerts",
+    summary = "acknowledge an alert (bootstrap admin)",
+    params(("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
+    responses(
+        (status = 200, description = "the alert", body = crate::api::openapi::Alert),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn ack(
     State(state): State<AppState>,
     principal: Principal,
@@ -95,17 +129,34 @@ pub async fn ack(
     Ok(axum::Json(alert_view(&a)).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NotificationsQuery {
     sink: Option<String>,
+    #[param(pattern = "^(pending|delivered|failed)$")]
     status: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     alert: Option<String>,
     limit: Option<i64>,
 }
 
 /// `GET /v1/notifications[?sink=&status=pending|delivered|failed&alert=<id>]`:
 /// the notification history, newest first.
+#[utoipa::path(
+    get,
+    operation_id = "alerting_notifications",
+    path = "/v1/notifications",
+    tag = "alerts",
+    summary = "the notification history, newest first (bootstrap admin)",
+    params(NotificationsQuery),
+    responses(
+        (status = 200, description = "the notifications", body = crate::api::openapi::Notifications),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn notifications(
     State(state): State<AppState>,
     principal: Principal,
@@ -138,14 +189,29 @@ pub async fn notifications(
     .into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SilencesQuery {
     /// Expired ones too.
     all: Option<bool>,
 }
 
 /// `GET /v1/silences[?all=true]`
+#[utoipa::path(
+    get,
+    operation_id = "alerting_silences",
+    path = "/v1/silences",
+    tag = "alerts",
+    summary = "silences (bootstrap admin)",
+    params(SilencesQuery),
+    responses(
+        (status = 200, description = "the silences", body = crate::api::openapi::SilenceList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn silences(
     State(state): State<AppState>,
     principal: Principal,
@@ -164,11 +230,13 @@ pub async fn silences(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceBody {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     workspace: Option<String>,
     rule: Option<String>,
+    #[schema(pattern = "^(critical|warning|info)$")]
     severity: Option<String>,
     dedup_key: Option<String>,
     /// `30m`, `2h`, ...
@@ -178,6 +246,20 @@ pub struct SilenceBody {
 
 /// `POST /v1/silences`: holds back the notifications of matching alerts
 /// for `duration`. At least one matcher is required.
+#[utoipa::path(
+    post,
+    operation_id = "alerting_create_silence",
+    path = "/v1/silences",
+    tag = "alerts",
+    summary = "silence matching alerts for a while (bootstrap admin)",
+    request_body = SilenceBody,
+    responses(
+        (status = 201, description = "the silence", body = crate::api::openapi::Silence),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn create_silence(
     State(state): State<AppState>,
     principal: Principal,
@@ -249,6 +331,21 @@ pub async fn create_silence(
 }
 
 /// `DELETE /v1/silences/{id}`: ends it now; notifications resume.
+#[utoipa::path(
+    delete,
+    operation_id = "alerting_expire_silence",
+    path = "/v1/silences/{id}",
+    tag = "alerts",
+    summary = "end a silence now (bootstrap admin)",
+    params(("id" = String, Path, description = "the silence", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the silence, ended", body = crate::api::openapi::Silence),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn expire_silence(
     State(state): State<AppState>,
     principal: Principal,
@@ -274,6 +371,18 @@ pub async fn expire_silence(
 
 /// `GET /v1/alerting/sinks`: each sink, where it routes, its breaker and
 /// its queue. No secrets: URLs from the environment are not shown.
+#[utoipa::path(
+    get,
+    operation_id = "alerting_sinks",
+    path = "/v1/alerting/sinks",
+    tag = "alerts",
+    summary = "the notification sinks with their breakers and queues (bootstrap admin)",
+    responses(
+        (status = 200, description = "the sinks", body = crate::api::openapi::Sinks),
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn sinks(State(state): State<AppState>, principal: Principal) -> Result<Response> {
     principal.require_root()?;
     let breakers = state.app.store.list_breakers().await?;

@@ -42,6 +42,17 @@ fn file(content_type: &'static str, cache: &'static str, body: &'static str) -> 
 }
 
 /// `GET /`: the dashboard.
+#[utoipa::path(
+    get,
+    operation_id = "dashboard_page",
+    path = "/",
+    tag = "dashboard",
+    summary = "the dashboard (an HTML page; it asks for a token)",
+    security(()),
+    responses(
+        (status = 200, description = "the page", body = crate::api::openapi::Text, content_type = "text/html")
+    )
+)]
 pub async fn page() -> Response {
     let mut resp = file("text/html; charset=utf-8", NO_CACHE, INDEX);
     let h = resp.headers_mut();
@@ -58,6 +69,19 @@ pub async fn page() -> Response {
 
 /// `GET /assets/{name}`: the page's script and style sheet, Chart.js and
 /// its license.
+#[utoipa::path(
+    get,
+    operation_id = "dashboard_asset",
+    path = "/assets/{name}",
+    tag = "dashboard",
+    summary = "the dashboard's script, style sheet, Chart.js and its license",
+    security(()),
+    params(("name" = String, Path, description = "`dashboard.js`, `dashboard.css`, `chart.umd.js` or `chart.js.LICENSE.md`")),
+    responses(
+        (status = 200, description = "the file", body = crate::api::openapi::Text, content_type = "text/javascript"),
+        crate::api::openapi::NotFound
+    )
+)]
 pub async fn asset(Path(name): Path<String>) -> Result<Response> {
     Ok(match name.as_str() {
         "dashboard.js" => file("text/javascript; charset=utf-8", NO_CACHE, SCRIPT),

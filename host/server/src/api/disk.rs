@@ -12,6 +12,17 @@ use crate::error::{Error, Result};
 use crate::evidence::ThresholdsUpdate;
 
 /// `GET /v1/disk-guard`: any token (it shows no workspace data).
+#[utoipa::path(
+    get,
+    operation_id = "disk_get",
+    path = "/v1/disk-guard",
+    tag = "system",
+    summary = "the evidence disk guard",
+    responses(
+        (status = 200, description = "its status", body = crate::evidence::GuardStatus),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn get(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
     Ok(axum::Json(state.app.evidence.status()).into_response())
 }
@@ -20,6 +31,20 @@ pub async fn get(State(state): State<AppState>, _principal: Principal) -> Result
 /// changes the thresholds, then measures at once so that the answer shows
 /// their effect. Not kept across a restart: warden.toml `[disk_guard]` is
 /// the lasting setting.
+#[utoipa::path(
+    put,
+    operation_id = "disk_put",
+    path = "/v1/disk-guard",
+    tag = "system",
+    summary = "change the disk guard thresholds (bootstrap admin)",
+    request_body = crate::evidence::ThresholdsUpdate,
+    responses(
+        (status = 200, description = "its status after a measurement", body = crate::evidence::GuardStatus),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     principal: Principal,

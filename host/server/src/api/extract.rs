@@ -1,6 +1,7 @@
 //! Extractors whose rejections use the error envelope (SPEC SE-2): a bad
 //! body, query or path is a 400 `INVALID_ARGUMENT` naming the problem.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -17,11 +18,44 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(Error::invalid(
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
+            Error::invalid(format!(
+                "request body over the {} KiB limit, or not readable",
+                state.app.config.http.max_body_kib
+            ))
+        })?;
+        if crate::validate::json_has_nul(&bytes) {
+            return Err(Error::invalid(crate::validate::NUL_MESSAGE));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(e) => Err(json_rejection(e, state)),
         }
     }
+}
+
+/// `application/json` or `application/<anything>+json`, as `axum::Json`
+/// requires.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// A JSON body that may be absent (empty body: `T::default()`), with or
@@ -38,6 +72,9 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
             .map_err(|_| Error::invalid(format!("request body over the {limit} KiB limit")))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
+        }
+        if crate::validate::json_has_nul(&bytes) {
+            return Err(Error::invalid(crate::validate::NUL_MESSAGE));
         }
         serde_json::from_slice(&bytes)
             .map(OptionalJson)
@@ -64,6 +101,24 @@ fn json_rejection(e: JsonRejection, state: &AppState) -> Error {
     }
 }
 
+/// A raw body (a `.wasm`, a checkpoint blob, a chat request). Over the
+/// route's size limit it is a 400 INVALID_ARGUMENT in the envelope, not
+/// axum's plain-text 413.
+pub struct Body(pub Bytes);
+
+impl FromRequest<AppState> for Body {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+        Bytes::from_request(req, state).await.map(Body).map_err(|e| {
+            Error::invalid(format!(
+                "request body over this route's size limit (see docs/api.md), or not readable: {}",
+                e.body_text()
+            ))
+        })
+    }
+}
+
 /// Query parameters.
 pub struct Query<T>(pub T);
 
@@ -71,6 +126,12 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        if parts.uri.query().is_some_and(crate::validate::uri_has_nul) {
+            return Err(Error::invalid(format!(
+                "invalid query: {}",
+                crate::validate::NUL_MESSAGE
+            )));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
@@ -87,6 +148,12 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        if crate::validate::uri_has_nul(parts.uri.path()) {
+            return Err(Error::invalid(format!(
+                "invalid path: {}",
+                crate::validate::NUL_MESSAGE
+            )));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))

@@ -60,6 +60,20 @@ fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
 }
 
 /// `GET /v1/workspaces/{ws}/gates`: the bindings in force, by stage.
+#[utoipa::path(
+    get,
+    operation_id = "gates_list",
+    path = "/v1/workspaces/{ws}/gates",
+    tag = "gates",
+    summary = "the gate bindings in force, by stage",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses(
+        (status = 200, description = "the bindings", body = crate::api::openapi::GateBindings),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -76,6 +90,21 @@ pub async fn list(
 }
 
 /// `GET /v1/workspaces/{ws}/gates/{stage}`
+#[utoipa::path(
+    get,
+    operation_id = "gates_get",
+    path = "/v1/workspaces/{ws}/gates/{stage}",
+    tag = "gates",
+    summary = "the gates bound to a stage",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -99,6 +128,23 @@ pub async fn get(
 
 /// `PUT /v1/workspaces/{ws}/gates/{stage}`: binds gates to a stage
 /// (replacing warden.toml's binding of that stage).
+#[utoipa::path(
+    put,
+    operation_id = "gates_put",
+    path = "/v1/workspaces/{ws}/gates/{stage}",
+    tag = "gates",
+    summary = "bind gates to a stage",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body = crate::gates::Binding,
+    responses(
+        (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     principal: Principal,
@@ -127,6 +173,21 @@ pub async fn put(
 }
 
 /// `DELETE /v1/workspaces/{ws}/gates/{stage}`: removes the API's binding.
+#[utoipa::path(
+    delete,
+    operation_id = "gates_delete",
+    path = "/v1/workspaces/{ws}/gates/{stage}",
+    tag = "gates",
+    summary = "remove the API binding of a stage",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "removed", body = crate::api::openapi::Deleted),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -149,6 +210,21 @@ pub async fn delete(
 
 /// `GET /v1/workspaces/{ws}/tasks/{id}/verdicts`: the gated transitions of
 /// a task, oldest first, each with its verdicts.
+#[utoipa::path(
+    get,
+    operation_id = "gates_task_verdicts",
+    path = "/v1/workspaces/{ws}/tasks/{id}/verdicts",
+    tag = "gates",
+    summary = "the gated transitions of a task with their verdicts",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the decisions", body = crate::api::openapi::TaskVerdicts),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn task_verdicts(
     State(state): State<AppState>,
     principal: Principal,
@@ -170,14 +246,30 @@ pub async fn task_verdicts(
     Ok(axum::Json(json!({ "task_id": id, "decisions": views })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VerdictQuery {
+    #[param(pattern = "^[a-z][a-z0-9-]{0,63}$")]
     gate: Option<String>,
     limit: Option<i64>,
 }
 
 /// `GET /v1/workspaces/{ws}/verdicts?gate=&limit=`: newest first.
+#[utoipa::path(
+    get,
+    operation_id = "gates_verdicts",
+    path = "/v1/workspaces/{ws}/verdicts",
+    tag = "gates",
+    summary = "verdicts, newest first",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), VerdictQuery),
+    responses(
+        (status = 200, description = "the verdicts", body = crate::api::openapi::VerdictList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn verdicts(
     State(state): State<AppState>,
     principal: Principal,
@@ -198,16 +290,33 @@ pub async fn verdicts(
     Ok(axum::Json(json!({ "verdicts": views })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Look back this many hours (default 24, at most 720).
+    #[param(minimum = 1, maximum = 720)]
     hours: Option<i64>,
+    #[param(pattern = "^[a-z][a-z0-9-]{0,63}$")]
     gate: Option<String>,
 }
 
 /// `GET /v1/workspaces/{ws}/gate-stats?hours=&gate=`: per gate, verdict
 /// counts and approval rate; the top rejection reasons; breaker states.
+#[utoipa::path(
+    get,
+    operation_id = "gates_stats",
+    path = "/v1/workspaces/{ws}/gate-stats",
+    tag = "gates",
+    summary = "approval statistics per gate and the top rejection reasons",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), StatsQuery),
+    responses(
+        (status = 200, description = "the statistics", body = crate::api::openapi::AnyObject),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn stats(
     State(state): State<AppState>,
     principal: Principal,

@@ -2,7 +2,6 @@
 //! the providers with their breakers, and usage per workspace, task,
 //! stage, provider and model.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_store::gateway::{CallFilter, GatewayCallRow, UsageDim};
 
-use crate::api::{AppState, Path, Query, check_ws, time};
+use crate::api::{AppState, Body, Path, Query, check_ws, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::gateway::Caller;
@@ -40,11 +39,28 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>> {
 /// `x-warden-stage` and `x-warden-mode` tie the call to a task, a stage
 /// and a routing mode. The bootstrap admin token names the workspace with
 /// `x-warden-workspace` (default `default`).
+#[utoipa::path(
+    post,
+    operation_id = "gateway_chat",
+    path = "/v1/chat/completions",
+    tag = "gateway",
+    summary = "OpenAI-compatible chat completions, plain or streamed",
+    params(("x-warden-workspace" = Option<String>, Header, description = "the paying workspace (bootstrap admin token only; default `default`)"), ("x-warden-task" = Option<String>, Header, description = "the task the call belongs to"), ("x-warden-stage" = Option<String>, Header, description = "the stage the call belongs to"), ("x-warden-mode" = Option<String>, Header, description = "the routing mode")),
+    request_body(content = crate::api::openapi::AnyObject, description = "an OpenAI chat completion request"),
+    responses(
+        (status = 200, description = "the completion; with `\"stream\": true`, server-sent events", content((crate::api::openapi::AnyObject = "application/json"), (crate::api::openapi::SseEvent = "text/event-stream"))),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn chat(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response> {
     let workspace = match (
         &principal.workspace,
@@ -61,6 +77,9 @@ pub async fn chat(
         crate::validate::id("stage", s)
             .map_err(|e| Error::invalid(format!("x-warden-stage: {e}")))?;
     }
+    if crate::validate::json_has_nul(&body) {
+        return Err(Error::invalid(crate::validate::NUL_MESSAGE));
+    }
     let caller = Caller {
         workspace,
         task: header(&headers, "x-warden-task")?,
@@ -71,26 +90,64 @@ pub async fn chat(
 }
 
 /// `GET /v1/models`: the models of every configured provider.
+#[utoipa::path(
+    get,
+    operation_id = "gateway_models",
+    path = "/v1/models",
+    tag = "gateway",
+    summary = "the models of every configured provider (OpenAI format)",
+    responses(
+        (status = 200, description = "`{\"object\": \"list\", \"data\": [...]}`", body = crate::api::openapi::AnyObject),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn models(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
     Ok(axum::Json(state.app.gateway.models()).into_response())
 }
 
 /// `GET /v1/gateway/providers`: the providers (never their keys) with
 /// their breakers.
+#[utoipa::path(
+    get,
+    operation_id = "gateway_providers",
+    path = "/v1/gateway/providers",
+    tag = "gateway",
+    summary = "the providers with their breakers",
+    responses(
+        (status = 200, description = "the providers", body = crate::api::openapi::Providers),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn providers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
     Ok(axum::Json(json!({ "providers": state.app.gateway.providers() })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     group_by: Option<String>,
+    #[param(minimum = 1, maximum = 720)]
     hours: Option<i64>,
 }
 
 /// `GET /v1/workspaces/{ws}/usage?group_by=provider,model&hours=24`:
 /// tokens and cost of the gateway's calls, summed per group (any of
 /// `provider`, `model`, `task`, `stage`, `mode`; none: one total).
+#[utoipa::path(
+    get,
+    operation_id = "gateway_usage",
+    path = "/v1/workspaces/{ws}/usage",
+    tag = "gateway",
+    summary = "tokens and cost of the gateway calls, summed per group",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), UsageQuery),
+    responses(
+        (status = 200, description = "the totals and `groups`", body = crate::api::openapi::AnyObject),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn usage(
     State(state): State<AppState>,
     principal: Principal,
@@ -164,11 +221,15 @@ pub async fn usage(
     .into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CallsQuery {
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     task: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     stage: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     provider: Option<String>,
     limit: Option<i64>,
 }
@@ -199,6 +260,20 @@ fn call_view(c: &GatewayCallRow) -> Value {
 
 /// `GET /v1/workspaces/{ws}/gateway/calls?task=&stage=&provider=&limit=`:
 /// recorded calls, newest first, each with the policy build that routed it.
+#[utoipa::path(
+    get,
+    operation_id = "gateway_calls",
+    path = "/v1/workspaces/{ws}/gateway/calls",
+    tag = "gateway",
+    summary = "recorded gateway calls, newest first",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), CallsQuery),
+    responses(
+        (status = 200, description = "the calls", body = crate::api::openapi::GatewayCalls),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn calls(
     State(state): State<AppState>,
     principal: Principal,

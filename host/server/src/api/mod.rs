@@ -7,6 +7,7 @@ mod disk;
 mod extract;
 mod gates;
 mod gateway;
+pub mod openapi;
 mod plugins;
 mod processes;
 mod runs;
@@ -23,15 +24,16 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::error::Error;
 
-pub use extract::{Json, OptionalJson, Path, Query};
+pub use extract::{Body, Json, OptionalJson, Path, Query};
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -42,111 +44,118 @@ pub struct AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The body limits that differ by route (from warden.toml).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `POST /v1/plugins`: the `.wasm`.
+    pub upload: usize,
+    /// `POST /v1/chat/completions`.
+    pub gateway: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            upload: 64 << 20,
+            gateway: 1 << 20,
+        }
+    }
+}
+
+/// Every route, built from the handlers' `#[utoipa::path]` annotations:
+/// the router and the OpenAPI document come out of the same list, so a
+/// route cannot be served undocumented or documented unserved. Add a
+/// route here with `routes!` only (tests/e2e/openapi.rs fails on a plain
+/// `.route(` in this file). Handlers on one path may share a `routes!` or
+/// not: axum merges the methods of one path.
+pub fn routes(limits: &Limits) -> OpenApiRouter<AppState> {
+    let plugins = OpenApiRouter::default()
+        .routes(routes!(plugins::list, plugins::upload))
+        .layer(DefaultBodyLimit::max(limits.upload));
+    let chat = OpenApiRouter::default()
+        .routes(routes!(gateway::chat))
+        .layer(DefaultBodyLimit::max(limits.gateway));
+    let sleep = OpenApiRouter::default()
+        .routes(routes!(workspace::sleep))
+        .layer(DefaultBodyLimit::max(crate::checkpoints::MAX_BYTES + 1024));
+    OpenApiRouter::default()
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::asset))
+        .routes(routes!(status::global))
+        .routes(routes!(system::health))
+        .routes(routes!(system::ready))
+        .routes(routes!(system::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .merge(plugins)
+        .routes(routes!(plugins::inspect))
+        .merge(chat)
+        .routes(routes!(gateway::models))
+        .routes(routes!(gateway::providers))
+        .routes(routes!(workspace::breakers))
+        .routes(routes!(workspace::set_breaker))
+        .routes(routes!(alerting::list))
+        .routes(routes!(alerting::ack))
+        .routes(routes!(alerting::notifications))
+        .routes(routes!(alerting::silences, alerting::create_silence))
+        .routes(routes!(alerting::expire_silence))
+        .routes(routes!(alerting::sinks))
+        .routes(routes!(processes::list))
+        .routes(routes!(disk::get, disk::put))
+        // /v1/workspaces/{ws}/...
+        .routes(routes!(runs::trigger))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::actions))
+        .routes(routes!(runs::events))
+        .routes(routes!(runs::apply_plan))
+        .routes(routes!(tasks::create, tasks::list))
+        .routes(routes!(tasks::claim))
+        .routes(routes!(tasks::get))
+        .routes(routes!(tasks::cancel))
+        .routes(routes!(tasks::unblock))
+        .routes(routes!(tasks::heartbeat))
+        .routes(routes!(tasks::complete))
+        .routes(routes!(tasks::fail))
+        .routes(routes!(tasks::decide))
+        .routes(routes!(tasks::report, tasks::events))
+        .routes(routes!(tasks::stream))
+        .routes(routes!(gates::task_verdicts))
+        .routes(routes!(gates::list))
+        .routes(routes!(gates::stats))
+        .routes(routes!(gates::get, gates::put, gates::delete))
+        .routes(routes!(gates::verdicts))
+        .routes(routes!(tasks::dead_letters))
+        .routes(routes!(tasks::redrive))
+        .routes(routes!(status::workspace))
+        .routes(routes!(status::stream))
+        .routes(routes!(workspace::get_mode, workspace::set_mode))
+        .routes(routes!(workspace::get_settings, workspace::set_settings))
+        .routes(routes!(workspace::workers))
+        .routes(routes!(workspace::alerts))
+        .routes(routes!(workspace::ack_alert))
+        .merge(sleep)
+        .routes(routes!(workspace::wake))
+        .routes(routes!(plugins::list_pins))
+        .routes(routes!(plugins::set_pin, plugins::delete_pin))
+        .routes(routes!(plugins::list_grants))
+        .routes(routes!(plugins::set_grant, plugins::delete_grant))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::audit))
+        .routes(routes!(gateway::usage))
+        .routes(routes!(gateway::calls))
+}
+
 /// The whole router.
 pub fn router(app: Arc<App>) -> Router {
-    let upload_limit = (app.config.limits.max_plugin_mib as usize) << 20;
+    let limits = Limits {
+        upload: (app.config.limits.max_plugin_mib as usize) << 20,
+        gateway: app.config.gateway.max_body_kib << 10,
+    };
     let body_limit = app.config.http.max_body_kib << 10;
-    let gateway_limit = app.config.gateway.max_body_kib << 10;
     let state = AppState { app };
-    let ws = Router::new()
-        .route("/playbooks/{name}/runs", post(runs::trigger))
-        .route("/runs", get(runs::list))
-        .route("/runs/{id}", get(runs::get))
-        .route("/runs/{id}/actions", get(runs::actions))
-        .route("/runs/{id}/events", get(runs::events))
-        .route("/runs/{id}/apply", post(runs::apply_plan))
-        .route("/tasks", post(tasks::create).get(tasks::list))
-        .route("/tasks/claim", post(tasks::claim))
-        .route("/tasks/{id}", get(tasks::get))
-        .route("/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/tasks/{id}/unblock", post(tasks::unblock))
-        .route("/tasks/{id}/heartbeat", post(tasks::heartbeat))
-        .route("/tasks/{id}/complete", post(tasks::complete))
-        .route("/tasks/{id}/fail", post(tasks::fail))
-        .route("/tasks/{id}/decision", post(tasks::decide))
-        .route("/tasks/{id}/verdicts", get(gates::task_verdicts))
-        .route("/gates", get(gates::list))
-        .route("/gate-stats", get(gates::stats))
-        .route(
-            "/gates/{stage}",
-            get(gates::get).put(gates::put).delete(gates::delete),
-        )
-        .route("/verdicts", get(gates::verdicts))
-        .route("/tasks/{id}/events", post(tasks::report).get(tasks::events))
-        .route("/tasks/{id}/events/stream", get(tasks::stream))
-        .route("/dead-letters", get(tasks::dead_letters))
-        .route("/dead-letters/{id}/redrive", post(tasks::redrive))
-        .route("/status", get(status::workspace))
-        .route("/status/stream", get(status::stream))
-        .route("/mode", get(workspace::get_mode).put(workspace::set_mode))
-        .route(
-            "/settings",
-            get(workspace::get_settings).put(workspace::set_settings),
-        )
-        .route("/workers", get(workspace::workers))
-        .route("/alerts", get(workspace::alerts))
-        .route("/alerts/{id}/ack", post(workspace::ack_alert))
-        .route(
-            "/agents/{id}/sleep",
-            post(workspace::sleep)
-                .layer(DefaultBodyLimit::max(crate::checkpoints::MAX_BYTES + 1024)),
-        )
-        .route(
-            "/agents/{id}/wake",
-            get(workspace::wake).post(workspace::wake),
-        )
-        .route("/pins", get(plugins::list_pins))
-        .route(
-            "/pins/{plugin}",
-            put(plugins::set_pin).delete(plugins::delete_pin),
-        )
-        .route("/grants", get(plugins::list_grants))
-        .route(
-            "/grants/{plugin}",
-            put(plugins::set_grant).delete(plugins::delete_grant),
-        )
-        .route("/tokens", post(tokens::create).get(tokens::list))
-        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/audit", get(tokens::audit))
-        .route("/usage", get(gateway::usage))
-        .route("/gateway/calls", get(gateway::calls));
-    Router::new()
-        .route("/", get(dashboard::page))
-        .route("/assets/{name}", get(dashboard::asset))
-        .route("/v1/status", get(status::global))
-        .route("/health", get(system::health))
-        .route("/ready", get(system::ready))
-        .route(
-            "/v1/plugins",
-            get(plugins::list)
-                .post(plugins::upload)
-                .layer(DefaultBodyLimit::max(upload_limit)),
-        )
-        .route("/v1/plugins/{name}", get(plugins::inspect))
-        .route(
-            "/v1/chat/completions",
-            post(gateway::chat).layer(DefaultBodyLimit::max(gateway_limit)),
-        )
-        .route("/v1/models", get(gateway::models))
-        .route("/v1/gateway/providers", get(gateway::providers))
-        .route("/v1/breakers", get(workspace::breakers))
-        .route("/v1/breakers/{name}", put(workspace::set_breaker))
-        .route("/v1/alerts", get(alerting::list))
-        .route("/v1/alerts/{id}/ack", post(alerting::ack))
-        .route("/v1/notifications", get(alerting::notifications))
-        .route(
-            "/v1/silences",
-            get(alerting::silences).post(alerting::create_silence),
-        )
-        .route(
-            "/v1/silences/{id}",
-            axum::routing::delete(alerting::expire_silence),
-        )
-        .route("/v1/alerting/sinks", get(alerting::sinks))
-        .route("/v1/processes", get(processes::list))
-        .route("/v1/disk-guard", get(disk::get).put(disk::put))
-        .route("/metrics", get(system::metrics))
-        .nest("/v1/workspaces/{ws}", ws)
+    let (routes, _) = routes(&limits).split_for_parts();
+    routes
         .route_layer(axum::middleware::from_fn(route_of))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

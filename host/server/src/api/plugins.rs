@@ -1,6 +1,5 @@
 //! `/v1/plugins` (SPEC LC-7), pins (LC-4) and grants (PL-6).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,14 +9,16 @@ use warden_meta::CapabilitySet;
 use warden_store::grants::GrantRow;
 use warden_store::pins::PinRow;
 
-use crate::api::{AppState, Json, Path, Query, check_ws, time};
+use crate::api::{AppState, Body, Json, Path, Query, check_ws, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::registry::{Entry, Selector};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WorkspaceQuery {
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     workspace: Option<String>,
 }
 
@@ -93,6 +94,20 @@ async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool
 }
 
 /// `GET /v1/plugins[?workspace=]`
+#[utoipa::path(
+    get,
+    operation_id = "plugins_list",
+    path = "/v1/plugins",
+    tag = "plugins",
+    summary = "the plugins as a workspace sees them",
+    params(WorkspaceQuery),
+    responses(
+        (status = 200, description = "the plugins and the rejected files", body = crate::api::openapi::PluginList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -112,6 +127,21 @@ pub async fn list(
 }
 
 /// `GET /v1/plugins/{name}[?workspace=]`
+#[utoipa::path(
+    get,
+    operation_id = "plugins_inspect",
+    path = "/v1/plugins/{name}",
+    tag = "plugins",
+    summary = "one plugin, with each version's imports and limits",
+    params(("name" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WorkspaceQuery),
+    responses(
+        (status = 200, description = "the plugin", body = crate::api::openapi::Plugin),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn inspect(
     State(state): State<AppState>,
     principal: Principal,
@@ -126,10 +156,25 @@ pub async fn inspect(
 }
 
 /// `POST /v1/plugins`: the body is the `.wasm`.
+#[utoipa::path(
+    post,
+    operation_id = "plugins_upload",
+    path = "/v1/plugins",
+    tag = "plugins",
+    summary = "upload a .wasm component (bootstrap admin)",
+    request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the .wasm component (any Content-Type)"),
+    responses(
+        (status = 201, description = "added", body = crate::api::openapi::PluginUploaded),
+        (status = 200, description = "this exact file was known already", body = crate::api::openapi::PluginUploaded),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response> {
     principal.require_root()?;
     if body.is_empty() {
@@ -170,6 +215,20 @@ fn pin_view(p: &PinRow) -> Value {
 }
 
 /// `GET /v1/workspaces/{ws}/pins`
+#[utoipa::path(
+    get,
+    operation_id = "plugins_list_pins",
+    path = "/v1/workspaces/{ws}/pins",
+    tag = "plugins",
+    summary = "version pins set over the API",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses(
+        (status = 200, description = "the pins", body = crate::api::openapi::PinList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list_pins(
     State(state): State<AppState>,
     principal: Principal,
@@ -184,7 +243,7 @@ pub async fn list_pins(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinBody {
     /// `1.2.0`, `^1.2`, `sha256:...` or `latest`.
@@ -193,6 +252,22 @@ pub struct PinBody {
 }
 
 /// `PUT /v1/workspaces/{ws}/pins/{plugin}`
+#[utoipa::path(
+    put,
+    operation_id = "plugins_set_pin",
+    path = "/v1/workspaces/{ws}/pins/{plugin}",
+    tag = "plugins",
+    summary = "pin a plugin to a version, range or digest",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    request_body = PinBody,
+    responses(
+        (status = 200, description = "the pin and what it resolves to", body = crate::api::openapi::Pin),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_pin(
     State(state): State<AppState>,
     principal: Principal,
@@ -237,6 +312,21 @@ pub async fn set_pin(
 }
 
 /// `DELETE /v1/workspaces/{ws}/pins/{plugin}`
+#[utoipa::path(
+    delete,
+    operation_id = "plugins_delete_pin",
+    path = "/v1/workspaces/{ws}/pins/{plugin}",
+    tag = "plugins",
+    summary = "remove a pin",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    responses(
+        (status = 204, description = "removed"),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn delete_pin(
     State(state): State<AppState>,
     principal: Principal,
@@ -263,6 +353,20 @@ fn grant_view(g: &GrantRow) -> Value {
 
 /// `GET /v1/workspaces/{ws}/grants` (grants set over the API; warden.toml
 /// grants show in `GET /v1/plugins`).
+#[utoipa::path(
+    get,
+    operation_id = "plugins_list_grants",
+    path = "/v1/workspaces/{ws}/grants",
+    tag = "plugins",
+    summary = "capability grants set over the API",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses(
+        (status = 200, description = "the grants", body = crate::api::openapi::GrantList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list_grants(
     State(state): State<AppState>,
     principal: Principal,
@@ -277,13 +381,28 @@ pub async fn list_grants(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
     capabilities: Vec<String>,
 }
 
 /// `PUT /v1/workspaces/{ws}/grants/{plugin}`
+#[utoipa::path(
+    put,
+    operation_id = "plugins_set_grant",
+    path = "/v1/workspaces/{ws}/grants/{plugin}",
+    tag = "plugins",
+    summary = "grant capabilities to a plugin",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    request_body = GrantBody,
+    responses(
+        (status = 200, description = "the grant", body = crate::api::openapi::Grant),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_grant(
     State(state): State<AppState>,
     principal: Principal,
@@ -317,6 +436,21 @@ pub async fn set_grant(
 }
 
 /// `DELETE /v1/workspaces/{ws}/grants/{plugin}`
+#[utoipa::path(
+    delete,
+    operation_id = "plugins_delete_grant",
+    path = "/v1/workspaces/{ws}/grants/{plugin}",
+    tag = "plugins",
+    summary = "remove an API grant",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    responses(
+        (status = 204, description = "removed"),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn delete_grant(
     State(state): State<AppState>,
     principal: Principal,

@@ -10,6 +10,17 @@ use crate::error::Result;
 
 /// `GET /v1/processes`: every managed process of this host, authorized as
 /// `GET /v1/breakers` is (processes span workspaces).
+#[utoipa::path(
+    get,
+    operation_id = "processes_list",
+    path = "/v1/processes",
+    tag = "system",
+    summary = "the managed processes of this host",
+    responses(
+        (status = 200, description = "the processes", body = crate::api::openapi::Processes),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn list(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
     let processes: Vec<_> = state
         .app

@@ -20,19 +20,22 @@ use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::heal::{Trigger, is_terminal, parse_mode};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// `diagnose` (default), `plan` or `apply`.
+    #[schema(pattern = "^(diagnose|plan|apply)$")]
     mode: Option<String>,
     /// Any JSON; given to the plugin as text.
     input: Option<Value>,
     /// Same key, same run.
+    #[schema(min_length = 1, max_length = 200)]
     idempotency_key: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Return the finished run instead of 202 and its id.
     wait: Option<bool>,
@@ -131,6 +134,24 @@ async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Re
 }
 
 /// `POST /v1/workspaces/{ws}/playbooks/{name}/runs[?wait=true]`
+#[utoipa::path(
+    post,
+    operation_id = "runs_trigger",
+    path = "/v1/workspaces/{ws}/playbooks/{name}/runs",
+    tag = "runs",
+    summary = "run a playbook",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "the playbook plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WaitQuery),
+    request_body(content = Option<TriggerBody>, description = "may be empty: a diagnose run without input"),
+    responses(
+        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::api::openapi::RunTriggered),
+        (status = 200, description = "an existing run of the same idempotency key, or with `wait=true` the finished run", body = crate::api::openapi::RunTriggered),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn trigger(
     State(state): State<AppState>,
     principal: Principal,
@@ -175,13 +196,32 @@ pub async fn trigger(
     respond(&state, row, created, q.wait.unwrap_or(false)).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyBody {
+    #[schema(min_length = 1, max_length = 200)]
     idempotency_key: Option<String>,
 }
 
 /// `POST /v1/workspaces/{ws}/runs/{id}/apply[?wait=true]`: approve a plan.
+#[utoipa::path(
+    post,
+    operation_id = "runs_apply_plan",
+    path = "/v1/workspaces/{ws}/runs/{id}/apply",
+    tag = "runs",
+    summary = "approve a plan: apply it",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the plan run", pattern = "^[A-Za-z0-9_-]{1,128}$"), WaitQuery),
+    request_body(content = Option<ApplyBody>, description = "may be empty"),
+    responses(
+        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::api::openapi::RunTriggered),
+        (status = 200, description = "an existing apply of the same idempotency key, or with `wait=true` the finished run", body = crate::api::openapi::RunTriggered),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn apply_plan(
     State(state): State<AppState>,
     principal: Principal,
@@ -214,6 +254,21 @@ pub async fn apply_plan(
 }
 
 /// `GET /v1/workspaces/{ws}/runs/{id}`
+#[utoipa::path(
+    get,
+    operation_id = "runs_get",
+    path = "/v1/workspaces/{ws}/runs/{id}",
+    tag = "runs",
+    summary = "one run with its actions",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the run", body = crate::api::openapi::Run),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -227,16 +282,33 @@ pub async fn get(
     Ok(axum::Json(run_view(&row, Some(&actions))).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     plugin: Option<String>,
+    #[param(pattern = "^(queued|running|succeeded|failed|interrupted)$")]
     status: Option<String>,
     before: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
 /// `GET /v1/workspaces/{ws}/runs`
+#[utoipa::path(
+    get,
+    operation_id = "runs_list",
+    path = "/v1/workspaces/{ws}/runs",
+    tag = "runs",
+    summary = "runs, newest first",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
+    responses(
+        (status = 200, description = "the runs", body = crate::api::openapi::RunList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -274,6 +346,21 @@ pub async fn list(
 }
 
 /// `GET /v1/workspaces/{ws}/runs/{id}/actions`
+#[utoipa::path(
+    get,
+    operation_id = "runs_actions",
+    path = "/v1/workspaces/{ws}/runs/{id}/actions",
+    tag = "runs",
+    summary = "the actions of a run",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the actions", body = crate::api::openapi::ActionList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn actions(
     State(state): State<AppState>,
     principal: Principal,
@@ -289,8 +376,9 @@ pub async fn actions(
     )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Resume after this sequence number (like `Last-Event-ID`).
     after: Option<i64>,
@@ -298,6 +386,21 @@ pub struct EventsQuery {
 
 /// `GET /v1/workspaces/{ws}/runs/{id}/events`: Server-Sent Events, one per
 /// run event, `id` = its sequence number. Ends after the final `status`.
+#[utoipa::path(
+    get,
+    operation_id = "runs_events",
+    path = "/v1/workspaces/{ws}/runs/{id}/events",
+    tag = "runs",
+    summary = "the run's events as server-sent events; ends after the final status",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
+    responses(
+        (status = 200, description = "one event per run event, `id` its sequence number", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,

@@ -29,10 +29,12 @@ const STREAM_TICK: Duration = Duration::from_secs(1);
 /// is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// The window of rates, usage and stage times, in hours (1 to 720).
+    #[param(minimum = 1, maximum = 720)]
     hours: Option<i64>,
 }
 
@@ -46,6 +48,20 @@ fn window_hours(q: &StatusQuery) -> Result<i64> {
 
 /// `GET /v1/workspaces/{ws}/status[?hours=24]`: what runs or why nothing
 /// does, and everything the dashboard shows of one workspace.
+#[utoipa::path(
+    get,
+    operation_id = "status_workspace",
+    path = "/v1/workspaces/{ws}/status",
+    tag = "workspace",
+    summary = "what runs, or why nothing does, and everything the dashboard shows of the workspace",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), StatusQuery),
+    responses(
+        (status = 200, description = "the status", body = crate::api::openapi::WorkspaceStatus),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn workspace(
     State(state): State<AppState>,
     principal: Principal,
@@ -65,6 +81,20 @@ pub async fn workspace(
 /// status as SSE events `status`, one at once and one whenever it changes
 /// (looked at on every scheduler wake-up of the workspace and at least once
 /// a second), with a keep-alive comment every 10 s.
+#[utoipa::path(
+    get,
+    operation_id = "status_stream",
+    path = "/v1/workspaces/{ws}/status/stream",
+    tag = "workspace",
+    summary = "the workspace's status as server-sent events, at once and on every change",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), StatusQuery),
+    responses(
+        (status = 200, description = "`status` events, each the workspace's status", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     principal: Principal,
@@ -131,6 +161,19 @@ pub async fn stream(
 /// `GET /v1/status[?hours=24]`: the global status (SPEC OB-1). The
 /// bootstrap admin sees every workspace and the host's alerts; a token
 /// scoped to a workspace sees that workspace only.
+#[utoipa::path(
+    get,
+    operation_id = "status_global",
+    path = "/v1/status",
+    tag = "workspace",
+    summary = "the status of every workspace the token may see, summed and one by one",
+    params(StatusQuery),
+    responses(
+        (status = 200, description = "the global status", body = crate::api::openapi::AnyObject),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn global(
     State(state): State<AppState>,
     principal: Principal,

@@ -9,10 +9,33 @@ use serde_json::json;
 use crate::api::AppState;
 use crate::error::Error;
 
+#[utoipa::path(
+    get,
+    operation_id = "system_health",
+    path = "/health",
+    tag = "system",
+    summary = "liveness",
+    security(()),
+    responses(
+        (status = 200, description = "alive", body = crate::api::openapi::Health)
+    )
+)]
 pub async fn health() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "system_ready",
+    path = "/ready",
+    tag = "system",
+    summary = "readiness: the database answers and plugins are loaded",
+    security(()),
+    responses(
+        (status = 200, description = "ready", body = crate::api::openapi::Ready),
+        crate::api::openapi::NotReady
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let app = &state.app;
     let db = app.store.ping().await;
@@ -36,6 +59,17 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// `GET /metrics`: the Prometheus text format (SPEC OB-4). Any valid token
 /// (Prometheus sends one with `authorization: {credentials: ...}`), since
 /// it names workspaces, providers and sinks.
+#[utoipa::path(
+    get,
+    operation_id = "system_metrics",
+    path = "/metrics",
+    tag = "system",
+    summary = "Prometheus metrics (any valid token)",
+    responses(
+        (status = 200, description = "the Prometheus text format", body = crate::api::openapi::Text, content_type = "text/plain"),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     _principal: crate::auth::Principal,

@@ -70,6 +70,24 @@ fn claim_view(c: &Claimed) -> Value {
 }
 
 /// `POST /v1/workspaces/{ws}/tasks`
+#[utoipa::path(
+    post,
+    operation_id = "tasks_create",
+    path = "/v1/workspaces/{ws}/tasks",
+    tag = "tasks",
+    summary = "create a task",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    request_body = crate::scheduler::CreateTask,
+    responses(
+        (status = 201, description = "created", body = crate::api::openapi::Task),
+        (status = 200, description = "an unfinished task with the same dedup_key", body = crate::api::openapi::Task),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -99,14 +117,30 @@ pub async fn create(
     Ok((status, axum::Json(task_view(&task))).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     state: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
 /// `GET /v1/workspaces/{ws}/tasks[?state=&limit=]`
+#[utoipa::path(
+    get,
+    operation_id = "tasks_list",
+    path = "/v1/workspaces/{ws}/tasks",
+    tag = "tasks",
+    summary = "tasks",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
+    responses(
+        (status = 200, description = "the tasks", body = crate::api::openapi::TaskList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -157,6 +191,21 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
 }
 
 /// `GET /v1/workspaces/{ws}/tasks/{id}`: the task and its stage runs.
+#[utoipa::path(
+    get,
+    operation_id = "tasks_get",
+    path = "/v1/workspaces/{ws}/tasks/{id}",
+    tag = "tasks",
+    summary = "one task with its stage runs",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the task", body = crate::api::openapi::TaskDetail),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -172,6 +221,22 @@ pub async fn get(
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/cancel`
+#[utoipa::path(
+    post,
+    operation_id = "tasks_cancel",
+    path = "/v1/workspaces/{ws}/tasks/{id}/cancel",
+    tag = "tasks",
+    summary = "cancel a task",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the task", body = crate::api::openapi::Task),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
@@ -189,6 +254,22 @@ pub async fn cancel(
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/unblock`
+#[utoipa::path(
+    post,
+    operation_id = "tasks_unblock",
+    path = "/v1/workspaces/{ws}/tasks/{id}/unblock",
+    tag = "tasks",
+    summary = "unblock a blocked task",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the task", body = crate::api::openapi::Task),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn unblock(
     State(state): State<AppState>,
     principal: Principal,
@@ -205,11 +286,14 @@ pub async fn unblock(
     Ok(axum::Json(task_view(&t)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     worker_id: String,
+    #[schema(minimum = 1, maximum = 100)]
     max: Option<u32>,
+    #[schema(minimum = 1000)]
     lease_ms: Option<u64>,
     #[serde(default)]
     stages: Vec<String>,
@@ -218,6 +302,22 @@ pub struct ClaimBody {
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/claim`
+#[utoipa::path(
+    post,
+    operation_id = "tasks_claim",
+    path = "/v1/workspaces/{ws}/tasks/claim",
+    tag = "tasks",
+    summary = "claim stages to work on (long-poll with wait_ms)",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    request_body = ClaimBody,
+    responses(
+        (status = 200, description = "the claims, or why there is nothing to claim", body = crate::api::openapi::ClaimResponse),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn claim(
     State(state): State<AppState>,
     principal: Principal,
@@ -240,7 +340,7 @@ pub async fn claim(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     token: i64,
@@ -248,6 +348,23 @@ pub struct TokenBody {
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/heartbeat`
+#[utoipa::path(
+    post,
+    operation_id = "tasks_heartbeat",
+    path = "/v1/workspaces/{ws}/tasks/{id}/heartbeat",
+    tag = "tasks",
+    summary = "extend a lease",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body = TokenBody,
+    responses(
+        (status = 200, description = "the new expiry", body = crate::api::openapi::HeartbeatResponse),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn heartbeat(
     State(state): State<AppState>,
     principal: Principal,
@@ -268,7 +385,7 @@ pub async fn heartbeat(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
     token: i64,
@@ -281,6 +398,23 @@ pub struct CompleteBody {
 /// `POST /v1/workspaces/{ws}/tasks/{id}/complete`: 200 and the task; the
 /// same token again is 200 with `"completed": false` (idempotent); a stale
 /// token is 409 FAILED_PRECONDITION.
+#[utoipa::path(
+    post,
+    operation_id = "tasks_complete",
+    path = "/v1/workspaces/{ws}/tasks/{id}/complete",
+    tag = "tasks",
+    summary = "complete the claimed stage",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "the task", body = crate::api::openapi::CompleteResponse),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn complete(
     State(state): State<AppState>,
     principal: Principal,
@@ -301,10 +435,11 @@ pub async fn complete(
     Ok(axum::Json(json!({ "completed": completed, "task": task_view(&t) })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     /// `approve` or `reject`.
+    #[schema(pattern = "^(approve|reject)$")]
     decision: String,
     /// Why (becomes the plan delta of a rejection).
     #[serde(default)]
@@ -314,6 +449,23 @@ pub struct DecisionBody {
 /// `POST /v1/workspaces/{ws}/tasks/{id}/decision`: a human's decision on a
 /// task waiting for approval (SPEC QG-2, QG-3); 409 FAILED_PRECONDITION
 /// when it does not wait.
+#[utoipa::path(
+    post,
+    operation_id = "tasks_decide",
+    path = "/v1/workspaces/{ws}/tasks/{id}/decision",
+    tag = "tasks",
+    summary = "a human decision on a task waiting for approval",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body = DecisionBody,
+    responses(
+        (status = 200, description = "the task", body = crate::api::openapi::DecisionResponse),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn decide(
     State(state): State<AppState>,
     principal: Principal,
@@ -351,7 +503,7 @@ pub async fn decide(
     Ok(axum::Json(json!({ "task": task_view(&t) })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailBody {
     token: i64,
@@ -361,6 +513,23 @@ pub struct FailBody {
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/fail`
+#[utoipa::path(
+    post,
+    operation_id = "tasks_fail",
+    path = "/v1/workspaces/{ws}/tasks/{id}/fail",
+    tag = "tasks",
+    summary = "fail the claimed stage",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body = FailBody,
+    responses(
+        (status = 200, description = "the task", body = crate::api::openapi::FailResponse),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn fail(
     State(state): State<AppState>,
     principal: Principal,
@@ -378,7 +547,7 @@ pub async fn fail(
     Ok(axum::Json(json!({ "failed": failed, "task": task_view(&t) })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBody {
     /// `status`, `tool_start`, `tool_result`, `token`, `budget`,
@@ -390,6 +559,23 @@ pub struct EventBody {
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/events`
+#[utoipa::path(
+    post,
+    operation_id = "tasks_report",
+    path = "/v1/workspaces/{ws}/tasks/{id}/events",
+    tag = "tasks",
+    summary = "report progress of a running task",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body = EventBody,
+    responses(
+        (status = 201, description = "recorded", body = crate::api::openapi::EventSeq),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn report(
     State(state): State<AppState>,
     principal: Principal,
@@ -407,14 +593,30 @@ pub async fn report(
     Ok((StatusCode::CREATED, axum::Json(json!({ "seq": seq }))).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     after: Option<i64>,
     limit: Option<i64>,
 }
 
 /// `GET /v1/workspaces/{ws}/tasks/{id}/events`
+#[utoipa::path(
+    get,
+    operation_id = "tasks_events",
+    path = "/v1/workspaces/{ws}/tasks/{id}/events",
+    tag = "tasks",
+    summary = "the events of a task",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery),
+    responses(
+        (status = 200, description = "the events", body = crate::api::openapi::TaskEvents),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,
@@ -436,8 +638,9 @@ pub async fn events(
     Ok(axum::Json(json!({ "events": items })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Resume after this sequence number (like `Last-Event-ID`).
     after: Option<i64>,
@@ -448,6 +651,21 @@ pub struct StreamQuery {
 /// `event` = its type, from the one after `Last-Event-ID` (or `?after=`)
 /// on. Ends once the task is done, cancelled or dead and every event was
 /// sent.
+#[utoipa::path(
+    get,
+    operation_id = "tasks_stream",
+    path = "/v1/workspaces/{ws}/tasks/{id}/events/stream",
+    tag = "tasks",
+    summary = "the task's events as server-sent events; ends once the task is finished",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$"), StreamQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
+    responses(
+        (status = 200, description = "one event per task event, `id` its sequence number, `event` its type", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     principal: Principal,
@@ -525,6 +743,20 @@ pub async fn stream(
 }
 
 /// `GET /v1/workspaces/{ws}/dead-letters`
+#[utoipa::path(
+    get,
+    operation_id = "tasks_dead_letters",
+    path = "/v1/workspaces/{ws}/dead-letters",
+    tag = "tasks",
+    summary = "the dead-letter queue",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses(
+        (status = 200, description = "dead tasks", body = crate::api::openapi::DeadLetters),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn dead_letters(
     State(state): State<AppState>,
     principal: Principal,
@@ -540,6 +772,23 @@ pub async fn dead_letters(
 }
 
 /// `POST /v1/workspaces/{ws}/dead-letters/{id}/redrive`
+#[utoipa::path(
+    post,
+    operation_id = "tasks_redrive",
+    path = "/v1/workspaces/{ws}/dead-letters/{id}/redrive",
+    tag = "tasks",
+    summary = "send a dead task back to the queue",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
+    responses(
+        (status = 200, description = "the task", body = crate::api::openapi::Task),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn redrive(
     State(state): State<AppState>,
     principal: Principal,

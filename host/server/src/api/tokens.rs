@@ -10,14 +10,32 @@ use crate::api::{AppState, Json, Path, Query, check_ws, opt_time, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    #[schema(pattern = "^(admin|operator|agent|viewer)$")]
     role: String,
 }
 
 /// `POST /v1/workspaces/{ws}/tokens`: the secret is in the response only.
+#[utoipa::path(
+    post,
+    operation_id = "tokens_create",
+    path = "/v1/workspaces/{ws}/tokens",
+    tag = "tokens",
+    summary = "create a token (the secret is in this response only)",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "the token with its secret", body = crate::api::openapi::TokenCreated),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -57,6 +75,20 @@ pub async fn create(
 }
 
 /// `GET /v1/workspaces/{ws}/tokens`
+#[utoipa::path(
+    get,
+    operation_id = "tokens_list",
+    path = "/v1/workspaces/{ws}/tokens",
+    tag = "tokens",
+    summary = "the workspace's tokens",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses(
+        (status = 200, description = "the tokens", body = crate::api::openapi::TokenList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -79,6 +111,21 @@ pub async fn list(
 }
 
 /// `DELETE /v1/workspaces/{ws}/tokens/{id}`
+#[utoipa::path(
+    delete,
+    operation_id = "tokens_revoke",
+    path = "/v1/workspaces/{ws}/tokens/{id}",
+    tag = "tokens",
+    summary = "revoke a token",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the token", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 204, description = "revoked"),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
@@ -100,13 +147,29 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
 /// `GET /v1/workspaces/{ws}/audit`
+#[utoipa::path(
+    get,
+    operation_id = "tokens_audit",
+    path = "/v1/workspaces/{ws}/audit",
+    tag = "tokens",
+    summary = "the workspace's audit log",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), AuditQuery),
+    responses(
+        (status = 200, description = "the entries", body = crate::api::openapi::AuditLog),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn audit(
     State(state): State<AppState>,
     principal: Principal,

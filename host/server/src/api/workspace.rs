@@ -1,7 +1,6 @@
 //! Workspace-level operations: mode (TS-7; the status and why idle of
 //! TS-8 are in `status`), settings, workers, alerts, agent checkpoints (TS-9), breakers.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +10,7 @@ use warden_store::alerts::AlertRow;
 use warden_store::breakers::BreakerRow;
 use warden_store::settings::SettingsRow;
 
-use crate::api::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
+use crate::api::{AppState, Body, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::scheduler::{Mode, WorkspaceLimits};
@@ -41,6 +40,20 @@ pub fn alert_view(a: &AlertRow) -> Value {
 }
 
 /// `GET /v1/workspaces/{ws}/mode`
+#[utoipa::path(
+    get,
+    operation_id = "workspace_get_mode",
+    path = "/v1/workspaces/{ws}/mode",
+    tag = "workspace",
+    summary = "the workspace mode",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses(
+        (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn get_mode(
     State(state): State<AppState>,
     principal: Principal,
@@ -52,14 +65,31 @@ pub async fn get_mode(
     Ok(axum::Json(json!({ "mode": s.mode, "reason": s.mode_reason })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModeBody {
+    #[schema(pattern = "^(normal|minimal|read-only|emergency-stop)$")]
     mode: String,
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 
 /// `PUT /v1/workspaces/{ws}/mode`
+#[utoipa::path(
+    put,
+    operation_id = "workspace_set_mode",
+    path = "/v1/workspaces/{ws}/mode",
+    tag = "workspace",
+    summary = "set the workspace mode (normal, minimal, read-only, emergency-stop)",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    request_body = ModeBody,
+    responses(
+        (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_mode(
     State(state): State<AppState>,
     principal: Principal,
@@ -91,6 +121,20 @@ pub async fn set_mode(
 }
 
 /// `GET /v1/workspaces/{ws}/settings`
+#[utoipa::path(
+    get,
+    operation_id = "workspace_get_settings",
+    path = "/v1/workspaces/{ws}/settings",
+    tag = "workspace",
+    summary = "the workspace settings",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses(
+        (status = 200, description = "the settings", body = crate::api::openapi::Settings),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn get_settings(
     State(state): State<AppState>,
     principal: Principal,
@@ -102,7 +146,7 @@ pub async fn get_settings(
     Ok(axum::Json(settings_view(&s)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     pipeline: Option<Vec<String>>,
@@ -112,14 +156,30 @@ pub struct SettingsBody {
     hourly_budget: HourlyBudget,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = HourlyBudgetInput)]
 pub struct HourlyBudget {
     tokens: Option<i64>,
     cost_usd: Option<f64>,
 }
 
 /// `PUT /v1/workspaces/{ws}/settings`
+#[utoipa::path(
+    put,
+    operation_id = "workspace_set_settings",
+    path = "/v1/workspaces/{ws}/settings",
+    tag = "workspace",
+    summary = "change the workspace settings (admin)",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    request_body = SettingsBody,
+    responses(
+        (status = 200, description = "the settings", body = crate::api::openapi::Settings),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_settings(
     State(state): State<AppState>,
     principal: Principal,
@@ -161,6 +221,20 @@ pub async fn set_settings(
 }
 
 /// `GET /v1/workspaces/{ws}/workers`
+#[utoipa::path(
+    get,
+    operation_id = "workspace_workers",
+    path = "/v1/workspaces/{ws}/workers",
+    tag = "workspace",
+    summary = "every worker seen",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses(
+        (status = 200, description = "the workers", body = crate::api::openapi::WorkerList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn workers(
     State(state): State<AppState>,
     principal: Principal,
@@ -176,9 +250,11 @@ pub async fn workers(
     Ok(axum::Json(json!({ "workers": items })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
+    #[param(pattern = "^(open|acknowledged|resolved)$")]
     status: Option<String>,
     limit: Option<i64>,
 }
@@ -194,6 +270,20 @@ pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
 }
 
 /// `GET /v1/workspaces/{ws}/alerts[?status=open]`
+#[utoipa::path(
+    get,
+    operation_id = "workspace_alerts",
+    path = "/v1/workspaces/{ws}/alerts",
+    tag = "alerts",
+    summary = "the workspace's alerts",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), AlertsQuery),
+    responses(
+        (status = 200, description = "the alerts", body = crate::api::openapi::AlertList),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn alerts(
     State(state): State<AppState>,
     principal: Principal,
@@ -219,6 +309,23 @@ pub async fn alerts(
 }
 
 /// `POST /v1/workspaces/{ws}/alerts/{id}/ack`
+#[utoipa::path(
+    post,
+    operation_id = "workspace_ack_alert",
+    path = "/v1/workspaces/{ws}/alerts/{id}/ack",
+    tag = "alerts",
+    summary = "acknowledge an alert of the workspace",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
+    responses(
+        (status = 200, description = "the alert", body = crate::api::openapi::Alert),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn ack_alert(
     State(state): State<AppState>,
     principal: Principal,
@@ -241,12 +348,28 @@ pub async fn ack_alert(
 }
 
 /// `POST /v1/workspaces/{ws}/agents/{id}/sleep`: the body is the state blob.
+#[utoipa::path(
+    post,
+    operation_id = "workspace_sleep",
+    path = "/v1/workspaces/{ws}/agents/{id}/sleep",
+    tag = "workspace",
+    summary = "store an agent checkpoint (the body is the state blob)",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
+    request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the state blob"),
+    responses(
+        (status = 201, description = "stored", body = crate::checkpoints::Checkpoint),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Conflict,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn sleep(
     State(state): State<AppState>,
     principal: Principal,
     Path((ws, agent)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response> {
     check_ws(&ws)?;
     principal.require(&ws, Role::Agent)?;
@@ -259,6 +382,22 @@ pub async fn sleep(
 
 /// `GET /v1/workspaces/{ws}/agents/{id}/wake`: the newest blob that
 /// verifies, with `x-checkpoint-version` and `x-checksum-sha256`.
+#[utoipa::path(
+    method(get, post),
+    operation_id = "workspace_wake",
+    path = "/v1/workspaces/{ws}/agents/{id}/wake",
+    tag = "workspace",
+    summary = "the newest agent checkpoint that verifies",
+    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "the state blob", body = crate::api::openapi::Binary, content_type = "application/octet-stream",
+            headers(("x-checkpoint-version" = i64, description = "its version"), ("x-checksum-sha256" = String, description = "its hex SHA-256"))),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn wake(
     State(state): State<AppState>,
     principal: Principal,
@@ -292,6 +431,17 @@ pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
 }
 
 /// `GET /v1/breakers`
+#[utoipa::path(
+    get,
+    operation_id = "workspace_breakers",
+    path = "/v1/breakers",
+    tag = "breakers",
+    summary = "every circuit breaker",
+    responses(
+        (status = 200, description = "the breakers", body = crate::api::openapi::BreakerList),
+        crate::api::openapi::Authenticated
+    )
+)]
 pub async fn breakers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
     let rows = state.app.store.list_breakers().await?;
     Ok(
@@ -300,16 +450,32 @@ pub async fn breakers(State(state): State<AppState>, _principal: Principal) -> R
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerBody {
     /// `open` or `closed`.
+    #[schema(pattern = "^(open|closed)$")]
     state: String,
     reason: Option<String>,
 }
 
 /// `PUT /v1/breakers/{name}`: an operator opens or closes a breaker by hand
 /// (bootstrap admin; breakers span workspaces).
+#[utoipa::path(
+    put,
+    operation_id = "workspace_set_breaker",
+    path = "/v1/breakers/{name}",
+    tag = "breakers",
+    summary = "open or close a breaker by hand (bootstrap admin)",
+    params(("name" = String, Path, description = "the breaker, e.g. `provider:openai`", pattern = "^[A-Za-z0-9:._@-]{1,200}$")),
+    request_body = BreakerBody,
+    responses(
+        (status = 200, description = "the breaker", body = crate::api::openapi::Breaker),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
 pub async fn set_breaker(
     State(state): State<AppState>,
     principal: Principal,
