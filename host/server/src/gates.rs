@@ -611,8 +611,17 @@ impl Gates {
         self.store
             .record_gate_decision(&decision, &verdicts)
             .await?;
-        for gate in &binding.gates {
-            if let Err(e) = self.watch_breaker(&task.workspace, gate, &binding).await {
+        // Each gate's breaker window, all at once.
+        let watched = binding
+            .gates
+            .iter()
+            .map(|gate| self.watch_breaker(&task.workspace, gate, &binding));
+        for (gate, watched) in binding
+            .gates
+            .iter()
+            .zip(futures::future::join_all(watched).await)
+        {
+            if let Err(e) = watched {
                 tracing::error!(workspace = %task.workspace, gate, error = %e, "cannot update a gate breaker");
             }
         }

@@ -614,17 +614,14 @@ impl Registry {
         workspace: &str,
         names: &[String],
     ) -> Result<Vec<Result<(Entry, CapabilitySet)>>> {
-        let mut pins: HashMap<String, String> = self
-            .store
-            .list_pins(workspace)
-            .await?
-            .into_iter()
-            .map(|p| (p.plugin, p.selector))
-            .collect();
-        let mut grants: HashMap<String, Vec<String>> = self
-            .store
-            .list_grants(workspace)
-            .await?
+        // Two reads at once (a transition waits for both).
+        let (pins, grants) = tokio::try_join!(
+            self.store.list_pins(workspace),
+            self.store.list_grants(workspace)
+        )?;
+        let mut pins: HashMap<String, String> =
+            pins.into_iter().map(|p| (p.plugin, p.selector)).collect();
+        let mut grants: HashMap<String, Vec<String>> = grants
             .into_iter()
             .map(|g| (g.plugin, g.capabilities))
             .collect();
