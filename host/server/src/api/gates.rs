@@ -66,7 +66,7 @@ fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
     path = "/v1/workspaces/{ws}/gates",
     tag = "gates",
     summary = "the gate bindings in force, by stage",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     responses(
         (status = 200, description = "the bindings", body = crate::api::openapi::GateBindings),
         crate::api::openapi::BadRequest,
@@ -96,7 +96,7 @@ pub async fn list(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "the gates bound to a stage",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
         crate::api::openapi::BadRequest,
@@ -134,7 +134,7 @@ pub async fn get(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "bind gates to a stage",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body = crate::gates::Binding,
     responses(
         (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
@@ -179,7 +179,7 @@ pub async fn put(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "remove the API binding of a stage",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "removed", body = crate::api::openapi::Deleted),
         crate::api::openapi::BadRequest,
@@ -216,7 +216,7 @@ pub async fn delete(
     path = "/v1/workspaces/{ws}/tasks/{id}/verdicts",
     tag = "gates",
     summary = "the gated transitions of a task with their verdicts",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     responses(
         (status = 200, description = "the decisions", body = crate::api::openapi::TaskVerdicts),
         crate::api::openapi::BadRequest,
@@ -262,7 +262,7 @@ pub struct VerdictQuery {
     path = "/v1/workspaces/{ws}/verdicts",
     tag = "gates",
     summary = "verdicts, newest first",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), VerdictQuery),
+    params(crate::api::openapi::WsPath, VerdictQuery),
     responses(
         (status = 200, description = "the verdicts", body = crate::api::openapi::VerdictList),
         crate::api::openapi::BadRequest,
@@ -309,7 +309,7 @@ pub struct StatsQuery {
     path = "/v1/workspaces/{ws}/gate-stats",
     tag = "gates",
     summary = "approval statistics per gate and the top rejection reasons",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), StatsQuery),
+    params(crate::api::openapi::WsPath, StatsQuery),
     responses(
         (status = 200, description = "the statistics", body = crate::api::openapi::AnyObject),
         crate::api::openapi::BadRequest,

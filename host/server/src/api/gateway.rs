@@ -140,7 +140,7 @@ pub struct UsageQuery {
     path = "/v1/workspaces/{ws}/usage",
     tag = "gateway",
     summary = "tokens and cost of the gateway calls, summed per group",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), UsageQuery),
+    params(crate::api::openapi::WsPath, UsageQuery),
     responses(
         (status = 200, description = "the totals and `groups`", body = crate::api::openapi::AnyObject),
         crate::api::openapi::BadRequest,
@@ -266,7 +266,7 @@ fn call_view(c: &GatewayCallRow) -> Value {
     path = "/v1/workspaces/{ws}/gateway/calls",
     tag = "gateway",
     summary = "recorded gateway calls, newest first",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), CallsQuery),
+    params(crate::api::openapi::WsPath, CallsQuery),
     responses(
         (status = 200, description = "the calls", body = crate::api::openapi::GatewayCalls),
         crate::api::openapi::BadRequest,

@@ -245,6 +245,27 @@ errors!(
 );
 
 // ---------------------------------------------------------------------
+// Path parameters every workspace route shares, described once.
+
+/// `{ws}`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WsPath {
+    /// the workspace
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
+    pub ws: String,
+}
+
+/// `{id}` of a task.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TaskIdPath {
+    /// the task
+    #[param(pattern = "^[A-Za-z0-9_-]{1,128}$")]
+    pub id: String,
+}
+
+// ---------------------------------------------------------------------
 // Shared schemas.
 
 /// Any JSON object (a response or field whose keys are not fixed).

@@ -221,7 +221,7 @@ fn pin_view(p: &PinRow) -> Value {
     path = "/v1/workspaces/{ws}/pins",
     tag = "plugins",
     summary = "version pins set over the API",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     responses(
         (status = 200, description = "the pins", body = crate::api::openapi::PinList),
         crate::api::openapi::BadRequest,
@@ -258,7 +258,7 @@ pub struct PinBody {
     path = "/v1/workspaces/{ws}/pins/{plugin}",
     tag = "plugins",
     summary = "pin a plugin to a version, range or digest",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    params(crate::api::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     request_body = PinBody,
     responses(
         (status = 200, description = "the pin and what it resolves to", body = crate::api::openapi::Pin),
@@ -318,7 +318,7 @@ pub async fn set_pin(
     path = "/v1/workspaces/{ws}/pins/{plugin}",
     tag = "plugins",
     summary = "remove a pin",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    params(crate::api::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     responses(
         (status = 204, description = "removed"),
         crate::api::openapi::BadRequest,
@@ -359,7 +359,7 @@ fn grant_view(g: &GrantRow) -> Value {
     path = "/v1/workspaces/{ws}/grants",
     tag = "plugins",
     summary = "capability grants set over the API",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     responses(
         (status = 200, description = "the grants", body = crate::api::openapi::GrantList),
         crate::api::openapi::BadRequest,
@@ -394,7 +394,7 @@ pub struct GrantBody {
     path = "/v1/workspaces/{ws}/grants/{plugin}",
     tag = "plugins",
     summary = "grant capabilities to a plugin",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    params(crate::api::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     request_body = GrantBody,
     responses(
         (status = 200, description = "the grant", body = crate::api::openapi::Grant),
@@ -442,7 +442,7 @@ pub async fn set_grant(
     path = "/v1/workspaces/{ws}/grants/{plugin}",
     tag = "plugins",
     summary = "remove an API grant",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    params(crate::api::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     responses(
         (status = 204, description = "removed"),
         crate::api::openapi::BadRequest,

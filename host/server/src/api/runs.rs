@@ -140,7 +140,7 @@ async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Re
     path = "/v1/workspaces/{ws}/playbooks/{name}/runs",
     tag = "runs",
     summary = "run a playbook",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "the playbook plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WaitQuery),
+    params(crate::api::openapi::WsPath, ("name" = String, Path, description = "the playbook plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WaitQuery),
     request_body(content = Option<TriggerBody>, description = "may be empty: a diagnose run without input"),
     responses(
         (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::api::openapi::RunTriggered),
@@ -210,7 +210,7 @@ pub struct ApplyBody {
     path = "/v1/workspaces/{ws}/runs/{id}/apply",
     tag = "runs",
     summary = "approve a plan: apply it",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the plan run", pattern = "^[A-Za-z0-9_-]{1,128}$"), WaitQuery),
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the plan run", pattern = "^[A-Za-z0-9_-]{1,128}$"), WaitQuery),
     request_body(content = Option<ApplyBody>, description = "may be empty"),
     responses(
         (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::api::openapi::RunTriggered),
@@ -260,7 +260,7 @@ pub async fn apply_plan(
     path = "/v1/workspaces/{ws}/runs/{id}",
     tag = "runs",
     summary = "one run with its actions",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the run", body = crate::api::openapi::Run),
         crate::api::openapi::BadRequest,
@@ -301,7 +301,7 @@ pub struct ListQuery {
     path = "/v1/workspaces/{ws}/runs",
     tag = "runs",
     summary = "runs, newest first",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
+    params(crate::api::openapi::WsPath, ListQuery),
     responses(
         (status = 200, description = "the runs", body = crate::api::openapi::RunList),
         crate::api::openapi::BadRequest,
@@ -352,7 +352,7 @@ pub async fn list(
     path = "/v1/workspaces/{ws}/runs/{id}/actions",
     tag = "runs",
     summary = "the actions of a run",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the actions", body = crate::api::openapi::ActionList),
         crate::api::openapi::BadRequest,
@@ -392,7 +392,7 @@ pub struct EventsQuery {
     path = "/v1/workspaces/{ws}/runs/{id}/events",
     tag = "runs",
     summary = "the run's events as server-sent events; ends after the final status",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
     responses(
         (status = 200, description = "one event per run event, `id` its sequence number", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
         crate::api::openapi::BadRequest,

@@ -54,7 +54,7 @@ fn window_hours(q: &StatusQuery) -> Result<i64> {
     path = "/v1/workspaces/{ws}/status",
     tag = "workspace",
     summary = "what runs, or why nothing does, and everything the dashboard shows of the workspace",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), StatusQuery),
+    params(crate::api::openapi::WsPath, StatusQuery),
     responses(
         (status = 200, description = "the status", body = crate::api::openapi::WorkspaceStatus),
         crate::api::openapi::BadRequest,
@@ -87,7 +87,7 @@ pub async fn workspace(
     path = "/v1/workspaces/{ws}/status/stream",
     tag = "workspace",
     summary = "the workspace's status as server-sent events, at once and on every change",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), StatusQuery),
+    params(crate::api::openapi::WsPath, StatusQuery),
     responses(
         (status = 200, description = "`status` events, each the workspace's status", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
         crate::api::openapi::BadRequest,

@@ -76,7 +76,7 @@ fn claim_view(c: &Claimed) -> Value {
     path = "/v1/workspaces/{ws}/tasks",
     tag = "tasks",
     summary = "create a task",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     request_body = crate::scheduler::CreateTask,
     responses(
         (status = 201, description = "created", body = crate::api::openapi::Task),
@@ -133,7 +133,7 @@ pub struct ListQuery {
     path = "/v1/workspaces/{ws}/tasks",
     tag = "tasks",
     summary = "tasks",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
+    params(crate::api::openapi::WsPath, ListQuery),
     responses(
         (status = 200, description = "the tasks", body = crate::api::openapi::TaskList),
         crate::api::openapi::BadRequest,
@@ -197,7 +197,7 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
     path = "/v1/workspaces/{ws}/tasks/{id}",
     tag = "tasks",
     summary = "one task with its stage runs",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::TaskDetail),
         crate::api::openapi::BadRequest,
@@ -227,7 +227,7 @@ pub async fn get(
     path = "/v1/workspaces/{ws}/tasks/{id}/cancel",
     tag = "tasks",
     summary = "cancel a task",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::Task),
         crate::api::openapi::BadRequest,
@@ -260,7 +260,7 @@ pub async fn cancel(
     path = "/v1/workspaces/{ws}/tasks/{id}/unblock",
     tag = "tasks",
     summary = "unblock a blocked task",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::Task),
         crate::api::openapi::BadRequest,
@@ -308,7 +308,7 @@ pub struct ClaimBody {
     path = "/v1/workspaces/{ws}/tasks/claim",
     tag = "tasks",
     summary = "claim stages to work on (long-poll with wait_ms)",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     request_body = ClaimBody,
     responses(
         (status = 200, description = "the claims, or why there is nothing to claim", body = crate::api::openapi::ClaimResponse),
@@ -354,7 +354,7 @@ pub struct TokenBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/heartbeat",
     tag = "tasks",
     summary = "extend a lease",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     request_body = TokenBody,
     responses(
         (status = 200, description = "the new expiry", body = crate::api::openapi::HeartbeatResponse),
@@ -404,7 +404,7 @@ pub struct CompleteBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/complete",
     tag = "tasks",
     summary = "complete the claimed stage",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     request_body = CompleteBody,
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::CompleteResponse),
@@ -455,7 +455,7 @@ pub struct DecisionBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/decision",
     tag = "tasks",
     summary = "a human decision on a task waiting for approval",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     request_body = DecisionBody,
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::DecisionResponse),
@@ -519,7 +519,7 @@ pub struct FailBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/fail",
     tag = "tasks",
     summary = "fail the claimed stage",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     request_body = FailBody,
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::FailResponse),
@@ -565,7 +565,7 @@ pub struct EventBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/events",
     tag = "tasks",
     summary = "report progress of a running task",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     request_body = EventBody,
     responses(
         (status = 201, description = "recorded", body = crate::api::openapi::EventSeq),
@@ -608,7 +608,7 @@ pub struct EventsQuery {
     path = "/v1/workspaces/{ws}/tasks/{id}/events",
     tag = "tasks",
     summary = "the events of a task",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath, EventsQuery),
     responses(
         (status = 200, description = "the events", body = crate::api::openapi::TaskEvents),
         crate::api::openapi::BadRequest,
@@ -657,7 +657,7 @@ pub struct StreamQuery {
     path = "/v1/workspaces/{ws}/tasks/{id}/events/stream",
     tag = "tasks",
     summary = "the task's events as server-sent events; ends once the task is finished",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$"), StreamQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath, StreamQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
     responses(
         (status = 200, description = "one event per task event, `id` its sequence number, `event` its type", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
         crate::api::openapi::BadRequest,
@@ -749,7 +749,7 @@ pub async fn stream(
     path = "/v1/workspaces/{ws}/dead-letters",
     tag = "tasks",
     summary = "the dead-letter queue",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     responses(
         (status = 200, description = "dead tasks", body = crate::api::openapi::DeadLetters),
         crate::api::openapi::BadRequest,
@@ -778,7 +778,7 @@ pub async fn dead_letters(
     path = "/v1/workspaces/{ws}/dead-letters/{id}/redrive",
     tag = "tasks",
     summary = "send a dead task back to the queue",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the task", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
     request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
         (status = 200, description = "the task", body = crate::api::openapi::Task),

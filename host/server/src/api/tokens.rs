@@ -26,7 +26,7 @@ pub struct CreateBody {
     path = "/v1/workspaces/{ws}/tokens",
     tag = "tokens",
     summary = "create a token (the secret is in this response only)",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     request_body = CreateBody,
     responses(
         (status = 201, description = "the token with its secret", body = crate::api::openapi::TokenCreated),
@@ -81,7 +81,7 @@ pub async fn create(
     path = "/v1/workspaces/{ws}/tokens",
     tag = "tokens",
     summary = "the workspace's tokens",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     responses(
         (status = 200, description = "the tokens", body = crate::api::openapi::TokenList),
         crate::api::openapi::BadRequest,
@@ -117,7 +117,7 @@ pub async fn list(
     path = "/v1/workspaces/{ws}/tokens/{id}",
     tag = "tokens",
     summary = "revoke a token",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the token", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the token", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 204, description = "revoked"),
         crate::api::openapi::BadRequest,
@@ -162,7 +162,7 @@ pub struct AuditQuery {
     path = "/v1/workspaces/{ws}/audit",
     tag = "tokens",
     summary = "the workspace's audit log",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), AuditQuery),
+    params(crate::api::openapi::WsPath, AuditQuery),
     responses(
         (status = 200, description = "the entries", body = crate::api::openapi::AuditLog),
         crate::api::openapi::BadRequest,

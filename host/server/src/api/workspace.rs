@@ -46,7 +46,7 @@ pub fn alert_view(a: &AlertRow) -> Value {
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
     summary = "the workspace mode",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     responses(
         (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
         crate::api::openapi::BadRequest,
@@ -81,7 +81,7 @@ pub struct ModeBody {
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
     summary = "set the workspace mode (normal, minimal, read-only, emergency-stop)",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     request_body = ModeBody,
     responses(
         (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
@@ -127,7 +127,7 @@ pub async fn set_mode(
     path = "/v1/workspaces/{ws}/settings",
     tag = "workspace",
     summary = "the workspace settings",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     responses(
         (status = 200, description = "the settings", body = crate::api::openapi::Settings),
         crate::api::openapi::BadRequest,
@@ -171,7 +171,7 @@ pub struct HourlyBudget {
     path = "/v1/workspaces/{ws}/settings",
     tag = "workspace",
     summary = "change the workspace settings (admin)",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     request_body = SettingsBody,
     responses(
         (status = 200, description = "the settings", body = crate::api::openapi::Settings),
@@ -227,7 +227,7 @@ pub async fn set_settings(
     path = "/v1/workspaces/{ws}/workers",
     tag = "workspace",
     summary = "every worker seen",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    params(crate::api::openapi::WsPath),
     responses(
         (status = 200, description = "the workers", body = crate::api::openapi::WorkerList),
         crate::api::openapi::BadRequest,
@@ -276,7 +276,7 @@ pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
     path = "/v1/workspaces/{ws}/alerts",
     tag = "alerts",
     summary = "the workspace's alerts",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), AlertsQuery),
+    params(crate::api::openapi::WsPath, AlertsQuery),
     responses(
         (status = 200, description = "the alerts", body = crate::api::openapi::AlertList),
         crate::api::openapi::BadRequest,
@@ -315,7 +315,7 @@ pub async fn alerts(
     path = "/v1/workspaces/{ws}/alerts/{id}/ack",
     tag = "alerts",
     summary = "acknowledge an alert of the workspace",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
         (status = 200, description = "the alert", body = crate::api::openapi::Alert),
@@ -354,7 +354,7 @@ pub async fn ack_alert(
     path = "/v1/workspaces/{ws}/agents/{id}/sleep",
     tag = "workspace",
     summary = "store an agent checkpoint (the body is the state blob)",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
     request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the state blob"),
     responses(
         (status = 201, description = "stored", body = crate::checkpoints::Checkpoint),
@@ -388,7 +388,7 @@ pub async fn sleep(
     path = "/v1/workspaces/{ws}/agents/{id}/wake",
     tag = "workspace",
     summary = "the newest agent checkpoint that verifies",
-    params(("ws" = String, Path, description = "the workspace", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "the state blob", body = crate::api::openapi::Binary, content_type = "application/octet-stream",
             headers(("x-checkpoint-version" = i64, description = "its version"), ("x-checksum-sha256" = String, description = "its hex SHA-256"))),
