@@ -560,33 +560,9 @@ fn playwright() -> Result<std::path::PathBuf, String> {
             "{CHROMIUM} is missing (apt-get install chromium fonts-dejavu-core)"
         ));
     }
-    let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
-    let venv = std::path::Path::new(&home).join(".cache/warden/pwenv");
-    let python = venv.join("bin/python");
-    let has = |p: &std::path::Path| {
-        std::process::Command::new(p)
-            .args(["-c", "import playwright.sync_api"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if python.exists() && has(&python) {
-        return Ok(python);
-    }
-    let created = std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success());
-    let installed = created
-        && std::process::Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "playwright"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if installed && has(&python) {
-        Ok(python)
-    } else {
-        Err("cannot set up python3 with the playwright package (python3 -m venv + pip install playwright failed)".to_string())
-    }
+    crate::python_tool("pwenv", "playwright", "bin/python", |p| {
+        crate::imports(p, "playwright.sync_api")
+    })
 }
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -594,16 +570,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// Python with Playwright for browser test `test`: required under CI=true,
 /// else its absence skips the test, loudly.
 fn browser(test: &str) -> Option<std::path::PathBuf> {
-    match playwright() {
-        Ok(p) => Some(p),
-        Err(why) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true: the dashboard browser test needs Chromium and Playwright: {why}");
-            }
-            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-            None
-        }
-    }
+    crate::required(test, playwright())
 }
 
 /// Where test artifacts go: `$CARGO_TARGET_DIR/test-artifacts`, else the

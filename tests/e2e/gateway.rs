@@ -177,46 +177,15 @@ async fn calls(s: &TestServer, ws: &str, n: usize) -> Vec<Value> {
     }
 }
 
-/// The Python interpreter with the `openai` package: a virtualenv under
-/// `$HOME/.cache/warden/pyenv`, created on first use (PyPI). `None` when
-/// that is impossible here, which fails under CI=true.
-fn python_with_openai() -> Option<std::path::PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let venv = std::path::Path::new(&home).join(".cache/warden/pyenv");
-    let python = venv.join("bin/python");
-    let has_openai = |p: &std::path::Path| {
-        std::process::Command::new(p)
-            .args(["-c", "import openai"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if python.exists() && has_openai(&python) {
-        return Some(python);
-    }
-    let created = std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success());
-    let installed = created
-        && std::process::Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "openai>=1.40"])
-            .status()
-            .is_ok_and(|s| s.success());
-    (installed && has_openai(&python)).then_some(python)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_client_works_unmodified() {
-    let Some(python) = python_with_openai() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "CI=true: python3 with the openai package is required (python3 -m venv + pip install openai failed)"
-            );
-        }
-        eprintln!(
-            "\n*** SKIPPED the_official_openai_python_client_works_unmodified: cannot set up python3 with the openai package (python3 -m venv and pip install openai failed) ***\n"
-        );
+    // The Python interpreter with the `openai` package, in a virtualenv
+    // under `$HOME/.cache/warden/pyenv`.
+    let found = crate::python_tool("pyenv", "openai>=1.40", "bin/python", |p| {
+        crate::imports(p, "openai")
+    });
+    let Some(python) = crate::required("the_official_openai_python_client_works_unmodified", found)
+    else {
         return;
     };
     let u = upstreams().await;

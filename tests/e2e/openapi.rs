@@ -237,30 +237,13 @@ fn no_route_is_registered_outside_the_annotated_list() {
 /// schemathesis in a virtualenv under `$HOME/.cache/warden/st-venv`,
 /// created on first use (PyPI). `None` when that is impossible here, which
 /// fails under CI=true.
-fn schemathesis() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let venv = Path::new(&home).join(".cache/warden/st-venv");
-    let st = venv.join("bin/st");
-    let works = |p: &Path| {
-        std::process::Command::new(p)
+fn schemathesis() -> Result<PathBuf, String> {
+    crate::python_tool("st-venv", "schemathesis>=4.32,<5", "bin/st", |st| {
+        std::process::Command::new(st)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"st, version 4."))
-    };
-    if works(&st) {
-        return Some(st);
-    }
-    let created = std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success());
-    let installed = created
-        && std::process::Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "schemathesis>=4.32,<5"])
-            .status()
-            .is_ok_and(|s| s.success());
-    (installed && works(&st)).then_some(st)
+    })
 }
 
 /// What [`seed`] made, for the operations that take its ids.
@@ -460,15 +443,10 @@ async fn fuzz(st: &Path, server: &TestServer, database: &str) {
 /// database here) sets the examples per operation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
-    let Some(st) = schemathesis() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "CI=true: schemathesis is required (python3 -m venv + pip install schemathesis failed)"
-            );
-        }
-        eprintln!(
-            "\n*** SKIPPED schemathesis_finds_no_server_error_and_no_answer_off_the_document: cannot set up schemathesis (python3 -m venv and pip install schemathesis failed) ***\n"
-        );
+    let Some(st) = crate::required(
+        "schemathesis_finds_no_server_error_and_no_answer_off_the_document",
+        schemathesis(),
+    ) else {
         return;
     };
     let sqlite = TestServer::start("").await;

@@ -379,3 +379,62 @@ impl PgSchema {
         .expect("drop the test schema");
     }
 }
+
+/// A program of a Python virtualenv under `$HOME/.cache/warden/<venv>`
+/// (`program` relative to it, e.g. `bin/python`): reused when `works` says
+/// it has what a test needs, else created with `python3 -m venv` and
+/// `pip install <requirement>` (PyPI). The error says why it cannot be had.
+pub fn python_tool(
+    venv: &str,
+    requirement: &str,
+    program: &str,
+    works: impl Fn(&Path) -> bool,
+) -> Result<PathBuf, String> {
+    let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
+    let venv = Path::new(&home).join(".cache/warden").join(venv);
+    let tool = venv.join(program);
+    if works(&tool) {
+        return Ok(tool);
+    }
+    let created = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    let installed = created
+        && Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", requirement])
+            .status()
+            .is_ok_and(|s| s.success());
+    if installed && works(&tool) {
+        Ok(tool)
+    } else {
+        Err(format!(
+            "cannot set up {requirement} (python3 -m venv + pip install {requirement} failed)"
+        ))
+    }
+}
+
+/// Whether `python` imports `module`.
+pub fn imports(python: &Path, module: &str) -> bool {
+    Command::new(python)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `found`, or: under CI=true the test fails naming what it needs, else
+/// it is skipped, loudly (`None`).
+pub fn required<T>(test: &str, found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(t) => Some(t),
+        Err(why) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true: {test} is required to run: {why}"
+            );
+            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+            None
+        }
+    }
+}
