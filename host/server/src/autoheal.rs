@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, broadcast, watch};
 use warden_store::alerts::AlertRow;
 
-use crate::alerts::Severity;
 use crate::app::App;
 use crate::breaker::{Admit, Breaker, BreakerPolicy, RateWindow};
 use crate::heal::Trigger;
@@ -364,26 +363,30 @@ impl AutoHeal {
         if stored.as_ref().map(|s| (&s.state, s.retry_at)) != Some((&row.state, row.retry_at))
             && (stored.is_some() || row.state != "closed")
         {
-            store.put_breaker(&row).await?;
-            let key = format!("breaker:{name}");
-            if row.state == "closed" {
-                self.app.alerts.resolve(&key).await?;
-            } else if stored.as_ref().is_none_or(|s| s.state == "closed") {
+            // Alert on opening from closed; a failed probe keeps it open.
+            let newly_open =
+                row.state != "closed" && stored.as_ref().is_none_or(|s| s.state == "closed");
+            let alert = newly_open.then(|| {
                 let until = row.retry_at.map(crate::api::time).unwrap_or_default();
-                self.app
-                    .alerts
-                    .raise_logged(
-                        Some(workspace),
-                        "breaker_open",
-                        Severity::Critical,
-                        &key,
-                        &format!(
-                            "playbook {playbook} keeps failing in workspace {workspace}; its breaker holds automatic runs back until a probe at {until}: {}",
-                            row.reason.as_deref().unwrap_or("")
-                        ),
-                        json!({ "breaker": name, "playbook": playbook, "retry_at": until, "reason": row.reason }),
-                    )
-                    .await;
+                (
+                    format!(
+                        "playbook {playbook} keeps failing in workspace {workspace}; its breaker holds automatic runs back until a probe at {until}: {}",
+                        row.reason.as_deref().unwrap_or("")
+                    ),
+                    json!({ "breaker": name, "playbook": playbook, "retry_at": until, "reason": row.reason }),
+                )
+            });
+            if row.state == "closed" || alert.is_some() {
+                crate::breaker::record_change(
+                    store,
+                    &self.app.alerts,
+                    Some(workspace),
+                    &row,
+                    alert,
+                )
+                .await?;
+            } else {
+                store.put_breaker(&row).await?;
             }
         }
         Ok(match breaker.admit(now) {

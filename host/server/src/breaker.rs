@@ -9,7 +9,10 @@
 //! so that it is tested without clocks; its owner keeps it in memory on the
 //! hot path and persists the changes it reports to the `breakers` table.
 
+use warden_store::Store;
 use warden_store::breakers::BreakerRow;
+
+use crate::alerts::{Alerts, Severity};
 
 /// When a breaker opens and for how long.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +149,37 @@ pub enum Change {
     },
     /// A probe succeeded: closed again.
     Closed,
+}
+
+/// Stores a breaker's change, then raises the critical `breaker_open`
+/// alert (dedup key `breaker:<name>`) with its summary and detail when it
+/// opened (`Some`), or resolves that alert when it closed (`None`). Both
+/// are attempted; the first error is returned.
+pub async fn record_change(
+    store: &Store,
+    alerts: &Alerts,
+    workspace: Option<&str>,
+    row: &BreakerRow,
+    opened: Option<(String, serde_json::Value)>,
+) -> crate::error::Result<()> {
+    let stored = store.put_breaker(row).await;
+    let key = format!("breaker:{}", row.name);
+    let alerted = match opened {
+        Some((summary, detail)) => alerts
+            .raise(
+                workspace,
+                "breaker_open",
+                Severity::Critical,
+                &key,
+                &summary,
+                detail,
+            )
+            .await
+            .map(drop),
+        None => alerts.resolve(&key).await.map(drop),
+    };
+    stored?;
+    alerted
 }
 
 /// The persisted breakers, plus a closed one for every configured provider

@@ -17,7 +17,7 @@ use warden_store::breakers::BreakerRow;
 use warden_store::gateway::GatewayCallRow;
 use warden_store::tasks::TaskRow;
 
-use crate::alerts::{Alerts, Severity};
+use crate::alerts::Alerts;
 use crate::scheduler::Scheduler;
 
 /// Largest batch booked in one transaction.
@@ -132,35 +132,25 @@ async fn book(store: &Store, scheduler: &Scheduler, calls: &[GatewayCallRow]) {
 async fn breaker(store: &Store, alerts: &Alerts, row: BreakerRow, opened: bool) {
     let provider = row.name.trim_start_matches("provider:").to_string();
     let policy = row.name.strip_prefix("plugin:").map(str::to_string);
-    let key = format!("breaker:{}", row.name);
-    if let Err(e) = store.put_breaker(&row).await {
-        tracing::warn!(breaker = %row.name, error = %e, "cannot persist a breaker change");
-    }
-    if opened {
+    let alert = opened.then(|| {
         let until = row.retry_at.map(crate::api::time).unwrap_or_default();
-        alerts
-            .raise_logged(
-                None,
-                "breaker_open",
-                Severity::Critical,
-                &key,
-                &match &policy {
-                    Some(p) => format!(
-                        "routing policy {p} is failing; its breaker is open and requests go to providers in configuration order, without calling it, until a probe at {until}: {}",
-                        row.reason.as_deref().unwrap_or("")
-                    ),
-                    None => format!(
-                        "provider {provider} is failing; its breaker is open and requests go to the next candidate until a probe at {until}: {}",
-                        row.reason.as_deref().unwrap_or("")
-                    ),
-                },
-                match &policy {
-                    Some(p) => json!({ "breaker": row.name, "plugin": p, "retry_at": until, "reason": row.reason }),
-                    None => json!({ "breaker": row.name, "provider": provider, "retry_at": until, "reason": row.reason }),
-                },
-            )
-            .await;
-    } else if let Err(e) = alerts.resolve(&key).await {
-        tracing::warn!(breaker = %row.name, error = %e, "cannot resolve a breaker alert");
+        let reason = row.reason.as_deref().unwrap_or("");
+        match &policy {
+            Some(p) => (
+                format!(
+                    "routing policy {p} is failing; its breaker is open and requests go to providers in configuration order, without calling it, until a probe at {until}: {reason}"
+                ),
+                json!({ "breaker": row.name, "plugin": p, "retry_at": until, "reason": row.reason }),
+            ),
+            None => (
+                format!(
+                    "provider {provider} is failing; its breaker is open and requests go to the next candidate until a probe at {until}: {reason}"
+                ),
+                json!({ "breaker": row.name, "provider": provider, "retry_at": until, "reason": row.reason }),
+            ),
+        }
+    });
+    if let Err(e) = crate::breaker::record_change(store, alerts, None, &row, alert).await {
+        tracing::warn!(breaker = %row.name, error = %e, "cannot record a breaker change");
     }
 }
