@@ -155,10 +155,41 @@ async fn run(url: String) {
     }
 
     // Kill the first host (normally the holder of the sweeper lock) once a
-    // fifth of the tasks are done, with leases in flight.
+    // fifth of the tasks are done, with its workers' leases in flight: seen
+    // in the database just before the kill, so that a slow machine, where
+    // they may all be waiting for an answer at that moment, cannot make the
+    // kill prove nothing.
     while done.load(Ordering::SeqCst) < (TASKS / 5) as u64 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let mut db = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to watch the leases");
+    let waiting = Instant::now();
+    let open_before_kill = loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM stage_runs WHERE worker_id LIKE 'mh-h0-%' AND ended_at IS NULL",
+        )
+        .fetch_one(&mut db)
+        .await
+        .expect("count host 0's open leases");
+        if open > 0 {
+            break open;
+        }
+        if workers[0].is_finished() {
+            let summary = workers.remove(0).await.unwrap();
+            panic!(
+                "every worker loop of host 0 stopped before the kill: {:?}",
+                summary.errors
+            );
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "host 0's workers held no lease for 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let _ = db.close().await;
     let killed_at = warden_store::now_ms();
     let dead = hosts.remove(0);
     let _dir = dead.kill9();
@@ -277,11 +308,11 @@ async fn run(url: String) {
     }
     assert!(
         orphaned > 0,
-        "the kill left no lease behind, so the test proved nothing"
+        "the kill left no lease behind ({open_before_kill} open just before it), so the test proved nothing"
     );
     eprintln!(
         "multihost: {TASKS} tasks created in {:.1} s, all done {:.1} s after start; host 0 killed with \
-         {done_at_kill} done, {stopped_by_kill} of its loops stopped; {orphaned} orphaned lease(s) back in \
+         {done_at_kill} done and {open_before_kill} leases open, {stopped_by_kill} of its loops stopped; {orphaned} orphaned lease(s) back in \
          the queue at most {worst_requeue} ms and claimed again at most {worst_reclaim} ms after the kill \
          (TTL {LEASE_MS} ms); {expired_elsewhere} other lease(s) expired, {leases_lost} completion(s) refused \
          as stale",
