@@ -123,30 +123,87 @@ fn scan_line(lines: &[DiffLine], i: usize) -> Vec<Hit> {
         return Vec::new();
     };
     let text = line.text.as_str();
-    // Lines right above and below in the new file, when they were added too.
-    let above = i
-        .checked_sub(1)
-        .and_then(|j| lines.get(j))
-        .filter(|l| l.line.checked_add(1) == Some(line.line))
-        .map(|l| l.text.as_str());
-    let below: Vec<&str> = lines[i + 1..]
-        .iter()
-        .zip(1u32..)
-        .take_while(|(l, n)| line.line.checked_add(*n) == Some(l.line))
-        // Enough for PEM's `Proc-Type` and `DEK-Info` headers, or PGP's
-        // `Version` header and blank line, before the material.
-        .take(4)
-        .map(|(l, _)| l.text.as_str())
-        .collect();
-
     let mut hits = Vec::new();
-    aws_key_ids(text, &mut hits);
-    aws_secret_keys(text, above, &mut hits);
-    private_keys(text, &below, &mut hits);
-    github_tokens(text, &mut hits);
-    slack_tokens(text, &mut hits);
-    slack_webhooks(text, &mut hits);
+    // Most lines hold none of what the detectors look for: one pass over
+    // the line says which of them can find anything.
+    let may = Anchors::of(text);
+    if may.aws_key_id {
+        aws_key_ids(text, &mut hits);
+    }
+    if may.run_of_40 {
+        // The line right above in the new file, when it was added too.
+        let above = i
+            .checked_sub(1)
+            .and_then(|j| lines.get(j))
+            .filter(|l| l.line.checked_add(1) == Some(line.line))
+            .map(|l| l.text.as_str());
+        aws_secret_keys(text, above, &mut hits);
+    }
+    if may.key_header {
+        // The lines right below in the new file, when they were added too.
+        let below: Vec<&str> = lines[i + 1..]
+            .iter()
+            .zip(1u32..)
+            .take_while(|(l, n)| line.line.checked_add(*n) == Some(l.line))
+            // Enough for PEM's `Proc-Type` and `DEK-Info` headers, or PGP's
+            // `Version` header and blank line, before the material.
+            .take(4)
+            .map(|(l, _)| l.text.as_str())
+            .collect();
+        private_keys(text, &below, &mut hits);
+    }
+    if may.github {
+        github_tokens(text, &mut hits);
+    }
+    if may.slack_token {
+        slack_tokens(text, &mut hits);
+    }
+    if may.slack_webhook {
+        slack_webhooks(text, &mut hits);
+    }
     hits
+}
+
+/// Which detectors can find something in a line: each flag is a necessary
+/// condition of its detector's match (a prefix it starts with, or for an
+/// AWS secret key a run of exactly 40 base64 characters), found in one
+/// pass.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Anchors {
+    aws_key_id: bool,
+    run_of_40: bool,
+    key_header: bool,
+    github: bool,
+    slack_token: bool,
+    slack_webhook: bool,
+}
+
+impl Anchors {
+    fn of(text: &str) -> Anchors {
+        let bytes = text.as_bytes();
+        let mut may = Anchors::default();
+        // The length of the current run of base64 characters.
+        let mut run = 0usize;
+        for (i, &b) in bytes.iter().enumerate() {
+            if is_base64(b) {
+                run += 1;
+            } else {
+                may.run_of_40 |= run == 40;
+                run = 0;
+            }
+            let rest = &bytes[i..];
+            match b {
+                b'A' => may.aws_key_id |= rest.starts_with(b"AKIA") || rest.starts_with(b"ASIA"),
+                b'-' => may.key_header |= rest.starts_with(b"-----BEGIN "),
+                b'g' => may.github |= rest.starts_with(b"gh") || rest.starts_with(b"github_pat_"),
+                b'x' => may.slack_token |= rest.starts_with(b"xox"),
+                b'h' => may.slack_webhook |= rest.starts_with(b"hooks.slack.com/services/"),
+                _ => {}
+            }
+        }
+        may.run_of_40 |= run == 40;
+        may
+    }
 }
 
 fn is_alnum(b: u8) -> bool {
