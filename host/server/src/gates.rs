@@ -35,7 +35,7 @@ use crate::alerts::{Alerts, Severity};
 use crate::config::{Config, config_value_string};
 use crate::error::{Error, Result};
 use crate::heal::kv;
-use crate::registry::{Entry, Registry};
+use crate::registry::{Assignments, Entry, Registry};
 
 /// Verdicts a gate's breaker looks at (SPEC QG-4).
 pub const BREAKER_WINDOW: i64 = 10;
@@ -551,25 +551,34 @@ impl Gates {
         Ok(deleted)
     }
 
+    /// The workspace's pins and grants, which [`Gates::judge`] resolves its
+    /// gates with (read beforehand, while the task is read).
+    pub async fn assignments(&self, workspace: &str) -> Result<Assignments> {
+        self.registry.assignments(workspace).await
+    }
+
     /// Judges `task`'s stage result with `binding`'s gates, all at once,
-    /// and stores the decision and verdicts. `token` is the completing
-    /// lease.
+    /// resolved with the workspace's `assignments`. `token` is the
+    /// completing lease. The completion stores the decision
+    /// and verdicts with the transition they decide, then calls
+    /// [`Gates::judged`].
     pub async fn judge(
         &self,
         task: &TaskRow,
         token: i64,
         binding: Binding,
         result: &StageResult,
+        assignments: Assignments,
     ) -> Result<Judgement> {
         let submission = result.submission(task);
         let now = warden_store::now_ms();
         let decision_id = warden_store::new_id();
-        // The pins and grants of every gate in two queries; then the gates
-        // run at once (each yields to the others between epoch ticks).
-        let resolved = self
-            .registry
-            .pinned_and_granted(&task.workspace, &binding.gates)
-            .await?;
+        // Every gate resolved from the workspace's pins and grants; then
+        // the gates run at once (each yields to the others between epoch
+        // ticks).
+        let resolved =
+            self.registry
+                .pinned_and_granted(&task.workspace, &binding.gates, assignments);
         let calls = binding
             .gates
             .iter()
@@ -608,23 +617,6 @@ impl Gates {
             summary,
             created_at: now,
         };
-        self.store
-            .record_gate_decision(&decision, &verdicts)
-            .await?;
-        // Each gate's breaker window, all at once.
-        let watched = binding
-            .gates
-            .iter()
-            .map(|gate| self.watch_breaker(&task.workspace, gate, &binding));
-        for (gate, watched) in binding
-            .gates
-            .iter()
-            .zip(futures::future::join_all(watched).await)
-        {
-            if let Err(e) = watched {
-                tracing::error!(workspace = %task.workspace, gate, error = %e, "cannot update a gate breaker");
-            }
-        }
         Ok(Judgement {
             binding,
             outcome,
@@ -789,6 +781,27 @@ impl Gates {
         }
     }
 
+    /// After a judged transition is stored: each gate's breaker (SPEC
+    /// QG-4), given its window (`windows`, per gate of the binding, newest
+    /// first), read with the transition. A failure is logged: the
+    /// transition stands.
+    pub async fn judged(&self, workspace: &str, binding: &Binding, windows: Vec<Vec<String>>) {
+        let watched = binding
+            .gates
+            .iter()
+            .zip(windows)
+            .map(|(gate, recent)| self.watch_breaker(workspace, gate, binding, recent));
+        for (gate, watched) in binding
+            .gates
+            .iter()
+            .zip(futures::future::join_all(watched).await)
+        {
+            if let Err(e) = watched {
+                tracing::error!(workspace, gate, error = %e, "cannot update a gate breaker");
+            }
+        }
+    }
+
     fn breaker_name(workspace: &str, gate: &str) -> String {
         format!("gate:{workspace}:{gate}")
     }
@@ -809,17 +822,19 @@ impl Gates {
         }
     }
 
-    /// The gate breaker (SPEC QG-4): more than half rejections over the
+    /// The gate breaker (SPEC QG-4), given the gate's newest verdicts
+    /// (`recent`, newest first): more than half rejections over the
     /// gate's last ten verdicts raises an alert and, when the binding
     /// relaxes the gate, opens its breaker for `relax_minutes`. Back at
     /// half or fewer, the alert is resolved; an open breaker closes once
     /// its window ends.
-    async fn watch_breaker(&self, workspace: &str, gate: &str, binding: &Binding) -> Result<()> {
-        // The newest ten by the (workspace, gate, created_at) index.
-        let recent = self
-            .store
-            .recent_gate_decisions(workspace, gate, BREAKER_WINDOW)
-            .await?;
+    async fn watch_breaker(
+        &self,
+        workspace: &str,
+        gate: &str,
+        binding: &Binding,
+        recent: Vec<String>,
+    ) -> Result<()> {
         let rejections = recent.iter().filter(|d| *d == "reject").count() as i64;
         // The shared breaker's rate-over-window trigger: more than half of
         // the last ten.

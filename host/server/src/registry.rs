@@ -125,6 +125,14 @@ struct State {
     files: HashMap<PathBuf, (FileStamp, Option<String>)>,
 }
 
+/// A workspace's pins (plugin to selector) and API grants (plugin to
+/// capabilities), from [`Registry::assignments`].
+#[derive(Debug, Default)]
+pub struct Assignments {
+    pins: HashMap<String, String>,
+    grants: HashMap<String, Vec<String>>,
+}
+
 /// The registry. Shared behind an `Arc`.
 pub struct Registry {
     runtime: Arc<Runtime>,
@@ -606,34 +614,42 @@ impl Registry {
         self.resolve(name, &selector)
     }
 
-    /// The versions a workspace uses of several plugins, with what each is
-    /// granted, in two queries whatever their number (the gates of one
-    /// transition).
-    pub async fn pinned_and_granted(
-        &self,
-        workspace: &str,
-        names: &[String],
-    ) -> Result<Vec<Result<(Entry, CapabilitySet)>>> {
-        // Two reads at once (a transition waits for both).
+    /// A workspace's pins and API grants, read at once (two queries in
+    /// parallel), for resolving several plugins with
+    /// [`Registry::pinned_and_granted`].
+    pub async fn assignments(&self, workspace: &str) -> Result<Assignments> {
         let (pins, grants) = tokio::try_join!(
             self.store.list_pins(workspace),
             self.store.list_grants(workspace)
         )?;
-        let mut pins: HashMap<String, String> =
-            pins.into_iter().map(|p| (p.plugin, p.selector)).collect();
-        let mut grants: HashMap<String, Vec<String>> = grants
-            .into_iter()
-            .map(|g| (g.plugin, g.capabilities))
-            .collect();
-        Ok(names
+        Ok(Assignments {
+            pins: pins.into_iter().map(|p| (p.plugin, p.selector)).collect(),
+            grants: grants
+                .into_iter()
+                .map(|g| (g.plugin, g.capabilities))
+                .collect(),
+        })
+    }
+
+    /// Each of `names` as pinned in `workspace` (else its newest version)
+    /// with what it is granted there, given the workspace's
+    /// [`Registry::assignments`].
+    pub fn pinned_and_granted(
+        &self,
+        workspace: &str,
+        names: &[String],
+        mut assignments: Assignments,
+    ) -> Vec<Result<(Entry, CapabilitySet)>> {
+        names
             .iter()
             .map(|name| {
-                let (selector, _) = self.selector_from(workspace, name, pins.remove(name))?;
+                let pin = assignments.pins.remove(name);
+                let (selector, _) = self.selector_from(workspace, name, pin)?;
                 let entry = self.resolve(name, &selector)?;
-                let granted = self.granted_from(workspace, &entry, grants.remove(name));
+                let granted = self.granted_from(workspace, &entry, assignments.grants.remove(name));
                 Ok((entry, granted))
             })
-            .collect())
+            .collect()
     }
 
     /// What the operator granted `entry` in `workspace` (SPEC PL-6):

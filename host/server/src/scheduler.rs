@@ -17,8 +17,10 @@ use tokio::sync::Notify;
 use warden_store::Store;
 use warden_store::settings::SettingsRow;
 use warden_store::stages::{
-    AfterComplete, AfterFail, ClaimRequest, Claimed, Completion, Failure, Fence, LeaseLimits,
+    AfterComplete, AfterFail, Also, ClaimRequest, Claimed, Completing, Completion, Failure, Fence,
+    Judged, LeaseLimits,
 };
+use warden_store::task_events::NewEvent;
 use warden_store::tasks::{NewTask, TaskBudget, TaskQuery, TaskRow};
 use warden_store::usage::UsageDelta;
 
@@ -588,6 +590,17 @@ impl Scheduler {
         }
     }
 
+    /// After the commit of events written with a claim or a completion:
+    /// their info rules, and a wake-up for the task's live streams.
+    fn events_written(&self, task: &TaskRow, events: &[NewEvent]) {
+        for e in events {
+            crate::alerts::info_rule(task, &e.kind, &e.data);
+        }
+        if !events.is_empty() {
+            let _ = self.task_events.send(Arc::from(task.id.as_str()));
+        }
+    }
+
     /// True at most once a second per workspace.
     fn backlog_due(&self, workspace: &str) -> bool {
         let mut checked = self
@@ -712,7 +725,13 @@ impl Scheduler {
             let claimed = if self.paused_by_process(workspace).is_some() {
                 Vec::new()
             } else {
-                self.store.claim_stages(&req).await?
+                // A claim the guards keep gets its `running` event in the
+                // claim's transaction.
+                let running = |c: &Claimed| match self.claim_block(c) {
+                    None => Some(running_event(c)),
+                    Some(_) => None,
+                };
+                self.store.claim_stages_with(&req, &running).await?
             };
             let mut granted = Vec::with_capacity(claimed.len());
             for c in claimed {
@@ -742,23 +761,9 @@ impl Scheduler {
     /// and not handed out.
     async fn guard_claim(&self, c: Claimed) -> Option<Claimed> {
         let t = &c.task;
-        let loop_limit = i64::from(self.config.loop_limit);
-        let block = if c.run.attempt > loop_limit {
-            Some((
-                "infinite_loop",
-                Severity::Critical,
-                format!(
-                    "infinite loop: stage \"{}\" of task {} would be attempted for the {} time without progress (limit {loop_limit})",
-                    t.stage,
-                    t.id,
-                    ordinal(c.run.attempt)
-                ),
-            ))
-        } else {
-            budget_spent(t).map(|b| ("budget_spent", Severity::Warning, b))
-        };
-        let Some((rule, severity, reason)) = block else {
-            self.event(t, "status", json!({ "state": "running", "stage": t.stage, "attempt": c.run.attempt, "worker": c.run.worker_id, "token": c.run.id })).await;
+        let Some((rule, severity, reason)) = self.claim_block(&c) else {
+            // Its `running` event was written with the claim.
+            self.events_written(t, &[running_event(&c)]);
             return Some(c);
         };
         let decided = reason.clone();
@@ -789,6 +794,26 @@ impl Scheduler {
         )
         .await;
         None
+    }
+
+    /// Why a fresh claim may not proceed (the loop guard, a spent budget):
+    /// its rule, severity and reason.
+    fn claim_block(&self, c: &Claimed) -> Option<(&'static str, Severity, String)> {
+        let t = &c.task;
+        let loop_limit = i64::from(self.config.loop_limit);
+        if c.run.attempt > loop_limit {
+            return Some((
+                "infinite_loop",
+                Severity::Critical,
+                format!(
+                    "infinite loop: stage \"{}\" of task {} would be attempted for the {} time without progress (limit {loop_limit})",
+                    t.stage,
+                    t.id,
+                    ordinal(c.run.attempt)
+                ),
+            ));
+        }
+        budget_spent(t).map(|b| ("budget_spent", Severity::Warning, b))
     }
 
     /// A loop guard or budget blocked `t`: its `guardrails` and `status`
@@ -927,8 +952,11 @@ impl Scheduler {
         if let Some(r) = &result {
             r.validate().map_err(Error::InvalidArgument)?;
         }
-        let (mode, _) = self.mode(workspace).await?;
-        let judgement = self.judge(workspace, task_id, token, result).await?;
+        // The mode is read while the gates, if any, judge.
+        let ((mode, _), judgement) = tokio::try_join!(
+            self.mode(workspace),
+            self.judge(workspace, task_id, token, result)
+        )?;
         let loop_limit = i64::from(self.config.loop_limit);
         let judged = judgement.clone();
         let decide = move |t: &TaskRow| match &judged {
@@ -941,25 +969,33 @@ impl Scheduler {
                 Outcome::Reject => Self::send_back(t, &j.binding.reject_to, j.delta(), loop_limit),
             },
         };
-        let completion = self
+        let completing = Completing {
+            workspace,
+            task_id,
+            token,
+            output: &output,
+            now: warden_store::now_ms(),
+            decision: judgement.as_ref().map(|j| Judged {
+                decision: &j.decision,
+                verdicts: &j.verdicts,
+                window: crate::gates::BREAKER_WINDOW,
+            }),
+        };
+        let also = |t: &TaskRow| completion_writes(t, token, judgement.as_ref());
+        let (completion, windows) = self
             .store
-            .complete_stage(
-                workspace,
-                task_id,
-                token,
-                &output,
-                warden_store::now_ms(),
-                &decide,
-            )
+            .complete_stage_with(&completing, &decide, &also)
             .await?;
         match completion {
             Completion::Fenced(f) => Err(Self::fence_error(task_id, &f)),
             Completion::AlreadyCompleted(t) => Ok((t, false)),
             Completion::Completed(t) => {
-                let data = json!({ "state": t.state, "stage": t.stage, "completed_token": token });
-                self.event(&t, "status", data).await;
+                // Its events, the gates' decision and the other hosts'
+                // wake-up were written with the completion.
+                let written = also(&t);
+                self.events_written(&t, &written.events);
                 if let Some(j) = &judgement {
-                    self.after_judgement(&t, j).await;
+                    self.after_judgement(&t, j, windows).await;
                 }
                 if t.state == "queued"
                     && let Some(reason) = budget_spent(&t)
@@ -986,13 +1022,8 @@ impl Scheduler {
                     .await;
                     return Ok((blocked, true));
                 }
-                if t.state == "queued" {
-                    self.announce(workspace).await;
-                } else if t.state == "done" {
-                    self.event(&t, "stop_reason", json!({ "reason": "done" }))
-                        .await;
-                    // Dependents may have become claimable.
-                    self.announce(workspace).await;
+                if written.notify.is_some() {
+                    self.wake.local(workspace);
                 }
                 // A stuck alert of this task is resolved by the stuck
                 // detector's next pass, off this hot path.
@@ -1017,7 +1048,14 @@ impl Scheduler {
         if !gates.any_bound(workspace).await? {
             return Ok(None);
         }
-        let Some(task) = self.store.get_task(workspace, task_id).await? else {
+        // The workspace's pins and grants are read with the task: wasted
+        // when its stage has no gates or the lease is stale, but the gated
+        // completion waits for one read instead of two.
+        let (task, assignments) = tokio::try_join!(
+            async { Ok(self.store.get_task(workspace, task_id).await?) },
+            gates.assignments(workspace)
+        )?;
+        let Some(task) = task else {
             return Err(Error::NotFound(format!("task \"{task_id}\" not found")));
         };
         if warden_store::stages::fence(&task, token, warden_store::now_ms()).is_some() {
@@ -1026,8 +1064,9 @@ impl Scheduler {
         let Some((binding, _)) = gates.binding(workspace, &task.stage).await? else {
             return Ok(None);
         };
+        let result = result.unwrap_or_default();
         let judgement = gates
-            .judge(&task, token, binding, &result.unwrap_or_default())
+            .judge(&task, token, binding, &result, assignments)
             .await?;
         Ok(Some(judgement))
     }
@@ -1064,19 +1103,13 @@ impl Scheduler {
         }
     }
 
-    /// Events and alerts of a judged transition.
-    async fn after_judgement(&self, t: &TaskRow, j: &Judgement) {
-        let verdicts: Vec<Value> = j
-            .verdicts
-            .iter()
-            .map(|v| json!({ "gate": v.gate, "digest": v.digest, "decision": v.decision, "score": v.score, "error": v.error }))
-            .collect();
-        self.event(
-            t,
-            "gate",
-            json!({ "decision_id": j.decision.id, "stage": j.decision.stage, "outcome": j.outcome.name(), "quorum": j.decision.quorum, "summary": j.decision.summary, "verdicts": verdicts }),
-        )
-        .await;
+    /// After a judged transition committed (its `gate` event with it):
+    /// the gates' breakers, given their windows read with it, and the
+    /// alerts of where the task went.
+    async fn after_judgement(&self, t: &TaskRow, j: &Judgement, windows: Vec<Vec<String>>) {
+        if let Some(gates) = &self.gates {
+            gates.judged(&t.workspace, &j.binding, windows).await;
+        }
         match t.state.as_str() {
             "waiting_approval" => {
                 self.alerts
@@ -1805,6 +1838,46 @@ fn budget_lines(t: &TaskRow) -> Vec<(&'static str, i64, i64)> {
     .into_iter()
     .filter_map(|(n, used, limit)| limit.map(|l| (n, used, l)))
     .collect()
+}
+
+/// What a completion writes with it, given the task as it ends up (SPEC
+/// OB-3): its `status` event, the gates' `gate` event, `stop_reason` when
+/// done; and a wake-up for the other hosts when a stage became claimable
+/// (not when a spent budget is about to block the task).
+fn completion_writes(t: &TaskRow, token: i64, judgement: Option<&Judgement>) -> Also {
+    let mut events = vec![NewEvent::new(
+        "status",
+        json!({ "state": t.state, "stage": t.stage, "completed_token": token }),
+    )];
+    if let Some(j) = judgement {
+        let verdicts: Vec<Value> = j
+            .verdicts
+            .iter()
+            .map(|v| json!({ "gate": v.gate, "digest": v.digest, "decision": v.decision, "score": v.score, "error": v.error }))
+            .collect();
+        events.push(NewEvent::new(
+            "gate",
+            json!({ "decision_id": j.decision.id, "stage": j.decision.stage, "outcome": j.outcome.name(), "quorum": j.decision.quorum, "summary": j.decision.summary, "verdicts": verdicts }),
+        ));
+    }
+    let claimable = t.state == "queued" && budget_spent(t).is_none();
+    // Dependents of a finished task may have become claimable.
+    let done = t.state == "done";
+    if done {
+        events.push(NewEvent::new("stop_reason", json!({ "reason": "done" })));
+    }
+    Also {
+        events,
+        notify: (claimable || done).then(|| (WAKE_CHANNEL.to_string(), t.workspace.clone())),
+    }
+}
+
+/// The `status` event of a granted claim.
+fn running_event(c: &Claimed) -> NewEvent {
+    NewEvent::new(
+        "status",
+        json!({ "state": "running", "stage": c.task.stage, "attempt": c.run.attempt, "worker": c.run.worker_id, "token": c.run.id }),
+    )
 }
 
 /// The first budget of the task that is spent, named with its figures.

@@ -5,11 +5,11 @@
 
 use serde_json::Value;
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::util::{Sql, clamp_limit, json_text, parse_json};
-use crate::{Result, Store};
+use crate::{Dialect, Result, Store};
 
 macro_rules! decision_columns {
     () => {
@@ -220,87 +220,16 @@ impl Store {
     }
 
     /// Records a gated transition and its verdicts (with their reasons) in
-    /// one transaction. The verdicts' `decision_id` is set to the
-    /// decision's id.
+    /// one transaction (a completion stores its gates' decision in its own,
+    /// [`crate::stages::Completing::decision`]). The verdicts'
+    /// `decision_id` is set to the decision's id.
     pub async fn record_gate_decision(
         &self,
         decision: &DecisionRow,
         verdicts: &[VerdictRow],
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(concat!(
-            "INSERT INTO gate_decisions (",
-            decision_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(&decision.id)
-        .bind(&decision.workspace)
-        .bind(&decision.task_id)
-        .bind(&decision.stage)
-        .bind(decision.token)
-        .bind(&decision.quorum)
-        .bind(&decision.outcome)
-        .bind(decision.approvals)
-        .bind(decision.rejections)
-        .bind(decision.escalations)
-        .bind(&decision.summary)
-        .bind(decision.created_at)
-        .execute(&mut *tx)
-        .await?;
-        if !verdicts.is_empty() {
-            let mut sql = Sql::new(concat!(
-                "INSERT INTO gate_verdicts (",
-                verdict_columns!(),
-                ") VALUES "
-            ));
-            for (i, v) in verdicts.iter().enumerate() {
-                let values = [
-                    sql.arg(v.id.clone()),
-                    sql.arg(decision.id.clone()),
-                    sql.arg(v.workspace.clone()),
-                    sql.arg(v.task_id.clone()),
-                    sql.arg(v.stage.clone()),
-                    sql.arg(v.gate.clone()),
-                    sql.arg(v.version.clone()),
-                    sql.arg(v.digest.clone()),
-                    sql.arg(v.decision.clone()),
-                    sql.arg(v.score),
-                    sql.arg(v.error.clone()),
-                    sql.arg(i64::from(v.relaxed)),
-                    sql.arg(v.wall_ms),
-                    sql.arg(v.created_at),
-                ];
-                let sep = if i == 0 { "" } else { ", " };
-                sql.push(&format!("{sep}({})", values.join(", ")));
-            }
-            sql.build()?.execute(&mut *tx).await?;
-        }
-        let reasons: Vec<(&VerdictRow, usize, &ReasonRow)> = verdicts
-            .iter()
-            .flat_map(|v| v.reasons.iter().enumerate().map(move |(k, r)| (v, k, r)))
-            .collect();
-        // A statement's placeholders are bounded (SQLite: 32766): chunks.
-        for chunk in reasons.chunks(500) {
-            let mut sql = Sql::new(
-                "INSERT INTO gate_reasons (verdict_id, seq, workspace, gate, decision, category, \
-                 message, created_at) VALUES ",
-            );
-            for (i, (v, k, r)) in chunk.iter().enumerate() {
-                let values = [
-                    sql.arg(v.id.clone()),
-                    sql.arg(*k as i64),
-                    sql.arg(v.workspace.clone()),
-                    sql.arg(v.gate.clone()),
-                    sql.arg(v.decision.clone()),
-                    sql.arg(r.category.clone()),
-                    sql.arg(r.message.clone()),
-                    sql.arg(v.created_at),
-                ];
-                let sep = if i == 0 { "" } else { ", " };
-                sql.push(&format!("{sep}({})", values.join(", ")));
-            }
-            sql.build()?.execute(&mut *tx).await?;
-        }
+        insert_gate_decision(&mut tx, self.dialect, decision, verdicts, 0).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -565,4 +494,204 @@ fn verdict_from_row(row: &AnyRow) -> Result<VerdictRow> {
         created_at: row.try_get("created_at")?,
         reasons: Vec::new(),
     })
+}
+
+/// Inserts a gated transition and its verdicts (with their reasons) inside
+/// `conn`'s transaction in one round trip (beyond 500 reasons, one more per
+/// 500): on PostgreSQL one statement of data-modifying CTEs; on SQLite the
+/// statements in one string, which it runs in turn, each binding its own
+/// numbered placeholders.
+///
+/// With a `window` above 0, the same round trip reads each verdict's
+/// gate's newest verdicts from before, and the answer is, per verdict, its
+/// gate's `window` newest decisions with the new one first (its breaker's
+/// window, SPEC QG-4); otherwise it is empty.
+pub(crate) async fn insert_gate_decision(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    decision: &DecisionRow,
+    verdicts: &[VerdictRow],
+    window: i64,
+) -> Result<Vec<Vec<String>>> {
+    let reasons: Vec<(&VerdictRow, usize, &ReasonRow)> = verdicts
+        .iter()
+        .flat_map(|v| v.reasons.iter().enumerate().map(move |(k, r)| (v, k, r)))
+        .collect();
+    // A statement's placeholders are bounded (SQLite: 32766): chunks.
+    let mut chunks = reasons.chunks(500);
+    let mut sql = Sql::new("");
+    let d = decision;
+    let values = [
+        sql.arg(d.id.as_str()),
+        sql.arg(d.workspace.as_str()),
+        sql.arg(d.task_id.as_str()),
+        sql.arg(d.stage.as_str()),
+        sql.arg(d.token),
+        sql.arg(d.quorum.as_str()),
+        sql.arg(d.outcome.as_str()),
+        sql.arg(d.approvals),
+        sql.arg(d.rejections),
+        sql.arg(d.escalations),
+        sql.arg(d.summary.as_str()),
+        sql.arg(d.created_at),
+    ];
+    let mut statements = vec![format!(
+        concat!(
+            "INSERT INTO gate_decisions (",
+            decision_columns!(),
+            ") VALUES ({})"
+        ),
+        values.join(", ")
+    )];
+    if !verdicts.is_empty() {
+        let rows: Vec<String> = verdicts
+            .iter()
+            .map(|v| {
+                let values = [
+                    sql.arg(v.id.as_str()),
+                    sql.arg(d.id.as_str()),
+                    sql.arg(v.workspace.as_str()),
+                    sql.arg(v.task_id.as_str()),
+                    sql.arg(v.stage.as_str()),
+                    sql.arg(v.gate.as_str()),
+                    sql.arg(v.version.as_str()),
+                    sql.arg(v.digest.as_str()),
+                    sql.arg(v.decision.as_str()),
+                    sql.arg(v.score),
+                    sql.arg(v.error.as_deref()),
+                    sql.arg(i64::from(v.relaxed)),
+                    sql.arg(v.wall_ms),
+                    sql.arg(v.created_at),
+                ];
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        statements.push(format!(
+            concat!(
+                "INSERT INTO gate_verdicts (",
+                verdict_columns!(),
+                ") VALUES {}"
+            ),
+            rows.join(", ")
+        ));
+    }
+    if let Some(first) = chunks.next() {
+        statements.push(reasons_insert(&mut sql, first));
+    }
+    let gates: Vec<String> = verdicts.iter().map(|v| v.gate.clone()).collect();
+    let read = (window > 0 && !gates.is_empty())
+        .then(|| windows_select(&mut sql, &d.workspace, &gates, window));
+    let text = match (dialect, read) {
+        // The query first: it sees the verdicts from before.
+        (Dialect::Sqlite, Some(select)) => format!("{select}; {}", statements.join("; ")),
+        (Dialect::Sqlite, None) => statements.join("; "),
+        // The main statement sees the snapshot from before its CTEs write.
+        (Dialect::Postgres, read) => {
+            let main = match read {
+                Some(select) => select,
+                None => statements.pop().unwrap_or_default(),
+            };
+            let ctes: Vec<String> = statements
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("w{i} AS ({s})"))
+                .collect();
+            if ctes.is_empty() {
+                main
+            } else {
+                format!("WITH {} {main}", ctes.join(", "))
+            }
+        }
+    };
+    sql.push(&text);
+    let rows = sql.build()?.fetch_all(&mut *conn).await?;
+    for chunk in chunks {
+        let mut sql = Sql::new("");
+        let text = reasons_insert(&mut sql, chunk);
+        sql.push(&text);
+        sql.build()?.execute(&mut *conn).await?;
+    }
+    if window <= 0 || gates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let before = windows_from(&rows, &gates)?;
+    Ok(verdicts
+        .iter()
+        .zip(before)
+        .map(|(v, mut recent)| {
+            recent.insert(0, v.decision.clone());
+            recent.truncate(window as usize);
+            recent
+        })
+        .collect())
+}
+
+/// The insert of `reasons` (verdict, its index, reason), binding into `sql`.
+fn reasons_insert(sql: &mut Sql, reasons: &[(&VerdictRow, usize, &ReasonRow)]) -> String {
+    let rows: Vec<String> = reasons
+        .iter()
+        .map(|(v, k, r)| {
+            let values = [
+                sql.arg(v.id.as_str()),
+                sql.arg(*k as i64),
+                sql.arg(v.workspace.as_str()),
+                sql.arg(v.gate.as_str()),
+                sql.arg(v.decision.as_str()),
+                sql.arg(r.category.as_str()),
+                sql.arg(r.message.as_str()),
+                sql.arg(v.created_at),
+            ];
+            format!("({})", values.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO gate_reasons (verdict_id, seq, workspace, gate, decision, category, message, \
+         created_at) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// The query of each gate's newest `n` verdicts in a workspace, binding
+/// into `sql`: in index order only (no sort of equal times, so verdicts of
+/// the same millisecond come in either order); a LIMIT inside a compound
+/// SELECT needs its own subquery.
+fn windows_select(sql: &mut Sql, workspace: &str, gates: &[String], n: i64) -> String {
+    let (ws, limit) = (sql.arg(workspace), sql.arg(n));
+    let parts: Vec<String> = gates
+        .iter()
+        .map(|g| {
+            format!(
+                "SELECT * FROM (SELECT gate, decision, created_at FROM gate_verdicts \
+                 WHERE workspace = {ws} AND gate = {} ORDER BY created_at DESC LIMIT {limit}) g",
+                sql.arg(g.as_str())
+            )
+        })
+        .collect();
+    parts.join(" UNION ALL ")
+}
+
+/// The rows of [`windows_select`] as each gate's decisions, newest first,
+/// per gate in the order of `gates`.
+fn windows_from(rows: &[AnyRow], gates: &[String]) -> Result<Vec<Vec<String>>> {
+    let mut found: Vec<(String, i64, String)> = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("gate")?,
+                row.try_get("created_at")?,
+                row.try_get("decision")?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    // Newest first (stable: the index order stays for equal times).
+    found.sort_by_key(|(_, at, _)| std::cmp::Reverse(*at));
+    let mut out = vec![Vec::new(); gates.len()];
+    for (gate, _, decision) in found {
+        for (i, g) in gates.iter().enumerate() {
+            if *g == gate {
+                out[i].push(decision.clone());
+            }
+        }
+    }
+    Ok(out)
 }

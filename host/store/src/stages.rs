@@ -14,6 +14,8 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use crate::gates::{DecisionRow, VerdictRow, insert_gate_decision};
+use crate::task_events::{NewEvent, append_events};
 use crate::tasks::{FINISHED, TaskRow, end_open_run, task_columns, task_from_row};
 use crate::util::{Sql, clamp_limit, is_unique_violation, json_text, parse_json_opt};
 use crate::workers::{upsert_worker, upsert_worker_sql};
@@ -226,6 +228,45 @@ pub enum Completion {
     Fenced(Fence),
 }
 
+/// A completion ([`Store::complete_stage_with`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Completing<'a> {
+    /// The task's workspace.
+    pub workspace: &'a str,
+    /// The task.
+    pub task_id: &'a str,
+    /// The fencing token of the lease.
+    pub token: i64,
+    /// The stage's output (JSON).
+    pub output: &'a Value,
+    /// Now, in ms.
+    pub now: i64,
+    /// The gates' decision on the stage, stored with the completion.
+    pub decision: Option<Judged<'a>>,
+}
+
+/// A gates' decision stored with a completion ([`Completing::decision`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Judged<'a> {
+    /// The decision.
+    pub decision: &'a DecisionRow,
+    /// Its gates' verdicts.
+    pub verdicts: &'a [VerdictRow],
+    /// How many of each gate's newest verdicts to read back once they are
+    /// in (its breaker's window, SPEC QG-4).
+    pub window: i64,
+}
+
+/// What a claim or a completion writes with it, in its transaction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Also {
+    /// Events appended to the task.
+    pub events: Vec<NewEvent>,
+    /// A notification (channel, payload) sent when the transaction
+    /// commits; PostgreSQL only (SQLite has a single host to tell).
+    pub notify: Option<(String, String)>,
+}
+
 /// Ended stage runs of one workspace, stage and outcome, as a duration
 /// histogram ([`Store::stage_duration_histogram`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -273,27 +314,66 @@ impl Store {
     /// `max` is capped at 100; 0 or less claims nothing (the worker's
     /// heartbeat is still recorded). A `lease_ms` below 1 counts as 1.
     pub async fn claim_stages(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
+        self.claim_stages_with(req, &|_| None).await
+    }
+
+    /// [`Store::claim_stages`], appending to each claimed task the event
+    /// `event` gives for its claim, in the claim's transaction (one commit
+    /// for the whole batch).
+    pub async fn claim_stages_with(
+        &self,
+        req: &ClaimRequest,
+        event: &(dyn Fn(&Claimed) -> Option<NewEvent> + Send + Sync),
+    ) -> Result<Vec<Claimed>> {
         let max = req.max.min(MAX_CLAIM);
-        if self.dialect == Dialect::Postgres && req.limits.per_stage.is_empty() {
-            let limits = &req.limits;
-            if limits.global.is_none() && limits.workspace.is_none() && limits.fair_share.is_none()
-            {
-                let mut conn = self.pool.acquire().await?;
-                return claim_fused(&mut conn, req, max).await;
-            }
-            let mut tx = self.begin_write().await?;
-            let room = if max > 0 {
-                self.lease_room(&mut tx, req, max).await?
-            } else {
-                Room::default()
-            };
-            let claimed = claim_fused(&mut tx, req, room.total).await?;
-            tx.commit().await?;
-            return Ok(claimed);
-        }
         let mut tx = self.begin_write().await?;
+        let claimed = if self.dialect == Dialect::Postgres && req.limits.per_stage.is_empty() {
+            let limits = &req.limits;
+            let room = if limits.global.is_none()
+                && limits.workspace.is_none()
+                && limits.fair_share.is_none()
+            {
+                max
+            } else if max > 0 {
+                self.lease_room(&mut tx, req, max).await?.total
+            } else {
+                0
+            };
+            claim_fused(&mut tx, req, room).await?
+        } else {
+            let claimed = self.claim_rounds(&mut tx, req, max).await?;
+            upsert_worker(&mut tx, &req.workspace, &req.worker_id, req.now).await?;
+            claimed
+        };
+        let events: Vec<(&str, NewEvent)> = claimed
+            .iter()
+            .filter_map(|c| event(c).map(|e| (c.task.id.as_str(), e)))
+            .collect();
+        if !events.is_empty() {
+            append_events(
+                &mut tx,
+                self.dialect,
+                &req.workspace,
+                &events,
+                req.now,
+                None,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// The claims of SQLite, and of PostgreSQL with per-stage caps: the
+    /// caps counted, then candidates claimed in rounds.
+    async fn claim_rounds(
+        &self,
+        tx: &mut AnyConnection,
+        req: &ClaimRequest,
+        max: i64,
+    ) -> Result<Vec<Claimed>> {
         let mut room = if max > 0 {
-            self.lease_room(&mut tx, req, max).await?
+            self.lease_room(&mut *tx, req, max).await?
         } else {
             Room::default()
         };
@@ -305,7 +385,7 @@ impl Store {
         while (claimed.len() as i64) < room.total {
             let need = room.total - claimed.len() as i64;
             let candidates = self
-                .claim_candidates(&mut tx, req, &room.full_stages(), need)
+                .claim_candidates(&mut *tx, req, &room.full_stages(), need)
                 .await?;
             let mut accepted = Vec::new();
             let mut skipped = false;
@@ -320,14 +400,12 @@ impl Store {
                 }
             }
             if !accepted.is_empty() {
-                claimed.extend(claim_these(&mut tx, req, accepted).await?);
+                claimed.extend(claim_these(&mut *tx, req, accepted).await?);
             }
             if !skipped {
                 break;
             }
         }
-        upsert_worker(&mut tx, &req.workspace, &req.worker_id, req.now).await?;
-        tx.commit().await?;
         Ok(claimed)
     }
 
@@ -381,18 +459,8 @@ impl Store {
         Ok(Ok(task))
     }
 
-    /// Completes the stage of lease `token`. In one transaction: checks the
-    /// fence (current token, unexpired), lets `decide` choose what follows
-    /// from the task as it is, marks the stage run `completed` with
-    /// `output`, clears the lease and applies the decision: `Next` queues
-    /// the task at that stage with `attempts = 0` (and raises `high_water`
-    /// when the index is beyond it), `Done` sets `done` and `finished_at`,
-    /// `WaitApproval` sets `waiting_approval`. Completing again with the
-    /// same token returns `AlreadyCompleted` and changes nothing.
-    ///
-    /// The stage run's wall time (now - claimed) is added to the task's
-    /// `used.wall_ms`; `WaitApproval` keeps its reason in `last_error`.
-    /// `Error::NotFound` when the workspace has no such task.
+    /// Completes the stage of lease `token`: [`Store::complete_stage_with`]
+    /// with nothing written besides.
     pub async fn complete_stage(
         &self,
         workspace: &str,
@@ -402,31 +470,117 @@ impl Store {
         now: i64,
         decide: &(dyn Fn(&TaskRow) -> AfterComplete + Send + Sync),
     ) -> Result<Completion> {
+        let c = Completing {
+            workspace,
+            task_id,
+            token,
+            output,
+            now,
+            decision: None,
+        };
+        let (completion, _) = self
+            .complete_stage_with(&c, decide, &|_| Also::default())
+            .await?;
+        Ok(completion)
+    }
+
+    /// Completes the stage of lease `c.token`. In one transaction: checks
+    /// the fence (current token, unexpired), lets `decide` choose what
+    /// follows from the task as it is, marks the stage run `completed` with
+    /// `c.output`, clears the lease and applies the decision: `Next` queues
+    /// the task at that stage with `attempts = 0` (and raises `high_water`
+    /// when the index is beyond it), `Done` sets `done` and `finished_at`,
+    /// `WaitApproval` sets `waiting_approval`. With it, in the same
+    /// transaction (one commit, so one disk flush on PostgreSQL): the gates'
+    /// `c.decision`, and what `also` asks for given the task as it ends up
+    /// (its events; a notification, sent on commit). Completing again with
+    /// the same token returns `AlreadyCompleted` and changes nothing.
+    ///
+    /// With a decision, the second value holds each of its gates' newest
+    /// verdicts (their decisions, newest first, `window` of them) read in
+    /// the transaction once the new ones are in; otherwise it is empty.
+    ///
+    /// The stage run's wall time (now - claimed) is added to the task's
+    /// `used.wall_ms`; `WaitApproval` keeps its reason in `last_error`.
+    /// `Error::NotFound` when the workspace has no such task.
+    pub async fn complete_stage_with(
+        &self,
+        c: &Completing<'_>,
+        decide: &(dyn Fn(&TaskRow) -> AfterComplete + Send + Sync),
+        also: &(dyn Fn(&TaskRow) -> Also + Send + Sync),
+    ) -> Result<(Completion, Vec<Vec<String>>)> {
         let mut tx = self.begin_write().await?;
-        let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
+        let task = select_task(&mut tx, self.dialect, c.workspace, c.task_id, true).await?;
         // A run that has an outcome is never the current lease (every path
         // that ends a run clears or replaces the token), so a fence that
         // holds means the run is open; only a refused token needs to know
         // whether it already completed. Reading the run after the row lock
         // also sees what a concurrent completion committed.
-        if let Some(refused) = fence(&task, token, now) {
-            let outcome = run_outcome(&mut tx, task_id, token).await?;
+        if let Some(refused) = fence(&task, c.token, c.now) {
+            let outcome = run_outcome(&mut tx, c.task_id, c.token).await?;
             tx.rollback().await?;
-            return Ok(if outcome.as_deref() == Some("completed") {
+            let refused = if outcome.as_deref() == Some("completed") {
                 Completion::AlreadyCompleted(task)
             } else {
                 Completion::Fenced(refused)
-            });
+            };
+            return Ok((refused, Vec::new()));
         }
-        let next = Next::after_complete(&task, decide(&task), now);
+        let next = Next::after_complete(&task, decide(&task), c.now);
         let end = RunEnd::Completed {
-            output: json_text(output),
+            output: json_text(c.output),
         };
         let after = next
-            .write(&mut tx, self.dialect, &task.id, token, end, now)
+            .write(&mut tx, self.dialect, &task.id, c.token, end, c.now)
+            .await?;
+        let mut windows = Vec::new();
+        if let Some(j) = c.decision {
+            windows = insert_gate_decision(&mut tx, self.dialect, j.decision, j.verdicts, j.window)
+                .await?;
+        }
+        self.write_also(&mut tx, &after, also(&after), c.now)
             .await?;
         tx.commit().await?;
-        Ok(Completion::Completed(after))
+        Ok((Completion::Completed(after), windows))
+    }
+
+    /// Writes what a transition asked for inside its transaction.
+    async fn write_also(
+        &self,
+        conn: &mut AnyConnection,
+        task: &TaskRow,
+        also: Also,
+        now: i64,
+    ) -> Result<()> {
+        let events: Vec<(&str, NewEvent)> = also
+            .events
+            .into_iter()
+            .map(|e| (task.id.as_str(), e))
+            .collect();
+        let notify = also
+            .notify
+            .as_ref()
+            .filter(|_| self.dialect == Dialect::Postgres)
+            .map(|(c, p)| (c.as_str(), p.as_str()));
+        if !events.is_empty() {
+            // The notification goes with the events' statement.
+            append_events(
+                &mut *conn,
+                self.dialect,
+                &task.workspace,
+                &events,
+                now,
+                notify,
+            )
+            .await?;
+        } else if let Some((channel, payload)) = notify {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Decides a task that waits for approval (SPEC QG-2, QG-3): in one

@@ -5,7 +5,8 @@
 
 use serde_json::json;
 use warden_store::gates::{BindingRow, DecisionRow, ReasonRow, VerdictRow};
-use warden_store::stages::{AfterComplete, Completion};
+use warden_store::stages::{AfterComplete, Also, Completing, Completion, Judged};
+use warden_store::task_events::NewEvent;
 use warden_store::tasks::NewTask;
 use warden_store::{Error, Store, new_id, now_ms};
 
@@ -14,6 +15,8 @@ use crate::common::{TestResult, claim_req, new_task};
 conformance!(
     bindings_round_trip_replace_and_delete,
     decisions_verdicts_and_reasons_are_kept_and_queried,
+    a_completion_stores_its_decision_events_and_breaker_windows,
+    reasons_beyond_one_statement_are_all_kept,
     rejection_sends_back_with_a_delta_until_progress,
     waiting_tasks_are_decided_once,
 );
@@ -396,5 +399,163 @@ async fn waiting_tasks_are_decided_once(store: Store) -> TestResult {
         .decide_waiting("ws", "nope", at, &|_| AfterComplete::Done)
         .await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+    Ok(())
+}
+
+/// One gated completion of `id`'s current stage: `verdicts` (of `gates`
+/// order) decided `outcome`, stored with the completion with a `status`
+/// event, the breaker windows read back.
+async fn judged_completion(
+    store: &Store,
+    id: &str,
+    token: i64,
+    verdicts: &[VerdictRow],
+    window: i64,
+) -> anyhow::Result<(Completion, Vec<Vec<String>>, DecisionRow)> {
+    let now = now_ms() + 60_000;
+    let d = decision(
+        id,
+        "approve",
+        verdicts.first().map_or(now, |v| v.created_at),
+    );
+    let verdicts: Vec<VerdictRow> = verdicts
+        .iter()
+        .map(|v| VerdictRow {
+            decision_id: d.id.clone(),
+            task_id: id.to_string(),
+            ..v.clone()
+        })
+        .collect();
+    let c = Completing {
+        workspace: "ws",
+        task_id: id,
+        token,
+        output: &json!({ "ok": true }),
+        now,
+        decision: Some(Judged {
+            decision: &d,
+            verdicts: &verdicts,
+            window,
+        }),
+    };
+    let (completion, windows) = store
+        .complete_stage_with(
+            &c,
+            &|_| AfterComplete::Next {
+                stage: "review".into(),
+                index: 2,
+            },
+            &|t| Also {
+                events: vec![NewEvent::new("status", json!({ "state": t.state }))],
+                notify: Some(("warden_test".to_string(), "ws".to_string())),
+            },
+        )
+        .await?;
+    Ok((completion, windows, d))
+}
+
+async fn a_completion_stores_its_decision_events_and_breaker_windows(store: Store) -> TestResult {
+    // History: diff-size rejected twice, secret-scan approved once.
+    let mut at = 1_000;
+    for (gate, outcome) in [
+        ("diff-size", "reject"),
+        ("secret-scan", "approve"),
+        ("diff-size", "reject"),
+    ] {
+        at += 1_000;
+        store
+            .record_gate_decision(
+                &decision("old", outcome, at),
+                &[verdict("old", gate, outcome, at, &[])],
+            )
+            .await?;
+    }
+    let mut task = piped("ws", "gated");
+    task.stage = "implement".into();
+    let (task, _) = store.create_task(&task).await?;
+    store
+        .add_task_event("ws", &task.id, "tool_start", &json!({}), 1)
+        .await?;
+    let now = now_ms() + 60_000;
+    let claimed = store.claim_stages(&claim_req("ws", "w1", 1, now)).await?;
+    let token = claimed[0].run.id;
+    // PostgreSQL: the completion's notification arrives on commit.
+    let mut listener = store.listen("warden_test").await?;
+
+    // A stale token stores nothing.
+    let verdicts = [
+        verdict("", "diff-size", "approve", 10_000, &[("size", "12 lines")]),
+        verdict("", "secret-scan", "approve", 10_000, &[]),
+        verdict(
+            "",
+            "tests-pass",
+            "approve",
+            10_000,
+            &[("tests", "412 passed")],
+        ),
+    ];
+    let (refused, windows, d) =
+        judged_completion(&store, &task.id, token + 1_000, &verdicts, 10).await?;
+    assert!(matches!(refused, Completion::Fenced(_)), "{refused:?}");
+    assert!(windows.is_empty());
+    assert!(store.list_gate_decisions("ws", &task.id).await?.is_empty());
+    assert_eq!(store.list_task_events("ws", &task.id, 0, 0).await?.len(), 1);
+    let _ = d;
+
+    // The current one: decision, verdicts, reasons and event in one go;
+    // the windows hold the new verdict first, then the older ones.
+    let (done, windows, d) = judged_completion(&store, &task.id, token, &verdicts, 2).await?;
+    let Completion::Completed(t) = done else {
+        anyhow::bail!("not completed: {done:?}");
+    };
+    assert_eq!((t.state.as_str(), t.stage.as_str()), ("queued", "review"));
+    assert_eq!(
+        windows,
+        vec![
+            vec!["approve".to_string(), "reject".to_string()],
+            vec!["approve".to_string(), "approve".to_string()],
+            vec!["approve".to_string()],
+        ]
+    );
+    assert_eq!(
+        store.list_gate_decisions("ws", &task.id).await?,
+        vec![d.clone()]
+    );
+    let kept = store.list_task_verdicts("ws", &task.id).await?;
+    assert_eq!(kept.len(), 3);
+    assert!(kept.iter().all(|v| v.decision_id == d.id));
+    let reasons: Vec<usize> = kept.iter().map(|v| v.reasons.len()).collect();
+    assert_eq!(reasons.iter().sum::<usize>(), 2, "{kept:?}");
+    let events = store.list_task_events("ws", &task.id, 0, 0).await?;
+    let seqs: Vec<(i64, &str)> = events.iter().map(|e| (e.seq, e.kind.as_str())).collect();
+    assert_eq!(seqs, [(1, "tool_start"), (2, "status")]);
+    assert_eq!(events[1].data, json!({ "state": "queued" }));
+    assert_eq!(
+        store.recent_gate_decisions("ws", "diff-size", 3).await?,
+        ["approve", "reject", "reject"]
+    );
+    if let Some(l) = listener.as_mut() {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), l.recv()).await??;
+        assert_eq!(got, "ws");
+    }
+    Ok(())
+}
+
+async fn reasons_beyond_one_statement_are_all_kept(store: Store) -> TestResult {
+    let messages: Vec<(String, String)> = (0..1_203)
+        .map(|i| ("size".to_string(), format!("file {i} is too big")))
+        .collect();
+    let refs: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|(c, m)| (c.as_str(), m.as_str()))
+        .collect();
+    let d = decision("t1", "reject", 1_000);
+    let v = verdict("t1", "diff-size", "reject", 1_000, &refs);
+    store.record_gate_decision(&d, &[v]).await?;
+    let kept = store.list_task_verdicts("ws", "t1").await?;
+    assert_eq!(kept.len(), 1);
+    let got: Vec<&str> = kept[0].reasons.iter().map(|r| r.message.as_str()).collect();
+    let want: Vec<&str> = messages.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(got, want);
     Ok(())
 }

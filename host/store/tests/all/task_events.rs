@@ -1,11 +1,16 @@
 //! `task_events`: per-task ordered events, and the task's `last_event_at`.
 
 use serde_json::json;
-use warden_store::{Error, Store};
+use warden_store::task_events::NewEvent;
+use warden_store::{Error, Store, now_ms};
 
-use crate::common::{TestResult, new_task};
+use crate::common::{TestResult, claim_req, new_task};
 
-conformance!(events_are_numbered_per_task_and_paged, events_need_a_task);
+conformance!(
+    events_are_numbered_per_task_and_paged,
+    events_need_a_task,
+    a_claim_writes_the_events_it_is_given,
+);
 
 async fn events_are_numbered_per_task_and_paged(store: Store) -> TestResult {
     let (a, _) = store.create_task(&new_task("ws", "a")).await?;
@@ -73,5 +78,48 @@ async fn events_need_a_task(store: Store) -> TestResult {
             .await?
             .is_empty()
     );
+    Ok(())
+}
+
+async fn a_claim_writes_the_events_it_is_given(store: Store) -> TestResult {
+    let mut ids = Vec::new();
+    for title in ["a", "b", "c"] {
+        let (t, _) = store.create_task(&new_task("ws", title)).await?;
+        ids.push(t.id);
+    }
+    store
+        .add_task_event("ws", &ids[0], "tool_start", &json!({}), 1)
+        .await?;
+    let now = now_ms() + 60_000;
+    // Every claimed task but "b" gets an event naming its token.
+    let claimed = store
+        .claim_stages_with(&claim_req("ws", "w1", 3, now), &|c| {
+            (c.task.title != "b").then(|| NewEvent::new("status", json!({ "token": c.run.id })))
+        })
+        .await?;
+    assert_eq!(claimed.len(), 3);
+    for c in &claimed {
+        let events = store.list_task_events("ws", &c.task.id, 0, 0).await?;
+        let got: Vec<(i64, &str, serde_json::Value)> = events
+            .iter()
+            .map(|e| (e.seq, e.kind.as_str(), e.data.clone()))
+            .collect();
+        let status = (json!({ "token": c.run.id }), now);
+        match c.task.title.as_str() {
+            "a" => {
+                assert_eq!(got[1..], [(2, "status", status.0)]);
+                assert_eq!(events[1].at, status.1);
+            }
+            "b" => assert!(got.is_empty(), "{got:?}"),
+            _ => assert_eq!(got, [(1, "status", status.0)]),
+        }
+    }
+    // Nothing claimed, nothing written.
+    let none = store
+        .claim_stages_with(&claim_req("ws", "w1", 3, now), &|_| {
+            Some(NewEvent::new("status", json!({})))
+        })
+        .await?;
+    assert!(none.is_empty());
     Ok(())
 }
