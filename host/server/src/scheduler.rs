@@ -734,8 +734,8 @@ impl Scheduler {
                 self.store.claim_stages_with(&req, &running).await?
             };
             let mut granted = Vec::with_capacity(claimed.len());
-            for c in claimed {
-                if let Some(kept) = self.guard_claim(c).await {
+            for (c, running) in claimed {
+                if let Some(kept) = self.guard_claim(c, running).await {
                     granted.push(kept);
                 }
             }
@@ -758,12 +758,15 @@ impl Scheduler {
 
     /// Checks a fresh claim against the loop guard and the task's budgets;
     /// a claim that may not proceed is failed at once (blocking the task)
-    /// and not handed out.
-    async fn guard_claim(&self, c: Claimed) -> Option<Claimed> {
+    /// and not handed out. `running` is the event written with the claim
+    /// when the guards kept it ([`Scheduler::claim_block`] was `None`).
+    async fn guard_claim(&self, c: Claimed, running: Option<NewEvent>) -> Option<Claimed> {
         let t = &c.task;
+        if let Some(e) = running {
+            self.events_written(t, &[e]);
+            return Some(c);
+        }
         let Some((rule, severity, reason)) = self.claim_block(&c) else {
-            // Its `running` event was written with the claim.
-            self.events_written(t, &[running_event(&c)]);
             return Some(c);
         };
         let decided = reason.clone();
@@ -982,7 +985,7 @@ impl Scheduler {
             }),
         };
         let also = |t: &TaskRow| completion_writes(t, token, judgement.as_ref());
-        let (completion, windows) = self
+        let (completion, written) = self
             .store
             .complete_stage_with(&completing, &decide, &also)
             .await?;
@@ -992,10 +995,9 @@ impl Scheduler {
             Completion::Completed(t) => {
                 // Its events, the gates' decision and the other hosts'
                 // wake-up were written with the completion.
-                let written = also(&t);
-                self.events_written(&t, &written.events);
+                self.events_written(&t, &written.also.events);
                 if let Some(j) = &judgement {
-                    self.after_judgement(&t, j, windows).await;
+                    self.after_judgement(&t, j, written.windows).await;
                 }
                 if t.state == "queued"
                     && let Some(reason) = budget_spent(&t)
@@ -1022,7 +1024,7 @@ impl Scheduler {
                     .await;
                     return Ok((blocked, true));
                 }
-                if written.notify.is_some() {
+                if written.also.notify.is_some() {
                     self.wake.local(workspace);
                 }
                 // A stuck alert of this task is resolved by the stuck

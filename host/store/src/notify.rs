@@ -6,6 +6,7 @@
 //! lock is granted.
 
 use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
 use sqlx::Connection as _;
 
 use crate::{Error, Result, Store};
@@ -55,12 +56,8 @@ impl Store {
         if self.pg_url.is_none() {
             return Ok(());
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(channel)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        pg_notify(&mut conn, channel, payload).await
     }
 
     /// Listens on `channel` (PostgreSQL); `None` on SQLite.
@@ -103,4 +100,19 @@ impl Store {
                 .await?;
         Ok(rows)
     }
+}
+
+/// Sends `payload` on `channel` through `conn` (PostgreSQL): at once, or
+/// when its transaction commits.
+pub(crate) async fn pg_notify(
+    conn: &mut AnyConnection,
+    channel: &str,
+    payload: &str,
+) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

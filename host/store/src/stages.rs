@@ -15,6 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::gates::{DecisionRow, VerdictRow, insert_gate_decision};
+use crate::notify::pg_notify;
 use crate::task_events::{NewEvent, append_events};
 use crate::tasks::{FINISHED, TaskRow, end_open_run, task_columns, task_from_row};
 use crate::util::{Sql, clamp_limit, is_unique_violation, json_text, parse_json_opt};
@@ -267,6 +268,17 @@ pub struct Also {
     pub notify: Option<(String, String)>,
 }
 
+/// What [`Store::complete_stage_with`] wrote besides the task and its run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Written {
+    /// What its `also` asked for.
+    pub also: Also,
+    /// With a gates' decision: each of its gates' newest verdicts (their
+    /// decisions, newest first, `window` of them, the new one included),
+    /// read in the transaction; otherwise empty.
+    pub windows: Vec<Vec<String>>,
+}
+
 /// Ended stage runs of one workspace, stage and outcome, as a duration
 /// histogram ([`Store::stage_duration_histogram`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -314,17 +326,19 @@ impl Store {
     /// `max` is capped at 100; 0 or less claims nothing (the worker's
     /// heartbeat is still recorded). A `lease_ms` below 1 counts as 1.
     pub async fn claim_stages(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
-        self.claim_stages_with(req, &|_| None).await
+        let claimed = self.claim_stages_with(req, &|_| None).await?;
+        Ok(claimed.into_iter().map(|(c, _)| c).collect())
     }
 
     /// [`Store::claim_stages`], appending to each claimed task the event
     /// `event` gives for its claim, in the claim's transaction (one commit
-    /// for the whole batch).
+    /// for the whole batch). Each claim comes back with the event written
+    /// for it.
     pub async fn claim_stages_with(
         &self,
         req: &ClaimRequest,
         event: &(dyn Fn(&Claimed) -> Option<NewEvent> + Send + Sync),
-    ) -> Result<Vec<Claimed>> {
+    ) -> Result<Vec<(Claimed, Option<NewEvent>)>> {
         let max = req.max.min(MAX_CLAIM);
         let mut tx = self.begin_write().await?;
         let claimed = if self.dialect == Dialect::Postgres && req.limits.per_stage.is_empty() {
@@ -345,9 +359,16 @@ impl Store {
             upsert_worker(&mut tx, &req.workspace, &req.worker_id, req.now).await?;
             claimed
         };
-        let events: Vec<(&str, NewEvent)> = claimed
+        let claimed: Vec<(Claimed, Option<NewEvent>)> = claimed
+            .into_iter()
+            .map(|c| {
+                let e = event(&c);
+                (c, e)
+            })
+            .collect();
+        let events: Vec<(&str, &NewEvent)> = claimed
             .iter()
-            .filter_map(|c| event(c).map(|e| (c.task.id.as_str(), e)))
+            .filter_map(|(c, e)| e.as_ref().map(|e| (c.task.id.as_str(), e)))
             .collect();
         if !events.is_empty() {
             append_events(
@@ -496,9 +517,8 @@ impl Store {
     /// (its events; a notification, sent on commit). Completing again with
     /// the same token returns `AlreadyCompleted` and changes nothing.
     ///
-    /// With a decision, the second value holds each of its gates' newest
-    /// verdicts (their decisions, newest first, `window` of them) read in
-    /// the transaction once the new ones are in; otherwise it is empty.
+    /// The second value is what was written besides ([`Written`]): empty
+    /// when the completion was refused.
     ///
     /// The stage run's wall time (now - claimed) is added to the task's
     /// `used.wall_ms`; `WaitApproval` keeps its reason in `last_error`.
@@ -508,7 +528,7 @@ impl Store {
         c: &Completing<'_>,
         decide: &(dyn Fn(&TaskRow) -> AfterComplete + Send + Sync),
         also: &(dyn Fn(&TaskRow) -> Also + Send + Sync),
-    ) -> Result<(Completion, Vec<Vec<String>>)> {
+    ) -> Result<(Completion, Written)> {
         let mut tx = self.begin_write().await?;
         let task = select_task(&mut tx, self.dialect, c.workspace, c.task_id, true).await?;
         // A run that has an outcome is never the current lease (every path
@@ -524,7 +544,7 @@ impl Store {
             } else {
                 Completion::Fenced(refused)
             };
-            return Ok((refused, Vec::new()));
+            return Ok((refused, Written::default()));
         }
         let next = Next::after_complete(&task, decide(&task), c.now);
         let end = RunEnd::Completed {
@@ -538,10 +558,10 @@ impl Store {
             windows = insert_gate_decision(&mut tx, self.dialect, j.decision, j.verdicts, j.window)
                 .await?;
         }
-        self.write_also(&mut tx, &after, also(&after), c.now)
-            .await?;
+        let also = also(&after);
+        self.write_also(&mut tx, &after, &also, c.now).await?;
         tx.commit().await?;
-        Ok((Completion::Completed(after), windows))
+        Ok((Completion::Completed(after), Written { also, windows }))
     }
 
     /// Writes what a transition asked for inside its transaction.
@@ -549,14 +569,11 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         task: &TaskRow,
-        also: Also,
+        also: &Also,
         now: i64,
     ) -> Result<()> {
-        let events: Vec<(&str, NewEvent)> = also
-            .events
-            .into_iter()
-            .map(|e| (task.id.as_str(), e))
-            .collect();
+        let events: Vec<(&str, &NewEvent)> =
+            also.events.iter().map(|e| (task.id.as_str(), e)).collect();
         let notify = also
             .notify
             .as_ref()
@@ -574,11 +591,7 @@ impl Store {
             )
             .await?;
         } else if let Some((channel, payload)) = notify {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channel)
-                .bind(payload)
-                .execute(&mut *conn)
-                .await?;
+            pg_notify(&mut *conn, channel, payload).await?;
         }
         Ok(())
     }

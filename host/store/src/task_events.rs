@@ -50,18 +50,18 @@ impl NewEvent {
 /// Appends `events` (task id, event) of the workspace inside `conn`'s
 /// transaction, in their order: each task's events are numbered after its
 /// `event_seq`, which moves past them, and its `last_event_at` is set.
-/// Usually two statements whatever the number: the counters move in one
-/// `UPDATE ... RETURNING` per distinct number of events per task, and the
-/// rows go in one `INSERT` per 1,000. `Error::NotFound` names a task the
-/// workspace does not have.
+/// `Error::NotFound` names a task the workspace does not have.
 ///
 /// On PostgreSQL it is one statement, which also sends `notify` (channel,
-/// payload) on commit when given; SQLite has no notifications.
+/// payload) on commit when given. On SQLite (no notifications) it is
+/// usually two whatever the number: the counters move in one `UPDATE ...
+/// RETURNING` per distinct number of events per task, and the rows go in
+/// one `INSERT` per 1,000.
 pub(crate) async fn append_events(
     conn: &mut AnyConnection,
     dialect: Dialect,
     workspace: &str,
-    events: &[(&str, NewEvent)],
+    events: &[(&str, &NewEvent)],
     now: i64,
     notify: Option<(&str, &str)>,
 ) -> Result<()> {
@@ -131,7 +131,7 @@ pub(crate) async fn append_events(
 async fn append_events_pg(
     conn: &mut AnyConnection,
     workspace: &str,
-    events: &[(&str, NewEvent)],
+    events: &[(&str, &NewEvent)],
     now: i64,
     notify: Option<(&str, &str)>,
 ) -> Result<()> {

@@ -438,7 +438,7 @@ async fn judged_completion(
             window,
         }),
     };
-    let (completion, windows) = store
+    let (completion, written) = store
         .complete_stage_with(
             &c,
             &|_| AfterComplete::Next {
@@ -451,7 +451,7 @@ async fn judged_completion(
             },
         )
         .await?;
-    Ok((completion, windows, d))
+    Ok((completion, written.windows, d))
 }
 
 async fn a_completion_stores_its_decision_events_and_breaker_windows(store: Store) -> TestResult {

@@ -98,7 +98,11 @@ async fn a_claim_writes_the_events_it_is_given(store: Store) -> TestResult {
         })
         .await?;
     assert_eq!(claimed.len(), 3);
-    for c in &claimed {
+    for (c, written) in &claimed {
+        assert_eq!(
+            written.as_ref().map(|e| e.data.clone()),
+            (c.task.title != "b").then(|| json!({ "token": c.run.id }))
+        );
         let events = store.list_task_events("ws", &c.task.id, 0, 0).await?;
         let got: Vec<(i64, &str, serde_json::Value)> = events
             .iter()
