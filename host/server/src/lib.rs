@@ -18,6 +18,7 @@ pub mod autoheal;
 pub mod breaker;
 pub mod checkpoints;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod dashboard;
 pub mod demo;

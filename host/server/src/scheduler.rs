@@ -14,15 +14,15 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
-use warden_store::Store;
 use warden_store::settings::SettingsRow;
 use warden_store::stages::{
-    AfterComplete, AfterFail, Also, ClaimRequest, Claimed, Completing, Completion, Failure, Fence,
-    Judged, LeaseLimits,
+    AfterComplete, AfterFail, Also, ClaimEvents, ClaimRequest, Claimed, Completing, Completion,
+    Failure, Fence, Judged, LeaseLimits, Written,
 };
 use warden_store::task_events::NewEvent;
 use warden_store::tasks::{NewTask, TaskBudget, TaskQuery, TaskRow};
 use warden_store::usage::UsageDelta;
+use warden_store::{Dialect, Store};
 
 use crate::alerts::{Alerts, Severity};
 use crate::error::{Error, Result};
@@ -308,6 +308,9 @@ pub struct Scheduler {
     /// The id of every task that got an event on this host, for live task
     /// event streams (other hosts' events are found by polling).
     task_events: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Completions without gates written together (PostgreSQL), started on
+    /// first use.
+    completions: std::sync::OnceLock<crate::completions::Completions>,
 }
 
 fn ms(d: u64) -> i64 {
@@ -336,6 +339,7 @@ impl Scheduler {
             draining: std::sync::atomic::AtomicBool::new(false),
             processes: std::sync::OnceLock::new(),
             task_events: tokio::sync::broadcast::channel(1024).0,
+            completions: std::sync::OnceLock::new(),
         })
     }
 
@@ -387,21 +391,8 @@ impl Scheduler {
 
     /// The settings of a workspace (defaults when none were set).
     pub async fn settings(&self, workspace: &str) -> Result<SettingsRow> {
-        Ok(self
-            .store
-            .get_settings(workspace)
-            .await?
-            .unwrap_or_else(|| SettingsRow {
-                workspace: workspace.to_string(),
-                mode: "normal".to_string(),
-                mode_reason: None,
-                pipeline: None,
-                limits: json!({}),
-                hourly_tokens: None,
-                hourly_cost_micros: None,
-                actor: "default".to_string(),
-                updated_at: 0,
-            }))
+        let row = self.store.get_settings(workspace).await?;
+        Ok(settings_or_default(workspace, row))
     }
 
     /// The mode of a workspace.
@@ -698,7 +689,9 @@ impl Scheduler {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let settings = self.settings(workspace).await?;
+            // The settings and the open breakers, in one round trip.
+            let (settings, open_breakers) = self.store.claim_context(workspace).await?;
+            let settings = settings_or_default(workspace, settings);
             let mode = Mode::parse(&settings.mode).unwrap_or(Mode::Normal);
             if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
                 return Err(self.refuse_in_mode(
@@ -716,7 +709,7 @@ impl Scheduler {
                 lease_ms: ms(lease_ms),
                 max: i64::from(opts.max),
                 stages: opts.stages.clone(),
-                open_breakers: self.open_breakers().await?,
+                open_breakers,
                 limits: self.lease_limits(&settings),
                 now,
             };
@@ -725,13 +718,12 @@ impl Scheduler {
             let claimed = if self.paused_by_process(workspace).is_some() {
                 Vec::new()
             } else {
-                // A claim the guards keep gets its `running` event in the
-                // claim's transaction.
-                let running = |c: &Claimed| match self.claim_block(c) {
-                    None => Some(running_event(c)),
-                    Some(_) => None,
+                // A claim the guards keep gets its `running` event with the
+                // claim (Claimed::goes_ahead is the guards' rule).
+                let events = ClaimEvents::Running {
+                    loop_limit: i64::from(self.config.loop_limit),
                 };
-                self.store.claim_stages_with(&req, &running).await?
+                self.store.claim_stages_with(&req, events).await?
             };
             let mut granted = Vec::with_capacity(claimed.len());
             for (c, running) in claimed {
@@ -762,6 +754,11 @@ impl Scheduler {
     /// when the guards kept it ([`Scheduler::claim_block`] was `None`).
     async fn guard_claim(&self, c: Claimed, running: Option<NewEvent>) -> Option<Claimed> {
         let t = &c.task;
+        debug_assert_eq!(
+            running.is_some(),
+            self.claim_block(&c).is_none(),
+            "the store's rule for a claim going ahead is the guards' rule"
+        );
         if let Some(e) = running {
             self.events_written(t, &[e]);
             return Some(c);
@@ -955,17 +952,56 @@ impl Scheduler {
         if let Some(r) = &result {
             r.validate().map_err(Error::InvalidArgument)?;
         }
-        // The mode is read while the gates, if any, judge.
-        let ((mode, _), judgement) = tokio::try_join!(
-            self.mode(workspace),
-            self.judge(workspace, task_id, token, result)
-        )?;
+        let judgement = self.judge(workspace, task_id, token, result).await?;
+        let now = warden_store::now_ms();
+        let (completion, written) =
+            if judgement.is_none() && self.store.dialect() == Dialect::Postgres {
+                // Without gates, on PostgreSQL: with the other completions
+                // under way, in one write.
+                let job = crate::completions::Job {
+                    workspace: workspace.to_string(),
+                    task_id: task_id.to_string(),
+                    token,
+                    output,
+                    now,
+                };
+                self.completions().complete(job).await?
+            } else {
+                self.complete_one(workspace, task_id, token, &output, now, judgement.as_ref())
+                    .await?
+            };
+        self.completed(workspace, task_id, completion, written, judgement)
+            .await
+    }
+
+    /// The writer of completions without gates, started on first use.
+    fn completions(&self) -> &crate::completions::Completions {
+        self.completions.get_or_init(|| {
+            crate::completions::Completions::start(
+                self.store.clone(),
+                |t, settings| Self::next_stage(t, mode_of(settings)),
+                |t, token| completion_writes(t, token, None),
+            )
+        })
+    }
+
+    /// One completion in its own write, with the gates' judgement when
+    /// there is one.
+    async fn complete_one(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        token: i64,
+        output: &Value,
+        now: i64,
+        judgement: Option<&Judgement>,
+    ) -> Result<(Completion, Written)> {
         let loop_limit = i64::from(self.config.loop_limit);
-        let judged = judgement.clone();
-        let decide = move |t: &TaskRow| match &judged {
-            None => Self::next_stage(t, mode),
+        // The mode comes with the task, read by the completion itself.
+        let decide = move |t: &TaskRow, settings: Option<&SettingsRow>| match judgement {
+            None => Self::next_stage(t, mode_of(settings)),
             Some(j) => match j.outcome {
-                Outcome::Approve => Self::next_stage(t, mode),
+                Outcome::Approve => Self::next_stage(t, mode_of(settings)),
                 Outcome::Waiting => AfterComplete::WaitApproval {
                     reason: j.decision.summary.clone(),
                 },
@@ -976,19 +1012,30 @@ impl Scheduler {
             workspace,
             task_id,
             token,
-            output: &output,
-            now: warden_store::now_ms(),
-            decision: judgement.as_ref().map(|j| Judged {
+            output,
+            now,
+            decision: judgement.map(|j| Judged {
                 decision: &j.decision,
                 verdicts: &j.verdicts,
                 window: crate::gates::BREAKER_WINDOW,
             }),
         };
-        let also = |t: &TaskRow| completion_writes(t, token, judgement.as_ref());
-        let (completion, written) = self
+        let also = |t: &TaskRow| completion_writes(t, token, judgement);
+        Ok(self
             .store
             .complete_stage_with(&completing, &decide, &also)
-            .await?;
+            .await?)
+    }
+
+    /// What follows a completion the store answered.
+    async fn completed(
+        &self,
+        workspace: &str,
+        task_id: &str,
+        completion: Completion,
+        written: Written,
+        judgement: Option<Judgement>,
+    ) -> Result<(TaskRow, bool)> {
         match completion {
             Completion::Fenced(f) => Err(Self::fence_error(task_id, &f)),
             Completion::AlreadyCompleted(t) => Ok((t, false)),
@@ -1829,6 +1876,28 @@ fn check_pipeline(p: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The settings of `workspace` as read (`row`), else the defaults.
+fn settings_or_default(workspace: &str, row: Option<SettingsRow>) -> SettingsRow {
+    row.unwrap_or_else(|| SettingsRow {
+        workspace: workspace.to_string(),
+        mode: "normal".to_string(),
+        mode_reason: None,
+        pipeline: None,
+        limits: json!({}),
+        hourly_tokens: None,
+        hourly_cost_micros: None,
+        actor: "default".to_string(),
+        updated_at: 0,
+    })
+}
+
+/// The mode of settings as read (`normal` when none are set).
+fn mode_of(settings: Option<&SettingsRow>) -> Mode {
+    settings
+        .and_then(|s| Mode::parse(&s.mode).ok())
+        .unwrap_or(Mode::Normal)
+}
+
 /// (name, used, limit) of each budget a task has.
 fn budget_lines(t: &TaskRow) -> Vec<(&'static str, i64, i64)> {
     [
@@ -1872,14 +1941,6 @@ fn completion_writes(t: &TaskRow, token: i64, judgement: Option<&Judgement>) -> 
         events,
         notify: (claimable || done).then(|| (WAKE_CHANNEL.to_string(), t.workspace.clone())),
     }
-}
-
-/// The `status` event of a granted claim.
-fn running_event(c: &Claimed) -> NewEvent {
-    NewEvent::new(
-        "status",
-        json!({ "state": "running", "stage": c.task.stage, "attempt": c.run.attempt, "worker": c.run.worker_id, "token": c.run.id }),
-    )
 }
 
 /// The first budget of the task that is spent, named with its figures.

@@ -53,6 +53,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a caller waits for a free connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A PostgreSQL connection idle in the pool at least this long is pinged
+/// before it is handed out. The pool pings every connection it takes back,
+/// so a busy connection was checked a moment ago; pinging it again on
+/// every acquire too would cost a round trip per query under load.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Per-connection settings of SQLite. `busy_timeout` (how long a writer
 /// waits for another connection's lock before failing with "database is
 /// locked") comes first, so that switching a fresh file to WAL waits for
@@ -86,6 +92,15 @@ impl Store {
             let pool = AnyPoolOptions::new()
                 .max_connections(POSTGRES_MAX_CONNECTIONS)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IDLE_AFTER {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(url)
                 .await
                 .map_err(|e| Error::Connect(e.to_string()))?;

@@ -10,14 +10,15 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::gates::{DecisionRow, VerdictRow, insert_gate_decision};
 use crate::notify::pg_notify;
+use crate::settings::{SettingsRow, settings_columns_of_s, settings_from_joined};
 use crate::task_events::{NewEvent, append_events};
-use crate::tasks::{FINISHED, TaskRow, end_open_run, task_columns, task_from_row};
+use crate::tasks::{FINISHED, TaskRow, end_open_run, task_columns, task_columns_of, task_from_row};
 use crate::util::{Sql, clamp_limit, is_unique_violation, json_text, parse_json_opt};
 use crate::workers::{upsert_worker, upsert_worker_sql};
 use crate::{Dialect, Error, Result, Store};
@@ -142,6 +143,61 @@ pub struct Claimed {
     pub run: StageRunRow,
     /// The stage run this claim took over because its lease had expired.
     pub took_over: Option<i64>,
+}
+
+impl Claimed {
+    /// The `status` event of this claim going ahead: `running`, with the
+    /// stage, attempt, worker and token.
+    pub fn running_event(&self) -> NewEvent {
+        NewEvent::new(
+            "status",
+            json!({ "state": "running", "stage": self.task.stage, "attempt": self.run.attempt, "worker": self.run.worker_id, "token": self.run.id }),
+        )
+    }
+
+    /// False when the claim is to be refused at once: its attempt is
+    /// beyond `loop_limit`, or one of its task's budgets is spent (used at
+    /// or above its limit). The scheduler's loop guard and budgets say the
+    /// same ([`ClaimEvents::Running`]).
+    pub fn goes_ahead(&self, loop_limit: i64) -> bool {
+        let t = &self.task;
+        let spent = |used: i64, limit: Option<i64>| limit.is_some_and(|l| used >= l);
+        self.run.attempt <= loop_limit
+            && !spent(t.used.tokens, t.budget.tokens)
+            && !spent(t.used.cost_micros, t.budget.cost_micros)
+            && !spent(t.used.steps, t.budget.steps)
+            && !spent(t.used.wall_ms, t.budget.wall_ms)
+    }
+}
+
+/// [`Claimed::goes_ahead`] in SQL, over the task's columns (`tasks`) and
+/// the new run (`r`), with the loop limit at `limit`.
+fn goes_ahead_sql(limit: &str) -> String {
+    let within = |used: &str, budget: &str| {
+        format!(" AND (tasks.{budget} IS NULL OR tasks.{used} < tasks.{budget})")
+    };
+    format!(
+        "(r.attempt <= {limit}{}{}{}{})",
+        within("used_tokens", "budget_tokens"),
+        within("used_cost_micros", "budget_cost_micros"),
+        within("used_steps", "budget_steps"),
+        within("used_wall_ms", "budget_wall_ms")
+    )
+}
+
+/// The events a claim writes with it, in its own statement or
+/// transaction.
+#[derive(Clone, Copy)]
+pub enum ClaimEvents<'a> {
+    /// The event this gives for each claim (`None`: none for it).
+    Each(&'a (dyn Fn(&Claimed) -> Option<NewEvent> + Send + Sync)),
+    /// Each claim's [`Claimed::running_event`], when it
+    /// [`Claimed::goes_ahead`] under this loop limit. On PostgreSQL
+    /// without caps, the claim and its events are then one statement.
+    Running {
+        /// Attempts at one stage allowed before the loop guard refuses.
+        loop_limit: i64,
+    },
 }
 
 /// Why a lease operation was refused.
@@ -326,34 +382,57 @@ impl Store {
     /// `max` is capped at 100; 0 or less claims nothing (the worker's
     /// heartbeat is still recorded). A `lease_ms` below 1 counts as 1.
     pub async fn claim_stages(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
-        let claimed = self.claim_stages_with(req, &|_| None).await?;
+        let claimed = self
+            .claim_stages_with(req, ClaimEvents::Each(&|_| None))
+            .await?;
         Ok(claimed.into_iter().map(|(c, _)| c).collect())
     }
 
     /// [`Store::claim_stages`], appending to each claimed task the event
-    /// `event` gives for its claim, in the claim's transaction (one commit
-    /// for the whole batch). Each claim comes back with the event written
-    /// for it.
+    /// `events` gives for its claim, with the claim (one commit for the
+    /// whole batch). Each claim comes back with the event written for it.
+    ///
+    /// On PostgreSQL without caps, with [`ClaimEvents::Running`], the
+    /// claims and their events are one statement and no explicit
+    /// transaction: one round trip and one commit for the batch.
     pub async fn claim_stages_with(
         &self,
         req: &ClaimRequest,
-        event: &(dyn Fn(&Claimed) -> Option<NewEvent> + Send + Sync),
+        events: ClaimEvents<'_>,
     ) -> Result<Vec<(Claimed, Option<NewEvent>)>> {
         let max = req.max.min(MAX_CLAIM);
+        let limits = &req.limits;
+        let fused = self.dialect == Dialect::Postgres && limits.per_stage.is_empty();
+        let uncapped =
+            limits.global.is_none() && limits.workspace.is_none() && limits.fair_share.is_none();
+        if fused
+            && uncapped
+            && let ClaimEvents::Running { loop_limit } = events
+        {
+            let mut conn = self.pool.acquire().await?;
+            let claimed = claim_fused(&mut conn, req, max, Some(loop_limit)).await?;
+            return Ok(claimed
+                .into_iter()
+                .map(|(c, ahead)| {
+                    let e = ahead.then(|| c.running_event());
+                    (c, e)
+                })
+                .collect());
+        }
         let mut tx = self.begin_write().await?;
-        let claimed = if self.dialect == Dialect::Postgres && req.limits.per_stage.is_empty() {
-            let limits = &req.limits;
-            let room = if limits.global.is_none()
-                && limits.workspace.is_none()
-                && limits.fair_share.is_none()
-            {
+        let claimed = if fused {
+            let room = if uncapped {
                 max
             } else if max > 0 {
                 self.lease_room(&mut tx, req, max).await?.total
             } else {
                 0
             };
-            claim_fused(&mut tx, req, room).await?
+            claim_fused(&mut tx, req, room, None)
+                .await?
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect()
         } else {
             let claimed = self.claim_rounds(&mut tx, req, max).await?;
             upsert_worker(&mut tx, &req.workspace, &req.worker_id, req.now).await?;
@@ -362,7 +441,12 @@ impl Store {
         let claimed: Vec<(Claimed, Option<NewEvent>)> = claimed
             .into_iter()
             .map(|c| {
-                let e = event(&c);
+                let e = match events {
+                    ClaimEvents::Each(event) => event(&c),
+                    ClaimEvents::Running { loop_limit } => {
+                        c.goes_ahead(loop_limit).then(|| c.running_event())
+                    }
+                };
                 (c, e)
             })
             .collect();
@@ -500,22 +584,29 @@ impl Store {
             decision: None,
         };
         let (completion, _) = self
-            .complete_stage_with(&c, decide, &|_| Also::default())
+            .complete_stage_with(&c, &|t, _| decide(t), &|_| Also::default())
             .await?;
         Ok(completion)
     }
 
-    /// Completes the stage of lease `c.token`. In one transaction: checks
-    /// the fence (current token, unexpired), lets `decide` choose what
-    /// follows from the task as it is, marks the stage run `completed` with
-    /// `c.output`, clears the lease and applies the decision: `Next` queues
-    /// the task at that stage with `attempts = 0` (and raises `high_water`
-    /// when the index is beyond it), `Done` sets `done` and `finished_at`,
-    /// `WaitApproval` sets `waiting_approval`. With it, in the same
-    /// transaction (one commit, so one disk flush on PostgreSQL): the gates'
-    /// `c.decision`, and what `also` asks for given the task as it ends up
-    /// (its events; a notification, sent on commit). Completing again with
-    /// the same token returns `AlreadyCompleted` and changes nothing.
+    /// Completes the stage of lease `c.token`. Atomically: checks the
+    /// fence (current token, unexpired), lets `decide` choose what follows
+    /// from the task as it is and the workspace's settings (`None` when it
+    /// has none set), marks the stage run `completed` with `c.output`,
+    /// clears the lease and applies the decision: `Next` queues the task at
+    /// that stage with `attempts = 0` (and raises `high_water` when the
+    /// index is beyond it), `Done` sets `done` and `finished_at`,
+    /// `WaitApproval` sets `waiting_approval`. With it, in the same commit
+    /// (one disk flush on PostgreSQL): the gates' `c.decision`, and what
+    /// `also` asks for given the task as it ends up (its events; a
+    /// notification, sent on commit). Completing again with the same token
+    /// returns `AlreadyCompleted` and changes nothing.
+    ///
+    /// On PostgreSQL a completion without a decision takes two statements
+    /// and no explicit transaction (see [`Store::complete_stages`]); one
+    /// with a decision, or whose task changed between them, takes one
+    /// transaction that locks the task first. `decide` and `also` may be
+    /// called twice; they must not act.
     ///
     /// The second value is what was written besides ([`Written`]): empty
     /// when the completion was refused.
@@ -526,11 +617,64 @@ impl Store {
     pub async fn complete_stage_with(
         &self,
         c: &Completing<'_>,
-        decide: &(dyn Fn(&TaskRow) -> AfterComplete + Send + Sync),
+        decide: &(dyn Fn(&TaskRow, Option<&SettingsRow>) -> AfterComplete + Send + Sync),
+        also: &(dyn Fn(&TaskRow) -> Also + Send + Sync),
+    ) -> Result<(Completion, Written)> {
+        if self.dialect == Dialect::Postgres && c.decision.is_none() {
+            let mut done = self
+                .complete_unlocked(std::slice::from_ref(c), &|_, t, s| decide(t, s), &|_, t| {
+                    also(t)
+                })
+                .await?;
+            if let Some(done) = done.remove(&0) {
+                return Ok(done);
+            }
+        }
+        self.complete_locked(c, decide, also).await
+    }
+
+    /// [`Store::complete_stage_with`] for each of `batch`, in its order;
+    /// `decide` and `also` are told which one they decide for (its index).
+    /// On PostgreSQL the completions without a decision are read in one
+    /// statement and written in another, however many there are (one
+    /// commit); the rest, a task that came twice, and a completion whose
+    /// task changed between the two statements, are completed one by one
+    /// as [`Store::complete_stage_with`] would. Each completion has its own
+    /// outcome: a refused token or a missing task fails only its own.
+    pub async fn complete_stages(
+        &self,
+        batch: &[Completing<'_>],
+        decide: &(dyn Fn(usize, &TaskRow, Option<&SettingsRow>) -> AfterComplete + Send + Sync),
+        also: &(dyn Fn(usize, &TaskRow) -> Also + Send + Sync),
+    ) -> Result<Vec<Result<(Completion, Written)>>> {
+        let mut done = if self.dialect == Dialect::Postgres {
+            self.complete_unlocked(batch, decide, also).await?
+        } else {
+            BTreeMap::new()
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        for (i, c) in batch.iter().enumerate() {
+            out.push(match done.remove(&i) {
+                Some(d) => Ok(d),
+                None => {
+                    self.complete_locked(c, &|t, s| decide(i, t, s), &|t| also(i, t))
+                        .await
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// A completion in one transaction that locks the task first.
+    async fn complete_locked(
+        &self,
+        c: &Completing<'_>,
+        decide: &(dyn Fn(&TaskRow, Option<&SettingsRow>) -> AfterComplete + Send + Sync),
         also: &(dyn Fn(&TaskRow) -> Also + Send + Sync),
     ) -> Result<(Completion, Written)> {
         let mut tx = self.begin_write().await?;
-        let task = select_task(&mut tx, self.dialect, c.workspace, c.task_id, true).await?;
+        let (task, settings) =
+            select_task_and_settings(&mut tx, self.dialect, c.workspace, c.task_id).await?;
         // A run that has an outcome is never the current lease (every path
         // that ends a run clears or replaces the token), so a fence that
         // holds means the run is open; only a refused token needs to know
@@ -539,14 +683,12 @@ impl Store {
         if let Some(refused) = fence(&task, c.token, c.now) {
             let outcome = run_outcome(&mut tx, c.task_id, c.token).await?;
             tx.rollback().await?;
-            let refused = if outcome.as_deref() == Some("completed") {
-                Completion::AlreadyCompleted(task)
-            } else {
-                Completion::Fenced(refused)
-            };
-            return Ok((refused, Written::default()));
+            return Ok((
+                refused_completion(task, refused, outcome),
+                Written::default(),
+            ));
         }
-        let next = Next::after_complete(&task, decide(&task), c.now);
+        let next = Next::after_complete(&task, decide(&task, settings.as_ref()), c.now);
         let end = RunEnd::Completed {
             output: json_text(c.output),
         };
@@ -562,6 +704,204 @@ impl Store {
         self.write_also(&mut tx, &after, &also, c.now).await?;
         tx.commit().await?;
         Ok((Completion::Completed(after), Written { also, windows }))
+    }
+
+    /// The completions of `batch` without a decision (each task's first),
+    /// on PostgreSQL, in two statements on one connection and no explicit
+    /// transaction: under load, round trips and commits are what a stage
+    /// costs (docs/architecture.md). The first reads each task, its row
+    /// version (`xmin`), the lease's stage run and the workspace's
+    /// settings, without a lock; the decisions and events are made from
+    /// them. The second ends the runs, writes the tasks with absolute
+    /// values, appends the events and sends the wake-ups, in one
+    /// data-modifying statement (one commit) whose every part waits on the
+    /// tasks' update, which only touches a task that is still the version
+    /// read and holds the lease. Returns the completions settled, by index
+    /// in `batch`: refused ones (read in one snapshot: a completion that
+    /// committed before shows in both the task and its run) and written
+    /// ones. The others (a missing task, a decision, a task seen twice, a
+    /// task changed in between by a heartbeat, a report or a concurrent
+    /// completion) had nothing written; the caller completes them under a
+    /// lock.
+    async fn complete_unlocked(
+        &self,
+        batch: &[Completing<'_>],
+        decide: &(dyn Fn(usize, &TaskRow, Option<&SettingsRow>) -> AfterComplete + Send + Sync),
+        also: &(dyn Fn(usize, &TaskRow) -> Also + Send + Sync),
+    ) -> Result<BTreeMap<usize, (Completion, Written)>> {
+        let mut settled = BTreeMap::new();
+        let mut tasks = std::collections::BTreeSet::new();
+        let picked: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].decision.is_none() && tasks.insert(batch[i].task_id))
+            .collect();
+        if picked.is_empty() {
+            return Ok(settled);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let mut sql = Sql::new("");
+        let rows: Vec<String> = picked
+            .iter()
+            .map(|&i| {
+                let c = &batch[i];
+                format!(
+                    "({}, {}, {}, {})",
+                    sql.arg(i as i64),
+                    sql.arg(c.workspace),
+                    sql.arg(c.task_id),
+                    sql.arg(c.token)
+                )
+            })
+            .collect();
+        let ids = sql.args(picked.iter().map(|&i| batch[i].task_id));
+        sql.push(&format!(
+            "SELECT q.k, {}, CAST(t.xmin AS TEXT) AS row_version, r.claimed_at AS run_claimed_at, \
+             r.outcome AS run_outcome, {} FROM (VALUES {}) AS q (k, workspace, id, token) \
+             JOIN tasks t ON t.id = q.id AND t.workspace = q.workspace \
+             LEFT JOIN stage_runs r ON r.id = q.token AND r.task_id = t.id \
+             LEFT JOIN workspace_settings s ON s.workspace = t.workspace WHERE t.id IN ({ids})",
+            task_columns_of("t"),
+            settings_columns_of_s!(),
+            rows.join(", ")
+        ));
+        let read = sql.build()?.fetch_all(&mut *conn).await?;
+
+        // What each completion that may proceed writes.
+        let mut writes: Vec<Write> = Vec::new();
+        for row in &read {
+            let i = usize::try_from(row.try_get::<i64, _>("k")?)
+                .map_err(|_| Error::Conflict("a completion read came back unnumbered".into()))?;
+            let Some(c) = batch.get(i) else { continue };
+            let task = task_from_row(row)?;
+            if let Some(refused) = fence(&task, c.token, c.now) {
+                let outcome: Option<String> = row.try_get("run_outcome")?;
+                settled.insert(
+                    i,
+                    (
+                        refused_completion(task, refused, outcome),
+                        Written::default(),
+                    ),
+                );
+                continue;
+            }
+            let settings = settings_from_joined(row)?;
+            let claimed_at: Option<i64> = row.try_get("run_claimed_at")?;
+            let wall = claimed_at.map_or(0, |at| (c.now - at).max(0));
+            let next = Next::after_complete(&task, decide(i, &task, settings.as_ref()), c.now);
+            // The row as the update will leave it: it writes these values
+            // only if nothing changed the row since the read.
+            let expected = next.applied(&task, wall, c.now);
+            let also = also(i, &expected);
+            writes.push(Write {
+                i,
+                version: row.try_get("row_version")?,
+                wall,
+                next,
+                expected,
+                also,
+            });
+        }
+        if writes.is_empty() {
+            return Ok(settled);
+        }
+
+        let mut sql = Sql::new("");
+        let mut values = Vec::new();
+        let mut events = Vec::new();
+        let mut notifies = Vec::new();
+        let ids = sql.args(writes.iter().map(|w| batch[w.i].task_id));
+        let tokens = sql.args(writes.iter().map(|w| batch[w.i].token));
+        for w in &mut writes {
+            let c = &batch[w.i];
+            let k = sql.arg(w.i as i64);
+            let next = std::mem::replace(&mut w.next, Next::from(&w.expected));
+            let row = [
+                k.clone(),
+                sql.arg(c.task_id),
+                sql.arg(c.token),
+                sql.arg(w.version.clone()),
+                sql.arg(w.wall),
+                sql.arg(w.also.events.len() as i64),
+                sql.arg(c.now),
+                sql.arg(json_text(c.output)),
+                next.values(&mut sql),
+            ];
+            values.push(format!("({})", row.join(", ")));
+            for (j, e) in w.also.events.iter().enumerate() {
+                events.push(format!(
+                    "({k}, {}, {}, {})",
+                    sql.arg(j as i64 + 1),
+                    sql.arg(e.kind.as_str()),
+                    sql.arg(json_text(&e.data))
+                ));
+            }
+            if let Some((channel, payload)) = &w.also.notify {
+                notifies.push(format!(
+                    "({k}, {}, {})",
+                    sql.arg(channel.as_str()),
+                    sql.arg(payload.as_str())
+                ));
+            }
+        }
+        let mut text = format!(
+            "WITH v (k, id, token, version, wall, n_events, done_at, output, {NEXT_COLUMNS}) AS (VALUES {}), \
+             upd AS (UPDATE tasks t SET {}, used_wall_ms = t.used_wall_ms + v.wall, lease_owner = NULL, \
+             lease_expires_at = NULL, lease_token = NULL, updated_at = v.done_at, last_event_at = v.done_at, \
+             event_seq = t.event_seq + v.n_events FROM v \
+             WHERE t.id IN ({ids}) AND t.id = v.id AND t.lease_token = v.token AND t.xmin = CAST(v.version AS xid) \
+             RETURNING v.k, {}, t.event_seq, v.n_events, v.done_at), \
+             ended AS (UPDATE stage_runs r SET outcome = 'completed', ended_at = v.done_at, output = v.output \
+             FROM v JOIN upd ON upd.k = v.k WHERE r.id IN ({tokens}) AND r.id = v.token AND r.outcome IS NULL)",
+            values.join(", "),
+            NEXT_COLUMNS
+                .split(", ")
+                .map(|c| format!("{c} = v.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            task_columns_of("t"),
+        );
+        if !events.is_empty() {
+            text.push_str(&format!(
+                ", ev AS (INSERT INTO task_events (task_id, seq, workspace, kind, data, at) \
+                 SELECT upd.id, upd.event_seq - upd.n_events + e.j, upd.workspace, e.kind, e.data, upd.done_at \
+                 FROM upd JOIN (VALUES {}) AS e (k, j, kind, data) ON e.k = upd.k)",
+                events.join(", ")
+            ));
+        }
+        // A CTE that calls a volatile function runs once, and only when
+        // the main query reads it: the count sends the notifications of
+        // the completions that were written (PostgreSQL delivers a repeated
+        // one once per commit).
+        let mut notified = "";
+        if !notifies.is_empty() {
+            text.push_str(&format!(
+                ", nv (k, channel, payload) AS (VALUES {}), \
+                 n AS (SELECT pg_notify(nv.channel, nv.payload) FROM nv JOIN upd ON upd.k = nv.k)",
+                notifies.join(", ")
+            ));
+            notified = ", (SELECT COUNT(*) FROM n) AS notified";
+        }
+        text.push_str(&format!(" SELECT upd.*{notified} FROM upd"));
+        sql.push(&text);
+        let written = sql.build()?.fetch_all(&mut *conn).await?;
+        let mut writes: BTreeMap<usize, Write> = writes.into_iter().map(|w| (w.i, w)).collect();
+        for row in &written {
+            let i = usize::try_from(row.try_get::<i64, _>("k")?)
+                .map_err(|_| Error::Conflict("a completion came back unnumbered".into()))?;
+            let Some(w) = writes.remove(&i) else { continue };
+            let after = task_from_row(row)?;
+            debug_assert_eq!(after, w.expected, "a completion wrote what it predicted");
+            settled.insert(
+                i,
+                (
+                    Completion::Completed(after),
+                    Written {
+                        also: w.also,
+                        windows: Vec::new(),
+                    },
+                ),
+            );
+        }
+        Ok(settled)
     }
 
     /// Writes what a transition asked for inside its transaction.
@@ -1238,7 +1578,8 @@ async fn claim_fused(
     conn: &mut AnyConnection,
     req: &ClaimRequest,
     need: i64,
-) -> Result<Vec<Claimed>> {
+    running: Option<i64>,
+) -> Result<Vec<(Claimed, bool)>> {
     let expires_at = req.now.saturating_add(req.lease_ms.max(1));
     let mut sql = Sql::new("");
     let cte = candidates_cte(&mut sql, Dialect::Postgres, req, &[], need.max(0));
@@ -1246,12 +1587,24 @@ async fn claim_fused(
     let expiry = sql.arg(expires_at);
     let (now, limit) = (&cte.now, &cte.limit);
     let upsert = upsert_worker_sql(&cte.workspace, &worker, now);
-    let columns = |prefix: &str| {
-        task_columns!()
-            .split(',')
-            .map(|c| format!("{prefix}.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
+    // With running events, each claim that goes ahead moves its task's
+    // event counter in the lease's update, and its event is inserted from
+    // what that update returns (Claimed::running_event, built in SQL).
+    let (ahead, bump, events) = match running {
+        Some(loop_limit) => {
+            let ahead = goes_ahead_sql(&sql.arg(loop_limit));
+            let bump =
+                format!(", event_seq = tasks.event_seq + CASE WHEN {ahead} THEN 1 ELSE 0 END");
+            let events = format!(
+                ", ev AS (INSERT INTO task_events (task_id, seq, workspace, kind, data, at) \
+                 SELECT l.id, l.event_seq, l.workspace, 'status', \
+                 CAST(json_build_object('state', 'running', 'stage', l.stage, 'attempt', r.attempt, \
+                 'worker', {worker}, 'token', r.id) AS TEXT), {now} \
+                 FROM leased l JOIN runs r ON r.task_id = l.id WHERE l.ahead)"
+            );
+            (ahead, bump, events)
+        }
+        None => ("FALSE".to_string(), String::new(), String::new()),
     };
     sql.push(&cte.text).push(&format!(
         ", picked AS (SELECT * FROM (SELECT * FROM q UNION ALL SELECT * FROM e) c \
@@ -1263,13 +1616,14 @@ async fn claim_fused(
          ORDER BY priority_rank, created_at, id RETURNING id, task_id, stage, attempt), \
          leased AS (UPDATE tasks SET state = 'running', lease_owner = {worker}, lease_expires_at = {expiry}, \
          lease_token = r.id, attempts = tasks.attempts + 1, total_attempts = tasks.total_attempts + 1, \
-         updated_at = {now}, last_event_at = {now} FROM runs r WHERE tasks.id = r.task_id RETURNING {}), \
+         updated_at = {now}, last_event_at = {now}{bump} FROM runs r WHERE tasks.id = r.task_id \
+         RETURNING {}, tasks.event_seq, {ahead} AS ahead){events}, \
          seen AS ({upsert}) \
-         SELECT {}, r.id AS run_id, r.stage AS run_stage, r.attempt AS run_attempt, p.took_over \
+         SELECT {}, l.ahead, r.id AS run_id, r.stage AS run_stage, r.attempt AS run_attempt, p.took_over \
          FROM leased l JOIN runs r ON r.task_id = l.id JOIN picked p ON p.id = l.id \
          ORDER BY p.priority_rank, p.created_at, p.id",
-        columns("tasks"),
-        columns("l"),
+        task_columns_of("tasks"),
+        task_columns_of("l"),
     ));
     let rows = sql.build()?.fetch_all(conn).await?;
     rows.iter()
@@ -1290,11 +1644,12 @@ async fn claim_fused(
                 fingerprint: None,
                 output: None,
             };
-            Ok(Claimed {
+            let claimed = Claimed {
                 task,
                 run,
                 took_over: row.try_get("took_over")?,
-            })
+            };
+            Ok((claimed, row.try_get::<bool, _>("ahead")?))
         })
         .collect()
 }
@@ -1474,6 +1829,49 @@ async fn select_task(
         .ok_or_else(|| Error::NotFound(format!("task \"{id}\"")))
 }
 
+/// The task with its workspace's settings (`None` when none are set), the
+/// task locked until commit on PostgreSQL (SQLite's BEGIN IMMEDIATE holds
+/// the write lock already). `Error::NotFound` when the workspace has no
+/// such task.
+async fn select_task_and_settings(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    workspace: &str,
+    id: &str,
+) -> Result<(TaskRow, Option<SettingsRow>)> {
+    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let [sqlite, postgres] = SQL.get_or_init(|| {
+        let select = format!(
+            "SELECT {}, {} FROM tasks t LEFT JOIN workspace_settings s ON s.workspace = t.workspace \
+             WHERE t.workspace = $1 AND t.id = $2",
+            task_columns_of("t"),
+            settings_columns_of_s!()
+        );
+        [select.clone(), format!("{select} FOR UPDATE OF t")]
+    });
+    let sql = match dialect {
+        Dialect::Sqlite => sqlite,
+        Dialect::Postgres => postgres,
+    };
+    let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+        .bind(workspace)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("task \"{id}\"")))?;
+    Ok((task_from_row(&row)?, settings_from_joined(&row)?))
+}
+
+/// A completion refused by `fence`: `AlreadyCompleted` when the token's
+/// run (`outcome`) completed, else `Fenced`.
+fn refused_completion(task: TaskRow, fence: Fence, outcome: Option<String>) -> Completion {
+    if outcome.as_deref() == Some("completed") {
+        Completion::AlreadyCompleted(task)
+    } else {
+        Completion::Fenced(fence)
+    }
+}
+
 /// The outcome of stage run `token` of the task (`None` while open, or
 /// when it is not a run of that task).
 async fn run_outcome(
@@ -1510,6 +1908,24 @@ pub fn fence(task: &TaskRow, token: i64, now: i64) -> Option<Fence> {
         }),
     }
 }
+
+/// A completion [`Store::complete_unlocked`] is about to write.
+struct Write {
+    /// Its index in the batch.
+    i: usize,
+    /// The row version it read (`xmin`).
+    version: String,
+    /// The run's wall time.
+    wall: i64,
+    next: Next,
+    /// The task as the write leaves it.
+    expected: TaskRow,
+    also: Also,
+}
+
+/// The columns [`Next`] writes, in the order of [`Next::values`].
+const NEXT_COLUMNS: &str = "state, stage, stage_index, attempts, high_water, next_attempt_at, finished_at, \
+     last_error, last_fingerprint, fingerprint_streak, gate_rejections, plan_delta";
 
 /// The columns a completion or failure writes, starting from the task as
 /// it was; the lease is always cleared.
@@ -1593,6 +2009,66 @@ impl Next {
         next
     }
 
+    /// The placeholders of the values it writes, bound in `sql`, in the
+    /// order of [`NEXT_COLUMNS`].
+    fn values(self, sql: &mut Sql) -> String {
+        [
+            sql.arg(self.state),
+            sql.arg(self.stage),
+            sql.arg(self.stage_index),
+            sql.arg(self.attempts),
+            sql.arg(self.high_water),
+            sql.arg(self.next_attempt_at),
+            sql.arg(self.finished_at),
+            sql.arg(self.last_error),
+            sql.arg(self.last_fingerprint),
+            sql.arg(self.fingerprint_streak),
+            sql.arg(self.gate_rejections),
+            sql.arg(self.plan_delta.as_ref().map(json_text)),
+        ]
+        .join(", ")
+    }
+
+    /// `column = $n, ...` of the columns it writes, bound in `sql`.
+    fn assignments(self, sql: &mut Sql) -> String {
+        NEXT_COLUMNS
+            .split(", ")
+            .zip(
+                self.values(sql)
+                    .split(", ")
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            )
+            .map(|(column, value)| format!("{column} = {value}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `task` as [`Next::write`] leaves it at `now`, the ended run having
+    /// lasted `wall_ms`.
+    fn applied(&self, task: &TaskRow, wall_ms: i64, now: i64) -> TaskRow {
+        let mut t = task.clone();
+        t.state = self.state.to_string();
+        t.stage = self.stage.clone();
+        t.stage_index = self.stage_index;
+        t.attempts = self.attempts;
+        t.high_water = self.high_water;
+        t.next_attempt_at = self.next_attempt_at;
+        t.finished_at = self.finished_at;
+        t.last_error = self.last_error.clone();
+        t.last_fingerprint = self.last_fingerprint.clone();
+        t.fingerprint_streak = self.fingerprint_streak;
+        t.gate_rejections = self.gate_rejections;
+        t.plan_delta = self.plan_delta.clone();
+        t.used.wall_ms += wall_ms;
+        t.lease_owner = None;
+        t.lease_expires_at = None;
+        t.lease_token = None;
+        t.updated_at = now;
+        t.last_event_at = now;
+        t
+    }
+
     /// Ends stage run `token` as `end` says and writes the task, adding
     /// the run's wall time to `used_wall_ms`: one statement on PostgreSQL
     /// (a data-modifying CTE), two on SQLite.
@@ -1642,25 +2118,7 @@ impl Next {
                 format!("COALESCE((SELECT GREATEST({at} - claimed_at, 0) FROM ended), 0)")
             }
         };
-        let assignments = [
-            ("state", sql.arg(self.state)),
-            ("stage", sql.arg(self.stage)),
-            ("stage_index", sql.arg(self.stage_index)),
-            ("attempts", sql.arg(self.attempts)),
-            ("high_water", sql.arg(self.high_water)),
-            ("next_attempt_at", sql.arg(self.next_attempt_at)),
-            ("finished_at", sql.arg(self.finished_at)),
-            ("last_error", sql.arg(self.last_error)),
-            ("last_fingerprint", sql.arg(self.last_fingerprint)),
-            ("fingerprint_streak", sql.arg(self.fingerprint_streak)),
-            ("gate_rejections", sql.arg(self.gate_rejections)),
-            (
-                "plan_delta",
-                sql.arg(self.plan_delta.as_ref().map(json_text)),
-            ),
-        ]
-        .map(|(column, value)| format!("{column} = {value}"))
-        .join(", ");
+        let assignments = self.assignments(&mut sql);
         let now = sql.arg(now);
         let id = sql.arg(id);
         sql.push(&format!(

@@ -50,7 +50,8 @@ impl NewEvent {
 /// Appends `events` (task id, event) of the workspace inside `conn`'s
 /// transaction, in their order: each task's events are numbered after its
 /// `event_seq`, which moves past them, and its `last_event_at` is set.
-/// `Error::NotFound` names a task the workspace does not have.
+/// The tasks must be the workspace's (the callers' own claims and
+/// completions); `Error::NotFound` names one that does not exist.
 ///
 /// On PostgreSQL it is one statement, which also sends `notify` (channel,
 /// payload) on commit when given. On SQLite (no notifications) it is
@@ -162,11 +163,21 @@ async fn append_events_pg(
         ),
         None => (String::new(), ""),
     };
+    // The ids again as a list, and no condition on the workspace: the
+    // tasks are found by their primary key, whatever the planner guesses
+    // of the workspace's size (with no statistics yet, it once scanned all
+    // of a workspace's tasks for this). The callers pass tasks of
+    // `workspace`: a claim's or a completion's own.
+    let mut ids: Vec<&str> = events.iter().map(|(task, _)| *task).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let ids = sql.args(ids);
     sql.push(&format!(
         "WITH v (k, task_id, kind, data) AS (VALUES {}), \
          c AS (SELECT task_id, COUNT(*) AS n FROM v GROUP BY task_id), \
          s AS (UPDATE tasks t SET event_seq = t.event_seq + c.n, last_event_at = {at} FROM c \
-         WHERE t.workspace = {ws} AND t.id = c.task_id RETURNING t.id, t.event_seq, c.n){notify_cte} \
+         WHERE t.id IN ({ids}) AND t.id = c.task_id \
+         RETURNING t.id, t.event_seq, c.n){notify_cte} \
          INSERT INTO task_events (task_id, seq, workspace, kind, data, at) \
          SELECT v.task_id, s.event_seq - s.n + ROW_NUMBER() OVER (PARTITION BY v.task_id ORDER BY v.k), \
          {ws}, v.kind, v.data, {at} FROM v JOIN s ON s.id = v.task_id{notify_join} RETURNING task_id",

@@ -25,6 +25,16 @@ macro_rules! task_columns {
 }
 pub(crate) use task_columns;
 
+/// [`task_columns`] of the table named `alias` (`t.id, t.workspace, ...`),
+/// for statements that join tasks with tables of the same column names.
+pub(crate) fn task_columns_of(alias: &str) -> String {
+    task_columns!()
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// States a task no longer leaves (but `dead` can be redriven); a dedup
 /// key is free again once its task reached one (the `tasks_dedup` index
 /// covers the others).

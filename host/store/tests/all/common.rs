@@ -193,6 +193,11 @@ pub async fn force_task(
 }
 
 /// Runs one statement straight on the test database (to corrupt a row).
+/// The URL of the database the current test runs on.
+pub fn database_url() -> String {
+    DATABASE_URL.get()
+}
+
 pub async fn raw_execute(sql: &str) -> TestResult {
     let url = DATABASE_URL.get();
     let mut conn = sqlx::AnyConnection::connect(&url).await?;

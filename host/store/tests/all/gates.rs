@@ -441,7 +441,7 @@ async fn judged_completion(
     let (completion, written) = store
         .complete_stage_with(
             &c,
-            &|_| AfterComplete::Next {
+            &|_, _| AfterComplete::Next {
                 stage: "review".into(),
                 index: 2,
             },

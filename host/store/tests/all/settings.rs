@@ -2,11 +2,15 @@
 
 use serde_json::json;
 use warden_store::Store;
+use warden_store::breakers::BreakerRow;
 use warden_store::settings::SettingsRow;
 
 use crate::common::TestResult;
 
-conformance!(settings_round_trip_and_replace);
+conformance!(
+    settings_round_trip_and_replace,
+    a_claim_reads_settings_and_open_breakers_together,
+);
 
 fn row(workspace: &str) -> SettingsRow {
     SettingsRow {
@@ -60,5 +64,44 @@ async fn settings_round_trip_and_replace(store: Store) -> TestResult {
         .map(|r| r.workspace)
         .collect();
     assert_eq!(all, ["alpha", "ws"]);
+    Ok(())
+}
+
+async fn a_claim_reads_settings_and_open_breakers_together(store: Store) -> TestResult {
+    assert_eq!(store.claim_context("ws").await?, (None, Vec::new()));
+    let breaker = |name: &str, state: &str| BreakerRow {
+        name: name.to_string(),
+        state: state.to_string(),
+        failures: 3,
+        reason: None,
+        opened_at: None,
+        retry_at: None,
+        updated_at: 1_000,
+    };
+    for (name, state) in [
+        ("provider:zeta", "open"),
+        ("provider:alpha", "open"),
+        ("provider:beta", "closed"),
+        ("plugin:\"quoted\"", "open"),
+    ] {
+        store.put_breaker(&breaker(name, state)).await?;
+    }
+    let minimal = SettingsRow {
+        mode: "minimal".to_string(),
+        limits: json!({"max_leases": 3}),
+        ..row("ws")
+    };
+    store.put_settings(&minimal).await?;
+    store.put_settings(&row("other")).await?;
+    let open = vec![
+        "plugin:\"quoted\"".to_string(),
+        "provider:alpha".to_string(),
+        "provider:zeta".to_string(),
+    ];
+    assert_eq!(
+        store.claim_context("ws").await?,
+        (Some(minimal), open.clone())
+    );
+    assert_eq!(store.claim_context("none").await?, (None, open));
     Ok(())
 }

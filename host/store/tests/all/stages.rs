@@ -7,14 +7,18 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde_json::json;
+use warden_store::settings::SettingsRow;
 use warden_store::stages::{
-    AfterComplete, AfterFail, Completion, Failure, Fence, LeaseLimits, StageRunRow,
+    AfterComplete, AfterFail, Also, Completing, Completion, Failure, Fence, LeaseLimits,
+    StageRunRow,
 };
+use warden_store::task_events::NewEvent;
 use warden_store::tasks::{NewTask, TaskRow};
-use warden_store::{Error, Store, now_ms};
+use warden_store::{Dialect, Error, Store, now_ms};
 
 use crate::common::{
-    LEASE_MS, TestResult, claim_req, claimed_ids, new_task, raw_execute, set_created_at,
+    LEASE_MS, TestResult, claim_req, claimed_ids, database_url, new_task, raw_execute,
+    set_created_at,
 };
 
 conformance!(
@@ -29,6 +33,8 @@ conformance!(
     stale_and_expired_tokens_change_nothing,
     completion_and_failure_are_idempotent,
     completion_applies_the_decision_on_the_current_row,
+    a_completion_sees_the_settings_and_survives_a_change_in_between,
+    a_batch_of_completions_settles_each_on_its_own,
     failure_decisions_retry_dead_and_block,
     fingerprint_streak_counts_repeats,
     heartbeat_extends_the_lease,
@@ -739,6 +745,235 @@ async fn completion_applies_the_decision_on_the_current_row(store: Store) -> Tes
     assert_eq!(after.state, "done");
     assert_eq!(after.finished_at, Some(later + 7));
     assert_eq!(after.lease_token, None);
+    Ok(())
+}
+
+/// A completion decides from the task and the workspace's settings. On
+/// PostgreSQL it reads without a lock and writes only if the row is still
+/// the version it read: here a change lands in between (from inside
+/// `decide`, on another connection), so the completion decides again on
+/// the changed row and is applied once, keeping that change.
+async fn a_completion_sees_the_settings_and_survives_a_change_in_between(
+    store: Store,
+) -> TestResult {
+    store
+        .put_settings(&SettingsRow {
+            workspace: "ws".to_string(),
+            mode: "minimal".to_string(),
+            mode_reason: Some("test".to_string()),
+            pipeline: None,
+            limits: json!({}),
+            hourly_tokens: None,
+            hourly_cost_micros: None,
+            actor: "test".to_string(),
+            updated_at: 1,
+        })
+        .await?;
+    let (task, _) = store.create_task(&staged("ws", "t", "plan")).await?;
+    let now = clock();
+    let (_, token) = claim_one(&store, "ws", now).await?;
+    let racing = store.dialect() == Dialect::Postgres;
+    let url = database_url();
+    let seen = Mutex::new(Vec::new());
+    let decide = |t: &TaskRow, s: Option<&SettingsRow>| {
+        let mut seen = seen.lock().expect("not poisoned");
+        seen.push((t.last_fingerprint.clone(), s.map(|s| s.mode.clone())));
+        if racing && seen.len() == 1 {
+            let (url, id) = (url.clone(), t.id.clone());
+            let changed = std::thread::spawn(move || -> anyhow::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&url).await?;
+                    sqlx::query("UPDATE tasks SET last_fingerprint = 'changed' WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .join();
+            assert!(
+                matches!(changed, Ok(Ok(()))),
+                "the change in between: {changed:?}"
+            );
+        }
+        AfterComplete::Next {
+            stage: "implement".to_string(),
+            index: 1,
+        }
+    };
+    let also = |t: &TaskRow| Also {
+        events: vec![NewEvent::new(
+            "status",
+            json!({ "state": t.state, "stage": t.stage }),
+        )],
+        notify: None,
+    };
+    let done_at = now + 250;
+    let completing = Completing {
+        workspace: "ws",
+        task_id: &task.id,
+        token,
+        output: &json!({ "ok": true }),
+        now: done_at,
+        decision: None,
+    };
+    let (completion, written) = store
+        .complete_stage_with(&completing, &decide, &also)
+        .await?;
+    let Completion::Completed(after) = completion else {
+        panic!("completed: {completion:?}");
+    };
+    let seen = seen.into_inner().expect("not poisoned");
+    let minimal = Some("minimal".to_string());
+    if racing {
+        assert_eq!(
+            seen,
+            [
+                (None, minimal.clone()),
+                (Some("changed".to_string()), minimal)
+            ],
+            "decided again on the changed row, with the settings"
+        );
+        assert_eq!(after.last_fingerprint.as_deref(), Some("changed"));
+    } else {
+        assert_eq!(seen, [(None, minimal)], "decided once, with the settings");
+    }
+    assert_eq!(
+        (after.state.as_str(), after.stage.as_str()),
+        ("queued", "implement")
+    );
+    assert_eq!(after.used.wall_ms, 250);
+    assert_eq!(after.lease_token, None);
+    assert_eq!(
+        written.also.events,
+        [NewEvent::new(
+            "status",
+            json!({ "state": "queued", "stage": "implement" })
+        )]
+    );
+    let events = store.list_task_events("ws", &task.id, 0, 100).await?;
+    assert_eq!(events.len(), 1, "the event is written once: {events:?}");
+    assert_eq!((events[0].seq, events[0].at), (1, done_at));
+    let runs = runs_of(&store, &task.id).await?;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("completed"));
+    assert_eq!(runs[0].ended_at, Some(done_at));
+
+    // Again with the same token: already completed, nothing decided.
+    let (again, written) = store
+        .complete_stage_with(&completing, &|_, _| panic!("no decision"), &also)
+        .await?;
+    assert!(
+        matches!(again, Completion::AlreadyCompleted(_)),
+        "{again:?}"
+    );
+    assert_eq!(written.also.events, []);
+    Ok(())
+}
+
+/// `complete_stages`: one batch with a completion to write, a stale token,
+/// the same lease twice, a task that does not exist and an expired lease.
+/// Each gets its own outcome; what was written is written once, with its
+/// events numbered after the task's own.
+async fn a_batch_of_completions_settles_each_on_its_own(store: Store) -> TestResult {
+    let now = clock();
+    let mut leases = Vec::new();
+    for title in ["a", "b", "c", "d"] {
+        let (t, _) = store.create_task(&staged("ws", title, "plan")).await?;
+        store
+            .add_task_event("ws", &t.id, "tool_start", &json!({}), now)
+            .await?;
+        let (_, token) = claim_one(&store, "ws", now).await?;
+        leases.push((t.id, token));
+    }
+    let output = json!({ "done": true });
+    let at = now + 100;
+    fn item<'a>(
+        workspace: &'a str,
+        lease: &'a (String, i64),
+        token: i64,
+        output: &'a serde_json::Value,
+        now: i64,
+    ) -> Completing<'a> {
+        Completing {
+            workspace,
+            task_id: &lease.0,
+            token,
+            output,
+            now,
+            decision: None,
+        }
+    }
+    let batch = [
+        // a: completes.
+        item("ws", &leases[0], leases[0].1, &output, at),
+        // b: a token that is not its lease.
+        item("ws", &leases[1], leases[0].1, &output, at),
+        // c, twice: completes, then is already completed.
+        item("ws", &leases[2], leases[2].1, &output, at),
+        item("ws", &leases[2], leases[2].1, &output, at),
+        // d in a workspace that does not have it.
+        item("elsewhere", &leases[3], leases[3].1, &output, at),
+        // d: its lease expired long ago.
+        item("ws", &leases[3], leases[3].1, &output, at + 10 * LEASE_MS),
+    ];
+    let decided = Mutex::new(Vec::new());
+    let decide = |i: usize, t: &TaskRow, _: Option<&SettingsRow>| {
+        decided.lock().expect("not poisoned").push(i);
+        assert_eq!(t.id, batch[i].task_id);
+        AfterComplete::Next {
+            stage: "implement".to_string(),
+            index: 1,
+        }
+    };
+    let also = |i: usize, t: &TaskRow| Also {
+        events: vec![
+            NewEvent::new("status", json!({ "item": i, "state": t.state })),
+            NewEvent::new("stop_reason", json!({ "item": i })),
+        ],
+        notify: Some(("warden_test".to_string(), "ws".to_string())),
+    };
+    let outcomes = store.complete_stages(&batch, &decide, &also).await?;
+    assert_eq!(outcomes.len(), batch.len());
+    let mut outcomes = outcomes.into_iter();
+    let mut next = || outcomes.next().expect("one outcome per completion");
+    let (a, written) = next()?;
+    assert!(
+        matches!(&a, Completion::Completed(t) if t.stage == "implement" && t.used.wall_ms == 100),
+        "{a:?}"
+    );
+    assert_eq!(written.also.events.len(), 2);
+    assert!(matches!(next()?.0, Completion::Fenced(Fence::Stale { .. })));
+    assert!(matches!(next()?.0, Completion::Completed(_)));
+    assert!(matches!(next()?.0, Completion::AlreadyCompleted(_)));
+    assert!(matches!(next(), Err(Error::NotFound(_))));
+    assert!(matches!(
+        next()?.0,
+        Completion::Fenced(Fence::Expired { .. })
+    ));
+    let mut decided = decided.into_inner().expect("not poisoned");
+    decided.sort_unstable();
+    assert_eq!(decided, [0, 2], "only what could proceed was decided");
+
+    for (k, (id, _)) in leases.iter().enumerate() {
+        let runs = runs_of(&store, id).await?;
+        let events = store.list_task_events("ws", id, 0, 0).await?;
+        let seqs: Vec<(i64, &str)> = events.iter().map(|e| (e.seq, e.kind.as_str())).collect();
+        if k == 0 || k == 2 {
+            assert_eq!(runs[0].outcome.as_deref(), Some("completed"));
+            assert_eq!(runs[0].output, Some(output.clone()));
+            assert_eq!(seqs, [(1, "tool_start"), (2, "status"), (3, "stop_reason")]);
+            assert_eq!(events[1].data, json!({ "item": k, "state": "queued" }));
+            assert_eq!(events[1].at, at);
+        } else {
+            assert_eq!(runs[0].outcome, None, "task {k} untouched");
+            assert_eq!(seqs, [(1, "tool_start")]);
+        }
+    }
     Ok(())
 }
 

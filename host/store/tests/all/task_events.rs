@@ -1,15 +1,17 @@
 //! `task_events`: per-task ordered events, and the task's `last_event_at`.
 
 use serde_json::json;
+use warden_store::stages::{ClaimEvents, LeaseLimits};
 use warden_store::task_events::NewEvent;
 use warden_store::{Error, Store, now_ms};
 
-use crate::common::{TestResult, claim_req, new_task};
+use crate::common::{TestResult, claim_req, new_task, raw_execute};
 
 conformance!(
     events_are_numbered_per_task_and_paged,
     events_need_a_task,
     a_claim_writes_the_events_it_is_given,
+    a_claim_writes_running_events_for_the_claims_that_go_ahead,
 );
 
 async fn events_are_numbered_per_task_and_paged(store: Store) -> TestResult {
@@ -93,9 +95,12 @@ async fn a_claim_writes_the_events_it_is_given(store: Store) -> TestResult {
     let now = now_ms() + 60_000;
     // Every claimed task but "b" gets an event naming its token.
     let claimed = store
-        .claim_stages_with(&claim_req("ws", "w1", 3, now), &|c| {
-            (c.task.title != "b").then(|| NewEvent::new("status", json!({ "token": c.run.id })))
-        })
+        .claim_stages_with(
+            &claim_req("ws", "w1", 3, now),
+            ClaimEvents::Each(&|c| {
+                (c.task.title != "b").then(|| NewEvent::new("status", json!({ "token": c.run.id })))
+            }),
+        )
         .await?;
     assert_eq!(claimed.len(), 3);
     for (c, written) in &claimed {
@@ -120,10 +125,67 @@ async fn a_claim_writes_the_events_it_is_given(store: Store) -> TestResult {
     }
     // Nothing claimed, nothing written.
     let none = store
-        .claim_stages_with(&claim_req("ws", "w1", 3, now), &|_| {
-            Some(NewEvent::new("status", json!({})))
-        })
+        .claim_stages_with(
+            &claim_req("ws", "w1", 3, now),
+            ClaimEvents::Each(&|_| Some(NewEvent::new("status", json!({})))),
+        )
         .await?;
     assert!(none.is_empty());
+    Ok(())
+}
+
+/// `ClaimEvents::Running`: a claim that goes ahead gets its `running`
+/// event with it; one beyond the loop limit or over a budget gets none.
+/// On PostgreSQL without caps the events come from the claim's own
+/// statement, with caps from the transaction; both must say the same as
+/// `Claimed::goes_ahead` and `Claimed::running_event`.
+async fn a_claim_writes_running_events_for_the_claims_that_go_ahead(store: Store) -> TestResult {
+    for (ws, capped) in [("uncapped", false), ("capped", true)] {
+        for title in ["plain", "within budget", "spent", "looping", "last try"] {
+            store.create_task(&new_task(ws, title)).await?;
+        }
+        for fix in [
+            "UPDATE tasks SET budget_tokens = 100, used_tokens = 99 WHERE title = 'within budget'",
+            "UPDATE tasks SET budget_wall_ms = 10, used_wall_ms = 10 WHERE title = 'spent'",
+            "UPDATE tasks SET attempts = 3 WHERE title = 'looping'",
+            "UPDATE tasks SET attempts = 2 WHERE title = 'last try'",
+        ] {
+            raw_execute(&format!("{fix} AND workspace = '{ws}'")).await?;
+        }
+        let now = now_ms() + 60_000;
+        let mut req = claim_req(ws, "w1", 10, now);
+        if capped {
+            req.limits = LeaseLimits {
+                workspace: Some(10),
+                ..LeaseLimits::default()
+            };
+        }
+        let claimed = store
+            .claim_stages_with(&req, ClaimEvents::Running { loop_limit: 3 })
+            .await?;
+        assert_eq!(claimed.len(), 5, "{ws}");
+        for (c, written) in &claimed {
+            let ahead = !matches!(c.task.title.as_str(), "spent" | "looping");
+            assert_eq!(c.goes_ahead(3), ahead, "{ws}: {}", c.task.title);
+            assert_eq!(
+                written.as_ref(),
+                ahead.then(|| c.running_event()).as_ref(),
+                "{ws}: {}",
+                c.task.title
+            );
+            let events = store.list_task_events(ws, &c.task.id, 0, 0).await?;
+            let got: Vec<(i64, &str, serde_json::Value, i64)> = events
+                .iter()
+                .map(|e| (e.seq, e.kind.as_str(), e.data.clone(), e.at))
+                .collect();
+            if ahead {
+                let e = c.running_event();
+                assert_eq!(got, [(1, "status", e.data, now)], "{ws}: {}", c.task.title);
+                assert_eq!(c.task.last_event_at, now);
+            } else {
+                assert!(got.is_empty(), "{ws}: {}: {got:?}", c.task.title);
+            }
+        }
+    }
     Ok(())
 }
