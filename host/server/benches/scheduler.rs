@@ -16,7 +16,8 @@
 //!    it (target: p50 < 2 ms).
 //!
 //! `WARDEN_BENCH=pipeline,throughput,latency` picks sections (default:
-//! all). PostgreSQL is `WARDEN_TEST_DATABASE_URL` (default
+//! all); `WARDEN_BENCH_TASKS` sets the tasks of each throughput run
+//! (default 2,500, of 4 stages each). PostgreSQL is `WARDEN_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); each run works in a fresh
 //! schema, dropped afterwards. Without PostgreSQL its figures are skipped,
 //! loudly.
@@ -313,7 +314,10 @@ async fn pipeline() {
 /// Throughput of one database set-up: each batch size in its own
 /// workspace, tasks of `STAGES` stages created first (not timed).
 async fn throughput_on(label: &str, hosts: &[Host]) -> Vec<(u32, f64)> {
-    const TASKS: u64 = 2_500;
+    let tasks: u64 = std::env::var("WARDEN_BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_500);
     const STAGES: [&str; 4] = ["a", "b", "c", "d"];
     const LOOPS: usize = 32;
     let clients: Vec<Client> = hosts
@@ -323,7 +327,7 @@ async fn throughput_on(label: &str, hosts: &[Host]) -> Vec<(u32, f64)> {
     let mut out = Vec::new();
     for batch in [1u32, 10] {
         let ws = format!("tp-b{batch}");
-        create_tasks(&clients, &ws, TASKS as usize, &STAGES).await;
+        create_tasks(&clients, &ws, tasks as usize, &STAGES).await;
         let config = WorkerConfig {
             batch,
             wait_ms: 1000,
@@ -331,10 +335,10 @@ async fn throughput_on(label: &str, hosts: &[Host]) -> Vec<(u32, f64)> {
             events: false,
             ..WorkerConfig::default()
         };
-        let (elapsed, completed) = drive(&clients, &ws, LOOPS, config, TASKS).await;
+        let (elapsed, completed) = drive(&clients, &ws, LOOPS, config, tasks).await;
         let rate = completed as f64 / elapsed.as_secs_f64();
         println!(
-            "   {label:<28} batch {batch:>2}: {rate:>7.0} completions/s ({completed} stages of {TASKS} tasks in {:.2} s, {LOOPS} loops)",
+            "   {label:<28} batch {batch:>2}: {rate:>7.0} completions/s ({completed} stages of {tasks} tasks in {:.2} s, {LOOPS} loops)",
             elapsed.as_secs_f64()
         );
         out.push((batch, rate));

@@ -28,7 +28,7 @@ const MAX_BATCH: usize = 128;
 
 /// Batches being written at once. While they are, the next completions
 /// queue up and go together.
-const BATCHES_IN_FLIGHT: usize = 2;
+const BATCHES_IN_FLIGHT: usize = 1;
 
 /// Completions waiting for a writer; a full queue makes callers wait.
 const QUEUE: usize = 4096;

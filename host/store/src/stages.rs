@@ -738,32 +738,21 @@ impl Store {
             return Ok(settled);
         }
         let mut conn = self.pool.acquire().await?;
-        let mut sql = Sql::new("");
-        let rows: Vec<String> = picked
+        // The batch goes as JSON, so that the statement's text is the same
+        // whatever its size: prepared once per connection, planned rarely.
+        let wanted: Vec<Value> = picked
             .iter()
             .map(|&i| {
                 let c = &batch[i];
-                format!(
-                    "({}, {}, {}, {})",
-                    sql.arg(i as i64),
-                    sql.arg(c.workspace),
-                    sql.arg(c.task_id),
-                    sql.arg(c.token)
-                )
+                json!({ "k": i, "workspace": c.workspace, "id": c.task_id, "token": c.token })
             })
             .collect();
-        let ids = sql.args(picked.iter().map(|&i| batch[i].task_id));
-        sql.push(&format!(
-            "SELECT q.k, {}, CAST(t.xmin AS TEXT) AS row_version, r.claimed_at AS run_claimed_at, \
-             r.outcome AS run_outcome, {} FROM (VALUES {}) AS q (k, workspace, id, token) \
-             JOIN tasks t ON t.id = q.id AND t.workspace = q.workspace \
-             LEFT JOIN stage_runs r ON r.id = q.token AND r.task_id = t.id \
-             LEFT JOIN workspace_settings s ON s.workspace = t.workspace WHERE t.id IN ({ids})",
-            task_columns_of("t"),
-            settings_columns_of_s!(),
-            rows.join(", ")
-        ));
-        let read = sql.build()?.fetch_all(&mut *conn).await?;
+        let ids = pg_text_array(picked.iter().map(|&i| batch[i].task_id));
+        let read = sqlx::query(completion_read_sql())
+            .bind(json_text(&Value::Array(wanted)))
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
 
         // What each completion that may proceed writes.
         let mut writes: Vec<Write> = Vec::new();
@@ -804,85 +793,48 @@ impl Store {
             return Ok(settled);
         }
 
-        let mut sql = Sql::new("");
         let mut values = Vec::new();
         let mut events = Vec::new();
         let mut notifies = Vec::new();
-        let ids = sql.args(writes.iter().map(|w| batch[w.i].task_id));
-        let tokens = sql.args(writes.iter().map(|w| batch[w.i].token));
         for w in &mut writes {
             let c = &batch[w.i];
-            let k = sql.arg(w.i as i64);
             let next = std::mem::replace(&mut w.next, Next::from(&w.expected));
-            let row = [
-                k.clone(),
-                sql.arg(c.task_id),
-                sql.arg(c.token),
-                sql.arg(w.version.clone()),
-                sql.arg(w.wall),
-                sql.arg(w.also.events.len() as i64),
-                sql.arg(c.now),
-                sql.arg(json_text(c.output)),
-                next.values(&mut sql),
-            ];
-            values.push(format!("({})", row.join(", ")));
+            let mut row = next.json();
+            row.insert("k".into(), json!(w.i));
+            row.insert("id".into(), json!(c.task_id));
+            row.insert("token".into(), json!(c.token));
+            row.insert("version".into(), json!(w.version));
+            row.insert("wall".into(), json!(w.wall));
+            row.insert("n_events".into(), json!(w.also.events.len()));
+            row.insert("done_at".into(), json!(c.now));
+            row.insert("output".into(), json!(json_text(c.output)));
+            values.push(Value::Object(row));
             for (j, e) in w.also.events.iter().enumerate() {
-                events.push(format!(
-                    "({k}, {}, {}, {})",
-                    sql.arg(j as i64 + 1),
-                    sql.arg(e.kind.as_str()),
-                    sql.arg(json_text(&e.data))
-                ));
+                events.push(
+                    json!({ "k": w.i, "j": j + 1, "kind": e.kind, "data": json_text(&e.data) }),
+                );
             }
             if let Some((channel, payload)) = &w.also.notify {
-                notifies.push(format!(
-                    "({k}, {}, {})",
-                    sql.arg(channel.as_str()),
-                    sql.arg(payload.as_str())
-                ));
+                notifies.push(json!({ "k": w.i, "channel": channel, "payload": payload }));
             }
         }
-        let mut text = format!(
-            "WITH v (k, id, token, version, wall, n_events, done_at, output, {NEXT_COLUMNS}) AS (VALUES {}), \
-             upd AS (UPDATE tasks t SET {}, used_wall_ms = t.used_wall_ms + v.wall, lease_owner = NULL, \
-             lease_expires_at = NULL, lease_token = NULL, updated_at = v.done_at, last_event_at = v.done_at, \
-             event_seq = t.event_seq + v.n_events FROM v \
-             WHERE t.id IN ({ids}) AND t.id = v.id AND t.lease_token = v.token AND t.xmin = CAST(v.version AS xid) \
-             RETURNING v.k, {}, t.event_seq, v.n_events, v.done_at), \
-             ended AS (UPDATE stage_runs r SET outcome = 'completed', ended_at = v.done_at, output = v.output \
-             FROM v JOIN upd ON upd.k = v.k WHERE r.id IN ({tokens}) AND r.id = v.token AND r.outcome IS NULL)",
-            values.join(", "),
-            NEXT_COLUMNS
-                .split(", ")
-                .map(|c| format!("{c} = v.{c}"))
+        let ids = pg_text_array(writes.iter().map(|w| batch[w.i].task_id));
+        let tokens = format!(
+            "{{{}}}",
+            writes
+                .iter()
+                .map(|w| batch[w.i].token.to_string())
                 .collect::<Vec<_>>()
-                .join(", "),
-            task_columns_of("t"),
+                .join(",")
         );
-        if !events.is_empty() {
-            text.push_str(&format!(
-                ", ev AS (INSERT INTO task_events (task_id, seq, workspace, kind, data, at) \
-                 SELECT upd.id, upd.event_seq - upd.n_events + e.j, upd.workspace, e.kind, e.data, upd.done_at \
-                 FROM upd JOIN (VALUES {}) AS e (k, j, kind, data) ON e.k = upd.k)",
-                events.join(", ")
-            ));
-        }
-        // A CTE that calls a volatile function runs once, and only when
-        // the main query reads it: the count sends the notifications of
-        // the completions that were written (PostgreSQL delivers a repeated
-        // one once per commit).
-        let mut notified = "";
-        if !notifies.is_empty() {
-            text.push_str(&format!(
-                ", nv (k, channel, payload) AS (VALUES {}), \
-                 n AS (SELECT pg_notify(nv.channel, nv.payload) FROM nv JOIN upd ON upd.k = nv.k)",
-                notifies.join(", ")
-            ));
-            notified = ", (SELECT COUNT(*) FROM n) AS notified";
-        }
-        text.push_str(&format!(" SELECT upd.*{notified} FROM upd"));
-        sql.push(&text);
-        let written = sql.build()?.fetch_all(&mut *conn).await?;
+        let written = sqlx::query(completion_write_sql())
+            .bind(json_text(&Value::Array(values)))
+            .bind(ids)
+            .bind(tokens)
+            .bind(json_text(&Value::Array(events)))
+            .bind(json_text(&Value::Array(notifies)))
+            .fetch_all(&mut *conn)
+            .await?;
         let mut writes: BTreeMap<usize, Write> = writes.into_iter().map(|w| (w.i, w)).collect();
         for row in &written {
             let i = usize::try_from(row.try_get::<i64, _>("k")?)
@@ -1862,6 +1814,82 @@ async fn select_task_and_settings(
     Ok((task_from_row(&row)?, settings_from_joined(&row)?))
 }
 
+/// [`Store::complete_unlocked`]'s read (PostgreSQL). `$1`: the
+/// completions as a JSON array of `{k, workspace, id, token}`; `$2`: their
+/// task ids as an array, so that the tasks are found by primary key
+/// whatever the planner guesses of a join with the JSON. Each task comes
+/// with its row version, the claim time and outcome of the run `token`
+/// when it is a run of that task, and its workspace's settings.
+fn completion_read_sql() -> AssertSqlSafe<&'static str> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    AssertSqlSafe(SQL.get_or_init(|| {
+        format!(
+            "SELECT q.k, {}, CAST(t.xmin AS TEXT) AS row_version, r.claimed_at AS run_claimed_at, \
+             r.outcome AS run_outcome, {} \
+             FROM json_to_recordset(CAST($1 AS json)) AS q (k bigint, workspace text, id text, token bigint) \
+             JOIN tasks t ON t.id = q.id AND t.workspace = q.workspace \
+             LEFT JOIN stage_runs r ON r.id = q.token AND r.task_id = t.id \
+             LEFT JOIN workspace_settings s ON s.workspace = t.workspace \
+             WHERE t.id = ANY (CAST($2 AS text[]))",
+            task_columns_of("t"),
+            settings_columns_of_s!()
+        )
+    }))
+}
+
+/// [`Store::complete_unlocked`]'s write (PostgreSQL): one statement whose
+/// text is the same for any batch. `$1`: the completions as a JSON array
+/// of [`Next::json`] with `k`, `id`, `token`, `version`, `wall`,
+/// `n_events`, `done_at` and `output`; `$2`, `$3`: their task ids and
+/// tokens as arrays (primary-key lookups); `$4`: the events as `{k, j,
+/// kind, data}`; `$5`: the notifications as `{k, channel, payload}`.
+/// Everything waits on the tasks' update (`upd`), which only touches a
+/// task still at the version read and holding the lease. A CTE that calls
+/// a volatile function runs once, and only when the main query reads it:
+/// the count sends the notifications of the completions written.
+fn completion_write_sql() -> AssertSqlSafe<&'static str> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    AssertSqlSafe(SQL.get_or_init(|| {
+        let set = NEXT_COLUMNS
+            .split(", ")
+            .map(|c| format!("{c} = v.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "WITH v AS (SELECT * FROM json_to_recordset(CAST($1 AS json)) AS x (k bigint, id text, \
+             token bigint, version text, wall bigint, n_events bigint, done_at bigint, output text, \
+             {NEXT_TYPES})), \
+             upd AS (UPDATE tasks t SET {set}, used_wall_ms = t.used_wall_ms + v.wall, lease_owner = NULL, \
+             lease_expires_at = NULL, lease_token = NULL, updated_at = v.done_at, last_event_at = v.done_at, \
+             event_seq = t.event_seq + v.n_events FROM v \
+             WHERE t.id = ANY (CAST($2 AS text[])) AND t.id = v.id AND t.lease_token = v.token \
+             AND t.xmin = CAST(v.version AS xid) \
+             RETURNING v.k, {}, t.event_seq, v.n_events, v.done_at), \
+             ended AS (UPDATE stage_runs r SET outcome = 'completed', ended_at = v.done_at, output = v.output \
+             FROM v JOIN upd ON upd.k = v.k \
+             WHERE r.id = ANY (CAST($3 AS bigint[])) AND r.id = v.token AND r.outcome IS NULL), \
+             ev AS (INSERT INTO task_events (task_id, seq, workspace, kind, data, at) \
+             SELECT upd.id, upd.event_seq - upd.n_events + e.j, upd.workspace, e.kind, e.data, upd.done_at \
+             FROM upd JOIN json_to_recordset(CAST($4 AS json)) AS e (k bigint, j bigint, kind text, data text) \
+             ON e.k = upd.k), \
+             n AS (SELECT pg_notify(nv.channel, nv.payload) \
+             FROM json_to_recordset(CAST($5 AS json)) AS nv (k bigint, channel text, payload text) \
+             JOIN upd ON upd.k = nv.k) \
+             SELECT upd.*, (SELECT COUNT(*) FROM n) AS notified FROM upd",
+            task_columns_of("t"),
+        )
+    }))
+}
+
+/// A PostgreSQL array literal of `items` (`{"a","b"}`), each quoted.
+fn pg_text_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = items
+        .into_iter()
+        .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
 /// A completion refused by `fence`: `AlreadyCompleted` when the token's
 /// run (`outcome`) completed, else `Fenced`.
 fn refused_completion(task: TaskRow, fence: Fence, outcome: Option<String>) -> Completion {
@@ -1922,6 +1950,11 @@ struct Write {
     expected: TaskRow,
     also: Also,
 }
+
+/// [`NEXT_COLUMNS`] with their types, for reading them from JSON.
+const NEXT_TYPES: &str = "state text, stage text, stage_index bigint, attempts bigint, high_water bigint, \
+     next_attempt_at bigint, finished_at bigint, last_error text, last_fingerprint text, \
+     fingerprint_streak bigint, gate_rejections bigint, plan_delta text";
 
 /// The columns [`Next`] writes, in the order of [`Next::values`].
 const NEXT_COLUMNS: &str = "state, stage, stage_index, attempts, high_water, next_attempt_at, finished_at, \
@@ -2027,6 +2060,27 @@ impl Next {
             sql.arg(self.plan_delta.as_ref().map(json_text)),
         ]
         .join(", ")
+    }
+
+    /// The values it writes as a JSON object, keyed by [`NEXT_COLUMNS`].
+    fn json(self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("state".into(), json!(self.state));
+        m.insert("stage".into(), json!(self.stage));
+        m.insert("stage_index".into(), json!(self.stage_index));
+        m.insert("attempts".into(), json!(self.attempts));
+        m.insert("high_water".into(), json!(self.high_water));
+        m.insert("next_attempt_at".into(), json!(self.next_attempt_at));
+        m.insert("finished_at".into(), json!(self.finished_at));
+        m.insert("last_error".into(), json!(self.last_error));
+        m.insert("last_fingerprint".into(), json!(self.last_fingerprint));
+        m.insert("fingerprint_streak".into(), json!(self.fingerprint_streak));
+        m.insert("gate_rejections".into(), json!(self.gate_rejections));
+        m.insert(
+            "plan_delta".into(),
+            json!(self.plan_delta.as_ref().map(json_text)),
+        );
+        m
     }
 
     /// `column = $n, ...` of the columns it writes, bound in `sql`.

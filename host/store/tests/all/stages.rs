@@ -890,7 +890,8 @@ async fn a_batch_of_completions_settles_each_on_its_own(store: Store) -> TestRes
         let (_, token) = claim_one(&store, "ws", now).await?;
         leases.push((t.id, token));
     }
-    let output = json!({ "done": true });
+    // Quotes, backslashes, a NUL and non-ASCII text survive the batch's JSON.
+    let output = json!({ "done": true, "text": "a \"quote\", a \\ backslash, a \u{0} NUL, é 🚀" });
     let at = now + 100;
     fn item<'a>(
         workspace: &'a str,
@@ -932,7 +933,10 @@ async fn a_batch_of_completions_settles_each_on_its_own(store: Store) -> TestRes
     };
     let also = |i: usize, t: &TaskRow| Also {
         events: vec![
-            NewEvent::new("status", json!({ "item": i, "state": t.state })),
+            NewEvent::new(
+                "status",
+                json!({ "item": i, "state": t.state, "note": "\"\\\u{0}é" }),
+            ),
             NewEvent::new("stop_reason", json!({ "item": i })),
         ],
         notify: Some(("warden_test".to_string(), "ws".to_string())),
@@ -967,7 +971,10 @@ async fn a_batch_of_completions_settles_each_on_its_own(store: Store) -> TestRes
             assert_eq!(runs[0].outcome.as_deref(), Some("completed"));
             assert_eq!(runs[0].output, Some(output.clone()));
             assert_eq!(seqs, [(1, "tool_start"), (2, "status"), (3, "stop_reason")]);
-            assert_eq!(events[1].data, json!({ "item": k, "state": "queued" }));
+            assert_eq!(
+                events[1].data,
+                json!({ "item": k, "state": "queued", "note": "\"\\\u{0}é" })
+            );
             assert_eq!(events[1].at, at);
         } else {
             assert_eq!(runs[0].outcome, None, "task {k} untouched");
