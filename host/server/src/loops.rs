@@ -1,9 +1,11 @@
 //! Background loops (SPEC ST-2, RL-4, AL-1): the lease sweeper, the stuck
-//! and backlog detectors and the alert rules ([`crate::rules`]) run on one
-//! host at a time, under a singleton lock (a PostgreSQL advisory lock;
+//! and backlog detectors, the alert rules ([`crate::rules`]) and the
+//! vacuuming of the scheduler's busiest tables on PostgreSQL
+//! ([`warden_store::Store::vacuum_hot_tables`]) run on one host at a time, under a singleton lock (a PostgreSQL advisory lock;
 //! always granted on SQLite); the wake-up listener runs on every host.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -15,6 +17,15 @@ use crate::scheduler::WAKE_CHANNEL;
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How often the leader looks for stuck tasks and backlogs.
 const DETECT_EVERY: Duration = Duration::from_secs(15);
+/// How often the leader looks at the busiest tables' dead row versions
+/// (PostgreSQL) ...
+const VACUUM_EVERY: Duration = Duration::from_secs(5);
+/// ... and how many a table may have before it is vacuumed (and no more
+/// than its live rows).
+const VACUUM_MIN_DEAD: i64 = 10_000;
+/// After a failed vacuum (say, the database user does not own the tables),
+/// the next try waits this long.
+const VACUUM_AFTER_FAILURE: Duration = Duration::from_secs(600);
 
 /// A singleton lock held across the iterations of a loop that must run on
 /// one host at a time: taken when free, its connection checked every 5 s,
@@ -89,6 +100,7 @@ async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut last_detect = tokio::time::Instant::now();
     let mut last_rules = tokio::time::Instant::now();
     let rules_every = Duration::from_millis(app.config.alerting.rules.every_ms);
+    let vacuum = Vacuum::default();
     loop {
         tokio::select! {
             _ = sweep.tick() => {}
@@ -118,6 +130,7 @@ async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = %e, "cannot list workspaces"),
             }
         }
+        vacuum.maybe_start(&app.store);
         if last_detect.elapsed() >= DETECT_EVERY {
             last_detect = tokio::time::Instant::now();
             match app.store.list_workspaces().await {
@@ -129,6 +142,58 @@ async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = %e, "cannot list workspaces"),
             }
         }
+    }
+}
+
+/// The leader's vacuuming: at most one at a time, off the sweeper's loop
+/// (a vacuum can take a while), backing off after a failure.
+struct Vacuum {
+    running: Arc<AtomicBool>,
+    next: Arc<std::sync::Mutex<tokio::time::Instant>>,
+}
+
+impl Default for Vacuum {
+    fn default() -> Self {
+        Vacuum {
+            running: Arc::new(AtomicBool::new(false)),
+            next: Arc::new(std::sync::Mutex::new(
+                tokio::time::Instant::now() + VACUUM_EVERY,
+            )),
+        }
+    }
+}
+
+impl Vacuum {
+    fn maybe_start(&self, store: &warden_store::Store) {
+        let now = tokio::time::Instant::now();
+        {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            if now < *next || self.running.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            *next = now + VACUUM_EVERY;
+        }
+        let (store, running, next) = (store.clone(), self.running.clone(), self.next.clone());
+        tokio::spawn(async move {
+            match store.vacuum_hot_tables(VACUUM_MIN_DEAD).await {
+                Ok(done) => {
+                    for v in done {
+                        tracing::info!(
+                            table = v.table,
+                            dead = v.dead,
+                            live = v.live,
+                            "vacuumed a busy table"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot vacuum the scheduler's tables; trying again in 10 min");
+                    *next.lock().unwrap_or_else(|p| p.into_inner()) =
+                        tokio::time::Instant::now() + VACUUM_AFTER_FAILURE;
+                }
+            }
+            running.store(false, Ordering::SeqCst);
+        });
     }
 }
 

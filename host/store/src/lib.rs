@@ -40,6 +40,7 @@ pub mod gates;
 pub mod gateway;
 pub mod grants;
 pub mod kv;
+pub mod maintenance;
 pub mod notifications;
 pub mod notify;
 pub mod pins;

@@ -19,6 +19,7 @@ mod events_actions;
 mod gates;
 mod gateway;
 mod kv;
+mod maintenance;
 mod notifications;
 mod pins_grants;
 mod plugins;
