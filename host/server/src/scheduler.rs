@@ -398,7 +398,7 @@ impl Scheduler {
     /// The mode of a workspace.
     pub async fn mode(&self, workspace: &str) -> Result<(Mode, Option<String>)> {
         let s = self.settings(workspace).await?;
-        Ok((Mode::parse(&s.mode).unwrap_or(Mode::Normal), s.mode_reason))
+        Ok((mode_of(Some(&s)), s.mode_reason))
     }
 
     /// Switches a workspace's mode (API, CLI, or a breaker).
@@ -691,8 +691,8 @@ impl Scheduler {
             notified.as_mut().enable();
             // The settings and the open breakers, in one round trip.
             let (settings, open_breakers) = self.store.claim_context(workspace).await?;
+            let mode = mode_of(settings.as_ref());
             let settings = settings_or_default(workspace, settings);
-            let mode = Mode::parse(&settings.mode).unwrap_or(Mode::Normal);
             if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
                 return Err(self.refuse_in_mode(
                     workspace,
@@ -1599,7 +1599,7 @@ impl Scheduler {
     pub async fn why_idle(&self, workspace: &str) -> Result<Idle> {
         let now = warden_store::now_ms();
         let settings = self.settings(workspace).await?;
-        let mode = Mode::parse(&settings.mode).unwrap_or(Mode::Normal);
+        let mode = mode_of(Some(&settings));
         let idle = |reason, message: String| Ok(Idle { reason, message });
         if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
             let why = settings

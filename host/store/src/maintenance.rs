@@ -40,8 +40,7 @@ impl Store {
         }
         let rows = sqlx::query(
             "SELECT CAST(relname AS TEXT) AS name, n_dead_tup AS dead, n_live_tup AS live \
-             FROM pg_stat_user_tables WHERE schemaname = current_schema() \
-             AND relname IN ('tasks', 'stage_runs', 'workers') ORDER BY relname",
+             FROM pg_stat_user_tables WHERE schemaname = current_schema() ORDER BY relname",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -49,7 +48,8 @@ impl Store {
         for row in &rows {
             let name: String = row.try_get("name")?;
             let (dead, live): (i64, i64) = (row.try_get("dead")?, row.try_get("live")?);
-            // The name is one of ours, never the database's text.
+            // Only ours; the name vacuumed is our constant, never the
+            // database's text.
             let Some(table) = HOT_TABLES.into_iter().find(|t| *t == name) else {
                 continue;
             };

@@ -189,6 +189,8 @@ fn goes_ahead_sql(limit: &str) -> String {
 /// transaction.
 #[derive(Clone, Copy)]
 pub enum ClaimEvents<'a> {
+    /// None: on PostgreSQL without caps, the claim is one statement.
+    Nothing,
     /// The event this gives for each claim (`None`: none for it).
     Each(&'a (dyn Fn(&Claimed) -> Option<NewEvent> + Send + Sync)),
     /// Each claim's [`Claimed::running_event`], when it
@@ -382,9 +384,7 @@ impl Store {
     /// `max` is capped at 100; 0 or less claims nothing (the worker's
     /// heartbeat is still recorded). A `lease_ms` below 1 counts as 1.
     pub async fn claim_stages(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
-        let claimed = self
-            .claim_stages_with(req, ClaimEvents::Each(&|_| None))
-            .await?;
+        let claimed = self.claim_stages_with(req, ClaimEvents::Nothing).await?;
         Ok(claimed.into_iter().map(|(c, _)| c).collect())
     }
 
@@ -392,9 +392,10 @@ impl Store {
     /// `events` gives for its claim, with the claim (one commit for the
     /// whole batch). Each claim comes back with the event written for it.
     ///
-    /// On PostgreSQL without caps, with [`ClaimEvents::Running`], the
-    /// claims and their events are one statement and no explicit
-    /// transaction: one round trip and one commit for the batch.
+    /// On PostgreSQL without caps, with [`ClaimEvents::Running`] or
+    /// [`ClaimEvents::Nothing`], the claims and their events are one
+    /// statement and no explicit transaction: one round trip and one
+    /// commit for the batch.
     pub async fn claim_stages_with(
         &self,
         req: &ClaimRequest,
@@ -405,12 +406,17 @@ impl Store {
         let fused = self.dialect == Dialect::Postgres && limits.per_stage.is_empty();
         let uncapped =
             limits.global.is_none() && limits.workspace.is_none() && limits.fair_share.is_none();
+        let in_statement = match events {
+            ClaimEvents::Nothing => Some(None),
+            ClaimEvents::Running { loop_limit } => Some(Some(loop_limit)),
+            ClaimEvents::Each(_) => None,
+        };
         if fused
             && uncapped
-            && let ClaimEvents::Running { loop_limit } = events
+            && let Some(running) = in_statement
         {
             let mut conn = self.pool.acquire().await?;
-            let claimed = claim_fused(&mut conn, req, max, Some(loop_limit)).await?;
+            let claimed = claim_fused(&mut conn, req, max, running).await?;
             return Ok(claimed
                 .into_iter()
                 .map(|(c, ahead)| {
@@ -442,6 +448,7 @@ impl Store {
             .into_iter()
             .map(|c| {
                 let e = match events {
+                    ClaimEvents::Nothing => None,
                     ClaimEvents::Each(event) => event(&c),
                     ClaimEvents::Running { loop_limit } => {
                         c.goes_ahead(loop_limit).then(|| c.running_event())
@@ -754,8 +761,14 @@ impl Store {
             .fetch_all(&mut *conn)
             .await?;
 
-        // What each completion that may proceed writes.
-        let mut writes: Vec<Write> = Vec::new();
+        // What each completion that may proceed writes, as the write
+        // statement takes it, and the task as it will be left.
+        let mut values = Vec::new();
+        let mut events = Vec::new();
+        let mut notifies = Vec::new();
+        let mut ids = Vec::new();
+        let mut tokens = Vec::new();
+        let mut writes: BTreeMap<usize, (TaskRow, Also)> = BTreeMap::new();
         for row in &read {
             let i = usize::try_from(row.try_get::<i64, _>("k")?)
                 .map_err(|_| Error::Conflict("a completion read came back unnumbered".into()))?;
@@ -780,74 +793,56 @@ impl Store {
             // only if nothing changed the row since the read.
             let expected = next.applied(&task, wall, c.now);
             let also = also(i, &expected);
-            writes.push(Write {
-                i,
-                version: row.try_get("row_version")?,
-                wall,
-                next,
-                expected,
-                also,
-            });
+            let mut value = next.json();
+            value.insert("k".into(), json!(i));
+            value.insert("id".into(), json!(c.task_id));
+            value.insert("token".into(), json!(c.token));
+            value.insert(
+                "version".into(),
+                json!(row.try_get::<String, _>("row_version")?),
+            );
+            value.insert("wall".into(), json!(wall));
+            value.insert("n_events".into(), json!(also.events.len()));
+            value.insert("done_at".into(), json!(c.now));
+            value.insert("output".into(), json!(json_text(c.output)));
+            values.push(Value::Object(value));
+            for (j, e) in also.events.iter().enumerate() {
+                events.push(
+                    json!({ "k": i, "j": j + 1, "kind": e.kind, "data": json_text(&e.data) }),
+                );
+            }
+            if let Some((channel, payload)) = &also.notify {
+                notifies.push(json!({ "k": i, "channel": channel, "payload": payload }));
+            }
+            ids.push(c.task_id);
+            tokens.push(c.token.to_string());
+            writes.insert(i, (expected, also));
         }
         if writes.is_empty() {
             return Ok(settled);
         }
-
-        let mut values = Vec::new();
-        let mut events = Vec::new();
-        let mut notifies = Vec::new();
-        for w in &mut writes {
-            let c = &batch[w.i];
-            let next = std::mem::replace(&mut w.next, Next::from(&w.expected));
-            let mut row = next.json();
-            row.insert("k".into(), json!(w.i));
-            row.insert("id".into(), json!(c.task_id));
-            row.insert("token".into(), json!(c.token));
-            row.insert("version".into(), json!(w.version));
-            row.insert("wall".into(), json!(w.wall));
-            row.insert("n_events".into(), json!(w.also.events.len()));
-            row.insert("done_at".into(), json!(c.now));
-            row.insert("output".into(), json!(json_text(c.output)));
-            values.push(Value::Object(row));
-            for (j, e) in w.also.events.iter().enumerate() {
-                events.push(
-                    json!({ "k": w.i, "j": j + 1, "kind": e.kind, "data": json_text(&e.data) }),
-                );
-            }
-            if let Some((channel, payload)) = &w.also.notify {
-                notifies.push(json!({ "k": w.i, "channel": channel, "payload": payload }));
-            }
-        }
-        let ids = pg_text_array(writes.iter().map(|w| batch[w.i].task_id));
-        let tokens = format!(
-            "{{{}}}",
-            writes
-                .iter()
-                .map(|w| batch[w.i].token.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
         let written = sqlx::query(completion_write_sql())
             .bind(json_text(&Value::Array(values)))
-            .bind(ids)
-            .bind(tokens)
+            .bind(pg_text_array(ids))
+            .bind(format!("{{{}}}", tokens.join(",")))
             .bind(json_text(&Value::Array(events)))
             .bind(json_text(&Value::Array(notifies)))
             .fetch_all(&mut *conn)
             .await?;
-        let mut writes: BTreeMap<usize, Write> = writes.into_iter().map(|w| (w.i, w)).collect();
         for row in &written {
             let i = usize::try_from(row.try_get::<i64, _>("k")?)
                 .map_err(|_| Error::Conflict("a completion came back unnumbered".into()))?;
-            let Some(w) = writes.remove(&i) else { continue };
+            let Some((expected, also)) = writes.remove(&i) else {
+                continue;
+            };
             let after = task_from_row(row)?;
-            debug_assert_eq!(after, w.expected, "a completion wrote what it predicted");
+            debug_assert_eq!(after, expected, "a completion wrote what it predicted");
             settled.insert(
                 i,
                 (
                     Completion::Completed(after),
                     Written {
-                        also: w.also,
+                        also,
                         windows: Vec::new(),
                     },
                 ),
@@ -1850,15 +1845,14 @@ fn completion_read_sql() -> AssertSqlSafe<&'static str> {
 fn completion_write_sql() -> AssertSqlSafe<&'static str> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     AssertSqlSafe(SQL.get_or_init(|| {
-        let set = NEXT_COLUMNS
-            .split(", ")
+        let set = next_columns()
             .map(|c| format!("{c} = v.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
         format!(
             "WITH v AS (SELECT * FROM json_to_recordset(CAST($1 AS json)) AS x (k bigint, id text, \
              token bigint, version text, wall bigint, n_events bigint, done_at bigint, output text, \
-             {NEXT_TYPES})), \
+             {NEXT_COLUMNS})), \
              upd AS (UPDATE tasks t SET {set}, used_wall_ms = t.used_wall_ms + v.wall, lease_owner = NULL, \
              lease_expires_at = NULL, lease_token = NULL, updated_at = v.done_at, last_event_at = v.done_at, \
              event_seq = t.event_seq + v.n_events FROM v \
@@ -1937,28 +1931,16 @@ pub fn fence(task: &TaskRow, token: i64, now: i64) -> Option<Fence> {
     }
 }
 
-/// A completion [`Store::complete_unlocked`] is about to write.
-struct Write {
-    /// Its index in the batch.
-    i: usize,
-    /// The row version it read (`xmin`).
-    version: String,
-    /// The run's wall time.
-    wall: i64,
-    next: Next,
-    /// The task as the write leaves it.
-    expected: TaskRow,
-    also: Also,
+/// The columns [`Next`] writes with their types (for reading them from
+/// JSON), in the order of [`Next::values`] and [`Next::json`].
+const NEXT_COLUMNS: &str = "state text, stage text, stage_index bigint, attempts bigint, \
+     high_water bigint, next_attempt_at bigint, finished_at bigint, last_error text, \
+     last_fingerprint text, fingerprint_streak bigint, gate_rejections bigint, plan_delta text";
+
+/// The names of [`NEXT_COLUMNS`].
+fn next_columns() -> impl Iterator<Item = &'static str> {
+    NEXT_COLUMNS.split(", ").filter_map(|c| c.split(' ').next())
 }
-
-/// [`NEXT_COLUMNS`] with their types, for reading them from JSON.
-const NEXT_TYPES: &str = "state text, stage text, stage_index bigint, attempts bigint, high_water bigint, \
-     next_attempt_at bigint, finished_at bigint, last_error text, last_fingerprint text, \
-     fingerprint_streak bigint, gate_rejections bigint, plan_delta text";
-
-/// The columns [`Next`] writes, in the order of [`Next::values`].
-const NEXT_COLUMNS: &str = "state, stage, stage_index, attempts, high_water, next_attempt_at, finished_at, \
-     last_error, last_fingerprint, fingerprint_streak, gate_rejections, plan_delta";
 
 /// The columns a completion or failure writes, starting from the task as
 /// it was; the lease is always cleared.
@@ -2044,7 +2026,7 @@ impl Next {
 
     /// The placeholders of the values it writes, bound in `sql`, in the
     /// order of [`NEXT_COLUMNS`].
-    fn values(self, sql: &mut Sql) -> String {
+    fn values(self, sql: &mut Sql) -> [String; 12] {
         [
             sql.arg(self.state),
             sql.arg(self.stage),
@@ -2059,40 +2041,32 @@ impl Next {
             sql.arg(self.gate_rejections),
             sql.arg(self.plan_delta.as_ref().map(json_text)),
         ]
-        .join(", ")
     }
 
-    /// The values it writes as a JSON object, keyed by [`NEXT_COLUMNS`].
+    /// The values it writes as a JSON object keyed by column, in the order
+    /// of [`NEXT_COLUMNS`].
     fn json(self) -> serde_json::Map<String, Value> {
-        let mut m = serde_json::Map::new();
-        m.insert("state".into(), json!(self.state));
-        m.insert("stage".into(), json!(self.stage));
-        m.insert("stage_index".into(), json!(self.stage_index));
-        m.insert("attempts".into(), json!(self.attempts));
-        m.insert("high_water".into(), json!(self.high_water));
-        m.insert("next_attempt_at".into(), json!(self.next_attempt_at));
-        m.insert("finished_at".into(), json!(self.finished_at));
-        m.insert("last_error".into(), json!(self.last_error));
-        m.insert("last_fingerprint".into(), json!(self.last_fingerprint));
-        m.insert("fingerprint_streak".into(), json!(self.fingerprint_streak));
-        m.insert("gate_rejections".into(), json!(self.gate_rejections));
-        m.insert(
-            "plan_delta".into(),
+        let values = [
+            json!(self.state),
+            json!(self.stage),
+            json!(self.stage_index),
+            json!(self.attempts),
+            json!(self.high_water),
+            json!(self.next_attempt_at),
+            json!(self.finished_at),
+            json!(self.last_error),
+            json!(self.last_fingerprint),
+            json!(self.fingerprint_streak),
+            json!(self.gate_rejections),
             json!(self.plan_delta.as_ref().map(json_text)),
-        );
-        m
+        ];
+        next_columns().map(String::from).zip(values).collect()
     }
 
     /// `column = $n, ...` of the columns it writes, bound in `sql`.
     fn assignments(self, sql: &mut Sql) -> String {
-        NEXT_COLUMNS
-            .split(", ")
-            .zip(
-                self.values(sql)
-                    .split(", ")
-                    .map(str::to_string)
-                    .collect::<Vec<_>>(),
-            )
+        next_columns()
+            .zip(self.values(sql))
             .map(|(column, value)| format!("{column} = {value}"))
             .collect::<Vec<_>>()
             .join(", ")
