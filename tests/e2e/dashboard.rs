@@ -502,6 +502,107 @@ async fn the_status_stream_pushes_each_change_at_once() {
     );
 }
 
+/// `warden_status_snapshots_total`: status snapshots the live streams took.
+async fn snapshots_taken(s: &TestServer) -> u64 {
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("warden_status_snapshots_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no warden_status_snapshots_total:\n{text}"))
+}
+
+/// Issue 15, item 10: concurrent status streams of one workspace and
+/// window share one snapshot. Twenty dashboards open on a workspace cost
+/// the database what one does (`warden_status_snapshots_total` grows by
+/// about one a second, not twenty), each change reaches all of them as
+/// the same snapshot (one `generated_at`), another window is a snapshot
+/// of its own, and when the last stream closes nothing is taken any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_status_streams_share_one_snapshot() {
+    const STREAMS: usize = 20;
+    let s = TestServer::start(FAST).await;
+    let open = |query: &'static str| {
+        s.client
+            .get(format!(
+                "{}/v1/workspaces/shared/status/stream{query}",
+                s.url
+            ))
+            .bearer_auth(ADMIN)
+            .send()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        let mut resp = open("").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut buf = String::new();
+        next_status(&mut resp, &mut buf, Duration::from_secs(5), |_| true)
+            .await
+            .expect("a first status at once");
+        streams.push((resp, buf));
+    }
+    let mut other = open("?hours=1").await.unwrap();
+    let mut other_buf = String::new();
+    let first = next_status(&mut other, &mut other_buf, Duration::from_secs(5), |_| true)
+        .await
+        .expect("a first status of the other window");
+    assert_eq!(first["window"]["hours"], 1, "{first}");
+
+    let before = snapshots_taken(&s).await;
+    let id = create(&s, "shared", "seen by every dashboard", &["plan"]).await;
+    let mut stamps = std::collections::BTreeSet::new();
+    for (resp, buf) in &mut streams {
+        let seen = next_status(resp, buf, Duration::from_secs(5), |v| {
+            v["recent_tasks"][0]["id"] == id.as_str()
+        })
+        .await
+        .expect("the new task reaches every stream");
+        assert_eq!(seen["window"]["hours"], 24, "{seen}");
+        stamps.insert(seen["generated_at"].as_str().unwrap().to_string());
+    }
+    let seen = next_status(&mut other, &mut other_buf, Duration::from_secs(5), |v| {
+        v["recent_tasks"][0]["id"] == id.as_str()
+    })
+    .await
+    .expect("the other window sees the task too");
+    assert_eq!(seen["window"]["hours"], 1, "{seen}");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let taken = snapshots_taken(&s).await - before;
+    eprintln!("{taken} status snapshots in about 4 s for {STREAMS} + 1 streams");
+    // Two windows, each looked at once a second and on the wake-ups of
+    // the task's creation: about ten in these four seconds. One snapshot
+    // per stream would be more than eighty.
+    assert!(
+        taken <= 16,
+        "{taken} snapshots in about 4 s for {STREAMS} streams of one window and one of another"
+    );
+    assert_eq!(
+        stamps.len(),
+        1,
+        "each stream took its own snapshot: {stamps:?}"
+    );
+
+    drop(streams);
+    drop(other);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let settled = snapshots_taken(&s).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        snapshots_taken(&s).await,
+        settled,
+        "snapshots are still taken with no stream open"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_page_and_chart_js_are_served() {
     let s = TestServer::start("").await;

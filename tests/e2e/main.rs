@@ -15,6 +15,7 @@ mod fresh;
 mod gates;
 mod gateway;
 mod hostile;
+mod isolation;
 mod lifecycle;
 mod logs;
 mod metrics;

@@ -94,6 +94,27 @@ async fn a_scrape_under_load_passes_promtool() {
         &json!({ "state": "open", "reason": "test" }),
     )
     .await;
+    // A model call, as the gateway's writer books it.
+    s.app()
+        .store
+        .record_gateway_calls(&[warden_store::gateway::GatewayCallRow {
+            id: warden_store::new_id(),
+            workspace: "m".to_string(),
+            mode: "code".to_string(),
+            requested_model: "auto".to_string(),
+            provider: Some("primary".to_string()),
+            model: Some("small".to_string()),
+            status: "ok".to_string(),
+            http_status: 200,
+            attempts: 1,
+            prompt_tokens: 120,
+            completion_tokens: 30,
+            cost_micros: 2_500,
+            created_at: warden_store::now_ms(),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
     s.app()
         .alerts
         .raise(
@@ -161,6 +182,8 @@ async fn a_scrape_under_load_passes_promtool() {
         "warden_alert_notifications{sink=\"file\",status=\"pending\"}",
         "# TYPE warden_http_request_duration_seconds histogram",
         "# TYPE warden_gateway_tokens_total counter",
+        "warden_gateway_tokens_total{workspace=\"m\",provider=\"primary\",model=\"small\",kind=\"prompt\"} 120",
+        "warden_gateway_cost_usd_total{workspace=\"m\",provider=\"primary\",model=\"small\"} 0.0025",
         "warden_http_requests_total{method=\"POST\",route=\"/v1/workspaces/{ws}/tasks\",status=\"201\"} 5",
         "warden_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
         "warden_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/workspaces/{ws}/status\",le=\"+Inf\"}",
@@ -191,4 +214,150 @@ async fn a_scrape_under_load_passes_promtool() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    // A scraper that asks for OpenMetrics (Prometheus does) gets it: the
+    // same families, counters named without `_total` in their metadata,
+    // `# EOF` at the end, and the reference parser accepts it.
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(crate::ADMIN)
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let open = r.text().await.unwrap();
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    for line in [
+        "# TYPE warden_http_requests counter",
+        "# TYPE warden_tasks gauge",
+        "warden_tasks{workspace=\"m\",state=\"done\"} 1",
+        "# TYPE warden_stage_duration_seconds histogram",
+    ] {
+        assert!(open.contains(line), "missing {line}:\n{open}");
+    }
+    if let Some(python) = crate::required(
+        "the OpenMetrics parser of the Python prometheus-client",
+        crate::python_tool("promenv", "prometheus-client", "bin/python", |p| {
+            crate::imports(p, "prometheus_client.openmetrics.parser")
+        }),
+    ) {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(python)
+            .args([
+                "-c",
+                "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\nprint(len(list(parse(sys.stdin.read()))))",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(open.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the OpenMetrics parser refused the exposition: {}\n{open}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let families: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(families >= 10, "{families} families parsed");
+    }
+}
+
+/// The distinct values of `label` on the samples of the families whose
+/// names start with `prefix`.
+fn label_values(text: &str, prefix: &str, label: &str) -> std::collections::BTreeSet<String> {
+    let key = format!("{label}=\"");
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| {
+            let at = l.find(&key)? + key.len();
+            let end = l[at..].find('"')?;
+            Some(l[at..at + end].to_string())
+        })
+        .collect()
+}
+
+/// Regression (issue 15, item 4): every request with a made-up method, or
+/// to a made-up path, added a label value to the HTTP families, so
+/// anonymous clients could grow `/metrics` (and the memory behind it)
+/// without bound. Known methods are recorded by name, every other one as
+/// `OTHER`, and every path that matches no route as `unmatched`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_and_paths_cannot_grow_the_http_labels() {
+    use futures::StreamExt as _;
+
+    let s = TestServer::start("").await;
+    let sent = futures::stream::iter(0..2_000)
+        .map(|i| {
+            let client = s.client.clone();
+            let url = s.url.clone();
+            async move {
+                let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+                let path = if i % 2 == 0 {
+                    format!("/no-such-path-{i}")
+                } else {
+                    "/health".to_string()
+                };
+                client
+                    .request(method, format!("{url}{path}"))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let answered = sent.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(answered, 2_000, "{:?}", sent.iter().find(|r| r.is_err()));
+
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(crate::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    let methods = label_values(&text, "warden_http_", "method");
+    assert!(
+        methods.len() <= 10,
+        "{} method label values: {:?}",
+        methods.len(),
+        methods.iter().take(20).collect::<Vec<_>>()
+    );
+    assert!(methods.contains("OTHER"), "{methods:?}");
+    let routes = label_values(&text, "warden_http_", "route");
+    eprintln!("after 2,000 made-up requests: methods {methods:?}, routes {routes:?}");
+    assert!(
+        routes.iter().all(|r| !r.starts_with("/no-such-path")),
+        "made-up paths became route labels: {routes:?}"
+    );
+    assert!(routes.contains("unmatched"), "{routes:?}");
+    assert!(routes.len() <= 3, "{routes:?}");
+    // The 1,000 requests of each kind were all counted, under one series.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warden_http_requests_total{")
+                && l.contains("method=\"OTHER\"")
+                && l.contains("route=\"unmatched\"")
+                && l.ends_with(" 1000")),
+        "{text}"
+    );
 }

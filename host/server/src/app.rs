@@ -59,8 +59,8 @@ pub struct App {
     pub processes: Arc<Processes>,
     /// Evidence files and the disk guard (SPEC RL-3).
     pub evidence: Arc<crate::evidence::Evidence>,
-    /// HTTP counters for `/metrics`.
-    pub http_metrics: crate::metrics::HttpMetrics,
+    /// The counters of this process for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// True once start-up finished.
     pub ready: AtomicBool,
 }
@@ -255,7 +255,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         health,
         processes,
         evidence: evidence.clone(),
-        http_metrics: crate::metrics::HttpMetrics::default(),
+        metrics: crate::metrics::Metrics::default(),
         ready: AtomicBool::new(false),
     });
 

@@ -3,9 +3,10 @@
 //! scheduler, and which workspaces a caller may see. The API renders
 //! snapshots as JSON (`api::status`); the page itself is in `assets/`.
 //!
-//! A snapshot is a handful of indexed queries; the live stream recomputes
-//! it about once a second per open dashboard and sends it only when it
-//! changed.
+//! A snapshot is a handful of indexed queries; the live streams of one
+//! workspace and window share one, recomputed about once a second however
+//! many dashboards are open (`api::status::StatusStreams`), and send it
+//! only when it changed.
 
 use std::collections::BTreeSet;
 

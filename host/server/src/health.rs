@@ -75,9 +75,13 @@ impl Health {
                     active_leases: w.active_leases.clamp(0, i64::from(u32::MAX)) as u32,
                 })
                 .collect();
+            // A plugin runs for one workspace: it sees the host-wide
+            // breakers and its workspace's gates' and playbooks', never
+            // another workspace's (SPEC SE-1, SE-4).
             let providers = self.providers.iter().map(String::as_str);
             breakers = crate::breaker::with_providers(self.store.list_breakers().await?, providers)
                 .into_iter()
+                .filter(|b| crate::dashboard::breaker_bears_on(&b.name, workspace))
                 .map(|b| Breaker {
                     name: b.name,
                     state: b.state,

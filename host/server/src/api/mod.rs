@@ -40,6 +40,9 @@ pub use extract::{Body, Json, OptionalJson, Path, Query};
 pub struct AppState {
     /// The application.
     pub app: Arc<App>,
+    /// The producers of the live status streams, shared by every stream
+    /// of one workspace and window.
+    pub(crate) streams: Arc<status::StatusStreams>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -153,7 +156,10 @@ pub fn router(app: Arc<App>) -> Router {
         gateway: app.config.gateway.max_body_kib << 10,
     };
     let body_limit = app.config.http.max_body_kib << 10;
-    let state = AppState { app };
+    let state = AppState {
+        app,
+        streams: Arc::default(),
+    };
     let (routes, _) = routes(&limits).split_for_parts();
     routes
         .route_layer(axum::middleware::from_fn(route_of))
@@ -187,7 +193,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// The route template a request matched, handed to [`measure`] on the
 /// response (a layer outside the router cannot see it).
 #[derive(Clone)]
-struct RouteOf(String);
+struct RouteOf(Arc<str>);
 
 async fn route_of(
     path: Option<axum::extract::MatchedPath>,
@@ -196,29 +202,31 @@ async fn route_of(
 ) -> Response {
     let mut res = next.run(req).await;
     if let Some(p) = path {
-        res.extensions_mut().insert(RouteOf(p.as_str().to_string()));
+        res.extensions_mut().insert(RouteOf(Arc::from(p.as_str())));
     }
     res
 }
 
 /// Counts every request for `/metrics`: method, route, status, time to the
-/// response headers.
+/// response headers. The method and the route are typed labels
+/// ([`crate::metrics::Method`], [`crate::metrics::Route`]): whatever a
+/// client sends, they take a bounded set of values.
 async fn measure(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: Request<axum::body::Body>,
     next: axum::middleware::Next,
 ) -> Response {
     let started = std::time::Instant::now();
-    let method = req.method().as_str().to_string();
+    let method = req.method().clone();
     let res = next.run(req).await;
     let route = res
         .extensions()
         .get::<RouteOf>()
-        .map_or("unmatched", |r| r.0.as_str());
+        .map(|r| crate::metrics::Route::Template(r.0.clone()));
     state
         .app
-        .http_metrics
-        .observe(&method, route, res.status().as_u16(), started.elapsed());
+        .metrics
+        .observe_request(&method, route, res.status().as_u16(), started.elapsed());
     res
 }
 

@@ -2,8 +2,9 @@
 //! `GET /v1/status`, and the live stream of a workspace's status that the
 //! dashboard follows (`GET /v1/workspaces/{ws}/status/stream`, SSE).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -11,13 +12,16 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::WatchStream;
 use warden_store::gateway::UsageGroup;
 use warden_store::stages::StageDuration;
 use warden_store::tasks::{STATES, TaskRow};
 
 use crate::api::workspace::{alert_view, breaker_view};
 use crate::api::{AppState, Path, Query, check_ws, opt_time, time};
+use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::dashboard::{self, DEFAULT_WINDOW_HOURS, RECENT_TASKS, Snapshot};
 use crate::error::{Error, Result};
@@ -80,7 +84,8 @@ pub async fn workspace(
 /// `GET /v1/workspaces/{ws}/status/stream[?hours=24]`: the workspace's
 /// status as SSE events `status`, one at once and one whenever it changes
 /// (looked at on every scheduler wake-up of the workspace and at least once
-/// a second), with a keep-alive comment every 10 s.
+/// a second), with a keep-alive comment every 10 s. Every stream of one
+/// workspace and window follows one snapshot ([`StatusStreams`]).
 #[utoipa::path(
     get,
     operation_id = "status_stream",
@@ -104,50 +109,21 @@ pub async fn stream(
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
     let hours = window_hours(&q)?;
-    // The first snapshot is taken here, so that a failure is an HTTP error
-    // rather than a stream that never says anything.
-    let first = dashboard::snapshot(&state.app, &ws, hours).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Event, Infallible>>(4);
-    let app = state.app.clone();
-    tokio::spawn(async move {
-        let wake = app.scheduler.wake().of(&ws);
-        let mut last = String::new();
-        let mut next = Some(first);
-        loop {
-            if app.scheduler.is_draining() {
-                // Shutting down: end the stream so HTTP can drain.
-                return;
-            }
-            let snap = match next.take() {
-                Some(s) => Some(s),
-                None => match dashboard::snapshot(&app, &ws, hours).await {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::debug!(error = %e, workspace = %ws, "status stream: cannot take a snapshot");
-                        None
-                    }
-                },
-            };
-            if let Some(snap) = snap {
-                let mut body = workspace_view(&snap, hours);
-                let text = body.to_string();
-                if text != last {
-                    stamp(&mut body, &snap);
-                    let event = Event::default().event("status").data(body.to_string());
-                    if tx.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                    last = text;
-                }
-            }
-            tokio::select! {
-                _ = tx.closed() => return,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(STREAM_TICK) => {}
-            }
+    let streams = &state.streams;
+    let frames = match streams.follow(&ws, hours) {
+        Some(rx) => rx,
+        None => {
+            // The first snapshot is taken here, so that a failure is an
+            // HTTP error rather than a stream that never says anything.
+            let first = dashboard::snapshot(&state.app, &ws, hours).await?;
+            state.app.metrics.status_snapshot_taken();
+            streams.start(&state.app, &ws, hours, Frame::of(&first, hours))
         }
+    };
+    let events = WatchStream::new(frames).map(|frame| {
+        Ok::<_, Infallible>(Event::default().event("status").data(frame.data.as_str()))
     });
-    let mut resp = Sse::new(ReceiverStream::new(rx))
+    let mut resp = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
         .into_response();
     // Reverse proxies (nginx) would otherwise buffer the stream.
@@ -156,6 +132,158 @@ pub async fn stream(
         axum::http::HeaderValue::from_static("no"),
     );
     Ok(resp)
+}
+
+/// The live status streams (issue 15, item 10): one producer per
+/// workspace and window takes the snapshot once a second and on every
+/// scheduler wake-up of the workspace, and every stream of that workspace
+/// and window follows it, so twenty open dashboards cost the database
+/// what one does. A producer ends with its last stream, and when the host
+/// starts draining (which ends its streams).
+#[derive(Default)]
+pub struct StatusStreams {
+    producers: Mutex<Producers>,
+}
+
+/// The producer of each workspace and window (in hours), by the sender
+/// its streams subscribe to.
+type Producers = HashMap<(String, i64), Arc<watch::Sender<Arc<Frame>>>>;
+
+/// One snapshot as the streams send it.
+pub struct Frame {
+    /// The status without what changes on every snapshot, to tell a
+    /// change from the same state.
+    view: String,
+    /// The event's data: the status with `generated_at`.
+    data: String,
+}
+
+impl Frame {
+    fn of(snap: &Snapshot, hours: i64) -> Frame {
+        let mut body = workspace_view(snap, hours);
+        let view = body.to_string();
+        stamp(&mut body, snap);
+        Frame {
+            view,
+            data: body.to_string(),
+        }
+    }
+}
+
+impl StatusStreams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Producers> {
+        self.producers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows the producer of `workspace` and `hours`, if one runs.
+    fn follow(&self, workspace: &str, hours: i64) -> Option<watch::Receiver<Arc<Frame>>> {
+        self.lock()
+            .get(&(workspace.to_string(), hours))
+            .map(|tx| tx.subscribe())
+    }
+
+    /// Starts the producer of `workspace` and `hours` from its first
+    /// snapshot, or follows the one another stream started meanwhile.
+    fn start(
+        self: &Arc<Self>,
+        app: &Arc<App>,
+        workspace: &str,
+        hours: i64,
+        first: Frame,
+    ) -> watch::Receiver<Arc<Frame>> {
+        let key = (workspace.to_string(), hours);
+        let mut producers = self.lock();
+        if let Some(tx) = producers.get(&key) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(Arc::new(first));
+        let tx = Arc::new(tx);
+        producers.insert(key.clone(), tx.clone());
+        let retire = Retire {
+            streams: self.clone(),
+            key,
+            tx,
+        };
+        tokio::spawn(produce(app.clone(), retire));
+        rx
+    }
+
+    /// Ends the producer of `key` if no stream follows it (checked under
+    /// the lock that [`StatusStreams::follow`] takes, so that no stream
+    /// joins a producer that is going away).
+    fn retire_if_unfollowed(&self, retire: &Retire) -> bool {
+        let mut producers = self.lock();
+        if retire.tx.receiver_count() > 0 {
+            return false;
+        }
+        if producers
+            .get(&retire.key)
+            .is_some_and(|tx| Arc::ptr_eq(tx, &retire.tx))
+        {
+            producers.remove(&retire.key);
+        }
+        true
+    }
+}
+
+/// A producer's place in [`StatusStreams`], given up when the producer
+/// ends, however it ends (a panic included): the streams that follow it
+/// then end too, and the next stream starts a new one.
+struct Retire {
+    streams: Arc<StatusStreams>,
+    key: (String, i64),
+    tx: Arc<watch::Sender<Arc<Frame>>>,
+}
+
+impl Drop for Retire {
+    fn drop(&mut self) {
+        let mut producers = self.streams.lock();
+        if producers
+            .get(&self.key)
+            .is_some_and(|tx| Arc::ptr_eq(tx, &self.tx))
+        {
+            producers.remove(&self.key);
+        }
+    }
+}
+
+/// The producer of one workspace and window.
+async fn produce(app: Arc<App>, retire: Retire) {
+    let (workspace, hours) = (retire.key.0.clone(), retire.key.1);
+    let wake = app.scheduler.wake().of(&workspace);
+    loop {
+        tokio::select! {
+            _ = retire.tx.closed() => {
+                if retire.streams.retire_if_unfollowed(&retire) {
+                    return;
+                }
+                continue;
+            }
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(STREAM_TICK) => {}
+        }
+        if app.scheduler.is_draining() {
+            // Shutting down: end the streams so HTTP can drain.
+            return;
+        }
+        match dashboard::snapshot(&app, &workspace, hours).await {
+            Ok(snap) => {
+                app.metrics.status_snapshot_taken();
+                let frame = Frame::of(&snap, hours);
+                // The newest snapshot is kept either way, so that a stream
+                // that joins gets a fresh `generated_at`; the streams that
+                // follow are told only of a change.
+                retire.tx.send_if_modified(|current| {
+                    let changed = current.view != frame.view;
+                    *current = Arc::new(frame);
+                    changed
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, workspace = %workspace, "status stream: cannot take a snapshot");
+            }
+        }
+    }
 }
 
 /// `GET /v1/status[?hours=24]`: the global status (SPEC OB-1). The

@@ -56,30 +56,35 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: the Prometheus text format (SPEC OB-4). Any valid token
-/// (Prometheus sends one with `authorization: {credentials: ...}`), since
-/// it names workspaces, providers and sinks.
+/// `GET /metrics` (SPEC OB-4): the Prometheus text format 0.0.4, or
+/// OpenMetrics 1.0.0 when the scraper asks for it in `Accept`. Any valid
+/// token (Prometheus sends one with `authorization: {credentials: ...}`):
+/// the bootstrap admin gets every series, a token scoped to a workspace
+/// only that workspace's (SPEC SE-1; see [`crate::metrics`]).
 #[utoipa::path(
     get,
     operation_id = "system_metrics",
     path = "/metrics",
     tag = "system",
-    summary = "Prometheus metrics (any valid token)",
+    summary = "Prometheus metrics (any valid token; a workspace's token gets that workspace's series)",
     responses(
-        (status = 200, description = "the Prometheus text format", body = crate::api::openapi::Text, content_type = "text/plain"),
+        (status = 200, description = "the Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when `Accept` asks for `application/openmetrics-text`",
+            content((crate::api::openapi::Text = "text/plain"), (crate::api::openapi::Text = "application/openmetrics-text"))),
         crate::api::openapi::Authenticated
     )
 )]
 pub async fn metrics(
     State(state): State<AppState>,
-    _principal: crate::auth::Principal,
+    principal: crate::auth::Principal,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, Error> {
-    let body = crate::metrics::render(&state.app).await?;
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Format::negotiate(accept);
+    let body = crate::metrics::render(&state.app, principal.workspace.as_deref(), format).await?;
     Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
         body,
     )
         .into_response())

@@ -430,20 +430,26 @@ pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
     json!({ "name": b.name, "state": b.state, "failures": b.failures, "reason": b.reason, "opened_at": opt_time(b.opened_at), "retry_at": opt_time(b.retry_at), "updated_at": (b.updated_at > 0).then(|| time(b.updated_at)) })
 }
 
-/// `GET /v1/breakers`
+/// `GET /v1/breakers`: every breaker for the bootstrap admin; for a token
+/// scoped to a workspace, those that bear on it (SPEC SE-1): the host-wide
+/// ones (providers, the routing policy, sinks, processes) and its own
+/// gates' and playbooks', never another workspace's.
 #[utoipa::path(
     get,
     operation_id = "workspace_breakers",
     path = "/v1/breakers",
     tag = "breakers",
-    summary = "every circuit breaker",
+    summary = "the circuit breakers the token may see (a workspace's token: the host-wide ones and its own)",
     responses(
         (status = 200, description = "the breakers", body = crate::api::openapi::BreakerList),
         crate::api::openapi::Authenticated
     )
 )]
-pub async fn breakers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
-    let rows = state.app.store.list_breakers().await?;
+pub async fn breakers(State(state): State<AppState>, principal: Principal) -> Result<Response> {
+    let mut rows = state.app.store.list_breakers().await?;
+    if let Some(ws) = &principal.workspace {
+        rows.retain(|b| crate::dashboard::breaker_bears_on(&b.name, ws));
+    }
     Ok(
         axum::Json(json!({ "breakers": rows.iter().map(breaker_view).collect::<Vec<_>>() }))
             .into_response(),
