@@ -295,9 +295,26 @@ pub async fn render(app: &App) -> Result<String> {
             g.cost_micros as f64 / 1e6
         );
     }
+    render_gateway_set_aside(&mut out, app);
     render_stages(&mut out, app).await?;
     render_plugins(&mut out, &app.runtime);
     Ok(out)
+}
+
+/// Gateway calls this host's writer set aside because the database kept
+/// refusing them (each is logged in full at error level).
+fn render_gateway_set_aside(out: &mut String, app: &App) {
+    family(
+        out,
+        "warden_gateway_rows_set_aside_total",
+        "counter",
+        "Gateway call records this host could not book because the database refused them; each is logged at error level.",
+    );
+    let _ = writeln!(
+        out,
+        "warden_gateway_rows_set_aside_total {}",
+        app.gateway.rows_set_aside()
+    );
 }
 
 /// Upper bounds of the stage-duration histogram, in seconds: stages of

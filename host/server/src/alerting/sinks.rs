@@ -169,6 +169,25 @@ fn pagerduty(kind: Kind, alert: Option<&AlertRow>, source: &str) -> Value {
     })
 }
 
+/// `text` without the sink's URL or the parts of it that may be its
+/// secret (a webhook's path, a query): delivery errors become log lines,
+/// stored notifications, breaker reasons and alert texts.
+fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, "<the sink's url>");
+    if let Ok(u) = reqwest::Url::parse(url) {
+        let path = u.path().trim_end_matches('/');
+        if path.trim_matches('/').len() >= 4 {
+            out = out.replace(path, "/…");
+        }
+        if let Some(query) = u.query()
+            && query.len() >= 4
+        {
+            out = out.replace(query, "…");
+        }
+    }
+    out
+}
+
 /// Why a delivery failed.
 #[derive(Debug)]
 pub struct Failed {
@@ -230,6 +249,13 @@ impl Target {
             .await;
         match sent {
             Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().is_redirection() => Err(Failed {
+                message: format!(
+                    "HTTP {}: the sink answered with a redirect, which is not followed (it could send alerts anywhere); set its url to the final address",
+                    r.status()
+                ),
+                retry: false,
+            }),
             Ok(r) => {
                 let status = r.status();
                 let text: String = r
@@ -240,20 +266,22 @@ impl Target {
                     .take(300)
                     .collect();
                 Err(Failed {
-                    message: format!("HTTP {status}: {text}"),
+                    // An error page may echo the address it was posted to.
+                    message: scrub(&format!("HTTP {status}: {text}"), &url),
                     retry: status.is_server_error()
                         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
                         || status == reqwest::StatusCode::REQUEST_TIMEOUT,
                 })
             }
             Err(e) => Err(Failed {
-                message: crate::gateway::error_chain(&e),
+                message: scrub(&crate::gateway::http_error(e), &url),
                 retry: true,
             }),
         }
     }
 
     async fn append(&self, payload: &Value) -> Result<(), Failed> {
+        // (A file sink's path is the operator's, not a secret.)
         let Some(path) = self.file.clone() else {
             return Err(Failed {
                 message: "no path".to_string(),
