@@ -169,25 +169,6 @@ fn pagerduty(kind: Kind, alert: Option<&AlertRow>, source: &str) -> Value {
     })
 }
 
-/// `text` without the sink's URL or the parts of it that may be its
-/// secret (a webhook's path, a query): delivery errors become log lines,
-/// stored notifications, breaker reasons and alert texts.
-fn scrub(text: &str, url: &str) -> String {
-    let mut out = text.replace(url, "<the sink's url>");
-    if let Ok(u) = reqwest::Url::parse(url) {
-        let path = u.path().trim_end_matches('/');
-        if path.trim_matches('/').len() >= 4 {
-            out = out.replace(path, "/…");
-        }
-        if let Some(query) = u.query()
-            && query.len() >= 4
-        {
-            out = out.replace(query, "…");
-        }
-    }
-    out
-}
-
 /// Why a delivery failed.
 #[derive(Debug)]
 pub struct Failed {
@@ -267,14 +248,14 @@ impl Target {
                     .collect();
                 Err(Failed {
                     // An error page may echo the address it was posted to.
-                    message: scrub(&format!("HTTP {status}: {text}"), &url),
+                    message: crate::gateway::scrub_url(&format!("HTTP {status}: {text}"), &url),
                     retry: status.is_server_error()
                         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
                         || status == reqwest::StatusCode::REQUEST_TIMEOUT,
                 })
             }
             Err(e) => Err(Failed {
-                message: scrub(&crate::gateway::http_error(e), &url),
+                message: crate::gateway::scrub_url(&crate::gateway::http_error(e), &url),
                 retry: true,
             }),
         }

@@ -759,10 +759,13 @@ impl Gateway {
                 record.attempts = attempts;
                 record.provider = Some(name.clone());
                 record.model = Some(model.clone());
-                record.error = Some(format!(
-                    "{name} refused the request with HTTP {}: {}",
-                    status.as_u16(),
-                    crate::validate::truncate(&String::from_utf8_lossy(&bytes), 300)
+                record.error = Some(scrub_url(
+                    &format!(
+                        "{name} refused the request with HTTP {}: {}",
+                        status.as_u16(),
+                        crate::validate::truncate(&String::from_utf8_lossy(&bytes), 300)
+                    ),
+                    &provider.url,
                 ));
                 record.latency_ms = started.elapsed().as_millis() as i64;
                 reservation.settle(Amount::default());
@@ -771,10 +774,13 @@ impl Gateway {
             }
             if !status.is_success() {
                 let bytes = self.read_body(response).await.unwrap_or_default();
-                let why = format!(
-                    "HTTP {}: {}",
-                    status.as_u16(),
-                    crate::validate::truncate(&String::from_utf8_lossy(&bytes), 200)
+                let why = scrub_url(
+                    &format!(
+                        "HTTP {}: {}",
+                        status.as_u16(),
+                        crate::validate::truncate(&String::from_utf8_lossy(&bytes), 200)
+                    ),
+                    &provider.url,
                 );
                 self.breaker_failure(&name, &why);
                 notes.push(format!("{name}/{model}: {why}"));
@@ -1318,6 +1324,26 @@ pub(crate) fn http_error(e: reqwest::Error) -> String {
     error_chain(&e.without_url())
 }
 
+/// `text` without `url` or the parts of it that may be a secret (a
+/// webhook's path, a query): an error page may echo the address it was
+/// sent to, and these texts become log lines, call records, stored
+/// notifications, breaker reasons and alert texts.
+pub(crate) fn scrub_url(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, "<url>");
+    if let Ok(u) = reqwest::Url::parse(url) {
+        let path = u.path().trim_end_matches('/');
+        if path.trim_matches('/').len() >= 4 {
+            out = out.replace(path, "/…");
+        }
+        if let Some(query) = u.query()
+            && query.len() >= 4
+        {
+            out = out.replace(query, "…");
+        }
+    }
+    out
+}
+
 /// A URL to show: its scheme, host and port, then its path when
 /// `keep_path` (a provider's API root) or else `/…` (a webhook, whose path
 /// is often its secret); a query, which may hold a key, and a user and
@@ -1548,6 +1574,14 @@ mod tests {
         assert_eq!(
             chat_url("https://api.openai.com/v1").unwrap(),
             "https://api.openai.com/v1/chat/completions"
+        );
+        let url = "https://hooks.example.com/services/T0/B0/secret?sig=abcdef";
+        assert_eq!(
+            scrub_url(
+                &format!("HTTP 404: no route {url}, nor /services/T0/B0/secret or sig=abcdef"),
+                url
+            ),
+            "HTTP 404: no route <url>, nor /… or …"
         );
     }
 

@@ -3,12 +3,13 @@
 //! the tasks and workspaces they touched; and persists breaker changes
 //! with their alerts, in the order they happened.
 //!
-//! A batch that cannot be written while the database is unreachable is
-//! retried until it is (an outage loses nothing a running host recorded);
-//! a crash loses at most the calls of the batch in flight. A batch the
-//! database answers but refuses, a few times in a row, is split in halves
-//! that are written on their own, down to the one call at fault: that
-//! call is set aside (logged in full at error level and counted in
+//! A batch that cannot be written while the database is unreachable (or
+//! busy, or its disk full) is retried until it is: an outage loses nothing
+//! a running host recorded, and a crash at most the calls of the batch in
+//! flight. A batch whose data the database refuses (a constraint, a value
+//! it cannot take), a few times in a row, is split in halves that are
+//! written on their own, down to the one call at fault: that call is set
+//! aside (logged in full at error level and counted in
 //! `warden_gateway_rows_set_aside_total`), so that one bad row never holds
 //! up the booking of every call after it.
 
@@ -147,9 +148,11 @@ async fn book(
     }
 }
 
-/// Writes one batch. While the database cannot be reached the batch is
-/// retried, with backoff, until it can; while it answers, a refusal is
-/// tried again `ATTEMPTS` times in all and then returned.
+/// Writes one batch. A refusal of its data (a constraint, a value the
+/// database cannot take: [`warden_store::Error::is_refusal`]) is tried
+/// `ATTEMPTS` times in all and then returned; any other error (the
+/// database unreachable, contention, a full disk) is retried, with
+/// backoff, until the batch is written: an outage loses nothing.
 async fn write(
     store: &Store,
     calls: &[GatewayCallRow],
@@ -161,7 +164,7 @@ async fn write(
             Ok(tasks) => return Ok(tasks),
             Err(e) => e,
         };
-        let delay = if store.ping().await.is_ok() {
+        let delay = if e.is_refusal() {
             refused += 1;
             if refused >= ATTEMPTS {
                 return Err(e);
