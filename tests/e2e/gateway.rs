@@ -13,12 +13,12 @@ use warden_test_upstream::{Behavior, Options, Upstream};
 use crate::{TestServer, install};
 
 /// Two upstreams, `primary` (cheaper) and `backup`.
-struct Upstreams {
-    primary: Upstream,
-    backup: Upstream,
+pub(crate) struct Upstreams {
+    pub(crate) primary: Upstream,
+    pub(crate) backup: Upstream,
 }
 
-async fn upstreams() -> Upstreams {
+pub(crate) async fn upstreams() -> Upstreams {
     let start = |name: &str, model: &str| Options {
         name: name.to_string(),
         models: vec![model.to_string()],
@@ -32,7 +32,7 @@ async fn upstreams() -> Upstreams {
 }
 
 /// The gateway's configuration over `u`, with `policy` and `extra`.
-fn config(u: &Upstreams, policy: &str, extra: &str) -> String {
+pub(crate) fn config(u: &Upstreams, policy: &str, extra: &str) -> String {
     // The keys come from the environment variables it names, as in
     // production: .cargo/config.toml sets them for `cargo test`.
     format!(
@@ -67,8 +67,12 @@ max_context = 8000
 }
 
 /// A server with the routing test plugins installed.
-async fn server(u: &Upstreams, policy: &str, extra: &str) -> TestServer {
-    let s = TestServer::start(&config(u, policy, extra)).await;
+pub(crate) async fn server(u: &Upstreams, policy: &str, extra: &str) -> TestServer {
+    installed(TestServer::start(&config(u, policy, extra)).await).await
+}
+
+/// `s` with the routing test plugins installed.
+pub(crate) async fn installed(s: TestServer) -> TestServer {
     for (name, path, file, version) in [
         (
             "router-config",
@@ -108,12 +112,12 @@ async fn server(u: &Upstreams, policy: &str, extra: &str) -> TestServer {
     s
 }
 
-const CANDIDATES: &str = r#"
+pub(crate) const CANDIDATES: &str = r#"
 [workspaces."*".plugins.router-config]
 config = { candidates = "primary:model-a,backup:model-b" }
 "#;
 
-async fn token(s: &TestServer, ws: &str, role: &str) -> String {
+pub(crate) async fn token(s: &TestServer, ws: &str, role: &str) -> String {
     let (status, body) = s
         .post(
             &format!("/v1/workspaces/{ws}/tokens"),
@@ -132,7 +136,7 @@ fn rand_suffix() -> u128 {
 }
 
 /// A chat completion through the gateway: (status, headers, body).
-async fn chat(
+pub(crate) async fn chat(
     s: &TestServer,
     key: &str,
     body: Value,
@@ -157,12 +161,12 @@ async fn chat(
     )
 }
 
-fn hello(model: &str) -> Value {
+pub(crate) fn hello(model: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": "hello there, gateway" }] })
 }
 
 /// Waits until the writer has booked `n` calls of the workspace.
-async fn calls(s: &TestServer, ws: &str, n: usize) -> Vec<Value> {
+pub(crate) async fn calls(s: &TestServer, ws: &str, n: usize) -> Vec<Value> {
     let started = Instant::now();
     loop {
         let (status, body) = s

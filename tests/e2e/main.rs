@@ -6,6 +6,7 @@
     reason = "a test helper that cannot go on fails the test loudly"
 )]
 
+mod accounting;
 mod alerting;
 mod api;
 mod crash;
@@ -14,6 +15,7 @@ mod disk;
 mod fresh;
 mod gates;
 mod gateway;
+mod gateway_limits;
 mod hostile;
 mod isolation;
 mod lifecycle;
@@ -25,6 +27,7 @@ mod repair;
 mod rules;
 mod runs;
 mod scheduler;
+mod secrets;
 mod streams;
 mod support;
 

@@ -302,6 +302,7 @@ impl Config {
             }
         }
         self.gateway.validate()?;
+        self.scheduler.validate()?;
         crate::processes::validate(self)?;
         self.disk_guard
             .validate()

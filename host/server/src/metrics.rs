@@ -487,6 +487,15 @@ pub async fn render(app: &App, scope: Option<&str>, format: Format) -> Result<St
     render_stages(&mut registry, app, scope).await?;
     if scope.is_none() {
         render_plugins(&mut registry, &app.runtime);
+        // Host-wide: the records this host's gateway writer could not book
+        // because the database kept refusing them (each logged in full).
+        let set_aside = Counter::<u64>::default();
+        set_aside.inc_by(app.gateway.rows_set_aside());
+        registry.register(
+            "warden_gateway_rows_set_aside",
+            "Gateway call records this host could not book because the database refused them; each is logged at error level",
+            set_aside,
+        );
     }
 
     let mut out = String::with_capacity(16 * 1024);

@@ -74,6 +74,12 @@ pub struct SchedulerConfig {
     pub backlog_threshold: u32,
     /// The default pipeline of workspaces that set none.
     pub pipeline: Vec<String>,
+    /// Most tokens one `token` event may report; more is refused (400),
+    /// so that no report can push a task's or a workspace's counters past
+    /// what their sums can hold.
+    pub max_event_tokens: i64,
+    /// Most dollars one `token` event may report; more is refused (400).
+    pub max_event_cost_usd: f64,
 }
 
 impl Default for SchedulerConfig {
@@ -92,9 +98,38 @@ impl Default for SchedulerConfig {
             worker_gone_after_ms: 60_000,
             backlog_threshold: 20,
             pipeline: DEFAULT_PIPELINE.iter().map(|s| s.to_string()).collect(),
+            max_event_tokens: DEFAULT_MAX_EVENT_TOKENS,
+            max_event_cost_usd: DEFAULT_MAX_EVENT_COST_USD,
         }
     }
 }
+
+impl SchedulerConfig {
+    /// Checks what serde cannot; the message names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.max_event_tokens <= 0 {
+            return Err(format!(
+                "[scheduler] max_event_tokens must be positive, not \"{}\"",
+                self.max_event_tokens
+            ));
+        }
+        if !self.max_event_cost_usd.is_finite() || self.max_event_cost_usd <= 0.0 {
+            return Err(format!(
+                "[scheduler] max_event_cost_usd must be a positive number of dollars, not \"{}\"",
+                self.max_event_cost_usd
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Default of `[scheduler] max_event_tokens`: a billion tokens, far above
+/// any one model call, and low enough that billions of events still sum
+/// within a 64-bit counter.
+pub const DEFAULT_MAX_EVENT_TOKENS: i64 = 1_000_000_000;
+
+/// Default of `[scheduler] max_event_cost_usd`.
+pub const DEFAULT_MAX_EVENT_COST_USD: f64 = 100_000.0;
 
 /// Degradation modes (SPEC TS-7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1405,41 +1440,70 @@ impl Scheduler {
         if serde_json::to_string(&data).map_or(0, |s| s.len()) > 64 * 1024 {
             return Err(Error::invalid("event data is over the 64 KiB limit"));
         }
-        let now = warden_store::now_ms();
-        let seq = self
-            .store
-            .add_task_event(workspace, task_id, kind, &data, now)
-            .await?;
-        let _ = self.task_events.send(Arc::from(task_id));
+        // What the event books is checked before it is stored: a refused
+        // report leaves no event behind.
         let delta = match kind {
-            "token" => {
-                let u: UsageReport = serde_json::from_value(data.clone())
-                    .map_err(|e| Error::invalid(format!("invalid token event: {e}")))?;
-                let tokens = if u.tokens > 0 {
-                    u.tokens
-                } else {
-                    u.input_tokens + u.output_tokens
-                };
-                if tokens < 0 || u.cost_usd < 0.0 || !u.cost_usd.is_finite() {
-                    return Err(Error::invalid("token counts and cost must not be negative"));
-                }
-                Some(UsageDelta {
-                    tokens,
-                    cost_micros: usd_to_micros(u.cost_usd),
-                    steps: 0,
-                    wall_ms: 0,
-                })
-            }
+            "token" => Some(self.token_usage(&data)?),
             "tool_start" => Some(UsageDelta {
                 steps: 1,
                 ..UsageDelta::default()
             }),
             _ => None,
         };
+        let now = warden_store::now_ms();
+        let seq = self
+            .store
+            .add_task_event(workspace, task_id, kind, &data, now)
+            .await?;
+        let _ = self.task_events.send(Arc::from(task_id));
         if let Some(delta) = delta {
             self.add_usage(workspace, Some(task_id), &delta).await?;
         }
         Ok(seq)
+    }
+
+    /// The usage a `token` event books, refused with a message naming
+    /// the figure when it is negative, not a number or over the limits of
+    /// one event (`max_event_tokens`, `max_event_cost_usd`).
+    fn token_usage(&self, data: &Value) -> Result<UsageDelta> {
+        let u: UsageReport = serde_json::from_value(data.clone())
+            .map_err(|e| Error::invalid(format!("invalid token event: {e}")))?;
+        if u.tokens < 0 || u.input_tokens < 0 || u.output_tokens < 0 {
+            return Err(Error::invalid("token counts and cost must not be negative"));
+        }
+        if !u.cost_usd.is_finite() || u.cost_usd < 0.0 {
+            return Err(Error::invalid("token counts and cost must not be negative"));
+        }
+        // Summed wide: two counts near the 64-bit limit must not wrap.
+        let tokens = if u.tokens > 0 {
+            i128::from(u.tokens)
+        } else {
+            i128::from(u.input_tokens) + i128::from(u.output_tokens)
+        };
+        let max_tokens = self.config.max_event_tokens;
+        if tokens > i128::from(max_tokens) {
+            return Err(Error::invalid(format!(
+                "token event reports \"{tokens}\" tokens, over the {max_tokens} one event may book ([scheduler] max_event_tokens); report a call's usage in events of its own"
+            )));
+        }
+        let max_cost = self.config.max_event_cost_usd;
+        if u.cost_usd > max_cost {
+            // Rust prints a float in full: 1e300 would be 301 digits.
+            let shown = if u.cost_usd >= 1e15 {
+                format!("{:e}", u.cost_usd)
+            } else {
+                u.cost_usd.to_string()
+            };
+            return Err(Error::invalid(format!(
+                "token event reports cost_usd \"{shown}\", over the ${max_cost} one event may book ([scheduler] max_event_cost_usd)"
+            )));
+        }
+        Ok(UsageDelta {
+            tokens: i64::try_from(tokens).unwrap_or(max_tokens),
+            cost_micros: usd_to_micros(u.cost_usd),
+            steps: 0,
+            wall_ms: 0,
+        })
     }
 
     /// Adds usage to a task and its workspace's hour, then checks the
@@ -1467,7 +1531,7 @@ impl Scheduler {
         let now = warden_store::now_ms();
         for t in tasks {
             for (name, used, limit) in budget_lines(t) {
-                if used * 5 >= limit * 4 {
+                if at_80_percent(used, limit) {
                     self.alerts
                         .raise_logged(
                             Some(workspace),
@@ -1477,7 +1541,7 @@ impl Scheduler {
                             &format!(
                                 "task {} has used {}% of its {name} budget ({used} of {limit})",
                                 t.id,
-                                used * 100 / limit.max(1)
+                                i128::from(used) * 100 / i128::from(limit.max(1))
                             ),
                             json!({ "task": t.id, "budget": name, "used": used, "limit": limit }),
                         )
@@ -1528,7 +1592,7 @@ impl Scheduler {
             ),
         ] {
             if let Some(limit) = limit
-                && used * 5 >= limit * 4
+                && at_80_percent(used, limit)
             {
                 self.alerts
                     .raise_logged(
@@ -1899,6 +1963,12 @@ fn mode_of(settings: Option<&SettingsRow>) -> Mode {
 }
 
 /// (name, used, limit) of each budget a task has.
+/// Whether `used` is 80 % of `limit` or more, computed wide: a counter
+/// near the 64-bit limit must not wrap (or panic) here.
+fn at_80_percent(used: i64, limit: i64) -> bool {
+    i128::from(used) * 5 >= i128::from(limit) * 4
+}
+
 fn budget_lines(t: &TaskRow) -> Vec<(&'static str, i64, i64)> {
     [
         ("token", t.used.tokens, t.budget.tokens),

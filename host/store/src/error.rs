@@ -56,6 +56,44 @@ impl Error {
     }
 }
 
+impl Error {
+    /// True when the database refused the statement because of the data
+    /// it carries: a constraint or a trigger, or a value it cannot store or
+    /// compute (a NUL in text, a number out of range, a type it cannot
+    /// read back), or a stored value that does not parse. The same data
+    /// will be refused again, unlike an outage, lock contention or a full
+    /// disk, which pass.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } => true,
+            Error::Database(
+                sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. },
+            ) => true,
+            Error::Database(sqlx::Error::Database(db)) => is_data_refusal(db.as_ref()),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite's `SQLITE_TOOBIG`, `SQLITE_CONSTRAINT` (a `RAISE` in a trigger
+/// too), `SQLITE_MISMATCH` and `SQLITE_RANGE`; PostgreSQL's data exceptions
+/// (class 22: out of range, invalid encoding, ...), integrity constraint
+/// violations (class 23) and exceptions raised by functions (`P0001`).
+fn is_data_refusal(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let primary = db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        return matches!(primary, Some(18 | 19 | 20 | 25));
+    }
+    if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        let code = e.code();
+        return code.starts_with("22") || code.starts_with("23") || code == "P0001";
+    }
+    false
+}
+
 /// Lock contention: SQLite's `SQLITE_BUSY` / `SQLITE_LOCKED` (any extended
 /// code), PostgreSQL's serialization failure, deadlock, lock not available
 /// and the shutdown / cannot-connect-now codes of a restarting server.

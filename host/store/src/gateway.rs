@@ -10,6 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::tasks::{TaskRow, task_columns, task_from_row};
+use crate::usage::saturating_add;
 use crate::util::{Sql, clamp_limit};
 use crate::{Result, Store};
 
@@ -170,21 +171,27 @@ impl Store {
         // statement per task and per hour, not per call.
         let mut per_task: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
         let mut per_hour: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
+        // Saturating: figures near the 64-bit limit must not wrap into
+        // negative usage (or panic) here.
         for c in calls {
-            let tokens = c.prompt_tokens + c.completion_tokens;
-            if tokens == 0 && c.cost_micros == 0 {
+            let tokens = c
+                .prompt_tokens
+                .max(0)
+                .saturating_add(c.completion_tokens.max(0));
+            let cost = c.cost_micros.max(0);
+            if tokens == 0 && cost == 0 {
                 continue;
             }
             if let Some(task) = &c.task_id {
                 let e = per_task.entry((&c.workspace, task)).or_default();
-                e.0 += tokens;
-                e.1 += c.cost_micros;
+                e.0 = e.0.saturating_add(tokens);
+                e.1 = e.1.saturating_add(cost);
             }
             let e = per_hour
                 .entry((&c.workspace, c.created_at.div_euclid(HOUR_MS)))
                 .or_default();
-            e.0 += tokens;
-            e.1 += c.cost_micros;
+            e.0 = e.0.saturating_add(tokens);
+            e.1 = e.1.saturating_add(cost);
         }
         let now = crate::now_ms();
         let mut tx = self.begin_write().await?;
@@ -229,8 +236,11 @@ impl Store {
         let mut tasks = Vec::with_capacity(per_task.len());
         for ((workspace, task), (tokens, cost)) in per_task {
             let row = sqlx::query(concat!(
-                "UPDATE tasks SET used_tokens = used_tokens + $3, used_cost_micros = used_cost_micros + $4, \
-                 updated_at = $5 WHERE workspace = $1 AND id = $2 RETURNING ",
+                "UPDATE tasks SET used_tokens = ",
+                saturating_add!("used_tokens", "$3"),
+                ", used_cost_micros = ",
+                saturating_add!("used_cost_micros", "$4"),
+                ", updated_at = $5 WHERE workspace = $1 AND id = $2 RETURNING ",
                 task_columns!()
             ))
             .bind(workspace)
@@ -245,12 +255,13 @@ impl Store {
             }
         }
         for ((workspace, hour), (tokens, cost)) in per_hour {
-            sqlx::query(
+            sqlx::query(concat!(
                 "INSERT INTO usage_hourly (workspace, hour, tokens, cost_micros, steps, wall_ms) \
-                 VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT (workspace, hour) DO UPDATE SET \
-                 tokens = usage_hourly.tokens + excluded.tokens, \
-                 cost_micros = usage_hourly.cost_micros + excluded.cost_micros",
-            )
+                 VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT (workspace, hour) DO UPDATE SET tokens = ",
+                saturating_add!("usage_hourly.tokens", "excluded.tokens"),
+                ", cost_micros = ",
+                saturating_add!("usage_hourly.cost_micros", "excluded.cost_micros"),
+            ))
             .bind(workspace)
             .bind(hour)
             .bind(tokens)

@@ -7,6 +7,27 @@ use crate::{Error, Result, Store};
 /// Milliseconds in an hour: `usage_hourly.hour` is `now / HOUR_MS`.
 const HOUR_MS: i64 = 3_600_000;
 
+/// `$a + $b` for counters, saturating at the largest BIGINT instead of
+/// failing (PostgreSQL: "bigint out of range") or turning into a REAL
+/// (SQLite): a counter that reached the limit must not make every later
+/// booking of its task or hour fail. `$b` is never negative.
+macro_rules! saturating_add {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $a,
+            " > 9223372036854775807 - ",
+            $b,
+            " THEN 9223372036854775807 ELSE ",
+            $a,
+            " + ",
+            $b,
+            " END"
+        )
+    };
+}
+pub(crate) use saturating_add;
+
 /// Usage to add.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UsageDelta {
@@ -38,17 +59,23 @@ impl Store {
         let task = match task_id {
             Some(id) => {
                 let row = sqlx::query(concat!(
-                    "UPDATE tasks SET used_tokens = used_tokens + $3, used_cost_micros = used_cost_micros + $4, \
-                     used_steps = used_steps + $5, used_wall_ms = used_wall_ms + $6, updated_at = $7 \
-                     WHERE workspace = $1 AND id = $2 RETURNING ",
+                    "UPDATE tasks SET used_tokens = ",
+                    saturating_add!("used_tokens", "$3"),
+                    ", used_cost_micros = ",
+                    saturating_add!("used_cost_micros", "$4"),
+                    ", used_steps = ",
+                    saturating_add!("used_steps", "$5"),
+                    ", used_wall_ms = ",
+                    saturating_add!("used_wall_ms", "$6"),
+                    ", updated_at = $7 WHERE workspace = $1 AND id = $2 RETURNING ",
                     task_columns!()
                 ))
                 .bind(workspace)
                 .bind(id)
-                .bind(delta.tokens)
-                .bind(delta.cost_micros)
-                .bind(delta.steps)
-                .bind(delta.wall_ms)
+                .bind(delta.tokens.max(0))
+                .bind(delta.cost_micros.max(0))
+                .bind(delta.steps.max(0))
+                .bind(delta.wall_ms.max(0))
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -57,19 +84,23 @@ impl Store {
             }
             None => None,
         };
-        sqlx::query(
+        sqlx::query(concat!(
             "INSERT INTO usage_hourly (workspace, hour, tokens, cost_micros, steps, wall_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace, hour) DO UPDATE SET \
-             tokens = usage_hourly.tokens + excluded.tokens, \
-             cost_micros = usage_hourly.cost_micros + excluded.cost_micros, \
-             steps = usage_hourly.steps + excluded.steps, wall_ms = usage_hourly.wall_ms + excluded.wall_ms",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace, hour) DO UPDATE SET tokens = ",
+            saturating_add!("usage_hourly.tokens", "excluded.tokens"),
+            ", cost_micros = ",
+            saturating_add!("usage_hourly.cost_micros", "excluded.cost_micros"),
+            ", steps = ",
+            saturating_add!("usage_hourly.steps", "excluded.steps"),
+            ", wall_ms = ",
+            saturating_add!("usage_hourly.wall_ms", "excluded.wall_ms"),
+        ))
         .bind(workspace)
         .bind(now.div_euclid(HOUR_MS))
-        .bind(delta.tokens)
-        .bind(delta.cost_micros)
-        .bind(delta.steps)
-        .bind(delta.wall_ms)
+        .bind(delta.tokens.max(0))
+        .bind(delta.cost_micros.max(0))
+        .bind(delta.steps.max(0))
+        .bind(delta.wall_ms.max(0))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

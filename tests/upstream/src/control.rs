@@ -47,13 +47,17 @@ pub struct ControlRequest {
 }
 
 impl ControlRequest {
-    /// Checks that a failure status in it is 400 to 599.
+    /// Checks that a failure status in it is 400 to 599, and a redirect
+    /// status 300 to 399.
     pub fn validate(&self) -> Result<()> {
         match self.behavior {
             Some(Behavior::Fail { status } | Behavior::FailNext { status, .. })
                 if !(400..=599).contains(&status) =>
             {
                 Err(Error::Status(status))
+            }
+            Some(Behavior::Redirect { status, .. }) if !(300..=399).contains(&status) => {
+                Err(Error::RedirectStatus(status))
             }
             _ => Ok(()),
         }

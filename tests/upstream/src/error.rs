@@ -7,6 +7,10 @@ pub enum Error {
     /// error status.
     #[error("status {0} cannot be failed with (use 400 to 599)")]
     Status(u16),
+    /// A control request asks to redirect with a status that is not a
+    /// redirect status.
+    #[error("status {0} is not a redirect (use 300 to 399)")]
+    RedirectStatus(u16),
 }
 
 /// A result with this crate's [`Error`].

@@ -111,6 +111,48 @@ pub enum Behavior {
         /// Events sent before the break.
         after: u32,
     },
+    /// A streamed reply sends its `200` headers and first `after` events,
+    /// then goes silent with the connection open, until the client gives
+    /// up; a plain reply sends its headers and `{"id":`, then goes silent
+    /// (`{"mode": "stall_stream", "after": 2}`).
+    StallStream {
+        /// Events sent before the silence.
+        after: u32,
+    },
+    /// A streamed reply sends its first `after` events, then an OpenAI
+    /// error event (`data: {"error": {...}}`, code `injected_failure`) and
+    /// ends without `[DONE]`, as OpenAI does when a model fails
+    /// mid-stream; a plain reply is answered normally
+    /// (`{"mode": "error_chunk", "after": 2}`).
+    ErrorChunk {
+        /// Events sent before the error event.
+        after: u32,
+    },
+    /// Answers `status` (300 to 399) with `Location: location` and no body
+    /// (`{"mode": "redirect", "status": 307, "location": "http://..."}`).
+    Redirect {
+        /// The redirect status; anything outside 300 to 399 is answered
+        /// as 307.
+        status: u16,
+        /// Where it points.
+        location: String,
+    },
+    /// Answers `200` with a body of `bytes` bytes, sent as it is
+    /// generated: a plain reply is one JSON object padded with `x`; a
+    /// streamed one is a single `data:` line that never ends
+    /// (`{"mode": "huge_body", "bytes": 67108864}`).
+    HugeBody {
+        /// The body's size.
+        bytes: u64,
+    },
+    /// Answers normally, with `usage` replaced by this JSON value; a
+    /// streamed reply sends it in its usage chunk, which it then sends
+    /// whether the request asked for it or not
+    /// (`{"mode": "usage", "usage": {"prompt_tokens": -5}}`).
+    Usage {
+        /// The `usage` sent.
+        usage: serde_json::Value,
+    },
 }
 
 /// Settings at start; every one but `port`, `models` and `api_key` can be

@@ -184,6 +184,71 @@ async fn flush_first() {
     tokio::task::yield_now().await;
 }
 
+/// A redirect to `location` ([`Behavior::Redirect`]).
+fn redirect(status: u16, location: &str) -> Response {
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(StatusCode::is_redirection)
+        .unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// A plain reply whose headers and first bytes (`{"id":`) reach the
+/// client, then nothing more while the connection stays open
+/// ([`Behavior::StallStream`]).
+fn stalled_after_headers() -> Response {
+    let start =
+        futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"{\"id\":")) });
+    let end = futures::stream::once(async { match forever().await {} });
+    json_body(Body::from_stream(start.chain(end)))
+}
+
+/// A `200` body of `bytes` bytes, generated 64 KiB at a time as the
+/// client reads it ([`Behavior::HugeBody`]): a JSON object padded with
+/// `x`, or for a stream one `data:` line that never ends.
+fn huge(bytes: u64, stream: bool) -> Response {
+    const PIECE: usize = 64 << 10;
+    let head: &'static [u8] = if stream {
+        b"data: {\"pad\":\""
+    } else {
+        b"{\"id\":\"huge\",\"pad\":\""
+    };
+    let pieces = futures::stream::unfold(0u64, move |sent| async move {
+        if sent >= bytes {
+            return None;
+        }
+        let mut piece = Vec::with_capacity(PIECE);
+        if sent == 0 {
+            piece.extend_from_slice(head);
+        }
+        let left = usize::try_from(bytes - sent).unwrap_or(usize::MAX);
+        let fill = PIECE
+            .saturating_sub(piece.len())
+            .min(left.saturating_sub(piece.len()));
+        piece.resize(piece.len() + fill, b'x');
+        let len = piece.len() as u64;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(piece)),
+            sent + len.max(1),
+        ))
+    });
+    let mut r = Response::new(Body::from_stream(pieces));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }),
+    );
+    r
+}
+
 /// Waits forever (`match forever().await {}`): the request is dropped with
 /// its connection.
 async fn forever() -> Infallible {
@@ -195,6 +260,14 @@ enum Go {
     Normally,
     /// A stream breaks off after this many events.
     BreakStreamAfter(u32),
+    /// A stream goes silent after this many events.
+    StallStreamAfter(u32),
+    /// A stream sends an error event after this many events.
+    ErrorChunkAfter(u32),
+    /// The reply is this many bytes of padding.
+    Huge(u64),
+    /// The reply carries this `usage`.
+    Usage(Value),
 }
 
 /// Applies `behavior`, then checks the API key: `Err` is the answer when
@@ -220,6 +293,11 @@ async fn admit(
         }
         Behavior::BreakBody => return Err(broken_body()),
         Behavior::BreakStream { after } => go = Go::BreakStreamAfter(after),
+        Behavior::StallStream { after } => go = Go::StallStreamAfter(after),
+        Behavior::ErrorChunk { after } => go = Go::ErrorChunkAfter(after),
+        Behavior::Redirect { status, location } => return Err(redirect(status, &location)),
+        Behavior::HugeBody { bytes } => go = Go::Huge(bytes),
+        Behavior::Usage { usage } => go = Go::Usage(usage),
     }
     if let Some(key) = &s.api_key {
         let given = headers
@@ -370,7 +448,12 @@ async fn answer_chat(
         } else {
             "stop"
         },
-        usage: Usage::new(prompt_tokens(messages), words),
+        usage: match &go {
+            Go::Usage(usage) => usage.clone(),
+            _ => {
+                serde_json::to_value(Usage::new(prompt_tokens(messages), words)).unwrap_or_default()
+            }
+        },
     };
     let stream = request
         .get("stream")
@@ -378,18 +461,24 @@ async fn answer_chat(
         .unwrap_or(false);
     if !stream {
         return match go {
-            Go::Normally => reply.completion(),
+            Go::Normally | Go::ErrorChunkAfter(_) | Go::Usage(_) => reply.completion(),
             Go::BreakStreamAfter(_) => broken_after_headers(),
+            Go::StallStreamAfter(_) => stalled_after_headers(),
+            Go::Huge(bytes) => huge(bytes, false),
         };
     }
-    let include_usage = request
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let break_after = match go {
-        Go::Normally => None,
-        Go::BreakStreamAfter(n) => Some(n as usize),
+    let include_usage = matches!(go, Go::Usage(_))
+        || request
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    let end = match go {
+        Go::Normally | Go::Usage(_) => End::Complete,
+        Go::BreakStreamAfter(n) => End::Break(n as usize),
+        Go::StallStreamAfter(n) => End::Stall(n as usize),
+        Go::ErrorChunkAfter(n) => End::Error(n as usize),
+        Go::Huge(bytes) => return huge(bytes, true),
     };
     let events = reply.events(include_usage);
     let log = s.stream_started();
@@ -397,9 +486,10 @@ async fn answer_chat(
     sse(
         events,
         Duration::from_millis(chunk_delay_ms),
-        break_after,
+        end,
         conn,
         log,
+        &s.name,
     )
 }
 
@@ -429,7 +519,7 @@ struct Reply<'a> {
     name: &'a str,
     words: u64,
     finish_reason: &'static str,
-    usage: Usage,
+    usage: Value,
 }
 
 impl Reply<'_> {
@@ -455,7 +545,7 @@ impl Reply<'_> {
             created: u64,
             model: &'a str,
             choices: [Choice<'a>; 1],
-            usage: Usage,
+            usage: &'a Value,
         }
         axum::Json(Completion {
             id: &self.id,
@@ -472,7 +562,7 @@ impl Reply<'_> {
                 logprobs: None,
                 finish_reason: self.finish_reason,
             }],
-            usage: self.usage,
+            usage: &self.usage,
         })
         .into_response()
     }
@@ -505,7 +595,7 @@ impl Reply<'_> {
             choices: Vec<Choice<'a>>,
             // Absent without include_usage; `null`, then the usage, with it.
             #[serde(skip_serializing_if = "Option::is_none")]
-            usage: Option<Option<Usage>>,
+            usage: Option<Option<&'a Value>>,
         }
         let chunk = |delta: Delta<'_>, finish_reason: Option<&str>| {
             event(&Chunk {
@@ -556,12 +646,20 @@ impl Reply<'_> {
                 created: self.created,
                 model: self.model,
                 choices: Vec::new(),
-                usage: Some(Some(self.usage)),
+                usage: Some(Some(&self.usage)),
             }));
         }
         events.push(Bytes::from_static(b"data: [DONE]\n\n"));
         events
     }
+}
+
+/// The error event OpenAI sends when a model fails mid-stream.
+fn error_event(name: &str) -> Bytes {
+    let message = format!("{name} failed mid-stream on purpose");
+    event(&serde_json::json!({
+        "error": { "message": message, "type": "server_error", "param": null, "code": "injected_failure" }
+    }))
 }
 
 /// `data: <json>\n\n`.
@@ -575,14 +673,28 @@ fn event(chunk: &impl Serialize) -> Bytes {
     Bytes::from(buf)
 }
 
+/// How a stream ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// With `[DONE]`.
+    Complete,
+    /// The connection breaks off after this many events.
+    Break(usize),
+    /// Silence, with the connection open, after this many events.
+    Stall(usize),
+    /// An error event after this many events, then the end.
+    Error(usize),
+}
+
 /// Where a stream body is.
 struct Sending {
     events: std::vec::IntoIter<Bytes>,
     next: usize,
     delay: Duration,
-    break_after: Option<usize>,
+    end: End,
     conn: Option<Arc<Conn>>,
     log: Arc<StreamLog>,
+    name: String,
 }
 
 /// The `text/event-stream` response sending `events`, `delay` apart, each
@@ -591,29 +703,44 @@ struct Sending {
 fn sse(
     events: Vec<Bytes>,
     delay: Duration,
-    break_after: Option<usize>,
+    end: End,
     conn: Option<Arc<Conn>>,
     log: Arc<StreamLog>,
+    name: &str,
 ) -> Response {
     let state = Sending {
         events: events.into_iter(),
         next: 0,
         delay,
-        break_after,
+        end,
         conn,
         log,
+        name: name.to_string(),
     };
     let body = futures::stream::unfold(state, |mut st| async move {
-        let event = st.events.next()?;
+        let mut event = st.events.next()?;
         if st.next > 0 && !st.delay.is_zero() {
             tokio::time::sleep(st.delay).await;
         }
-        if st.break_after == Some(st.next) {
-            // The events before reach the client, then hyper aborts the
-            // connection on the error; nothing comes after it.
-            st.events = Vec::new().into_iter();
-            flush_first().await;
-            return Some((Err(std::io::Error::other("broken off on purpose")), st));
+        match st.end {
+            End::Break(n) if n == st.next => {
+                // The events before reach the client, then hyper aborts
+                // the connection on the error; nothing comes after it.
+                st.events = Vec::new().into_iter();
+                flush_first().await;
+                return Some((Err(std::io::Error::other("broken off on purpose")), st));
+            }
+            End::Stall(n) if n == st.next => {
+                // The events before reach the client; the connection
+                // stays open and silent until the client goes away.
+                flush_first().await;
+                match forever().await {}
+            }
+            End::Error(n) if n == st.next => {
+                st.events = Vec::new().into_iter();
+                event = error_event(&st.name);
+            }
+            _ => {}
         }
         let index = st.next;
         st.next += 1;

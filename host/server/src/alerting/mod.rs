@@ -70,8 +70,11 @@ impl Notifier {
                 })
             })
             .collect();
+        // Redirects are not followed: alerts (and a PagerDuty routing key)
+        // go only where the operator pointed them.
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Arc::new(Notifier {

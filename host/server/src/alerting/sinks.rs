@@ -230,6 +230,13 @@ impl Target {
             .await;
         match sent {
             Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().is_redirection() => Err(Failed {
+                message: format!(
+                    "HTTP {}: the sink answered with a redirect, which is not followed (it could send alerts anywhere); set its url to the final address",
+                    r.status()
+                ),
+                retry: false,
+            }),
             Ok(r) => {
                 let status = r.status();
                 let text: String = r
@@ -240,20 +247,22 @@ impl Target {
                     .take(300)
                     .collect();
                 Err(Failed {
-                    message: format!("HTTP {status}: {text}"),
+                    // An error page may echo the address it was posted to.
+                    message: crate::gateway::scrub_url(&format!("HTTP {status}: {text}"), &url),
                     retry: status.is_server_error()
                         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
                         || status == reqwest::StatusCode::REQUEST_TIMEOUT,
                 })
             }
             Err(e) => Err(Failed {
-                message: crate::gateway::error_chain(&e),
+                message: crate::gateway::scrub_url(&crate::gateway::http_error(e), &url),
                 retry: true,
             }),
         }
     }
 
     async fn append(&self, payload: &Value) -> Result<(), Failed> {
+        // (A file sink's path is the operator's, not a secret.)
         let Some(path) = self.file.clone() else {
             return Err(Failed {
                 message: "no path".to_string(),

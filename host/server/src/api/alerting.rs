@@ -411,7 +411,11 @@ pub async fn sinks(State(state): State<AppState>, principal: Principal) -> Resul
                 crate::alerting::SinkKind::Jsonl => cfg.path.clone(),
                 _ if cfg.url_env.is_some() => cfg.url_env.as_ref().map(|v| format!("${v}")),
                 crate::alerting::SinkKind::Slack => Some("(url in warden.toml)".to_string()),
-                _ => cfg.url.clone(),
+                // The path of a webhook's URL is often its secret.
+                _ => cfg
+                    .url
+                    .as_deref()
+                    .map(|u| crate::gateway::redact_url(u, false)),
             },
             "pending": pending,
             "breaker": breaker.unwrap_or_else(|| json!({ "state": "closed" })),

@@ -164,13 +164,19 @@ impl Ledger {
             .get(account)
             .map(|e| (e.spent, e.reserved))
             .unwrap_or_default();
+        // Saturating throughout: figures near the 64-bit limit (a huge
+        // reservation, a counter that reached it) must not wrap.
         Left {
-            cost_micros: limits
-                .cost_micros
-                .map(|l| (l - spent.cost_micros - reserved.cost_micros).max(0)),
-            tokens: limits
-                .tokens
-                .map(|l| (l - spent.tokens - reserved.tokens).max(0)),
+            cost_micros: limits.cost_micros.map(|l| {
+                l.saturating_sub(spent.cost_micros)
+                    .saturating_sub(reserved.cost_micros)
+                    .max(0)
+            }),
+            tokens: limits.tokens.map(|l| {
+                l.saturating_sub(spent.tokens)
+                    .saturating_sub(reserved.tokens)
+                    .max(0)
+            }),
         }
     }
 
@@ -217,7 +223,7 @@ impl Ledger {
                         show(limit)
                     ));
                 }
-                if e.in_flight > 0 && spent + reserved + wants > limit {
+                if e.in_flight > 0 && spent.saturating_add(reserved).saturating_add(wants) > limit {
                     return Err(format!(
                         "{name} has no room for this call: {} spent and {} reserved by {} call(s) in flight, of {}; retry when they finish",
                         show(spent),
@@ -231,8 +237,8 @@ impl Ledger {
         let mut reserved = Vec::with_capacity(budgets.len());
         for (account, _) in budgets {
             if let Some(e) = accounts.get_mut(account) {
-                e.reserved.cost_micros += amount.cost_micros;
-                e.reserved.tokens += amount.tokens;
+                e.reserved.cost_micros = e.reserved.cost_micros.saturating_add(amount.cost_micros);
+                e.reserved.tokens = e.reserved.tokens.saturating_add(amount.tokens);
                 e.in_flight += 1;
                 reserved.push(account.clone());
             }
@@ -249,11 +255,15 @@ impl Ledger {
         let mut accounts = self.lock();
         for account in accounts_of {
             let e = accounts.entry(account.clone()).or_insert_with(Entry::new);
-            e.reserved.cost_micros = (e.reserved.cost_micros - reserved.cost_micros).max(0);
-            e.reserved.tokens = (e.reserved.tokens - reserved.tokens).max(0);
+            e.reserved.cost_micros = e
+                .reserved
+                .cost_micros
+                .saturating_sub(reserved.cost_micros)
+                .max(0);
+            e.reserved.tokens = e.reserved.tokens.saturating_sub(reserved.tokens).max(0);
             e.in_flight = e.in_flight.saturating_sub(1);
-            e.spent.cost_micros += used.cost_micros;
-            e.spent.tokens += used.tokens;
+            e.spent.cost_micros = e.spent.cost_micros.saturating_add(used.cost_micros.max(0));
+            e.spent.tokens = e.spent.tokens.saturating_add(used.tokens.max(0));
             e.touched = Instant::now();
         }
     }

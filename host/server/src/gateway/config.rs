@@ -32,11 +32,23 @@ pub struct GatewayConfig {
     pub breaker_window: u32,
     /// See `breaker_window`.
     pub breaker_window_percent: u32,
-    /// Completion tokens reserved against budgets for a request that sets
-    /// no `max_tokens` (the reservation is settled with the real usage).
-    pub reserve_output_tokens: u32,
+    /// No longer used, kept so that configurations that set it still
+    /// load (a warning says so): a request without `max_tokens` now
+    /// reserves `n` times its provider's `max_output_tokens` (else the
+    /// context its prompt leaves), a bound the call cannot pass.
+    pub reserve_output_tokens: Option<u32>,
     /// Largest request body.
     pub max_body_kib: usize,
+    /// Most tokens one call is booked for: an upstream `usage` reporting
+    /// more (or a count that does not fit) is booked at this, and the
+    /// call's error says so.
+    pub max_call_tokens: u64,
+    /// Largest upstream response body (a plain completion, or an error);
+    /// a larger one fails the attempt, which moves to the next candidate.
+    pub max_response_kib: usize,
+    /// Largest server-sent event of an upstream stream; a larger one (or a
+    /// line that never ends) ends the client's stream with an error event.
+    pub max_stream_event_kib: usize,
     /// The upstreams, in order of preference for policies that keep it.
     pub providers: Vec<ProviderConfig>,
 }
@@ -53,8 +65,11 @@ impl Default for GatewayConfig {
             breaker_backoff_ms: breaker.backoff_ms,
             breaker_window: 0,
             breaker_window_percent: 50,
-            reserve_output_tokens: 1_024,
+            reserve_output_tokens: None,
             max_body_kib: 4_096,
+            max_call_tokens: 1_000_000_000,
+            max_response_kib: 16_384,
+            max_stream_event_kib: 1_024,
             providers: Vec::new(),
         }
     }
@@ -85,8 +100,13 @@ pub struct ProviderConfig {
     /// Largest context (prompt plus completion tokens) of its models.
     #[serde(default = "default_max_context")]
     pub max_context: u32,
-    /// Requests in flight at once; beyond, the request goes to the next
-    /// candidate. None: no limit.
+    /// Most completion tokens its models write per choice when a request
+    /// sets no `max_tokens`: what such a request reserves against budgets
+    /// (times `n`). None: the context the prompt leaves.
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
+    /// Requests in flight at once (a stream counts until it ends); beyond,
+    /// the request goes to the next candidate. None: no limit.
     #[serde(default)]
     pub max_concurrent: Option<u32>,
     /// Overrides `[gateway] timeout_ms` for this provider.
@@ -131,6 +151,16 @@ impl GatewayConfig {
         if self.timeout_ms == 0 || self.idle_timeout_ms == 0 {
             return Err("[gateway] timeout_ms and idle_timeout_ms must be positive".to_string());
         }
+        if self.max_call_tokens == 0
+            || self.max_call_tokens > i64::MAX as u64
+            || self.max_response_kib == 0
+            || self.max_stream_event_kib == 0
+        {
+            return Err(format!(
+                "[gateway] max_call_tokens (up to {}), max_response_kib and max_stream_event_kib must be positive",
+                i64::MAX
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for p in &self.providers {
             let at = format!("[[gateway.providers]] \"{}\"", p.name);
@@ -156,9 +186,13 @@ impl GatewayConfig {
                     ));
                 }
             }
-            if p.max_context == 0 || p.max_concurrent == Some(0) || p.timeout_ms == Some(0) {
+            if p.max_context == 0
+                || p.max_concurrent == Some(0)
+                || p.timeout_ms == Some(0)
+                || p.max_output_tokens == Some(0)
+            {
                 return Err(format!(
-                    "{at}: max_context, max_concurrent and timeout_ms must be positive"
+                    "{at}: max_context, max_output_tokens, max_concurrent and timeout_ms must be positive"
                 ));
             }
         }

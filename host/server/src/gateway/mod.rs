@@ -79,11 +79,23 @@ impl Provider {
         self.cfg.models.iter().any(|m| m == model)
     }
 
-    /// Micro-dollars for these tokens.
+    /// Micro-dollars for these tokens (a float cast saturates: a huge
+    /// count cannot wrap into a negative cost).
     fn cost_micros(&self, prompt: u64, completion: u64) -> i64 {
         let dollars = prompt as f64 * self.cfg.price_input_per_1k / 1_000.0
             + completion as f64 * self.cfg.price_output_per_1k / 1_000.0;
         (dollars * 1e6).ceil() as i64
+    }
+
+    /// The most completion tokens one choice can have on this provider
+    /// after a prompt of `prompt` tokens: its `max_output_tokens`, within
+    /// the context the prompt leaves.
+    fn output_cap(&self, prompt: u64) -> u64 {
+        let left = u64::from(self.cfg.max_context).saturating_sub(prompt);
+        match self.cfg.max_output_tokens {
+            Some(max) => left.min(u64::from(max)),
+            None => left,
+        }
     }
 }
 
@@ -95,6 +107,8 @@ struct ChatRequest {
     /// The client asked for the usage chunk itself.
     wants_usage: bool,
     max_tokens: Option<u64>,
+    /// Choices asked for (`n`, default 1).
+    n: u64,
     /// Estimated prompt tokens (characters / 4, plus 4 per message).
     prompt_tokens: u64,
 }
@@ -156,7 +170,8 @@ impl Gateway {
                 None => None,
             };
             providers.push(Provider {
-                url: format!("{}/chat/completions", p.base_url.trim_end_matches('/')),
+                url: chat_url(&p.base_url)
+                    .map_err(|e| anyhow::anyhow!("provider {}: base_url: {e}", p.name))?,
                 auth,
                 slots: p
                     .max_concurrent
@@ -165,7 +180,16 @@ impl Gateway {
                 cfg: p.clone(),
             });
         }
+        if cfg.reserve_output_tokens.is_some() {
+            tracing::warn!(
+                "[gateway] reserve_output_tokens is no longer used and can be removed: a request without max_tokens reserves n times its provider's max_output_tokens (else the context its prompt leaves)"
+            );
+        }
+        // Redirects are not followed: a provider that answers one is
+        // failing (it counts against its breaker), and following it would
+        // send the prompt and the key to an address nobody configured.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
@@ -202,6 +226,12 @@ impl Gateway {
         self.writer.flush().await;
     }
 
+    /// Calls the writer set aside since start because the database kept
+    /// refusing them (`warden_gateway_rows_set_aside_total`).
+    pub fn rows_set_aside(&self) -> u64 {
+        self.writer.set_aside()
+    }
+
     /// `GET /v1/models`: every model of every provider.
     pub fn models(&self) -> Value {
         let mut seen = std::collections::BTreeSet::new();
@@ -224,7 +254,7 @@ impl Gateway {
                 let b = breakers.get(&p.cfg.name).cloned().unwrap_or_default();
                 json!({
                     "name": p.cfg.name,
-                    "base_url": p.cfg.base_url,
+                    "base_url": redact_url(&p.cfg.base_url, true),
                     "models": p.cfg.models,
                     "price_input_per_1k": p.cfg.price_input_per_1k,
                     "price_output_per_1k": p.cfg.price_output_per_1k,
@@ -238,11 +268,20 @@ impl Gateway {
     }
 
     /// `POST /v1/chat/completions`.
+    ///
+    /// The call runs in a task of its own: a client that goes away while
+    /// the upstream works does not cancel it, so what the upstream did is
+    /// still booked and its reservation settled with the real usage.
     pub async fn chat(self: &Arc<Self>, caller: Caller, body: Bytes) -> Response {
         let started = Instant::now();
-        match self.chat_inner(caller, body, started).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
+        let gateway = self.clone();
+        let call = tokio::spawn(async move { gateway.chat_inner(caller, body, started).await });
+        match call.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => e.into_response(),
+            Err(e) => {
+                Error::Internal(format!("a gateway call ended abnormally: {e}")).into_response()
+            }
         }
     }
 
@@ -521,10 +560,9 @@ impl Gateway {
     /// is over the policy's max context or every candidate is over its max
     /// price.
     fn plan(&self, route: &Route, req: &ChatRequest, mode: &str) -> Result<Plan> {
-        let completion = req
-            .max_tokens
-            .unwrap_or(u64::from(self.cfg.reserve_output_tokens));
-        let needed = req.prompt_tokens + req.max_tokens.unwrap_or(0);
+        let needed = req
+            .prompt_tokens
+            .saturating_add(req.max_tokens.unwrap_or(0));
         if let Some(max) = route.max_context
             && needed > u64::from(max)
         {
@@ -591,18 +629,27 @@ impl Gateway {
                 Error::FailedPrecondition(message)
             });
         }
-        // The reservation: the dearest candidate at the largest completion.
-        let reserve_cost = candidates
-            .iter()
-            .map(|(i, _)| self.providers[*i].cost_micros(req.prompt_tokens, completion))
-            .max()
-            .unwrap_or(0);
+        // The reservation: the largest the call can cost on any candidate,
+        // every choice at its largest completion (`max_tokens`, else the
+        // provider's output cap), so that calls in flight together can
+        // pass a budget by no more than the one admitted last.
+        let mut reserve = Amount::default();
+        for (i, _) in &candidates {
+            let p = &self.providers[*i];
+            let per_choice = req
+                .max_tokens
+                .unwrap_or_else(|| p.output_cap(req.prompt_tokens));
+            let completion = per_choice.saturating_mul(req.n);
+            reserve.cost_micros = reserve
+                .cost_micros
+                .max(p.cost_micros(req.prompt_tokens, completion));
+            reserve.tokens = reserve
+                .tokens
+                .max(to_i64(req.prompt_tokens.saturating_add(completion)));
+        }
         Ok(Plan {
             candidates,
-            reserve: Amount {
-                cost_micros: reserve_cost,
-                tokens: (req.prompt_tokens + completion) as i64,
-            },
+            reserve,
         })
     }
 
@@ -647,7 +694,8 @@ impl Gateway {
                     }
                 }
             };
-            let _slot = match &provider.slots {
+            // Held until the call is over: for a stream, until it ends.
+            let slot = match &provider.slots {
                 Some(s) => match s.clone().try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(_) => {
@@ -693,7 +741,7 @@ impl Gateway {
                     continue;
                 }
                 Ok(Err(e)) => {
-                    let why = format!("cannot reach it: {}", error_chain(&e));
+                    let why = format!("cannot reach it: {}", http_error(e));
                     self.breaker_failure(&name, &why);
                     notes.push(format!("{name}/{model}: {why}"));
                     continue;
@@ -711,10 +759,13 @@ impl Gateway {
                 record.attempts = attempts;
                 record.provider = Some(name.clone());
                 record.model = Some(model.clone());
-                record.error = Some(format!(
-                    "{name} refused the request with HTTP {}: {}",
-                    status.as_u16(),
-                    crate::validate::truncate(&String::from_utf8_lossy(&bytes), 300)
+                record.error = Some(scrub_url(
+                    &format!(
+                        "{name} refused the request with HTTP {}: {}",
+                        status.as_u16(),
+                        crate::validate::truncate(&String::from_utf8_lossy(&bytes), 300)
+                    ),
+                    &provider.url,
                 ));
                 record.latency_ms = started.elapsed().as_millis() as i64;
                 reservation.settle(Amount::default());
@@ -723,10 +774,13 @@ impl Gateway {
             }
             if !status.is_success() {
                 let bytes = self.read_body(response).await.unwrap_or_default();
-                let why = format!(
-                    "HTTP {}: {}",
-                    status.as_u16(),
-                    crate::validate::truncate(&String::from_utf8_lossy(&bytes), 200)
+                let why = scrub_url(
+                    &format!(
+                        "HTTP {}: {}",
+                        status.as_u16(),
+                        crate::validate::truncate(&String::from_utf8_lossy(&bytes), 200)
+                    ),
+                    &provider.url,
                 );
                 self.breaker_failure(&name, &why);
                 notes.push(format!("{name}/{model}: {why}"));
@@ -740,12 +794,15 @@ impl Gateway {
                 self.breaker_success(&name);
                 return Ok(self.stream(
                     response,
-                    i,
-                    record,
-                    reservation,
+                    Finish {
+                        provider: i,
+                        record,
+                        reservation,
+                        prompt_estimate: req.prompt_tokens,
+                        started,
+                        slot,
+                    },
                     req.wants_usage,
-                    req.prompt_tokens,
-                    started,
                 ));
             }
             let content_type = response
@@ -777,6 +834,7 @@ impl Gateway {
                 }
             };
             self.book(&mut record, provider, usage, reservation, started);
+            drop(slot);
             return Ok(passthrough(status, bytes, &record, &content_type));
         }
         let error = if attempts == 0 {
@@ -794,12 +852,37 @@ impl Gateway {
         Err(Failure::new(error, attempts, last))
     }
 
-    /// Reads a whole response body under the idle timeout.
+    /// Reads a whole response body under the idle timeout, up to
+    /// `max_response_kib`.
     async fn read_body(&self, response: reqwest::Response) -> std::result::Result<Bytes, String> {
         let idle = Duration::from_millis(self.cfg.idle_timeout_ms);
-        match tokio::time::timeout(idle, response.bytes()).await {
-            Ok(Ok(b)) => Ok(b),
-            Ok(Err(e)) => Err(format!("the response broke off: {}", error_chain(&e))),
+        let limit = self.cfg.max_response_kib.saturating_mul(1024);
+        let over = || {
+            format!(
+                "the response body is over the {} KiB limit ([gateway] max_response_kib)",
+                self.cfg.max_response_kib
+            )
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(over());
+        }
+        let read = async {
+            let mut response = response;
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| format!("the response broke off: {}", http_error(e)))?
+            {
+                if body.len() + chunk.len() > limit {
+                    return Err(over());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        match tokio::time::timeout(idle, read).await {
+            Ok(r) => r,
             Err(_) => Err(format!(
                 "the response body did not arrive within {} ms",
                 idle.as_millis()
@@ -807,7 +890,9 @@ impl Gateway {
         }
     }
 
-    /// Books a successful call: settles its reservation, queues its record.
+    /// Books a call that got an answer: settles its reservation, queues
+    /// its record (`ok` unless the caller marked it `failed`). Usage over
+    /// `max_call_tokens` is booked at that, with a note in the error.
     fn book(
         &self,
         record: &mut GatewayCallRow,
@@ -816,50 +901,63 @@ impl Gateway {
         reservation: Reservation,
         started: Instant,
     ) {
+        let max = self.cfg.max_call_tokens;
+        let usage = match usage.capped(max) {
+            Ok(u) => u,
+            Err(u) => {
+                let note = format!(
+                    "the upstream reported {} prompt and {} completion tokens, over the {max} one call may book ([gateway] max_call_tokens); booked {} and {}",
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    u.prompt_tokens,
+                    u.completion_tokens
+                );
+                record.error = Some(match record.error.take() {
+                    Some(e) => format!("{e}; {note}"),
+                    None => note,
+                });
+                u
+            }
+        };
         let cost = provider.cost_micros(usage.prompt_tokens, usage.completion_tokens);
-        record.status = "ok".to_string();
-        record.prompt_tokens = usage.prompt_tokens as i64;
-        record.completion_tokens = usage.completion_tokens as i64;
+        if record.status.is_empty() {
+            record.status = "ok".to_string();
+        }
+        record.prompt_tokens = to_i64(usage.prompt_tokens);
+        record.completion_tokens = to_i64(usage.completion_tokens);
         record.cost_micros = cost;
         record.latency_ms = started.elapsed().as_millis() as i64;
         reservation.settle(Amount {
             cost_micros: cost,
-            tokens: record.prompt_tokens + record.completion_tokens,
+            tokens: record
+                .prompt_tokens
+                .saturating_add(record.completion_tokens),
         });
         self.writer.send(Msg::Call(Box::new(record.clone())));
     }
 
     /// Passes a streamed response on, event by event, as it arrives.
-    #[allow(clippy::too_many_arguments)]
     fn stream(
         self: &Arc<Self>,
         response: reqwest::Response,
-        provider: usize,
-        record: GatewayCallRow,
-        reservation: Reservation,
+        finish: Finish,
         wants_usage: bool,
-        prompt_estimate: u64,
-        started: Instant,
     ) -> Response {
-        let headers = warden_headers(&record);
+        let headers = warden_headers(&finish.record);
         let pump = Pump {
             gateway: self.clone(),
             upstream: Box::pin(response.bytes_stream()),
             splitter: Splitter::default(),
             pending: std::collections::VecDeque::new(),
             idle: Duration::from_millis(self.cfg.idle_timeout_ms),
+            max_event: self.cfg.max_stream_event_kib.saturating_mul(1024),
             wants_usage,
             usage: None,
             chunks: 0,
             done: false,
+            finished: false,
             ended: None,
-            finish: Some(Finish {
-                provider,
-                record,
-                reservation,
-                prompt_estimate,
-                started,
-            }),
+            finish: Some(finish),
         };
         let body = Body::from_stream(futures::stream::unfold(pump, |mut pump| async move {
             pump.next()
@@ -965,20 +1063,33 @@ struct Finish {
     reservation: Reservation,
     prompt_estimate: u64,
     started: Instant,
+    /// The provider's `max_concurrent` slot, held until the stream ends.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Reads upstream bytes and hands whole events on; books the call when the
 /// stream ends or the client goes away (drop).
+///
+/// A stream that stalls, breaks off, ends before its answer is complete,
+/// sends an error event or an event over `max_stream_event_kib` does not
+/// look complete to the client: it ends with an error event that OpenAI's
+/// clients raise as an error, and no `[DONE]`; the call is booked as
+/// failed with what was delivered.
 struct Pump {
     gateway: Arc<Gateway>,
     upstream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send>>,
     splitter: Splitter,
     pending: std::collections::VecDeque<Bytes>,
     idle: Duration,
+    /// Largest event, in bytes.
+    max_event: usize,
     wants_usage: bool,
     usage: Option<Usage>,
     chunks: u64,
+    /// `[DONE]` arrived.
     done: bool,
+    /// A choice's `finish_reason` arrived: the answer is whole.
+    finished: bool,
     /// Why the stream ended early, when it did.
     ended: Option<String>,
     finish: Option<Finish>,
@@ -1003,36 +1114,80 @@ impl Pump {
                             self.chunks += 1;
                         }
                         self.done |= seen.done;
+                        self.finished |= seen.finish;
+                        if let Some(message) = seen.error {
+                            // The client gets the upstream's own error
+                            // event, and nothing after it.
+                            self.pending.push_back(event);
+                            self.fail(
+                                format!("the upstream sent an error mid-stream: {message}"),
+                                false,
+                            );
+                            break;
+                        }
                         if seen.usage_only && !self.wants_usage {
                             continue;
                         }
                         self.pending.push_back(event);
                     }
+                    if self.finish.is_some() && self.splitter.buffered() > self.max_event {
+                        self.fail(
+                            format!(
+                                "the upstream sent an event over the {} KiB limit ([gateway] max_stream_event_kib)",
+                                self.max_event / 1024
+                            ),
+                            true,
+                        );
+                    }
                 }
                 Ok(None) => {
                     let rest = std::mem::take(&mut self.splitter).rest();
-                    if !rest.is_empty() {
-                        self.pending.push_back(rest);
+                    if self.done || self.finished {
+                        if !rest.is_empty() {
+                            self.pending.push_back(rest);
+                        }
+                        if !self.done {
+                            self.ended =
+                                Some("the upstream ended the stream without [DONE]".to_string());
+                        }
+                        self.finish(false);
+                    } else {
+                        // The bytes of an event that never ended are not
+                        // an event: they are dropped with the rest.
+                        self.fail(
+                            "the upstream ended the stream before its answer was complete (no finish_reason, no [DONE])".to_string(),
+                            true,
+                        );
                     }
-                    if !self.done {
-                        self.ended =
-                            Some("the upstream ended the stream without [DONE]".to_string());
-                    }
-                    self.finish(false);
                 }
                 Ok(Some(Err(e))) => {
-                    self.ended = Some(format!("the stream broke off: {}", error_chain(&e)));
-                    self.finish(true);
+                    self.fail(format!("the stream broke off: {}", http_error(e)), true);
                 }
                 Err(_) => {
-                    self.ended = Some(format!(
-                        "the upstream sent nothing for {} ms mid-stream",
-                        self.idle.as_millis()
-                    ));
-                    self.finish(true);
+                    self.fail(
+                        format!(
+                            "the upstream sent nothing for {} ms mid-stream",
+                            self.idle.as_millis()
+                        ),
+                        true,
+                    );
                 }
             }
         }
+    }
+
+    /// Ends a stream that did not complete: the client gets an error event
+    /// (unless the upstream's own error event is already on its way) and no
+    /// `[DONE]`; the call is booked as failed, with the tokens delivered,
+    /// and counts against the provider's breaker.
+    fn fail(&mut self, why: String, tell: bool) {
+        let Some(f) = &mut self.finish else { return };
+        f.record.status = "failed".to_string();
+        if tell {
+            self.pending.push_back(error_event(&why, &f.record.id));
+        }
+        self.ended = Some(why);
+        self.finish(true);
     }
 
     /// Books the call (once). `upstream_failed` counts against the
@@ -1045,6 +1200,7 @@ impl Pump {
             reservation,
             prompt_estimate,
             started,
+            slot,
         } = f;
         let p = &self.gateway.providers[provider];
         if upstream_failed && let Some(why) = &self.ended {
@@ -1067,7 +1223,24 @@ impl Pump {
         record.error = self.ended.clone();
         self.gateway
             .book(&mut record, p, usage, reservation, started);
+        drop(slot);
     }
+}
+
+/// The event that ends a stream that did not complete, as OpenAI ends a
+/// stream whose model failed: its clients raise it as an error (the
+/// Python client's `APIError`), so an agent never takes a cut-off answer
+/// for a whole one.
+fn error_event(why: &str, call_id: &str) -> Bytes {
+    let body = json!({
+        "error": {
+            "message": format!("the answer is incomplete: {why} (warden call {call_id})"),
+            "type": "server_error",
+            "param": null,
+            "code": "stream_incomplete",
+        }
+    });
+    Bytes::from(format!("data: {body}\n\n"))
 }
 
 impl Drop for Pump {
@@ -1144,6 +1317,68 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A reqwest error for messages, without its URL: a provider's or a
+/// sink's URL may hold a key (in its query or its path), and these texts
+/// end up in logs, call records, breaker reasons and alerts.
+pub(crate) fn http_error(e: reqwest::Error) -> String {
+    error_chain(&e.without_url())
+}
+
+/// `text` without `url` or the parts of it that may be a secret (a
+/// webhook's path, a query): an error page may echo the address it was
+/// sent to, and these texts become log lines, call records, stored
+/// notifications, breaker reasons and alert texts.
+pub(crate) fn scrub_url(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, "<url>");
+    if let Ok(u) = reqwest::Url::parse(url) {
+        let path = u.path().trim_end_matches('/');
+        if path.trim_matches('/').len() >= 4 {
+            out = out.replace(path, "/…");
+        }
+        if let Some(query) = u.query()
+            && query.len() >= 4
+        {
+            out = out.replace(query, "…");
+        }
+    }
+    out
+}
+
+/// A URL to show: its scheme, host and port, then its path when
+/// `keep_path` (a provider's API root) or else `/…` (a webhook, whose path
+/// is often its secret); a query, which may hold a key, and a user and
+/// password are never shown.
+pub(crate) fn redact_url(url: &str, keep_path: bool) -> String {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return "(not a valid URL)".to_string();
+    };
+    let host = u.host_str().unwrap_or("");
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = if keep_path {
+        u.path().trim_end_matches('/').to_string()
+    } else if u.path().trim_matches('/').is_empty() {
+        String::new()
+    } else {
+        "/…".to_string()
+    };
+    let query = if u.query().is_some() { "?…" } else { "" };
+    format!("{}://{host}{port}{path}{query}", u.scheme())
+}
+
+/// `<base_url>/chat/completions`, with the base URL's query (some
+/// providers take their key or API version there) after the path.
+fn chat_url(base_url: &str) -> std::result::Result<String, String> {
+    let mut url = reqwest::Url::parse(base_url).map_err(|e| e.to_string())?;
+    let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url.to_string())
+}
+
+/// A count as stored, saturating at the largest BIGINT.
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// Parses and checks a chat completion request.
 fn parse_request(body: &[u8]) -> Result<ChatRequest> {
     let value: Value = serde_json::from_slice(body)
@@ -1202,6 +1437,19 @@ fn parse_request(body: &[u8]) -> Result<ChatRequest> {
             },
         }
     }
+    // OpenAI allows 1 to 128 choices; each may be as long as max_tokens.
+    let n = match body.get("n") {
+        None | Some(Value::Null) => 1,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=128).contains(&n) => n,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "n must be an integer from 1 to 128, not \"{}\"",
+                    crate::validate::truncate(&v.to_string(), 40)
+                )));
+            }
+        },
+    };
     let prompt_tokens = (chars as u64).div_ceil(4) + 4 * messages.len() as u64;
     Ok(ChatRequest {
         body,
@@ -1209,6 +1457,7 @@ fn parse_request(body: &[u8]) -> Result<ChatRequest> {
         stream,
         wants_usage,
         max_tokens,
+        n,
         prompt_tokens,
     })
 }
@@ -1285,6 +1534,7 @@ mod tests {
                 price_input_per_1k: 0.001,
                 price_output_per_1k: 0.002,
                 max_context: 1000,
+                max_output_tokens: None,
                 max_concurrent: None,
                 timeout_ms: None,
             },
@@ -1296,5 +1546,59 @@ mod tests {
         assert_eq!(p.cost_micros(1_000, 500), 2_000);
         assert_eq!(p.cost_micros(1, 0), 1);
         assert_eq!(p.cost_micros(0, 0), 0);
+        // A count no call has saturates instead of wrapping negative.
+        assert_eq!(p.cost_micros(u64::MAX, u64::MAX), i64::MAX);
+        // Without max_output_tokens, the context bounds a choice.
+        assert_eq!(p.output_cap(300), 700);
+        assert_eq!(p.output_cap(5_000), 0);
+    }
+
+    #[test]
+    fn urls_are_shown_without_what_may_be_a_key() {
+        assert_eq!(
+            redact_url("https://user:pw@api.example.com:8443/v1/?key=secret", true),
+            "https://api.example.com:8443/v1?…"
+        );
+        assert_eq!(
+            redact_url("https://hooks.example.com/services/T0/B0/secret", false),
+            "https://hooks.example.com/…"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:9000", false),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            chat_url("http://h/v1/?key=k").unwrap(),
+            "http://h/v1/chat/completions?key=k"
+        );
+        assert_eq!(
+            chat_url("https://api.openai.com/v1").unwrap(),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        let url = "https://hooks.example.com/services/T0/B0/secret?sig=abcdef";
+        assert_eq!(
+            scrub_url(
+                &format!("HTTP 404: no route {url}, nor /services/T0/B0/secret or sig=abcdef"),
+                url
+            ),
+            "HTTP 404: no route <url>, nor /… or …"
+        );
+    }
+
+    #[test]
+    fn n_is_checked_and_counted() {
+        let parse = |n: &str| {
+            parse_request(
+                format!(r#"{{"model":"m","messages":[{{"content":"x"}}],"n":{n}}}"#).as_bytes(),
+            )
+        };
+        assert_eq!(parse("3").unwrap().n, 3);
+        for bad in ["0", "129", "-1", "\"2\"", "1.5"] {
+            let e = parse(bad).err().unwrap().to_string();
+            assert!(
+                e.starts_with("n must be an integer from 1 to 128"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -15,6 +15,22 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+impl Usage {
+    /// The usage within `max` tokens in all: itself when it fits, else
+    /// (`Err`) the prompt capped at `max` and the completion at what is
+    /// left.
+    pub fn capped(self, max: u64) -> Result<Usage, Usage> {
+        if self.prompt_tokens.saturating_add(self.completion_tokens) <= max {
+            return Ok(self);
+        }
+        let prompt_tokens = self.prompt_tokens.min(max);
+        Err(Usage {
+            prompt_tokens,
+            completion_tokens: self.completion_tokens.min(max - prompt_tokens),
+        })
+    }
+}
+
 /// Splits a byte stream into whole events (each with its blank line).
 #[derive(Default)]
 pub struct Splitter {
@@ -35,6 +51,11 @@ impl Splitter {
     /// Bytes of an event that never ended.
     pub fn rest(self) -> Bytes {
         self.buf.freeze()
+    }
+
+    /// Bytes held of the event not ended yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 }
 
@@ -57,7 +78,7 @@ fn boundary(buf: &[u8]) -> Option<usize> {
 }
 
 /// What one event says.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Seen {
     /// `data: [DONE]`.
     pub done: bool,
@@ -68,6 +89,16 @@ pub struct Seen {
     pub usage_only: bool,
     /// A data chunk other than the two above (content, role, finish).
     pub chunk: bool,
+    /// A choice's `finish_reason` is set: the answer is whole.
+    pub finish: bool,
+    /// An error event (`data: {"error": ...}`): its message.
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorChunk {
+    #[serde(default)]
+    error: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -78,8 +109,8 @@ struct Chunk {
     choices: Option<Vec<serde::de::IgnoredAny>>,
 }
 
-/// Reads an event. Only an event that mentions `"usage"` is parsed; the
-/// others are passed on untouched.
+/// Reads an event. Only an event that mentions `"usage"` or `"error"` is
+/// parsed; the others are passed on untouched.
 pub fn inspect(event: &[u8]) -> Seen {
     let mut seen = Seen::default();
     for line in event.split(|b| *b == b'\n') {
@@ -90,6 +121,19 @@ pub fn inspect(event: &[u8]) -> Seen {
         let data = data.strip_prefix(b" ").unwrap_or(data);
         if data == b"[DONE]" {
             seen.done = true;
+            continue;
+        }
+        seen.finish |= finish_reason_set(data);
+        // A key in JSON text: inside a string, its quotes would be escaped.
+        if memchr(data, b"\"error\"")
+            && let Ok(ErrorChunk { error: Some(e) }) = serde_json::from_slice(data)
+            && !e.is_null()
+        {
+            let message = e
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(|| e.to_string(), str::to_string);
+            seen.error = Some(crate::validate::truncate(&message, 300));
         } else if memchr(data, b"\"usage\"") {
             match serde_json::from_slice::<Chunk>(data) {
                 Ok(c) if c.usage.is_some() => {
@@ -108,6 +152,23 @@ pub fn inspect(event: &[u8]) -> Seen {
 
 fn memchr(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether a chunk's `"finish_reason"` is a string (set), not `null`.
+fn finish_reason_set(data: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"finish_reason\"";
+    let mut rest = data;
+    while let Some(at) = rest.windows(KEY.len()).position(|w| w == KEY) {
+        rest = &rest[at + KEY.len()..];
+        let value = rest
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t' | b':'))
+            .map(|i| &rest[i..]);
+        if value.is_some_and(|v| v.first() == Some(&b'"')) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -159,5 +220,38 @@ mod tests {
         );
         assert!(inspect(b"data: [DONE]\n\n").done);
         assert_eq!(inspect(b": keep-alive\n\n"), Seen::default());
+    }
+
+    #[test]
+    fn finds_finish_reasons_and_error_events() {
+        let finish =
+            inspect(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\": \"stop\"}]}\n\n");
+        assert!(finish.finish && finish.chunk);
+        let open = inspect(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}\n\n",
+        );
+        assert!(!open.finish && open.chunk);
+        let error = inspect(
+            b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
+        );
+        assert_eq!(error.error.as_deref(), Some("overloaded"));
+        assert!(!error.chunk);
+        // The word "error" in content is not an error event.
+        let content = inspect(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"an \\\"error\\\" here\"}}]}\n\n",
+        );
+        assert_eq!(content.error, None);
+        assert!(content.chunk);
+    }
+
+    #[test]
+    fn usage_is_capped_in_all() {
+        let u = |p, c| Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+        };
+        assert_eq!(u(10, 20).capped(100), Ok(u(10, 20)));
+        assert_eq!(u(u64::MAX, u64::MAX).capped(100), Err(u(100, 0)));
+        assert_eq!(u(60, 60).capped(100), Err(u(60, 40)));
     }
 }

@@ -7,6 +7,8 @@ use warden_store::{Store, new_id};
 use crate::common::{TestResult, new_task};
 
 conformance!(calls_add_usage_and_group);
+conformance!(call_usage_saturates_instead_of_failing);
+conformance!(a_refused_call_is_told_apart_from_an_outage);
 
 const HOUR: i64 = 3_600_000;
 
@@ -136,5 +138,52 @@ async fn calls_add_usage_and_group(store: Store) -> TestResult {
             .await?
             .is_empty()
     );
+    Ok(())
+}
+
+/// Regression: calls whose usage summed past the 64-bit limit (in the
+/// batch, or on a task or hour near it) made the batch fail on every retry.
+async fn call_usage_saturates_instead_of_failing(store: Store) -> TestResult {
+    let (task, _) = store.create_task(&new_task("ws", "t")).await?;
+    let at = 480_000 * 3_600_000;
+    let huge = |n| call(Some(&task.id), "plan", "p", (i64::MAX, n), i64::MAX, at);
+    let tasks = store.record_gateway_calls(&[huge(1), huge(2)]).await?;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        (tasks[0].used.tokens, tasks[0].used.cost_micros),
+        (i64::MAX, i64::MAX)
+    );
+    let tasks = store.record_gateway_calls(&[huge(3)]).await?;
+    assert_eq!(tasks[0].used.tokens, i64::MAX);
+    assert_eq!(store.hourly_usage("ws", at).await?, (i64::MAX, i64::MAX));
+    Ok(())
+}
+
+/// The gateway's writer sets aside a call whose data the database refuses
+/// and retries any other failure: the two must be told apart.
+async fn a_refused_call_is_told_apart_from_an_outage(store: Store) -> TestResult {
+    let c = call(None, "plan", "p", (1, 1), 1, 1_000);
+    store.record_gateway_calls(std::slice::from_ref(&c)).await?;
+    let err = store
+        .record_gateway_calls(&[c])
+        .await
+        .expect_err("the same id twice");
+    assert!(err.is_refusal() && !err.is_transient(), "{err:?}");
+    let mut nul = call(None, "plan", "p", (1, 1), 1, 1_000);
+    nul.route_reason = "a reason with a \0 in it".to_string();
+    if store.dialect() == warden_store::Dialect::Postgres {
+        let err = store
+            .record_gateway_calls(&[nul])
+            .await
+            .expect_err("PostgreSQL text cannot hold NUL");
+        assert!(err.is_refusal(), "{err:?}");
+    }
+    let closed = store.clone();
+    closed.close().await;
+    let err = closed
+        .record_gateway_calls(&[call(None, "plan", "p", (1, 1), 1, 1_000)])
+        .await
+        .expect_err("a closed pool");
+    assert!(!err.is_refusal(), "{err:?}");
     Ok(())
 }

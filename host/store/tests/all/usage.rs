@@ -6,6 +6,7 @@ use warden_store::{Error, Store};
 use crate::common::{TestResult, new_task};
 
 conformance!(usage_accumulates_per_task_and_hour);
+conformance!(counters_saturate_instead_of_failing);
 
 const HOUR: i64 = 3_600_000;
 
@@ -76,5 +77,51 @@ async fn usage_accumulates_per_task_and_hour(store: Store) -> TestResult {
         .expect_err("another workspace's task");
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     assert_eq!(store.hourly_usage("other", hour).await?, (0, 0));
+    Ok(())
+}
+
+/// Regression: a counter near the 64-bit limit made every later booking
+/// of its task or hour fail (PostgreSQL: "bigint out of range"; SQLite
+/// turned the sum into a REAL that no longer reads as an integer).
+async fn counters_saturate_instead_of_failing(store: Store) -> TestResult {
+    let (task, _) = store.create_task(&new_task("ws", "t")).await?;
+    let hour = 480_000 * HOUR;
+    let huge = UsageDelta {
+        tokens: i64::MAX - 10,
+        cost_micros: i64::MAX - 10,
+        steps: i64::MAX - 10,
+        wall_ms: i64::MAX - 10,
+    };
+    store
+        .record_usage("ws", Some(&task.id), &huge, hour)
+        .await?;
+    {
+        let after = store
+            .record_usage("ws", Some(&task.id), &huge, hour)
+            .await?
+            .expect("the task");
+        assert_eq!(
+            (
+                after.used.tokens,
+                after.used.cost_micros,
+                after.used.steps,
+                after.used.wall_ms
+            ),
+            (i64::MAX, i64::MAX, i64::MAX, i64::MAX)
+        );
+    }
+    assert_eq!(store.hourly_usage("ws", hour).await?, (i64::MAX, i64::MAX));
+    // A negative delta adds nothing (the scheduler refuses them first).
+    let negative = UsageDelta {
+        tokens: -5,
+        cost_micros: -5,
+        steps: -5,
+        wall_ms: -5,
+    };
+    let after = store
+        .record_usage("ws", Some(&task.id), &negative, hour)
+        .await?
+        .expect("the task");
+    assert_eq!(after.used.tokens, i64::MAX);
     Ok(())
 }

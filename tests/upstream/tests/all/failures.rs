@@ -234,3 +234,86 @@ async fn break_stream_sends_some_events_then_breaks_off() {
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.is_err());
 }
+
+#[tokio::test]
+async fn stall_stream_sends_some_events_then_goes_silent() {
+    let u = start("quiet").await;
+    u.handle().set(Behavior::StallStream { after: 2 });
+    let mut r = post(&client(), &chat_url(&u), &stream_body(true)).await;
+    assert_eq!(r.status(), 200);
+    let mut text = String::new();
+    while text.matches("\n\n").count() < 2 {
+        let c = r.chunk().await.unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&c).unwrap());
+    }
+    // Then nothing, with the connection open.
+    let next = tokio::time::timeout(Duration::from_millis(300), r.chunk()).await;
+    assert!(next.is_err(), "silent: {next:?}");
+    assert_eq!(crate::events(&text).len(), 2, "{text}");
+}
+
+#[tokio::test]
+async fn error_chunk_ends_a_stream_with_an_openai_error_event() {
+    let u = start("flaky").await;
+    u.handle().set(Behavior::ErrorChunk { after: 2 });
+    let r = post(&client(), &chat_url(&u), &stream_body(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let events = crate::events(&text);
+    assert_eq!(events.len(), 3, "{text}");
+    let crate::Event::Chunk(error) = &events[2] else {
+        panic!("an error event: {text}");
+    };
+    assert_eq!(error["error"]["code"], "injected_failure", "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    // A plain reply is normal.
+    let r = post(&client(), &chat_url(&u), &chat_body("x")).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn redirect_huge_body_and_usage_answer_as_told() {
+    let u = start("odd").await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    u.handle().set(Behavior::Redirect {
+        status: 307,
+        location: "http://127.0.0.1:9/elsewhere".into(),
+    });
+    let r = post(&c, &chat_url(&u), &chat_body("x")).await;
+    assert_eq!(r.status(), 307);
+    assert_eq!(r.headers()["location"], "http://127.0.0.1:9/elsewhere");
+
+    u.handle().set(Behavior::HugeBody { bytes: 1 << 20 });
+    let r = post(&c, &chat_url(&u), &chat_body("x")).await;
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len(), 1 << 20);
+    assert!(body.starts_with(b"{\"id\":\"huge\",\"pad\":\"xx"));
+    let r = post(&c, &chat_url(&u), &stream_body(true)).await;
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len(), 1 << 20);
+    assert!(
+        !body.windows(2).any(|w| w == b"\n\n"),
+        "one event that never ends"
+    );
+
+    let usage = serde_json::json!({ "prompt_tokens": -5, "completion_tokens": u64::MAX });
+    u.handle().set(Behavior::Usage {
+        usage: usage.clone(),
+    });
+    let r = post(&c, &chat_url(&u), &chat_body("x")).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["usage"], usage);
+    // A stream sends it in its usage chunk, asked for or not.
+    let r = post(&c, &chat_url(&u), &stream_body(true)).await;
+    let events = crate::events(&r.text().await.unwrap());
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, crate::Event::Chunk(c) if c["usage"] == usage)),
+        "{events:?}"
+    );
+}
