@@ -9,6 +9,7 @@
 mod accounting;
 mod alerting;
 mod api;
+mod bounds;
 mod crash;
 mod dashboard;
 mod disk;

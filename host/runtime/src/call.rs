@@ -18,7 +18,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::backend::{ActionRecord, CallInfo, LogLevel, LogLine, LogSource, SharedBackend};
 use crate::engine::{EffectiveLimits, Runtime, TICK};
 use crate::error::RunError;
-use crate::host::{CallState, HostState, Limiter};
+use crate::host::{CallState, HostState, Limiter, strip_nul};
 use crate::plugin::{Exports, Plugin};
 use crate::stdio::CapturePipe;
 
@@ -58,6 +58,9 @@ pub(crate) trait Entry: Sync {
     type Output: Send;
     /// The world's name, for [`RunError::WrongKind`].
     const WORLD: &'static str;
+    /// True when the call may use the instance slots reserved for calls
+    /// someone waits for (gates, routing policies); playbook runs may not.
+    const RESERVED_SLOTS: bool;
 
     /// The pre-instance, when the plugin is of this world.
     fn pre(exports: &Exports) -> Option<&Self::Pre>;
@@ -72,6 +75,11 @@ pub(crate) trait Entry: Sync {
     /// Bytes of the answer: what it costs to store and send, checked
     /// against the output cap.
     fn output_bytes(output: &Self::Output) -> usize;
+
+    /// Removes NUL characters (U+0000) from every string of the answer:
+    /// the host stores them in `text` columns, where PostgreSQL takes no
+    /// NUL.
+    fn strip_nul(output: &mut Self::Output);
 }
 
 /// How a call ended, whatever the world, and what it left behind.
@@ -146,7 +154,18 @@ impl Runtime {
 
         let deadline = Duration::from_millis(limits.deadline_ms);
         let started = Instant::now();
-        let Ok(Ok(_permit)) = tokio::time::timeout(deadline, self.slots.acquire()).await else {
+        // A playbook takes a slot of its share first, so that however many
+        // runs there are, the reserved slots stay free for gates and
+        // routing policies.
+        let permits = async {
+            let share = if E::RESERVED_SLOTS {
+                None
+            } else {
+                Some(self.playbook_slots.acquire().await?)
+            };
+            Ok::<_, tokio::sync::AcquireError>((share, self.slots.acquire().await?))
+        };
+        let Ok(Ok(_permits)) = tokio::time::timeout(deadline, permits).await else {
             return Ended::early(
                 RunError::Busy {
                     ms: limits.deadline_ms,
@@ -212,8 +231,12 @@ impl Runtime {
         let result = match outcome {
             Err(_elapsed) => Err(RunError::Deadline { ms: deadline_ms }),
             Ok(Err(trap)) => Err(classify(trap, &stderr, limits.fuel)),
-            Ok(Ok(Err(message))) => Err(RunError::Plugin(message)),
-            Ok(Ok(Ok(output))) => {
+            Ok(Ok(Err(mut message))) => {
+                strip_nul(&mut message);
+                Err(RunError::Plugin(message))
+            }
+            Ok(Ok(Ok(mut output))) => {
+                E::strip_nul(&mut output);
                 let bytes = E::output_bytes(&output);
                 if bytes > (limits.output_kib as usize) << 10 {
                     Err(RunError::OutputTooLarge {
@@ -318,6 +341,7 @@ fn panic_message(stderr: &CapturePipe) -> Option<String> {
     let start = text.find("panicked at ")?;
     let rest = &text[start + "panicked at ".len()..];
     let end = rest.find("\nnote:").unwrap_or(rest.len());
-    let message = rest[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut message = rest[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    strip_nul(&mut message);
     Some(message)
 }

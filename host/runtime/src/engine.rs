@@ -26,6 +26,13 @@ pub(crate) const TICK: Duration = Duration::from_millis(10);
 /// `madvise`. A routing policy or a gate dirties well under this.
 const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
+/// Core instances, memories and tables of one instance slot of the pool:
+/// what one call's component may use. A component the SDK builds uses
+/// well under each (one memory, a few tables and core instances).
+const CORE_INSTANCES_PER_SLOT: u32 = 16;
+const MEMORIES_PER_SLOT: u32 = 2;
+const TABLES_PER_SLOT: u32 = 16;
+
 /// Limits the host applies when a plugin asks for none, and the most it
 /// grants when a plugin asks for more (SPEC PL-5).
 #[derive(Clone, Debug)]
@@ -126,10 +133,23 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Plugin calls that may run at once (instance slots of the pool).
     pub max_concurrent_calls: u32,
+    /// Slots playbook runs may never take: kept for quality gates and
+    /// routing policies, which a stage completion or a model request waits
+    /// for. At most `max_concurrent_calls - 1`.
+    pub reserved_calls: u32,
     /// Largest `.wasm` accepted.
     pub max_wasm_bytes: usize,
     /// Limits.
     pub limits: HostLimits,
+}
+
+impl RuntimeConfig {
+    /// How many calls playbook runs may make at once: every slot but the
+    /// reserved ones, and at least one.
+    pub fn playbook_slots(&self) -> u32 {
+        let slots = self.max_concurrent_calls.max(1);
+        slots - self.reserved_calls.min(slots - 1)
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -137,6 +157,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             cache_dir: None,
             max_concurrent_calls: 32,
+            reserved_calls: 8,
             max_wasm_bytes: 32 << 20,
             limits: HostLimits::default(),
         }
@@ -177,6 +198,9 @@ pub struct Runtime {
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: RuntimeConfig,
     pub(crate) slots: Semaphore,
+    /// The share of `slots` playbook runs may hold: all but the reserved
+    /// ones. A playbook call takes one of these before one of `slots`.
+    pub(crate) playbook_slots: Semaphore,
     pub(crate) stats: crate::stats::CallStats,
     cache_key: String,
     _ticker: EpochTicker,
@@ -212,6 +236,7 @@ impl Runtime {
             EpochTicker::start(engine.clone()).map_err(|e| Error::Engine(e.to_string()))?;
         Ok(Runtime {
             slots: Semaphore::new(config.max_concurrent_calls as usize),
+            playbook_slots: Semaphore::new(config.playbook_slots() as usize),
             stats: crate::stats::CallStats::default(),
             engine,
             linker,
@@ -308,14 +333,18 @@ fn compile_error(e: wasmtime::Error) -> LoadError {
 fn engine_config(config: &RuntimeConfig) -> Config {
     let slots = config.max_concurrent_calls.max(1);
     let mut pool = PoolingAllocationConfig::default();
+    // One component instance may use exactly one slot's share of the pool,
+    // no more: a component with more memories, tables or core instances
+    // than that fails its own instantiation instead of leaving the calls
+    // that hold the other slots without.
     pool.total_component_instances(slots)
-        .total_core_instances(slots * 16)
-        .total_memories(slots * 2)
-        .total_tables(slots * 16)
+        .total_core_instances(slots * CORE_INSTANCES_PER_SLOT)
+        .total_memories(slots * MEMORIES_PER_SLOT)
+        .total_tables(slots * TABLES_PER_SLOT)
         .total_stacks(slots)
-        .max_memories_per_component(4)
-        .max_tables_per_component(32)
-        .max_core_instances_per_component(32)
+        .max_memories_per_component(MEMORIES_PER_SLOT)
+        .max_tables_per_component(TABLES_PER_SLOT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_SLOT)
         .max_memory_size((config.limits.max_memory_mib as usize) << 20);
     // Every call gets a fresh instance, so every call ends by resetting its
     // pool slot. By default that is an `madvise` per memory, and the next

@@ -16,7 +16,7 @@ use crate::bindings::QualityGatePre;
 use crate::call::{CallSetup, Entry, Usage};
 use crate::engine::{EffectiveLimits, Runtime};
 use crate::error::RunError;
-use crate::host::HostState;
+use crate::host::{HostState, strip_nul};
 use crate::plugin::{Exports, Plugin};
 use crate::types::{Mode, Submission, Verdict};
 
@@ -107,6 +107,7 @@ impl Entry for GateEvaluate<'_> {
     type Pre = QualityGatePre<HostState>;
     type Output = Verdict;
     const WORLD: &'static str = "quality-gate";
+    const RESERVED_SLOTS: bool = true;
 
     fn pre(exports: &Exports) -> Option<&Self::Pre> {
         match exports {
@@ -131,6 +132,13 @@ impl Entry for GateEvaluate<'_> {
             .iter()
             .map(|r| r.category.len() + r.message.len() + 16)
             .sum::<usize>()
+    }
+
+    fn strip_nul(verdict: &mut Verdict) {
+        for r in &mut verdict.reasons {
+            strip_nul(&mut r.category);
+            strip_nul(&mut r.message);
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use crate::bindings::RoutingPolicyPre;
 use crate::call::{CallSetup, Entry, Usage};
 use crate::engine::{EffectiveLimits, Runtime};
 use crate::error::RunError;
-use crate::host::HostState;
+use crate::host::{HostState, strip_nul};
 use crate::plugin::{Exports, Plugin};
 use crate::types::{Mode, RouteDecision, RouteRequest};
 
@@ -133,6 +133,7 @@ impl Entry for Route<'_> {
     type Pre = RoutingPolicyPre<HostState>;
     type Output = RouteDecision;
     const WORLD: &'static str = "routing-policy";
+    const RESERVED_SLOTS: bool = true;
 
     fn pre(exports: &Exports) -> Option<&Self::Pre> {
         match exports {
@@ -157,6 +158,14 @@ impl Entry for Route<'_> {
                 .iter()
                 .map(|c| c.provider.len() + c.model.len() + 16)
                 .sum::<usize>()
+    }
+
+    fn strip_nul(d: &mut RouteDecision) {
+        strip_nul(&mut d.reason);
+        for c in &mut d.candidates {
+            strip_nul(&mut c.provider);
+            strip_nul(&mut c.model);
+        }
     }
 }
 

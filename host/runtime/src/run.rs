@@ -11,7 +11,7 @@ use crate::bindings::PlaybookPre;
 use crate::call::{CallSetup, Entry, Usage};
 use crate::engine::{EffectiveLimits, Runtime};
 use crate::error::RunError;
-use crate::host::HostState;
+use crate::host::{HostState, strip_nul};
 use crate::plugin::{Exports, Plugin};
 use crate::types::{Report, RunContext};
 
@@ -91,6 +91,7 @@ impl Entry for PlaybookRun {
     type Pre = PlaybookPre<HostState>;
     type Output = Report;
     const WORLD: &'static str = "playbook";
+    const RESERVED_SLOTS: bool = false;
 
     fn pre(exports: &Exports) -> Option<&Self::Pre> {
         match exports {
@@ -119,5 +120,17 @@ impl Entry for PlaybookRun {
                 })
                 .sum::<usize>()
             + report.manual_actions.iter().map(String::len).sum::<usize>()
+    }
+
+    fn strip_nul(report: &mut Report) {
+        strip_nul(&mut report.summary);
+        for f in &mut report.findings {
+            strip_nul(&mut f.code);
+            strip_nul(&mut f.summary);
+            if let Some(e) = &mut f.evidence {
+                strip_nul(e);
+            }
+        }
+        report.manual_actions.iter_mut().for_each(strip_nul);
     }
 }

@@ -154,6 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: Some(config.data_dir.join("cache")),
         max_concurrent_calls: config.limits.max_concurrent_calls,
+        reserved_calls: config.limits.reserved_calls(),
         max_wasm_bytes: (config.limits.max_plugin_mib as usize) << 20,
         limits: config.host_limits(),
     })?);
@@ -181,7 +182,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         alerts.clone(),
         Some(gates.clone()),
     );
-    let hub = EventHub::start(store.clone());
+    let hub = EventHub::start_with(store.clone(), config.limits.event_limits());
     let health = Arc::new(
         Health::new(
             store.clone(),

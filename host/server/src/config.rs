@@ -110,11 +110,66 @@ pub struct LimitsConfig {
     pub max_concurrent_calls: u32,
     /// Largest `.wasm` accepted.
     pub max_plugin_mib: u64,
+    /// Of `max_concurrent_calls`, the calls playbook runs may never take:
+    /// kept for quality gates and routing policies. Default: a quarter
+    /// (8 of 32).
+    pub reserved_calls: Option<u32>,
+    /// Playbook runs of one workspace running at once; more wait queued.
+    pub max_runs_per_workspace: u32,
+    /// Most events a plugin's host calls, log lines and actions add to one
+    /// run.
+    pub max_run_events: i64,
+    /// Most KiB those events add to one run.
+    pub max_run_event_kib: usize,
+    /// Most KiB of run events waiting to be written to the database.
+    pub max_event_queue_kib: usize,
+}
+
+impl LimitsConfig {
+    /// The calls kept for gates and routing policies.
+    pub fn reserved_calls(&self) -> u32 {
+        self.reserved_calls.unwrap_or(self.max_concurrent_calls / 4)
+    }
+
+    /// The bounds of run events.
+    pub fn event_limits(&self) -> crate::events::EventLimits {
+        crate::events::EventLimits {
+            max_run_events: self.max_run_events,
+            max_run_event_kib: self.max_run_event_kib,
+            max_event_queue_kib: self.max_event_queue_kib,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.max_concurrent_calls == 0 {
+            return Err("[limits] max_concurrent_calls must be at least 1".to_string());
+        }
+        if let Some(n) = self.reserved_calls
+            && n >= self.max_concurrent_calls
+        {
+            return Err(format!(
+                "[limits] reserved_calls {n} must be below max_concurrent_calls {} (playbook runs need at least one)",
+                self.max_concurrent_calls
+            ));
+        }
+        for (key, value) in [
+            ("max_runs_per_workspace", self.max_runs_per_workspace as i64),
+            ("max_run_events", self.max_run_events),
+            ("max_run_event_kib", self.max_run_event_kib as i64),
+            ("max_event_queue_kib", self.max_event_queue_kib as i64),
+        ] {
+            if value < 1 {
+                return Err(format!("[limits] {key} must be at least 1, not {value}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         let h = warden_runtime::HostLimits::default();
+        let events = crate::events::EventLimits::default();
         LimitsConfig {
             deadline_ms: h.deadline_ms,
             max_deadline_ms: h.max_deadline_ms,
@@ -125,6 +180,11 @@ impl Default for LimitsConfig {
             output_kib: h.output_kib,
             max_concurrent_calls: 32,
             max_plugin_mib: 32,
+            reserved_calls: None,
+            max_runs_per_workspace: 8,
+            max_run_events: events.max_run_events,
+            max_run_event_kib: events.max_run_event_kib,
+            max_event_queue_kib: events.max_event_queue_kib,
         }
     }
 }
@@ -270,6 +330,7 @@ impl Config {
     /// Checks what serde cannot: workspace names, capability names, pins.
     pub fn validate(&self) -> Result<(), String> {
         self.alerting.validate()?;
+        self.limits.validate()?;
         for (ws, wc) in &self.workspaces {
             for (i, b) in wc.heal.iter().enumerate() {
                 b.validate(ws).map_err(|e| {
@@ -414,6 +475,33 @@ mod tests {
         let review = config.gate_binding("acme", "review").unwrap();
         assert_eq!(review.quorum.to_string(), "2-of-3");
         assert!(config.gate_binding("other", "review").is_none());
+    }
+
+    #[test]
+    fn reserved_calls_leave_playbooks_a_slot_and_bounds_are_positive() {
+        let config =
+            Config::parse("[limits]\nmax_concurrent_calls = 4\nreserved_calls = 4\n").unwrap();
+        assert_eq!(
+            config.validate().unwrap_err(),
+            "[limits] reserved_calls 4 must be below max_concurrent_calls 4 (playbook runs need at least one)"
+        );
+        // By default a quarter of the slots is reserved.
+        let config = Config::parse("[limits]\nmax_concurrent_calls = 4\n").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.limits.reserved_calls(), 1);
+        assert_eq!(Config::default().limits.reserved_calls(), 8);
+        for key in [
+            "max_runs_per_workspace",
+            "max_run_events",
+            "max_run_event_kib",
+            "max_event_queue_kib",
+        ] {
+            let config = Config::parse(&format!("[limits]\n{key} = 0\n")).unwrap();
+            assert_eq!(
+                config.validate().unwrap_err(),
+                format!("[limits] {key} must be at least 1, not 0")
+            );
+        }
     }
 
     #[test]

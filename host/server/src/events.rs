@@ -2,19 +2,47 @@
 //! sequence number of that run, is broadcast to live subscribers at once,
 //! and is written to `run_events` in batches so that a client reconnecting
 //! with `Last-Event-ID` gets what it missed.
+//!
+//! A plugin decides how many events its run makes (one per host call, log
+//! line and action), so those are bounded: in number and in bytes per run,
+//! and in bytes waiting for the database over all runs. Events past a
+//! bound are dropped (the run says so once, in a `guardrails` event); the
+//! host's own events of a run (`status`, `stop_reason`, `budget`,
+//! `guardrails`) always pass, so that every run's end is recorded.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use warden_store::Store;
 use warden_store::run_events::RunEventRow;
 
-/// Most events kept per run; a plugin that makes more host calls than this
-/// loses the surplus events, not its run.
-pub const MAX_EVENTS_PER_RUN: i64 = 20_000;
+/// The bounds of run events (`[limits]` keys of the same names).
+#[derive(Clone, Copy, Debug)]
+pub struct EventLimits {
+    /// Most events a plugin's host calls, log lines and actions add to one
+    /// run; a plugin that makes more loses the surplus events, not its run.
+    pub max_run_events: i64,
+    /// Most bytes (kind and JSON body) those events add to one run.
+    pub max_run_event_kib: usize,
+    /// Most bytes of events of all runs waiting to be written to the
+    /// database; past it, plugin events are dropped until the writer
+    /// catches up.
+    pub max_event_queue_kib: usize,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        EventLimits {
+            max_run_events: 20_000,
+            max_run_event_kib: 4 * 1024,
+            max_event_queue_kib: 64 * 1024,
+        }
+    }
+}
 
 /// An event as subscribers see it.
 #[derive(Clone, Debug)]
@@ -33,27 +61,61 @@ pub struct LiveEvent {
 }
 
 enum Command {
-    Write(RunEventRow),
+    /// A row and the bytes it counts for in the queue.
+    Write(RunEventRow, usize),
     Flush(oneshot::Sender<()>),
+}
+
+/// What a run has added so far.
+#[derive(Default)]
+struct RunCount {
+    /// The last sequence number given out.
+    seq: i64,
+    /// Plugin events kept, and their bytes.
+    events: i64,
+    bytes: usize,
+    /// True once the run reached its cap (and was told).
+    capped: bool,
+    /// True once an event of the run was dropped because the queue was
+    /// full (and the run was told).
+    told_queue_full: bool,
 }
 
 /// The hub. Cheap to share behind an `Arc`.
 pub struct EventHub {
-    seqs: Mutex<HashMap<String, i64>>,
+    runs: Mutex<HashMap<String, RunCount>>,
     live: broadcast::Sender<Arc<LiveEvent>>,
     tx: mpsc::UnboundedSender<Command>,
+    limits: EventLimits,
+    /// Bytes sent to the writer and not yet written (or dropped by it).
+    queued: Arc<AtomicUsize>,
+    /// When a full queue was last logged.
+    full_logged: Mutex<Option<Instant>>,
+}
+
+/// Whose event it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The host's account of the run: always kept.
+    Host,
+    /// Made by what the plugin does: within the bounds.
+    Plugin,
 }
 
 impl EventHub {
     /// Starts the hub and its writer task.
-    pub fn start(store: Store) -> Arc<Self> {
+    pub fn start_with(store: Store, limits: EventLimits) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(4096);
-        tokio::spawn(writer(store, rx));
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(writer(store, rx, queued.clone()));
         Arc::new(EventHub {
-            seqs: Mutex::default(),
+            runs: Mutex::default(),
             live,
             tx,
+            limits,
+            queued,
+            full_logged: Mutex::new(None),
         })
     }
 
@@ -62,17 +124,79 @@ impl EventHub {
         self.live.subscribe()
     }
 
-    /// Appends an event to a run's stream. Never blocks.
+    /// Appends one of the host's own events to a run's stream (`status`,
+    /// `stop_reason`, `budget`, `guardrails`). Never blocks; never dropped.
     pub fn push(&self, run_id: &str, kind: &str, data: Value) {
-        let seq = {
-            let mut seqs = self.seqs.lock().unwrap_or_else(|p| p.into_inner());
-            let seq = seqs.entry(run_id.to_string()).or_insert(0);
-            if *seq >= MAX_EVENTS_PER_RUN {
-                return;
+        self.append(run_id, kind, data, Origin::Host);
+    }
+
+    /// Appends an event a plugin's run made (`tool_start`, `tool_result`,
+    /// `log`, `action`), within the bounds. Never blocks.
+    pub fn push_plugin(&self, run_id: &str, kind: &str, data: Value) {
+        self.append(run_id, kind, data, Origin::Plugin);
+    }
+
+    fn append(&self, run_id: &str, kind: &str, data: Value, origin: Origin) {
+        let bytes = kind.len() + json_len(&data);
+        let max_bytes = self.limits.max_run_event_kib << 10;
+        let queue_full = origin == Origin::Plugin
+            && self.queued.load(Ordering::Relaxed) + bytes > self.limits.max_event_queue_kib << 10;
+        let (seq, notice) = {
+            let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            let run = runs.entry(run_id.to_string()).or_default();
+            if origin == Origin::Plugin {
+                let over =
+                    run.events >= self.limits.max_run_events || run.bytes + bytes > max_bytes;
+                if over || queue_full {
+                    // The first event dropped for a reason is replaced by a
+                    // notice; the ones after it go silently. A full queue
+                    // passes: once the writer caught up, events are kept
+                    // again.
+                    let told = if over {
+                        &mut run.capped
+                    } else {
+                        &mut run.told_queue_full
+                    };
+                    if *told {
+                        return;
+                    }
+                    *told = true;
+                    run.seq += 1;
+                    (run.seq, Some(over))
+                } else {
+                    run.events += 1;
+                    run.bytes += bytes;
+                    run.seq += 1;
+                    (run.seq, None)
+                }
+            } else {
+                run.seq += 1;
+                (run.seq, None)
             }
-            *seq += 1;
-            *seq
         };
+        match notice {
+            None => self.send(run_id, seq, kind, data, bytes),
+            Some(over_run_cap) => {
+                let message = if over_run_cap {
+                    format!(
+                        "the run reached its cap of {} events or {} KiB of events; later host calls, log lines and actions are not recorded as events",
+                        self.limits.max_run_events, self.limits.max_run_event_kib
+                    )
+                } else {
+                    self.log_full_queue();
+                    format!(
+                        "the host's event queue is full ({} KiB); later host calls, log lines and actions of this run are not recorded as events",
+                        self.limits.max_event_queue_kib
+                    )
+                };
+                let data = json!({ "limit": "events", "message": message });
+                let bytes = "guardrails".len() + json_len(&data);
+                self.send(run_id, seq, "guardrails", data, bytes);
+            }
+        }
+    }
+
+    fn send(&self, run_id: &str, seq: i64, kind: &str, data: Value, bytes: usize) {
         let event = LiveEvent {
             run_id: run_id.to_string(),
             seq,
@@ -80,28 +204,47 @@ impl EventHub {
             data,
             at: warden_store::now_ms(),
         };
-        let _ = self.tx.send(Command::Write(RunEventRow {
+        self.queued.fetch_add(bytes, Ordering::Relaxed);
+        let row = RunEventRow {
             run_id: event.run_id.clone(),
             seq,
             kind: event.kind.clone(),
             data: event.data.clone(),
             at: event.at,
-        }));
+        };
+        if self.tx.send(Command::Write(row, bytes)).is_err() {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        }
         let _ = self.live.send(Arc::new(event));
+    }
+
+    /// Logs a full queue at most once a minute.
+    fn log_full_queue(&self) {
+        let mut last = self.full_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                queued_kib = self.queued.load(Ordering::Relaxed) >> 10,
+                limit_kib = self.limits.max_event_queue_kib,
+                "run event queue full: dropping plugin events until the database catches up"
+            );
+        }
     }
 
     /// Continues a run's numbering after `last` (a run of an earlier host
     /// process, e.g. one being marked interrupted after a restart).
     pub fn resume(&self, run_id: &str, last: i64) {
-        self.seqs
+        self.runs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(run_id.to_string(), last);
+            .entry(run_id.to_string())
+            .or_default()
+            .seq = last;
     }
 
     /// Forgets a finished run's counter.
     pub fn close(&self, run_id: &str) {
-        self.seqs
+        self.runs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(run_id);
@@ -116,27 +259,52 @@ impl EventHub {
     }
 }
 
+/// Bytes of `value` as JSON text, counted without building the text.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// A batch on its way to the database, with its bytes in the queue.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<RunEventRow>,
+    bytes: usize,
+}
+
 /// Writes events in batches of up to 500, at most 50 ms after they come.
-async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Command>) {
-    let mut batch: Vec<RunEventRow> = Vec::new();
+async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Command>, queued: Arc<AtomicUsize>) {
+    let mut batch = Batch::default();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
-        let command = if batch.is_empty() {
+        let command = if batch.rows.is_empty() {
             rx.recv().await
         } else {
             match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
                 Ok(c) => c,
                 Err(_) => {
-                    write(&store, &mut batch).await;
+                    write(&store, &mut batch, &queued).await;
                     continue;
                 }
             }
         };
         match command {
-            Some(Command::Write(row)) => {
-                batch.push(row);
-                if batch.len() >= 500 {
-                    write(&store, &mut batch).await;
+            Some(Command::Write(row, bytes)) => {
+                batch.rows.push(row);
+                batch.bytes += bytes;
+                if batch.rows.len() >= 500 {
+                    write(&store, &mut batch, &queued).await;
                 }
             }
             Some(Command::Flush(done)) => {
@@ -144,42 +312,160 @@ async fn writer(store: Store, mut rx: mpsc::UnboundedReceiver<Command>) {
                 // Take whatever else is queued, then write once.
                 while let Ok(c) = rx.try_recv() {
                     match c {
-                        Command::Write(row) => batch.push(row),
+                        Command::Write(row, bytes) => {
+                            batch.rows.push(row);
+                            batch.bytes += bytes;
+                        }
                         Command::Flush(d) => waiters.push(d),
                     }
                 }
-                write(&store, &mut batch).await;
+                write(&store, &mut batch, &queued).await;
                 for w in waiters.drain(..) {
                     let _ = w.send(());
                 }
             }
             None => {
-                write(&store, &mut batch).await;
+                write(&store, &mut batch, &queued).await;
                 return;
             }
         }
     }
 }
 
-async fn write(store: &Store, batch: &mut Vec<RunEventRow>) {
-    if batch.is_empty() {
+async fn write(store: &Store, batch: &mut Batch, queued: &AtomicUsize) {
+    if batch.rows.is_empty() {
         return;
     }
-    for attempt in 0..3u32 {
-        match store.append_run_events(batch).await {
-            Ok(()) => {
-                batch.clear();
-                return;
+    let mut attempt = 0u32;
+    loop {
+        match store.append_run_events(&batch.rows).await {
+            Ok(()) => break,
+            Err(e) if attempt < 2 => {
+                tracing::warn!(error = %e, attempt, events = batch.rows.len(), "cannot write run events");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                attempt += 1;
             }
             Err(e) => {
-                tracing::warn!(error = %e, attempt, events = batch.len(), "cannot write run events");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                tracing::error!(
+                    error = %e,
+                    events = batch.rows.len(),
+                    "dropping run events the database would not take"
+                );
+                break;
             }
         }
     }
-    tracing::error!(
-        events = batch.len(),
-        "dropping run events the database would not take"
-    );
-    batch.clear();
+    queued.fetch_sub(batch.bytes, Ordering::Relaxed);
+    batch.rows.clear();
+    batch.bytes = 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn hub(limits: EventLimits) -> (Store, Arc<EventHub>) {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let hub = EventHub::start_with(store.clone(), limits);
+        (store, hub)
+    }
+
+    async fn stored(store: &Store, run: &str) -> Vec<RunEventRow> {
+        store.list_run_events(run, 0, 1000).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_run_keeps_at_most_its_cap_of_event_bytes_and_says_so_once() {
+        let (store, hub) = hub(EventLimits {
+            max_run_event_kib: 4,
+            ..EventLimits::default()
+        })
+        .await;
+        hub.push("r", "status", json!({ "status": "running" }));
+        let text = "x".repeat(1000);
+        for _ in 0..10 {
+            hub.push_plugin("r", "log", json!({ "message": text }));
+        }
+        hub.push("r", "status", json!({ "status": "succeeded" }));
+        hub.flush().await;
+        let rows = stored(&store, "r").await;
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+        // 4 KiB holds four 1 KiB lines; the fifth becomes the notice.
+        assert_eq!(
+            kinds,
+            ["status", "log", "log", "log", "log", "guardrails", "status"]
+        );
+        assert_eq!(rows[5].data["limit"], "events");
+        // Numbers have no gaps: a dropped event gets none.
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
+        // Another run has its own cap.
+        hub.push_plugin("other", "log", json!({ "message": text }));
+        hub.flush().await;
+        assert_eq!(stored(&store, "other").await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_run_keeps_at_most_its_cap_of_events() {
+        let (store, hub) = hub(EventLimits {
+            max_run_events: 3,
+            ..EventLimits::default()
+        })
+        .await;
+        for i in 0..10 {
+            hub.push_plugin("r", "tool_start", json!({ "call": i }));
+        }
+        hub.push("r", "stop_reason", json!({ "reason": "completed" }));
+        hub.flush().await;
+        let kinds: Vec<String> = stored(&store, "r")
+            .await
+            .into_iter()
+            .map(|r| r.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "tool_start",
+                "tool_start",
+                "tool_start",
+                "guardrails",
+                "stop_reason"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn plugin_events_wait_for_the_database_only_up_to_the_queue_cap() {
+        let (store, hub) = hub(EventLimits {
+            max_event_queue_kib: 2,
+            ..EventLimits::default()
+        })
+        .await;
+        let text = "x".repeat(600);
+        // Pushed at once, faster than anything is written: past 2 KiB in
+        // the queue, plugin events are dropped; the host's are not.
+        for _ in 0..10 {
+            hub.push_plugin("r", "log", json!({ "message": text }));
+        }
+        hub.push("r", "status", json!({ "status": "succeeded" }));
+        hub.flush().await;
+        let kinds: Vec<String> = stored(&store, "r")
+            .await
+            .into_iter()
+            .map(|r| r.kind)
+            .collect();
+        assert_eq!(kinds, ["log", "log", "log", "guardrails", "status"]);
+        assert_eq!(hub.queued.load(Ordering::Relaxed), 0);
+        // Once written, the queue takes events again, of that run too.
+        hub.push_plugin("r", "log", json!({ "message": text }));
+        hub.flush().await;
+        assert_eq!(stored(&store, "r").await.len(), 6);
+    }
+
+    #[test]
+    fn json_len_counts_the_text() {
+        let v = json!({ "a": [1, "x\u{0}é"], "b": null });
+        assert_eq!(json_len(&v), v.to_string().len());
+    }
 }

@@ -68,7 +68,14 @@ pub struct Heal {
     scheduler: Arc<crate::scheduler::Scheduler>,
     config: Arc<Config>,
     evidence: Arc<crate::evidence::Evidence>,
+    /// Runs executing at once, over all workspaces: the playbooks' share
+    /// of the runtime's instance slots, so that a run never waits for a
+    /// slot while its deadline runs.
     slots: Arc<Semaphore>,
+    /// Runs executing at once per workspace (`max_runs_per_workspace`),
+    /// so that one workspace cannot take every slot. An entry lives while
+    /// a run holds or waits for it.
+    workspace_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     tasks: run_tracker::Tracker,
 }
 
@@ -133,9 +140,7 @@ impl Heal {
         config: Arc<Config>,
         evidence: Arc<crate::evidence::Evidence>,
     ) -> Arc<Self> {
-        let slots = Arc::new(Semaphore::new(
-            runtime.config().max_concurrent_calls as usize,
-        ));
+        let slots = Arc::new(Semaphore::new(runtime.config().playbook_slots() as usize));
         Arc::new(Heal {
             store,
             registry,
@@ -146,6 +151,7 @@ impl Heal {
             config,
             evidence,
             slots,
+            workspace_slots: Default::default(),
             tasks: run_tracker::Tracker::default(),
         })
     }
@@ -271,9 +277,53 @@ impl Heal {
     }
 
     async fn execute(&self, row: RunRow) {
-        let Ok(_permit) = self.slots.clone().acquire_owned().await else {
+        let workspace = self.workspace_slots(&row.workspace);
+        // The workspace's turn first: a run waiting for it holds nothing
+        // other workspaces need.
+        let permits = async {
+            let own = workspace.clone().acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((own, self.slots.clone().acquire_owned().await?))
+        };
+        let Ok(permits) = permits.await else {
             return;
         };
+        let name = row.workspace.clone();
+        self.execute_with_slot(row).await;
+        drop(permits);
+        drop(workspace);
+        self.forget_idle_workspace(&name);
+    }
+
+    /// The semaphore of `workspace`'s runs, made on first use.
+    fn workspace_slots(&self, workspace: &str) -> Arc<Semaphore> {
+        let mut all = self
+            .workspace_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        all.entry(workspace.to_string())
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.config.limits.max_runs_per_workspace as usize,
+                ))
+            })
+            .clone()
+    }
+
+    /// Drops `workspace`'s semaphore when no run holds or waits for it.
+    fn forget_idle_workspace(&self, workspace: &str) {
+        let mut all = self
+            .workspace_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if all
+            .get(workspace)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            all.remove(workspace);
+        }
+    }
+
+    async fn execute_with_slot(&self, row: RunRow) {
         match self.store.start_run(&row.id).await {
             Ok(true) => {}
             Ok(false) => return,
@@ -559,10 +609,16 @@ impl Heal {
         self.tasks.active()
     }
 
-    /// Actions of a run, in order.
-    pub async fn actions(&self, workspace: &str, id: &str) -> Result<Vec<ActionRow>> {
+    /// Actions of a run with `seq > after`, in order, at most `limit`.
+    pub async fn actions(
+        &self,
+        workspace: &str,
+        id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ActionRow>> {
         self.get(workspace, id).await?;
-        Ok(self.store.list_actions(id).await?)
+        Ok(self.store.list_actions_after(id, after, limit).await?)
     }
 }
 
@@ -846,16 +902,8 @@ impl Backend for DbBackend {
                 priority,
                 dedup_key,
             } => {
-                if !warden_store::tasks::PRIORITIES.contains(&priority.as_str()) {
-                    return Err(HostError::Invalid(format!(
-                        "unknown priority \"{priority}\" (urgent, normal or low)"
-                    )));
-                }
-                if title.trim().is_empty() || title.len() > 500 || body.len() > 64 * 1024 {
-                    return Err(HostError::Invalid(
-                        "a task needs a title of 1 to 500 bytes and a body under 64 KiB".into(),
-                    ));
-                }
+                // The runtime checked the title, body, priority and dedup key
+                // before any mode or backend saw them.
                 let pipeline = match self.scheduler.settings(&call.workspace).await {
                     Ok(s) => s
                         .pipeline
@@ -992,6 +1040,6 @@ impl Backend for DbBackend {
             RunEvent::Log(line) => ("log", serde_json::to_value(line).unwrap_or_default()),
             RunEvent::Action(a) => ("action", serde_json::to_value(a).unwrap_or_default()),
         };
-        self.hub.push(&call.run_id, kind, data);
+        self.hub.push_plugin(&call.run_id, kind, data);
     }
 }

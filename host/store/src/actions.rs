@@ -6,7 +6,9 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::util::{is_unique_violation, json_text, json_text_opt, parse_json, parse_json_opt};
+use crate::util::{
+    clamp_limit, is_unique_violation, json_text, json_text_opt, parse_json, parse_json_opt,
+};
 use crate::{Error, Result, Store};
 
 /// One audited action.
@@ -48,6 +50,39 @@ impl Store {
     pub async fn insert_action(&self, action: &ActionRow) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         insert_action_in(&mut conn, action).await
+    }
+
+    /// Actions of a run with `seq > after`, in order, at most `limit`.
+    ///
+    /// A `limit` of 0 or less means 100; at most 1000 are returned.
+    pub async fn list_actions_after(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ActionRow>> {
+        sqlx::query(
+            "SELECT run_id, seq, workspace, plugin, digest, actor, call, target, args, status, before, after, \
+             detail, at FROM actions WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(run_id)
+        .bind(after)
+        .bind(clamp_limit(limit, 100, 1000))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(action_from_row)
+        .collect()
+    }
+
+    /// How many actions a run has.
+    pub async fn count_actions(&self, run_id: &str) -> Result<i64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM actions WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n)
     }
 
     /// Every action of a run, in order.

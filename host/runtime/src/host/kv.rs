@@ -8,30 +8,21 @@ use crate::bindings::iface::kv::Host;
 use crate::types::HostError;
 
 use super::HostState;
+use super::args::{self, MAX_KEY};
 
-/// Longest key, in bytes.
-pub(crate) const MAX_KEY: usize = 256;
 /// Largest value, in bytes.
 pub(crate) const MAX_VALUE: usize = 64 * 1024;
 
 fn check_key(key: &str) -> Result<(), HostError> {
-    if key.is_empty() || key.len() > MAX_KEY {
-        return Err(HostError::Invalid(format!(
-            "kv key must be 1 to {MAX_KEY} bytes, got {}",
-            key.len()
-        )));
-    }
-    Ok(())
+    args::check_name("kv key", key, MAX_KEY)
 }
 
 impl Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
-        let call = self.call.tool_start("kv.get", json!({ "key": key }));
-        let result = match self
+        let call = self
             .call
-            .require(Capability::Kv)
-            .and_then(|()| check_key(&key))
-        {
+            .tool_start("kv.get", json!({ "key": args::abridged(&key) }));
+        let result = match check_key(&key).and_then(|()| self.call.require(Capability::Kv)) {
             Ok(()) => self.call.backend.kv_get(&self.call.info, &key).await,
             Err(e) => Err(e),
         };
@@ -46,13 +37,11 @@ impl Host for HostState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), HostError>> {
-        let call = self
-            .call
-            .tool_start("kv.set", json!({ "key": key, "bytes": value.len() }));
-        let checked = self
-            .call
-            .require(Capability::Kv)
-            .and_then(|()| check_key(&key));
+        let call = self.call.tool_start(
+            "kv.set",
+            json!({ "key": args::abridged(&key), "bytes": value.len() }),
+        );
+        let checked = check_key(&key).and_then(|()| self.call.require(Capability::Kv));
         let result = match checked {
             Ok(()) if value.len() > MAX_VALUE => Err(HostError::Invalid(format!(
                 "kv value of {} bytes is over the {MAX_VALUE} byte limit",
@@ -72,12 +61,10 @@ impl Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, HostError>> {
-        let call = self.call.tool_start("kv.delete", json!({ "key": key }));
-        let result = match self
+        let call = self
             .call
-            .require(Capability::Kv)
-            .and_then(|()| check_key(&key))
-        {
+            .tool_start("kv.delete", json!({ "key": args::abridged(&key) }));
+        let result = match check_key(&key).and_then(|()| self.call.require(Capability::Kv)) {
             Ok(()) => self.call.backend.kv_delete(&self.call.info, &key).await,
             Err(e) => Err(e),
         };
@@ -92,8 +79,10 @@ impl Host for HostState {
     ) -> wasmtime::Result<Result<Vec<String>, HostError>> {
         let call = self
             .call
-            .tool_start("kv.list-keys", json!({ "prefix": prefix }));
-        let result = match self.call.require(Capability::Kv) {
+            .tool_start("kv.list-keys", json!({ "prefix": args::abridged(&prefix) }));
+        let result = match args::check_prefix("kv key prefix", &prefix, MAX_KEY)
+            .and_then(|()| self.call.require(Capability::Kv))
+        {
             Ok(()) => self.call.backend.kv_list(&self.call.info, &prefix).await,
             Err(e) => Err(e),
         };

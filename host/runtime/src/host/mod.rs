@@ -1,6 +1,7 @@
 //! The store data of one plugin call, and the host side of each WIT
 //! interface (one file per interface).
 
+mod args;
 mod config;
 mod evidence;
 mod health;
@@ -23,6 +24,8 @@ use crate::backend::{
 };
 use crate::error::RunError;
 use crate::types::{HostError, Mode};
+
+pub(crate) use args::strip_nul;
 
 /// Most log lines a call keeps; the rest are counted and dropped.
 pub(crate) const MAX_LOG_LINES: usize = 1000;
@@ -181,10 +184,11 @@ impl CallState {
         result: Result<T, HostError>,
         summary: impl FnOnce(&T) -> String,
     ) -> Result<T, HostError> {
-        let (ok, summary) = match &result {
+        let (ok, mut summary) = match &result {
             Ok(v) => (true, summary(v)),
             Err(e) => (false, host_error_text(e)),
         };
+        truncate_utf8(&mut summary, args::MAX_SUMMARY);
         self.backend.event(
             &self.info,
             RunEvent::ToolResult {
@@ -203,13 +207,18 @@ impl CallState {
         level: LogLevel,
         source: LogSource,
         mut message: String,
-        fields: Vec<(String, String)>,
+        mut fields: Vec<(String, String)>,
     ) {
         if self.logs.len() >= MAX_LOG_LINES {
             self.logs_dropped += 1;
             return;
         }
         truncate_utf8(&mut message, MAX_LOG_MESSAGE);
+        strip_nul(&mut message);
+        for (k, v) in &mut fields {
+            strip_nul(k);
+            strip_nul(v);
+        }
         let line = LogLine {
             at_ms: self.elapsed_ms(),
             level,
@@ -221,19 +230,25 @@ impl CallState {
         self.logs.push(line);
     }
 
-    /// The one path of every mutating call (SPEC PB-2, PB-4, PL-5): mode,
-    /// step budget, audit. Returns the created id for `tasks.create`.
+    /// The one path of every mutating call (SPEC PB-2, PB-4, PL-5):
+    /// arguments, grant, step budget, mode, audit. Returns the created id
+    /// for `tasks.create`.
     ///
     /// The outer error ends the call (a plugin that keeps mutating after it
     /// was told its budget is spent); the inner one is the plugin's answer.
     pub async fn mutate(
         &mut self,
         cap: Capability,
-        mutation: Mutation,
+        mut mutation: Mutation,
     ) -> wasmtime::Result<Result<Option<String>, HostError>> {
         let name = mutation.call();
-        let call = self.tool_start(name, serde_json::to_value(&mutation).unwrap_or(Value::Null));
-        let result = self.mutate_inner(cap, mutation).await;
+        // The event shows a prefix of each argument: the whole of one may
+        // be megabytes, and is not even checked yet.
+        let call = self.tool_start(name, args::mutation_args(&mutation));
+        let result = match args::check_mutation(&mut mutation) {
+            Ok(()) => self.mutate_inner(cap, mutation).await,
+            Err(e) => Ok(Err(e)),
+        };
         match result {
             Ok(answer) => Ok(self.tool_result(call, name, answer, |id| {
                 id.clone().unwrap_or_else(|| "done".to_string())
@@ -254,16 +269,9 @@ impl CallState {
         let seq = self.next_action;
         let name = mutation.call();
 
-        if self.info.mode == Mode::Diagnose {
-            let answer = HostError::Denied(format!(
-                "mode diagnose is read-only: {name} was not applied"
-            ));
-            return Ok(self
-                .record(seq, mutation, ActionStatus::Denied, None)
-                .await
-                .and(Err(answer)));
-        }
-
+        // Every mode spends the budget: a denied or planned call is an
+        // audited action too, and without a budget a diagnose run could
+        // write an action row per call until its deadline.
         if self.steps_used >= self.step_limit {
             self.over_budget += 1;
             if self.over_budget > 1 {
@@ -277,6 +285,16 @@ impl CallState {
                 .and(Err(HostError::StepBudgetSpent)));
         }
         self.steps_used += 1;
+
+        if self.info.mode == Mode::Diagnose {
+            let answer = HostError::Denied(format!(
+                "mode diagnose is read-only: {name} was not applied"
+            ));
+            return Ok(self
+                .record(seq, mutation, ActionStatus::Denied, None)
+                .await
+                .and(Err(answer)));
+        }
 
         if self.info.mode == Mode::Plan {
             self.planned += 1;

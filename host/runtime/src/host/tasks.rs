@@ -4,6 +4,8 @@
 use serde_json::json;
 use warden_meta::Capability;
 
+use super::args::{self, MAX_ID};
+
 use crate::backend::Mutation;
 use crate::bindings::iface::tasks::{Host, NewTask, TaskFilter};
 use crate::types::{HostError, TaskSummary};
@@ -35,13 +37,15 @@ impl Host for HostState {
         let call = self.call.tool_start(
             "tasks.list",
             json!({
-                "states": filter.states,
+                "states": args::abridged_states(&filter.states),
                 "stuck_for_secs": filter.stuck_for_secs,
                 "lease_expired": filter.lease_expired,
                 "limit": filter.limit,
             }),
         );
-        let result = match self.call.require(Capability::TasksRead) {
+        let result = match args::check_states(&filter.states)
+            .and_then(|()| self.call.require(Capability::TasksRead))
+        {
             Ok(()) => self.call.backend.list_tasks(&self.call.info, &filter).await,
             Err(e) => Err(e),
         };
@@ -51,8 +55,12 @@ impl Host for HostState {
     }
 
     async fn get(&mut self, id: String) -> wasmtime::Result<Result<TaskSummary, HostError>> {
-        let call = self.call.tool_start("tasks.get", json!({ "id": id }));
-        let result = match self.call.require(Capability::TasksRead) {
+        let call = self
+            .call
+            .tool_start("tasks.get", json!({ "id": args::abridged(&id) }));
+        let result = match args::check_name("task id", &id, MAX_ID)
+            .and_then(|()| self.call.require(Capability::TasksRead))
+        {
             Ok(()) => self.call.backend.get_task(&self.call.info, &id).await,
             Err(e) => Err(e),
         };

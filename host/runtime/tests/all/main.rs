@@ -1,6 +1,7 @@
 //! Integration tests of the runtime against real components from
 //! `tests/plugins`.
 
+mod bounds;
 mod gate;
 mod hostile;
 mod load;

@@ -180,7 +180,8 @@ async fn diagnose_mode_denies_mutations() {
             .iter()
             .all(|a| a.status == ActionStatus::Denied)
     );
-    assert_eq!(outcome.usage.steps, 0);
+    // Denied actions spend the step budget too.
+    assert_eq!(outcome.usage.steps, outcome.actions.len() as u64);
     assert_eq!(backend.task(&id).unwrap().state, "running");
 }
 

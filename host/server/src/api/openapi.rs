@@ -563,6 +563,11 @@ pub struct RunActions {
     pub planned: Vec<Action>,
     /// Denied, over budget or failed.
     pub refused: Vec<Action>,
+    /// How many actions the run has; the lists hold the first 100 of them
+    /// (`GET …/runs/{id}/actions` pages through all).
+    pub total: i64,
+    /// True when the run has more actions than the lists hold.
+    pub truncated: bool,
 }
 
 /// One action of a run (`runs::action_view`).
@@ -611,6 +616,8 @@ pub struct RunList {
 #[derive(Serialize, ToSchema)]
 pub struct ActionList {
     pub actions: Vec<Action>,
+    /// The `after` of the next page; null when this page is the last.
+    pub next_after: Option<i64>,
 }
 
 /// The gates bound to a stage (`gates::binding_view`).

@@ -57,9 +57,34 @@ fn action_view(a: &ActionRow) -> Value {
     })
 }
 
-/// A run as the API shows it; with its actions split as the report of
-/// SPEC PB-3 wants them (applied, planned, refused) when given.
-pub fn run_view(r: &RunRow, actions: Option<&[ActionRow]>) -> Value {
+/// Most actions the view of one run carries; `GET …/runs/{id}/actions`
+/// pages through the rest.
+pub const MAX_VIEW_ACTIONS: i64 = 100;
+
+/// The first actions of a run (at most [`MAX_VIEW_ACTIONS`]) and how many
+/// it has.
+pub struct ViewActions {
+    /// The first actions, in order.
+    pub rows: Vec<ActionRow>,
+    /// How many the run has.
+    pub total: i64,
+}
+
+impl ViewActions {
+    /// Reads them for `run_id`.
+    pub async fn read(store: &warden_store::Store, run_id: &str) -> Result<ViewActions> {
+        let (rows, total) = tokio::try_join!(
+            store.list_actions_after(run_id, 0, MAX_VIEW_ACTIONS),
+            store.count_actions(run_id),
+        )?;
+        Ok(ViewActions { rows, total })
+    }
+}
+
+/// A run as the API shows it; with its first actions split as the report
+/// of SPEC PB-3 wants them (applied, planned, refused), and their count,
+/// when given.
+pub fn run_view(r: &RunRow, actions: Option<&ViewActions>) -> Value {
     let mut v = json!({
         "id": r.id,
         "workspace": r.workspace,
@@ -86,6 +111,7 @@ pub fn run_view(r: &RunRow, actions: Option<&[ActionRow]>) -> Value {
     if let Some(actions) = actions {
         let pick = |statuses: &[&str]| -> Vec<Value> {
             actions
+                .rows
                 .iter()
                 .filter(|a| statuses.contains(&a.status.as_str()))
                 .map(action_view)
@@ -95,6 +121,8 @@ pub fn run_view(r: &RunRow, actions: Option<&[ActionRow]>) -> Value {
             "applied": pick(&["applied"]),
             "planned": pick(&["planned"]),
             "refused": pick(&["denied", "over_budget", "failed"]),
+            "total": actions.total,
+            "truncated": actions.total > actions.rows.len() as i64,
         });
     }
     v
@@ -124,7 +152,7 @@ async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Re
     }
     let budget = heal.wait_budget(&row);
     let row = heal.wait(&row.workspace, &row.id, budget).await?;
-    let actions = state.app.store.list_actions(&row.id).await?;
+    let actions = ViewActions::read(&state.app.store, &row.id).await?;
     let status = if is_terminal(&row.status) {
         StatusCode::OK
     } else {
@@ -278,7 +306,7 @@ pub async fn get(
     crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
     let row = state.app.heal.get(&ws, &id).await?;
-    let actions = state.app.store.list_actions(&id).await?;
+    let actions = ViewActions::read(&state.app.store, &id).await?;
     Ok(axum::Json(run_view(&row, Some(&actions))).into_response())
 }
 
@@ -345,14 +373,29 @@ pub async fn list(
     )
 }
 
-/// `GET /v1/workspaces/{ws}/runs/{id}/actions`
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ActionsQuery {
+    /// The actions after this sequence number (`next_after` of the
+    /// previous page).
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+/// `GET /v1/workspaces/{ws}/runs/{id}/actions[?after=N&limit=M]`: a page
+/// of a run's actions, in order; `next_after` is set when there may be
+/// more.
 #[utoipa::path(
     get,
     operation_id = "runs_actions",
     path = "/v1/workspaces/{ws}/runs/{id}/actions",
     tag = "runs",
-    summary = "the actions of a run",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    summary = "the actions of a run, a page at a time",
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), ActionsQuery),
     responses(
         (status = 200, description = "the actions", body = crate::api::openapi::ActionList),
         crate::api::openapi::BadRequest,
@@ -365,15 +408,32 @@ pub async fn actions(
     State(state): State<AppState>,
     principal: Principal,
     Path((ws, id)): Path<(String, String)>,
+    Query(q): Query<ActionsQuery>,
 ) -> Result<Response> {
     check_ws(&ws)?;
     crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
-    let actions = state.app.heal.actions(&ws, &id).await?;
-    Ok(
-        axum::Json(json!({ "actions": actions.iter().map(action_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(Error::invalid(format!(
+            "after must be 0 or more, not {after}"
+        )));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::invalid(format!(
+            "limit must be between 1 and 1000, not {limit}"
+        )));
+    }
+    let actions = state.app.heal.actions(&ws, &id, after, limit).await?;
+    let next_after = (actions.len() as i64 == limit)
+        .then(|| actions.last().map(|a| a.seq))
+        .flatten();
+    Ok(axum::Json(json!({
+        "actions": actions.iter().map(action_view).collect::<Vec<_>>(),
+        "next_after": next_after,
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]

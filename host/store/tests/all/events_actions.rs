@@ -8,7 +8,8 @@ use crate::common::{TestResult, action};
 
 conformance!(
     events_are_ordered_deduplicated_and_paged,
-    actions_are_ordered_and_unique
+    actions_are_ordered_and_unique,
+    actions_are_counted_and_paged
 );
 
 fn event(run_id: &str, seq: i64, kind: &str) -> RunEventRow {
@@ -104,5 +105,34 @@ async fn actions_are_ordered_and_unique(store: Store) -> TestResult {
         first,
         "the first action is kept"
     );
+    Ok(())
+}
+
+async fn actions_are_counted_and_paged(store: Store) -> TestResult {
+    for seq in (1..=25).rev() {
+        store
+            .insert_action(&action("ws", "run-p", seq, "tasks.requeue", Some("t")))
+            .await?;
+    }
+    store
+        .insert_action(&action("ws", "run-q", 1, "tasks.requeue", Some("t")))
+        .await?;
+    assert_eq!(store.count_actions("run-p").await?, 25);
+    assert_eq!(store.count_actions("run-q").await?, 1);
+    assert_eq!(store.count_actions("none").await?, 0);
+    let seqs = |rows: Vec<warden_store::actions::ActionRow>| -> Vec<i64> {
+        rows.iter().map(|a| a.seq).collect()
+    };
+    assert_eq!(
+        seqs(store.list_actions_after("run-p", 0, 10).await?),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(store.list_actions_after("run-p", 20, 10).await?),
+        (21..=25).collect::<Vec<_>>()
+    );
+    assert!(store.list_actions_after("run-p", 25, 10).await?.is_empty());
+    // 0 means the default page of 100.
+    assert_eq!(store.list_actions_after("run-p", 0, 0).await?.len(), 25);
     Ok(())
 }
