@@ -292,7 +292,9 @@ impl Runtime {
         let artifact_len = entry.len();
         let sum = Sha256::digest(&entry);
         entry.extend_from_slice(&sum);
-        if let Err(e) = files::write_durable(cache, &name, &entry) {
+        // Not synced: an entry torn by a crash fails its sha256 and is
+        // compiled again, and a sync would slow down every new plugin.
+        if let Err(e) = files::write_replace(cache, &name, &entry) {
             tracing::warn!(entry = %name, error = %e, "cannot write compile cache entry");
         }
         // SAFETY: the artifact was produced just above by this engine's

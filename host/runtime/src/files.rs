@@ -86,18 +86,34 @@ pub fn read_bounded(
 /// After a crash `name` is the old file or the new one, whole, never a
 /// torn mix; the temporary file is removed when a step fails.
 pub fn write_durable(dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
+    replace(dir, name, bytes, true)?;
+    sync_dir(dir)
+}
+
+/// Writes `bytes` as `name` in `dir` through a temporary file and a rename,
+/// without syncing: a reader never sees half a file, but after a crash
+/// `name` may be missing, empty or torn. For what checks itself when read
+/// (the compile cache's entries end with their sha256), where a sync per
+/// write would only slow down loading a plugin.
+pub fn write_replace(dir: &Dir, name: &str, bytes: &[u8]) -> io::Result<()> {
+    replace(dir, name, bytes, false)
+}
+
+fn replace(dir: &Dir, name: &str, bytes: &[u8], sync: bool) -> io::Result<()> {
     let tmp = format!(".{name}.{}.tmp", unique());
     let written = (|| {
         let mut f = create_new(dir, &tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         dir.rename(&tmp, dir, name)
     })();
     if let Err(e) = written {
         let _ = dir.remove_file(&tmp);
         return Err(e);
     }
-    sync_dir(dir)
+    Ok(())
 }
 
 /// Creates `name` in `dir` for writing; fails if it exists.
