@@ -44,6 +44,27 @@ impl TestServer {
         }
     }
 
+    /// A server in this process over `dir` whose configuration `edit`
+    /// changes after warden.toml is read: for what warden.toml spells in
+    /// one way only, such as a plugin directory relative to the test's
+    /// working directory.
+    pub async fn start_edited(
+        dir: tempfile::TempDir,
+        extra: &str,
+        edit: impl FnOnce(&mut warden_server::Config),
+    ) -> TestServer {
+        let config = write_config(dir.path(), extra);
+        let mut config = warden_server::Config::load(Some(&config)).expect("config");
+        edit(&mut config);
+        let server = warden_server::start(config).await.expect("server starts");
+        TestServer {
+            url: format!("http://{}", server.addr),
+            dir,
+            client: client(),
+            inner: Inner::InProcess(Some(server)),
+        }
+    }
+
     /// The real binary, as a child process, in `dir` (kept across
     /// restarts by the caller).
     pub async fn spawn_binary(dir: tempfile::TempDir, extra: &str) -> TestServer {

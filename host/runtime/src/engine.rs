@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use cap_std::fs::Dir;
+use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 use warden_meta::Limits;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -14,12 +16,16 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use crate::bindings::{Playbook, gate_types};
 use crate::error::{Error, LoadError, Result};
+use crate::files::{self, ReadError};
 use crate::host::HostState;
 use crate::plugin::{self, Plugin, digest_of};
 
 /// How often the epoch advances. Deadlines are checked (and CPU-bound
 /// guests yield to the async executor) once per tick.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
+
+/// Length of the sha256 that ends every compile cache entry.
+const SUM_LEN: usize = 32;
 
 /// Dirty bytes of a memory or table that a pool slot restores in place (and
 /// keeps resident) when a call ends; a slot with more is reset with
@@ -202,6 +208,8 @@ pub struct Runtime {
     /// ones. A playbook call takes one of these before one of `slots`.
     pub(crate) playbook_slots: Semaphore,
     pub(crate) stats: crate::stats::CallStats,
+    /// The compile cache directory, opened once.
+    cache: Option<Dir>,
     cache_key: String,
     _ticker: EpochTicker,
 }
@@ -223,12 +231,13 @@ impl Runtime {
         // keeps type-only interfaces of the worlds the SDK generates.
         gate_types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
-        if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Cache {
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(files::open_root(dir).map_err(|source| Error::Cache {
                 path: dir.clone(),
                 source,
-            })?;
-        }
+            })?),
+            None => None,
+        };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let cache_key = format!("{:016x}", hasher.finish());
@@ -241,6 +250,7 @@ impl Runtime {
             engine,
             linker,
             config,
+            cache,
             cache_key,
             _ticker: ticker,
         })
@@ -280,40 +290,74 @@ impl Runtime {
         reason = "loads precompiled artifacts from the compile cache"
     )]
     fn compile(&self, digest: &str, bytes: &[u8]) -> Result<Component, LoadError> {
-        let Some(dir) = &self.config.cache_dir else {
+        let Some(cache) = &self.cache else {
             return Component::new(&self.engine, bytes).map_err(compile_error);
         };
         let hex = digest.trim_start_matches("sha256:");
-        let path = dir.join(format!("{hex}-{}.cwasm", self.cache_key));
-        // Read into memory rather than mapping the file: a cache file
-        // truncated under a mapping would crash the host (SIGBUS).
-        if let Ok(artifact) = std::fs::read(&path) {
-            // SAFETY: the file is one this runtime wrote (below) into its
+        let name = format!("{hex}-{}.cwasm", self.cache_key);
+        if let Some(artifact) = self.cached(cache, &name) {
+            // SAFETY: the entry is one this runtime wrote (below) into its
             // own cache directory, named by the digest of the source and
             // the engine's compatibility hash, so it was produced by
-            // `Engine::precompile_component` for a compatible engine.
-            // wasmtime still checks its header and refuses a mismatch.
+            // `Engine::precompile_component` for a compatible engine; its
+            // sha256 matched, so it is whole. wasmtime still checks its
+            // header and refuses a mismatch.
             match unsafe { Component::deserialize(&self.engine, &artifact) } {
                 Ok(c) => return Ok(c),
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable compile cache entry");
-                    let _ = std::fs::remove_file(&path);
+                    tracing::warn!(entry = %name, error = %e, "discarding unusable compile cache entry");
+                    let _ = cache.remove_file(&name);
                 }
             }
         }
-        let compiled = self
+        let mut entry = self
             .engine
             .precompile_component(bytes)
             .map_err(compile_error)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let written = std::fs::write(&tmp, &compiled).and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = written {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
-            let _ = std::fs::remove_file(&tmp);
+        let artifact_len = entry.len();
+        let sum = Sha256::digest(&entry);
+        entry.extend_from_slice(&sum);
+        // Not synced: an entry torn by a crash fails its sha256 and is
+        // compiled again, and a sync would slow down every new plugin.
+        if let Err(e) = files::write_replace(cache, &name, &entry) {
+            tracing::warn!(entry = %name, error = %e, "cannot write compile cache entry");
         }
-        // SAFETY: `compiled` was produced just above by this engine's
+        // SAFETY: the artifact was produced just above by this engine's
         // `precompile_component`.
-        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(compile_error)
+        unsafe { Component::deserialize(&self.engine, &entry[..artifact_len]) }
+            .map_err(compile_error)
+    }
+
+    /// The artifact of cache entry `name` when it is whole: an entry is the
+    /// artifact followed by its sha256, so one torn by a crash or damaged
+    /// on disk is discarded (and compiled again) rather than run. Read into
+    /// memory rather than mapped: a file truncated under a mapping would
+    /// crash the host (SIGBUS).
+    fn cached(&self, cache: &Dir, name: &str) -> Option<Vec<u8>> {
+        // Artifacts are a few times the size of their source.
+        let limit = (self.config.max_wasm_bytes as u64)
+            .saturating_mul(16)
+            .max(64 << 20);
+        let mut entry = match files::read_bounded(cache, name, limit) {
+            Ok((_, entry)) => entry,
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(entry = %name, error = ?e, "discarding unreadable compile cache entry");
+                let _ = cache.remove_file(name);
+                return None;
+            }
+        };
+        let whole = entry.len() >= SUM_LEN && {
+            let (artifact, sum) = entry.split_at(entry.len() - SUM_LEN);
+            Sha256::digest(artifact).as_slice() == sum
+        };
+        if !whole {
+            tracing::warn!(entry = %name, "discarding a torn or damaged compile cache entry");
+            let _ = cache.remove_file(name);
+            return None;
+        }
+        entry.truncate(entry.len() - SUM_LEN);
+        Some(entry)
     }
 
     /// The wasmtime engine, for benchmarks that compare against bare

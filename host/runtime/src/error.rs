@@ -81,6 +81,11 @@ pub enum LoadError {
     /// Compilation failed.
     #[error("cannot compile: {0}")]
     Compile(String),
+    /// The host refused an otherwise valid plugin: another build of its
+    /// `name@version` is stored already (a version is immutable), or it
+    /// could not be stored.
+    #[error("{0}")]
+    Refused(String),
     /// The file is larger than the host accepts.
     #[error("file of {size} bytes is larger than the {limit} byte limit")]
     TooLarge {

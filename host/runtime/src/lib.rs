@@ -17,6 +17,7 @@ mod bindings;
 mod call;
 mod engine;
 mod error;
+pub mod files;
 mod gate;
 mod host;
 pub mod memory;

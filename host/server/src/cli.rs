@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
+pub mod new;
+
 /// Warden: the control plane for autonomous coding agents.
 #[derive(Parser, Debug)]
 #[command(name = "warden", version, about)]
@@ -73,7 +75,7 @@ pub enum Command {
         #[arg(long, default_value_t = 1500)]
         task_every_ms: u64,
     },
-    /// Plugins: list and inspect.
+    /// Plugins: list, inspect, and write a new one.
     Plugin {
         /// Which.
         #[command(subcommand)]
@@ -190,6 +192,21 @@ pub enum PluginCommand {
         /// Workspace for pins and grants.
         #[arg(long, short, default_value = "default")]
         workspace: String,
+    },
+    /// Write a new plugin crate (source, Cargo.toml, a test with the test
+    /// kit) that builds wherever it is written. Needs no server.
+    New {
+        /// playbook, gate or router.
+        kind: new::Kind,
+        /// The plugin's name: lowercase letters, digits and dashes.
+        name: String,
+        /// Where to write it (missing or empty); default: ./<name>.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The sdk directory of a Warden checkout to build against;
+        /// default: the one this binary was built from.
+        #[arg(long, env = "WARDEN_SDK")]
+        sdk: Option<PathBuf>,
     },
 }
 
@@ -533,9 +550,20 @@ impl Api {
 pub async fn run_client(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. } | Command::Demo { .. } => bail!("not a client command"),
+        Command::Plugin {
+            command:
+                PluginCommand::New {
+                    kind,
+                    name,
+                    dir,
+                    sdk,
+                },
+            ..
+        } => new::run(kind, &name, dir, sdk),
         Command::Plugin { command, client } => {
             let api = Api::new(&client)?;
             match command {
+                PluginCommand::New { .. } => bail!("not a server command"),
                 PluginCommand::Ls { workspace } => plugin_ls(&api, &workspace).await,
                 PluginCommand::Inspect { name, workspace } => {
                     let v = api

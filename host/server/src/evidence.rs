@@ -17,19 +17,25 @@
 //!
 //! The compression code is shared with the playbook host interface
 //! `evidence` (bundled playbook `disk-cleanup`): [`Evidence::compress`] and
-//! [`Evidence::list_old`] work inside one workspace's directory and refuse
-//! paths that leave it.
+//! [`Evidence::list_old`] work inside one workspace's directory.
+//!
+//! All file work goes through the evidence root opened once as a
+//! `cap_std::fs::Dir`, and each workspace's directory opened from it: a
+//! path cannot lead out of the handle it is resolved in (cap-std refuses
+//! `..` above it, absolute paths and symbolic links out of it), so an
+//! escape is impossible by construction rather than checked by hand.
 
-use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use cap_std::fs::{Dir, Metadata};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use warden_runtime::files;
 
 use crate::alerts::{Alerts, Severity};
 
@@ -226,6 +232,8 @@ struct Inner {
 /// The evidence recorder and its disk guard.
 pub struct Evidence {
     dir: PathBuf,
+    /// `dir`, opened once: every file is reached through it.
+    root: Arc<Dir>,
     paused: AtomicBool,
     skipped: AtomicU64,
     skipped_this_pause: AtomicU64,
@@ -244,9 +252,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Evidence {
     /// A recorder over `dir` (created if missing).
     pub fn new(dir: PathBuf, thresholds: Thresholds) -> io::Result<Self> {
-        fs::create_dir_all(&dir)?;
+        let root = files::open_root(&dir)?;
         Ok(Evidence {
             dir,
+            root: Arc::new(root),
             paused: AtomicBool::new(false),
             skipped: AtomicU64::new(0),
             skipped_this_pause: AtomicU64::new(0),
@@ -286,9 +295,9 @@ impl Evidence {
                 return false;
             }
         };
-        let path = self.dir.join(rel);
-        let shown = path.clone();
-        match tokio::task::spawn_blocking(move || write_atomic(&path, &bytes)).await {
+        let shown = self.dir.join(rel);
+        let (root, rel) = (self.root.clone(), rel.to_path_buf());
+        match tokio::task::spawn_blocking(move || write_atomic(&root, &rel, &bytes)).await {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 tracing::warn!(file = %shown.display(), error = %e, "cannot write evidence");
@@ -483,14 +492,14 @@ impl Evidence {
 
     /// Compresses every file of every workspace older than `age_secs`.
     async fn compress_all_old(&self, age_secs: u64) {
-        let dir = self.dir.clone();
+        let root = self.root.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut done = Vec::new();
             let mut errors = Vec::new();
-            for (path, _) in old_files(&dir, age_secs, usize::MAX) {
-                match compress_file(&path) {
+            for (rel, _) in old_files(&root, age_secs, usize::MAX) {
+                match compress_file(&root, &rel) {
                     Ok(c) => done.push(c),
-                    Err(e) => errors.push(format!("{}: {e}", path.display())),
+                    Err(e) => errors.push(format!("{}: {e}", rel.display())),
                 }
             }
             (done, errors)
@@ -557,9 +566,29 @@ impl Evidence {
         });
     }
 
-    /// The evidence directory of `workspace`.
-    fn workspace_dir(&self, workspace: &str) -> PathBuf {
-        self.dir.join(workspace)
+    /// The evidence directory of `workspace`, opened from the root; `None`
+    /// when it does not exist yet. A workspace name is one plain path
+    /// component, and a symbolic link in its place is not followed.
+    fn workspace_dir(&self, workspace: &str) -> Result<Option<Dir>, EvidenceError> {
+        let mut parts = Path::new(workspace).components();
+        let plain = matches!(parts.next(), Some(Component::Normal(_))) && parts.next().is_none();
+        if !plain {
+            return Err(EvidenceError::Invalid(format!(
+                "invalid workspace \"{}\"",
+                crate::validate::truncate(workspace, 200)
+            )));
+        }
+        match self.root.symlink_metadata(workspace) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(EvidenceError::Io(e.to_string())),
+        }
+        match self.root.open_dir(workspace) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(EvidenceError::Io(e.to_string())),
+        }
     }
 
     /// Uncompressed files of `workspace` older than `age_secs`, oldest
@@ -569,21 +598,22 @@ impl Evidence {
         workspace: &str,
         age_secs: u64,
     ) -> Result<Vec<OldFile>, EvidenceError> {
-        let root = self.workspace_dir(workspace);
+        let Some(root) = self.workspace_dir(workspace)? else {
+            return Ok(Vec::new());
+        };
         tokio::task::spawn_blocking(move || {
             let mut files: Vec<OldFile> = old_files(&root, age_secs, MAX_LIST)
                 .into_iter()
-                .filter_map(|(path, meta)| {
-                    let rel = path.strip_prefix(&root).ok()?;
+                .map(|(rel, meta)| {
                     let rel: Vec<String> = rel
                         .components()
                         .map(|c| c.as_os_str().to_string_lossy().into_owned())
                         .collect();
-                    Some(OldFile {
+                    OldFile {
                         path: rel.join("/"),
                         bytes: meta.len(),
                         age_secs: age_of(&meta),
-                    })
+                    }
                 })
                 .collect();
             files.sort_by(|a, b| b.age_secs.cmp(&a.age_secs).then(a.path.cmp(&b.path)));
@@ -593,11 +623,22 @@ impl Evidence {
         .map_err(|e| EvidenceError::Io(format!("listing evidence failed: {e}")))
     }
 
+    /// The directory of `workspace` and the checked `rel` in it.
+    fn locate(&self, workspace: &str, rel: &str) -> Result<(Dir, PathBuf), EvidenceError> {
+        let root = self.workspace_dir(workspace)?.ok_or_else(|| {
+            EvidenceError::NotFound(crate::validate::truncate(rel, 200).to_string())
+        })?;
+        resolve(&root, rel)?;
+        Ok((root, PathBuf::from(rel)))
+    }
+
     /// Size and age of one file of `workspace`, after the same checks as
     /// [`Evidence::compress`]: what an audited action records as before.
     pub fn stat(&self, workspace: &str, rel: &str) -> Result<OldFile, EvidenceError> {
-        let path = resolve(&self.workspace_dir(workspace), rel)?;
-        let meta = fs::metadata(&path).map_err(|e| EvidenceError::Io(e.to_string()))?;
+        let (root, path) = self.locate(workspace, rel)?;
+        let meta = root
+            .symlink_metadata(&path)
+            .map_err(|e| EvidenceError::Io(e.to_string()))?;
         Ok(OldFile {
             path: rel.to_string(),
             bytes: meta.len(),
@@ -608,9 +649,9 @@ impl Evidence {
     /// Compresses one file of `workspace` (`rel` relative to its evidence
     /// directory) to `<rel>.zst`, removing the original.
     pub async fn compress(&self, workspace: &str, rel: &str) -> Result<Compressed, EvidenceError> {
-        let path = resolve(&self.workspace_dir(workspace), rel)?;
+        let (root, path) = self.locate(workspace, rel)?;
         let shown = rel.to_string();
-        let c = tokio::task::spawn_blocking(move || compress_file(&path))
+        let c = tokio::task::spawn_blocking(move || compress_file(&root, &path))
             .await
             .map_err(|e| EvidenceError::Io(format!("compression failed: {e}")))?
             .map_err(|e| EvidenceError::Io(format!("cannot compress \"{shown}\": {e}")))?;
@@ -619,41 +660,43 @@ impl Evidence {
     }
 }
 
-/// The file at `rel` under `root`, refusing what could leave `root`:
-/// absolute paths, `..`, symlinks anywhere on the way, and anything but an
-/// existing regular file that is not already compressed.
-pub fn resolve(root: &Path, rel: &str) -> Result<PathBuf, EvidenceError> {
+/// Checks that `rel` names an existing regular, uncompressed file inside
+/// `root`. The syntax is checked so that a plugin gets a clear message;
+/// that nothing outside `root` is reached is cap-std's doing: `..` above
+/// it, an absolute path and a symbolic link out of it are refused while
+/// the path is resolved.
+pub fn resolve(root: &Dir, rel: &str) -> Result<(), EvidenceError> {
     let shown = crate::validate::truncate(rel, 200);
     if rel.is_empty() || rel.len() > 1024 || rel.contains('\0') || rel.contains('\\') {
         return Err(EvidenceError::Invalid(format!(
             "invalid evidence path \"{shown}\": expected a relative path like runs/<id>.json"
         )));
     }
-    let mut path = root.to_path_buf();
-    for part in Path::new(rel).components() {
-        match part {
-            Component::Normal(p) => path.push(p),
-            _ => {
-                return Err(EvidenceError::Invalid(format!(
-                    "invalid evidence path \"{shown}\": only plain relative names are allowed (no \"..\", \".\" or leading \"/\")"
-                )));
-            }
+    if !Path::new(rel)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(EvidenceError::Invalid(format!(
+            "invalid evidence path \"{shown}\": only plain relative names are allowed (no \"..\", \".\" or leading \"/\")"
+        )));
+    }
+    let meta = match root.symlink_metadata(rel) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(EvidenceError::NotFound(shown.to_string()));
         }
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(EvidenceError::NotFound(shown.to_string()));
-            }
-            Err(e) => return Err(EvidenceError::Io(format!("cannot read \"{shown}\": {e}"))),
-        };
-        if meta.file_type().is_symlink() {
+        Err(e) if files::is_escape(&e) => {
             return Err(EvidenceError::Invalid(format!(
-                "evidence path \"{shown}\" goes through a symbolic link, which is refused"
+                "evidence path \"{shown}\" leads outside the workspace's evidence directory through a symbolic link, which is refused"
             )));
         }
+        Err(e) => return Err(EvidenceError::Io(format!("cannot read \"{shown}\": {e}"))),
+    };
+    if meta.is_symlink() {
+        return Err(EvidenceError::Invalid(format!(
+            "evidence path \"{shown}\" is a symbolic link, which is refused"
+        )));
     }
-    let meta = fs::symlink_metadata(&path)
-        .map_err(|e| EvidenceError::Io(format!("cannot read \"{shown}\": {e}")))?;
     if !meta.is_file() {
         return Err(EvidenceError::Invalid(format!(
             "evidence path \"{shown}\" is not a regular file"
@@ -664,119 +707,118 @@ pub fn resolve(root: &Path, rel: &str) -> Result<PathBuf, EvidenceError> {
             "evidence file \"{shown}\" is already compressed"
         )));
     }
-    Ok(path)
+    Ok(())
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
-    let parent = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
-    fs::create_dir_all(parent)?;
-    let name = file_name(path)?;
-    let tmp = parent.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn file_name(path: &Path) -> io::Result<String> {
-    path.file_name()
+/// The directory holding `rel` inside `root` (created when `create`), and
+/// `rel`'s file name.
+fn parent_of(root: &Dir, rel: &Path, create: bool) -> io::Result<(Dir, String)> {
+    let name = rel
+        .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let dir = match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => {
+            if create {
+                root.create_dir_all(parent)?;
+            }
+            root.open_dir(parent)?
+        }
+        None => root.try_clone()?,
+    };
+    Ok((dir, name))
 }
 
-/// Compresses `path` to `<path>.zst`: the compressed copy is written to a
-/// temporary file, synced and renamed into place, and only then is the
-/// original removed, so a crash at any point leaves at least one whole copy.
-pub fn compress_file(path: &Path) -> io::Result<Compressed> {
-    let name = file_name(path)?;
+/// Writes `bytes` as `rel` inside `root` through a synced temporary file, a
+/// rename and a synced directory.
+pub fn write_atomic(root: &Dir, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dir, name) = parent_of(root, rel, true)?;
+    files::write_durable(&dir, &name, bytes)
+}
+
+/// Compresses `rel` inside `root` to `<rel>.zst`: the compressed copy is
+/// written to a temporary file, synced and renamed into place, and only
+/// then is the original removed, so a crash at any point leaves at least
+/// one whole copy.
+pub fn compress_file(root: &Dir, rel: &Path) -> io::Result<Compressed> {
+    let (dir, name) = parent_of(root, rel, false)?;
     if name.ends_with(ZST) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "already compressed",
         ));
     }
-    let meta = fs::symlink_metadata(path)?;
+    let meta = dir.symlink_metadata(&name)?;
     if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    let parent = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
-    let target = parent.join(format!("{name}{ZST}"));
-    let tmp = parent.join(format!(
-        ".{name}{ZST}.{}.tmp",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let target = format!("{name}{ZST}");
+    let tmp = format!(".{target}.{}.tmp", files::unique());
     let result = (|| {
-        let mut src = File::open(path)?;
-        let out = File::create(&tmp)?;
+        let mut src = dir.open(&name)?;
+        let out = files::create_new(&dir, &tmp)?;
         let mut enc = zstd::Encoder::new(out, LEVEL)?;
         io::copy(&mut src, &mut enc)?;
-        let out = enc.finish()?;
+        let mut out = enc.finish()?;
+        out.flush()?;
         out.sync_all()?;
-        fs::rename(&tmp, &target)
+        dir.rename(&tmp, &dir, &target)
     })();
     if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
+        let _ = dir.remove_file(&tmp);
         return Err(e);
     }
     // The rename must be durable before the original goes; a directory
     // that cannot be synced (some file systems) is not a reason to keep
     // both copies.
-    if let Ok(d) = File::open(parent) {
-        let _ = d.sync_all();
-    }
-    fs::remove_file(path)?;
-    let compressed_bytes = fs::metadata(&target)?.len();
+    let _ = files::sync_dir(&dir);
+    dir.remove_file(&name)?;
+    let compressed_bytes = dir.metadata(&target)?.len();
     Ok(Compressed {
         original_bytes: meta.len(),
         compressed_bytes,
     })
 }
 
-fn age_of(meta: &fs::Metadata) -> u64 {
+fn age_of(meta: &Metadata) -> u64 {
     meta.modified()
         .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .and_then(|m| SystemTime::now().duration_since(m.into_std()).ok())
         .map_or(0, |d| d.as_secs())
 }
 
-/// Regular, uncompressed, non-temporary files under `root` (symlinks are
-/// not followed) older than `age_secs`, at most `limit`.
-fn old_files(root: &Path, age_secs: u64, limit: usize) -> Vec<(PathBuf, fs::Metadata)> {
+/// Regular, uncompressed, non-temporary files under `root` (symbolic
+/// links are neither listed nor followed) older than `age_secs`, at most
+/// `limit`, relative to `root`.
+fn old_files(root: &Dir, age_secs: u64, limit: usize) -> Vec<(PathBuf, Metadata)> {
     let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
+    let Ok(start) = root.try_clone() else {
+        return found;
+    };
+    let mut stack = vec![(start, PathBuf::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let Ok(entries) = dir.entries() else {
             continue;
         };
         for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = fs::symlink_metadata(&path) else {
+            let Ok(kind) = entry.file_type() else {
                 continue;
             };
             let name = entry.file_name().to_string_lossy().into_owned();
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_file()
+            if kind.is_dir() {
+                if let Ok(sub) = entry.open_dir() {
+                    stack.push((sub, prefix.join(&name)));
+                }
+            } else if kind.is_file()
                 && !name.starts_with('.')
                 && !name.ends_with(ZST)
+                && let Ok(meta) = entry.metadata()
                 && age_of(&meta) >= age_secs
             {
-                found.push((path, meta));
+                found.push((prefix.join(&name), meta));
                 if found.len() >= limit {
                     return found;
                 }
@@ -807,6 +849,8 @@ pub fn usage_of(dir: &Path) -> io::Result<Usage> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -822,28 +866,32 @@ mod tests {
     #[test]
     fn compression_round_trips_and_removes_the_original() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.json");
+        let root = files::open_root(dir.path()).unwrap();
         let body = b"{\"x\": 1}".repeat(1000);
-        write_atomic(&path, &body).unwrap();
-        let c = compress_file(&path).unwrap();
-        assert!(!path.exists());
+        write_atomic(&root, Path::new("a.json"), &body).unwrap();
+        let c = compress_file(&root, Path::new("a.json")).unwrap();
+        assert!(!dir.path().join("a.json").exists());
         assert_eq!(c.original_bytes, body.len() as u64);
         assert!(c.compressed_bytes < c.original_bytes);
-        let back = zstd::decode_all(File::open(dir.path().join("a.json.zst")).unwrap()).unwrap();
+        let back =
+            zstd::decode_all(std::fs::File::open(dir.path().join("a.json.zst")).unwrap()).unwrap();
         assert_eq!(back, body);
         // Nothing temporary is left behind.
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
     fn paths_that_leave_the_directory_are_refused() {
         let base = tempfile::tempdir().unwrap();
-        let root = base.path().join("ws");
-        fs::create_dir_all(root.join("runs")).unwrap();
-        fs::write(root.join("runs/a.json"), "{}").unwrap();
+        let root_path = base.path().join("ws");
+        fs::create_dir_all(root_path.join("runs")).unwrap();
+        fs::write(root_path.join("runs/a.json"), "{}").unwrap();
         fs::write(base.path().join("secret"), "s").unwrap();
-        std::os::unix::fs::symlink(base.path(), root.join("link")).unwrap();
-        std::os::unix::fs::symlink(base.path().join("secret"), root.join("runs/s.json")).unwrap();
+        std::os::unix::fs::symlink(base.path(), root_path.join("link")).unwrap();
+        std::os::unix::fs::symlink("../..", root_path.join("runs/up")).unwrap();
+        std::os::unix::fs::symlink(base.path().join("secret"), root_path.join("runs/s.json"))
+            .unwrap();
+        let root = files::open_root(&root_path).unwrap();
         assert!(resolve(&root, "runs/a.json").is_ok());
         for bad in [
             "../secret",
@@ -851,6 +899,7 @@ mod tests {
             "runs/../../secret",
             "./runs/a.json",
             "link/secret",
+            "runs/up/secret",
             "runs/s.json",
             "runs",
         ] {
@@ -873,8 +922,8 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("evidence");
         let ev = Evidence::new(dir.clone(), DiskGuardConfig::default().thresholds()).unwrap();
-        write_atomic(&dir.join("a/runs/x.json"), b"{}").unwrap();
-        write_atomic(&dir.join("b/runs/y.json"), b"{}").unwrap();
+        write_atomic(&ev.root, Path::new("a/runs/x.json"), b"{}").unwrap();
+        write_atomic(&ev.root, Path::new("b/runs/y.json"), b"{}").unwrap();
         fs::write(base.path().join("outside.json"), "{}").unwrap();
         for bad in ["../b/runs/y.json", "../../outside.json", "/etc/hostname"] {
             assert!(

@@ -9,15 +9,27 @@
 //! (a file in the plugin directory, the binary for bundled plugins, an
 //! upload); `latest` only considers live versions, explicit pins consider
 //! every stored one.
+//!
+//! The plugin directory and the store are safe to write into: both are
+//! opened once as `cap_std::fs::Dir` handles and every file is opened
+//! relative to them, so no symbolic link or `..` leads out of them; a
+//! file's size is checked before it is read; a `name@version` is immutable
+//! (a second build claiming a stored version is rejected, so `latest`
+//! never moves to an impostor of a bundled plugin); the store verifies a
+//! file's digest when it loads it and before it skips a write, and writes
+//! durably, so a file torn by a crash is repaired by the next copy or
+//! upload.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use cap_std::fs::Dir;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use warden_meta::CapabilitySet;
+use warden_runtime::files::{self, ReadError};
 use warden_runtime::{LoadError, Plugin, Runtime, digest_of};
 use warden_store::Store;
 use warden_store::plugins::PluginRow;
@@ -121,8 +133,10 @@ struct State {
     live: HashMap<String, BTreeSet<String>>,
     /// Refusals by source key.
     rejected: BTreeMap<String, Rejection>,
-    /// Files of the plugin directory as last processed.
-    files: HashMap<PathBuf, (FileStamp, Option<String>)>,
+    /// Files of the plugin directory as last processed, by file name: the
+    /// watcher and the rescan may spell the directory differently (the
+    /// watcher makes a relative one absolute), the name is the same.
+    files: HashMap<String, (FileStamp, Option<String>)>,
 }
 
 /// A workspace's pins (plugin to selector) and API grants (plugin to
@@ -137,7 +151,12 @@ pub struct Assignments {
 pub struct Registry {
     runtime: Arc<Runtime>,
     store: Store,
+    /// The content-addressed store, `<data_dir>/plugins/sha256`.
+    cas: Arc<Dir>,
     cas_dir: PathBuf,
+    /// The plugin directory, opened once at start (replacing the directory
+    /// itself needs a restart); `None` when it could not be opened.
+    plugins: Option<Arc<Dir>>,
     plugin_dir: PathBuf,
     config: Arc<Config>,
     state: RwLock<State>,
@@ -146,8 +165,128 @@ pub struct Registry {
 const BUNDLED: &str = "bundled";
 const UPLOAD: &str = "upload";
 
-fn source_key_for(path: &Path) -> String {
-    format!("file:{}", path.display())
+fn source_key_for(name: &str) -> String {
+    format!("file:{name}")
+}
+
+/// What reading one file of the plugin directory found.
+enum FileRead {
+    /// No regular file by that name (removed, a directory, a dangling link).
+    Gone,
+    /// The same size and modification time as when it was last processed.
+    Unchanged,
+    /// Its bytes.
+    Bytes(FileStamp, Vec<u8>),
+    /// It cannot be a plugin, and why.
+    Refused(Option<FileStamp>, String),
+}
+
+fn stamp_of(meta: &cap_std::fs::Metadata) -> FileStamp {
+    FileStamp {
+        len: meta.len(),
+        modified: meta
+            .modified()
+            .ok()
+            .map(cap_std::time::SystemTime::into_std),
+    }
+}
+
+/// Reads `name` of the plugin directory unless it is unchanged since
+/// `known`, refusing a file larger than `limit` without reading it and a
+/// symbolic link that leads out of the directory.
+fn read_plugin_file(dir: &Dir, name: &str, limit: u64, known: Option<FileStamp>) -> FileRead {
+    let escaped = |e: &std::io::Error| {
+        files::is_escape(e).then(|| {
+            "symbolic link leads outside the plugin directory, and is not followed".to_string()
+        })
+    };
+    let meta = match dir.metadata(name) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileRead::Gone,
+        Err(e) => {
+            let reason = escaped(&e).unwrap_or_else(|| format!("cannot read the file: {e}"));
+            return FileRead::Refused(None, reason);
+        }
+    };
+    if !meta.is_file() {
+        return FileRead::Gone;
+    }
+    if known == Some(stamp_of(&meta)) {
+        return FileRead::Unchanged;
+    }
+    match files::read_bounded(dir, name, limit) {
+        Ok((meta, bytes)) => FileRead::Bytes(stamp_of(&meta), bytes),
+        Err(ReadError::TooLarge { size }) => FileRead::Refused(
+            Some(stamp_of(&meta)),
+            format!(
+                "file of {size} bytes exceeds the {} MiB limit (limits.max_plugin_mib)",
+                limit >> 20
+            ),
+        ),
+        Err(ReadError::NotAFile) => FileRead::Gone,
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => FileRead::Gone,
+        Err(ReadError::Io(e)) => {
+            let reason = escaped(&e).unwrap_or_else(|| format!("cannot read the file: {e}"));
+            FileRead::Refused(Some(stamp_of(&meta)), reason)
+        }
+    }
+}
+
+/// The stored file of `digest`, when it is whole and what its name says.
+fn load_stored_file(
+    cas: &Dir,
+    cas_dir: &Path,
+    digest: &str,
+    limit: u64,
+) -> Result<Vec<u8>, String> {
+    let name = cas_name(digest);
+    let shown = cas_dir.join(&name);
+    let bytes = match files::read_bounded(cas, &name, limit) {
+        Ok((_, bytes)) => bytes,
+        Err(ReadError::TooLarge { size }) => {
+            return Err(format!(
+                "stored file {} of {size} bytes exceeds the {} MiB limit (limits.max_plugin_mib)",
+                shown.display(),
+                limit >> 20
+            ));
+        }
+        Err(ReadError::NotAFile) => {
+            return Err(format!(
+                "stored file {} is not a regular file",
+                shown.display()
+            ));
+        }
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("stored file {} is missing: {e}", shown.display()));
+        }
+        Err(ReadError::Io(e)) => {
+            return Err(format!(
+                "cannot read the stored file {}: {e}",
+                shown.display()
+            ));
+        }
+    };
+    let actual = digest_of(&bytes);
+    if actual != digest {
+        return Err(format!(
+            "stored file {} does not match its digest (it holds {actual}); copy or upload the plugin again to repair it",
+            shown.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Stores `bytes` as the file of `digest` unless a whole, verified copy is
+/// there already; a torn or altered one is replaced. Written durably.
+fn store_file(cas: &Dir, cas_dir: &Path, digest: &str, bytes: &[u8]) -> std::io::Result<()> {
+    if load_stored_file(cas, cas_dir, digest, bytes.len() as u64).is_ok() {
+        return Ok(());
+    }
+    files::write_durable(cas, &cas_name(digest), bytes)
+}
+
+fn cas_name(digest: &str) -> String {
+    format!("{}.wasm", digest.trim_start_matches("sha256:"))
 }
 
 impl Registry {
@@ -159,15 +298,21 @@ impl Registry {
         config: Arc<Config>,
     ) -> Result<Arc<Self>> {
         let cas_dir = config.data_dir.join("plugins").join("sha256");
-        std::fs::create_dir_all(&cas_dir)
-            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", cas_dir.display())))?;
-        if let Err(e) = std::fs::create_dir_all(&config.plugin_dir) {
-            tracing::warn!(dir = %config.plugin_dir.display(), error = %e, "cannot create the plugin directory");
-        }
+        let cas = files::open_root(&cas_dir)
+            .map_err(|e| Error::Internal(format!("cannot open {}: {e}", cas_dir.display())))?;
+        let plugins = match files::open_root(&config.plugin_dir) {
+            Ok(dir) => Some(Arc::new(dir)),
+            Err(e) => {
+                tracing::warn!(dir = %config.plugin_dir.display(), error = %e, "cannot open the plugin directory; only bundled and uploaded plugins are loaded");
+                None
+            }
+        };
         let registry = Arc::new(Registry {
             runtime,
             store,
+            cas: Arc::new(cas),
             cas_dir,
+            plugins,
             plugin_dir: config.plugin_dir.clone(),
             config,
             state: RwLock::default(),
@@ -184,9 +329,9 @@ impl Registry {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn cas_path(&self, digest: &str) -> PathBuf {
-        self.cas_dir
-            .join(format!("{}.wasm", digest.trim_start_matches("sha256:")))
+    /// The largest `.wasm` accepted, in bytes.
+    fn max_bytes(&self) -> u64 {
+        self.runtime.config().max_wasm_bytes as u64
     }
 
     /// Loads the versions recorded in the database from the store
@@ -195,14 +340,24 @@ impl Registry {
     async fn load_stored(&self) -> Result<()> {
         let rows = self.store.list_plugins().await?;
         for row in rows {
-            let path = self.cas_path(&row.digest);
-            let bytes = match tokio::fs::read(&path).await {
+            let (cas, cas_dir, digest, limit) = (
+                self.cas.clone(),
+                self.cas_dir.clone(),
+                row.digest.clone(),
+                self.max_bytes(),
+            );
+            let read = tokio::task::spawn_blocking(move || {
+                load_stored_file(&cas, &cas_dir, &digest, limit)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the stored file failed: {e}")));
+            let bytes = match read {
                 Ok(b) => b,
-                Err(e) => {
+                Err(reason) => {
                     self.reject(
                         format!("store:{}", row.digest),
                         Some(row.digest.clone()),
-                        format!("stored file {} is missing: {e}", path.display()),
+                        reason,
                     );
                     continue;
                 }
@@ -245,8 +400,23 @@ impl Registry {
     }
 
     fn reject(&self, key: String, digest: Option<String>, reason: String) {
+        let repeated = self
+            .read()
+            .rejected
+            .get(&key)
+            .is_some_and(|r| r.reason == reason && r.digest == digest);
+        if repeated {
+            // The rescan finds a refused file again every 2 s: it is
+            // listed already, and logged once.
+            return;
+        }
         tracing::warn!(source = %key, reason = %reason, "plugin rejected");
-        let source = key.strip_prefix("file:").unwrap_or(&key).to_string();
+        // A file is shown as the plugin directory (as configured) joined
+        // with its name, however the watcher or the rescan spelled it.
+        let source = match key.strip_prefix("file:") {
+            Some(name) => self.plugin_dir.join(name).display().to_string(),
+            None => key.clone(),
+        };
         self.write().rejected.insert(
             key,
             Rejection {
@@ -269,7 +439,10 @@ impl Registry {
         let digest = digest_of(&bytes);
         let known = self.read().by_digest.get(&digest).cloned();
         let entry = match known {
-            Some(entry) => entry,
+            Some(entry) => {
+                self.check_immutable(&entry.plugin, source, Some(entry.added_at), &source_key)?;
+                entry
+            }
             None => {
                 let plugin = match self.compile(bytes.clone()).await {
                     Ok(p) => p,
@@ -278,17 +451,20 @@ impl Registry {
                         return Err(e);
                     }
                 };
-                let cas = self.cas_path(&digest);
-                if !cas.exists() {
-                    let tmp = cas.with_extension(format!("tmp{}", std::process::id()));
-                    let written = tokio::fs::write(&tmp, &bytes)
+                self.check_immutable(&plugin, source, None, &source_key)?;
+                let size = bytes.len() as i64;
+                let (cas, cas_dir, d) = (self.cas.clone(), self.cas_dir.clone(), digest.clone());
+                let stored =
+                    tokio::task::spawn_blocking(move || store_file(&cas, &cas_dir, &d, &bytes))
                         .await
-                        .and(tokio::fs::rename(&tmp, &cas).await);
-                    if let Err(e) = written {
-                        let reason = format!("cannot store the plugin in {}: {e}", cas.display());
-                        self.reject(source_key, Some(digest), reason.clone());
-                        return Err(LoadError::Invalid(reason));
-                    }
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+                if let Err(e) = stored {
+                    let reason = format!(
+                        "cannot store the plugin in {}: {e}",
+                        self.cas_dir.join(cas_name(&digest)).display()
+                    );
+                    self.reject(source_key, Some(digest), reason.clone());
+                    return Err(LoadError::Refused(reason));
                 }
                 let meta = plugin.meta();
                 let row = PluginRow {
@@ -297,7 +473,7 @@ impl Registry {
                     version: meta.version.to_string(),
                     kind: meta.kind.to_string(),
                     meta: serde_json::to_value(meta).unwrap_or_default(),
-                    size: bytes.len() as i64,
+                    size,
                     source: source.to_string(),
                     source_path: source_path.clone(),
                     added_at: warden_store::now_ms(),
@@ -305,7 +481,7 @@ impl Registry {
                 if let Err(e) = self.store.upsert_plugin(&row).await {
                     let reason = format!("cannot record the plugin: {e}");
                     self.reject(source_key, Some(digest), reason.clone());
-                    return Err(LoadError::Invalid(reason));
+                    return Err(LoadError::Refused(reason));
                 }
                 tracing::info!(plugin = %meta.id(), digest = %digest, source = %source_key, "plugin accepted");
                 let entry = Entry {
@@ -320,8 +496,63 @@ impl Registry {
         };
         let mut state = self.write();
         state.rejected.remove(&source_key);
+        // A stored file that did not verify at start is whole again.
+        state.rejected.remove(&format!("store:{digest}"));
         state.live.entry(digest).or_default().insert(source_key);
         Ok(entry)
+    }
+
+    /// A `name@version` is immutable: refuses `plugin` from `source` when
+    /// another build of the same name and version owns it. The owner is a
+    /// bundled build, else the first one stored (`added_at`: `None` for a
+    /// build not stored yet). A bundled plugin is the host's own and is
+    /// never refused; a stored build it replaces stays pinnable by digest.
+    fn check_immutable(
+        &self,
+        plugin: &Plugin,
+        source: &str,
+        added_at: Option<i64>,
+        source_key: &str,
+    ) -> Result<(), LoadError> {
+        let meta = plugin.meta();
+        let owner = {
+            let state = self.read();
+            let bundled = |d: &str| state.live.get(d).is_some_and(|s| s.contains(BUNDLED));
+            let mut others: Vec<&Entry> = state
+                .by_digest
+                .values()
+                .filter(|e| {
+                    let m = e.plugin.meta();
+                    m.name == meta.name
+                        && m.version == meta.version
+                        && e.plugin.digest() != plugin.digest()
+                })
+                .collect();
+            others.sort_by_key(|e| (!bundled(e.plugin.digest()), e.added_at));
+            others
+                .into_iter()
+                .find(|e| {
+                    bundled(e.plugin.digest()) || added_at.is_none_or(|mine| e.added_at < mine)
+                })
+                .map(|e| e.plugin.digest().to_string())
+        };
+        if source == BUNDLED {
+            if let Some(other) = owner {
+                tracing::warn!(plugin = %meta.id(), digest = %plugin.digest(), replaces = %other, "bundled plugin differs from the stored build of the same version; the bundled one is used");
+            }
+            return Ok(());
+        }
+        let Some(other) = owner else { return Ok(()) };
+        let reason = format!(
+            "\"{}\" is already stored with digest {other}; a version is immutable: give this build a new version",
+            meta.id()
+        );
+        self.reject(
+            source_key.to_string(),
+            Some(plugin.digest().to_string()),
+            reason.clone(),
+        );
+        Err(LoadError::Refused(reason))
     }
 
     /// Registers a plugin built into the binary.
@@ -341,55 +572,69 @@ impl Registry {
     }
 
     /// Processes one path of the plugin directory: new, changed or gone.
+    /// Only its file name counts: the watcher and the rescan may spell the
+    /// directory differently, and the file is opened in the directory's
+    /// handle whatever the path says.
     pub async fn sync_file(&self, path: &Path) {
-        let key = source_key_for(path);
-        let is_plugin = path.extension().is_some_and(|e| e == "wasm")
-            && !path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-        let meta = tokio::fs::metadata(path).await.ok().filter(|m| m.is_file());
-        let Some(meta) = meta.filter(|_| is_plugin) else {
-            self.forget_file(path, &key);
-            return;
-        };
-        let stamp = FileStamp {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-        };
-        if self
-            .read()
-            .files
-            .get(path)
-            .is_some_and(|(s, _)| *s == stamp)
-        {
-            return;
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some(name) => self.sync_name(name).await,
+            None => tracing::debug!(path = %path.display(), "not a plugin file name; ignored"),
         }
-        let bytes = match tokio::fs::read(path).await {
-            Ok(b) => b,
-            Err(e) => {
-                self.reject(key, None, format!("cannot read the file: {e}"));
+    }
+
+    /// Processes the file `name` of the plugin directory.
+    async fn sync_name(&self, name: &str) {
+        let key = source_key_for(name);
+        let is_plugin = name.ends_with(".wasm") && !name.starts_with('.');
+        let Some(dir) = self.plugins.clone().filter(|_| is_plugin) else {
+            self.forget_file(name, &key);
+            return;
+        };
+        let known = self.read().files.get(name).map(|(stamp, _)| *stamp);
+        let (owned, limit) = (name.to_string(), self.max_bytes());
+        let read =
+            tokio::task::spawn_blocking(move || read_plugin_file(&dir, &owned, limit, known))
+                .await
+                .unwrap_or_else(|e| {
+                    FileRead::Refused(None, format!("reading the file failed: {e}"))
+                });
+        let previous = self.read().files.get(name).and_then(|(_, d)| d.clone());
+        let (stamp, bytes) = match read {
+            FileRead::Gone => {
+                self.forget_file(name, &key);
                 return;
             }
+            FileRead::Unchanged => return,
+            FileRead::Refused(stamp, reason) => {
+                // The file no longer provides what it did.
+                if let Some(old) = previous {
+                    self.drop_source(&old, &key);
+                }
+                self.reject(key, None, reason);
+                let mut state = self.write();
+                match stamp {
+                    Some(stamp) => state.files.insert(name.to_string(), (stamp, None)),
+                    None => state.files.remove(name),
+                };
+                return;
+            }
+            FileRead::Bytes(stamp, bytes) => (stamp, bytes),
         };
         let digest = digest_of(&bytes);
-        let previous = self.read().files.get(path).and_then(|(_, d)| d.clone());
         if previous.as_deref() == Some(digest.as_str()) {
             self.write()
                 .files
-                .insert(path.to_path_buf(), (stamp, Some(digest)));
+                .insert(name.to_string(), (stamp, Some(digest)));
             return;
         }
         if let Some(old) = previous {
             self.drop_source(&old, &key);
         }
-        let accepted = self
-            .add(bytes, key, "directory", Some(path.display().to_string()))
-            .await
-            .is_ok();
+        let shown = self.plugin_dir.join(name).display().to_string();
+        let accepted = self.add(bytes, key, "directory", Some(shown)).await.is_ok();
         self.write()
             .files
-            .insert(path.to_path_buf(), (stamp, accepted.then_some(digest)));
+            .insert(name.to_string(), (stamp, accepted.then_some(digest)));
     }
 
     fn drop_source(&self, digest: &str, key: &str) {
@@ -399,14 +644,14 @@ impl Registry {
         }
     }
 
-    fn forget_file(&self, path: &Path, key: &str) {
+    fn forget_file(&self, name: &str, key: &str) {
         let previous = {
             let mut state = self.write();
             state.rejected.remove(key);
-            state.files.remove(path)
+            state.files.remove(name)
         };
         if let Some((_, Some(digest))) = previous {
-            tracing::info!(path = %path.display(), digest = %digest, "plugin file removed; stored copy kept for pins");
+            tracing::info!(file = %self.plugin_dir.join(name).display(), digest = %digest, "plugin file removed; stored copy kept for pins");
             self.drop_source(&digest, key);
         }
     }
@@ -415,24 +660,33 @@ impl Registry {
     /// syncs every difference.
     pub async fn rescan(&self) {
         let mut seen = BTreeSet::new();
-        if let Ok(mut dir) = tokio::fs::read_dir(&self.plugin_dir).await {
-            while let Ok(Some(entry)) = dir.next_entry().await {
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "wasm") {
-                    self.sync_file(&path).await;
-                    seen.insert(path);
-                }
+        if let Some(dir) = self.plugins.clone() {
+            let listed = tokio::task::spawn_blocking(move || -> Vec<String> {
+                let Ok(entries) = dir.entries() else {
+                    return Vec::new();
+                };
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".wasm"))
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+            for name in listed {
+                self.sync_name(&name).await;
+                seen.insert(name);
             }
         }
-        let gone: Vec<PathBuf> = self
+        let gone: Vec<String> = self
             .read()
             .files
             .keys()
-            .filter(|p| !seen.contains(*p))
+            .filter(|n| !seen.contains(*n))
             .cloned()
             .collect();
-        for path in gone {
-            self.sync_file(&path).await;
+        for name in gone {
+            self.sync_name(&name).await;
         }
     }
 
@@ -469,18 +723,22 @@ impl Registry {
                 }
             };
             let debounce = Duration::from_millis(100);
-            let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
+            // By file name: the watcher's paths are the directory made
+            // absolute, joined with the name.
+            let mut pending: BTreeSet<String> = BTreeSet::new();
             let mut due = tokio::time::Instant::now();
             let mut rescan = tokio::time::interval(Duration::from_secs(2));
             loop {
                 tokio::select! {
                     Some(path) = rx.recv() => {
-                        pending.insert(path);
-                        due = tokio::time::Instant::now() + debounce;
+                        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                            pending.insert(name.to_string());
+                            due = tokio::time::Instant::now() + debounce;
+                        }
                     }
                     () = tokio::time::sleep_until(due), if !pending.is_empty() => {
-                        for path in std::mem::take(&mut pending) {
-                            self.sync_file(&path).await;
+                        for name in std::mem::take(&mut pending) {
+                            self.sync_name(&name).await;
                         }
                     }
                     _ = rescan.tick() => self.rescan().await,
@@ -555,16 +813,25 @@ impl Registry {
                     (
                         self.is_live(e.plugin.digest()),
                         e.version().clone(),
+                        self.is_bundled(e.plugin.digest()),
                         e.added_at,
                     )
                 })
                 .cloned()
         };
         let found = match selector {
+            // Of two live builds of one version (stored before versions
+            // were immutable), the bundled one wins.
             Selector::Latest => versions
                 .iter()
                 .filter(|e| self.is_live(e.plugin.digest()))
-                .max_by_key(|e| (e.version().clone(), e.added_at))
+                .max_by_key(|e| {
+                    (
+                        e.version().clone(),
+                        self.is_bundled(e.plugin.digest()),
+                        e.added_at,
+                    )
+                })
                 .cloned(),
             Selector::Version(v) => live_first(&|e| e.version() == v),
             Selector::Req(req) => live_first(&|e| req.matches(e.version())),

@@ -123,3 +123,34 @@ fn compiled_artifacts_are_cached_by_digest() {
     assert_eq!(third.digest(), first.digest());
     assert!(std::fs::metadata(entries[0].path()).unwrap().len() > 1000);
 }
+
+/// Regression (issue 15, item 8): a cache entry damaged after it was
+/// written (a crash before the disk had all of it, a flipped bit) can
+/// still parse as an artifact, and was deserialized and run as it was.
+/// Each entry now carries the sha256 of its artifact: a damaged one is
+/// discarded and compiled again.
+#[test]
+fn a_damaged_cache_entry_is_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = warden_runtime::RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let rt = warden_runtime::Runtime::new(config.clone()).unwrap();
+    load(&rt, artifacts::NOOP);
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1);
+    let path = entries[0].path();
+    let good = std::fs::read(&path).unwrap();
+    let mut damaged = good.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    std::fs::write(&path, &damaged).unwrap();
+
+    let rt2 = warden_runtime::Runtime::new(config).unwrap();
+    load(&rt2, artifacts::NOOP);
+    assert!(
+        std::fs::read(&path).unwrap() == good,
+        "the damaged entry was kept instead of being compiled again"
+    );
+}
