@@ -8,6 +8,7 @@
 
 mod alerting;
 mod api;
+mod bounds;
 mod crash;
 mod dashboard;
 mod disk;

@@ -1059,3 +1059,11 @@ pub struct GatewayCalls {
     #[schema(value_type = Vec<Object>)]
     pub calls: Vec<Value>,
 }
+
+/// `workspace::forget_agent`.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedCheckpoints {
+    pub deleted: bool,
+    /// How many versions were deleted.
+    pub versions: i64,
+}

@@ -104,6 +104,7 @@ pub async fn stream(
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
     let hours = window_hours(&q)?;
+    let slot = state.app.streams.open(&principal.token_id)?;
     // The first snapshot is taken here, so that a failure is an HTTP error
     // rather than a stream that never says anything.
     let first = dashboard::snapshot(&state.app, &ws, hours).await?;
@@ -147,7 +148,7 @@ pub async fn stream(
             }
         }
     });
-    let mut resp = Sse::new(ReceiverStream::new(rx))
+    let mut resp = Sse::new(state.app.streams.guard(slot, ReceiverStream::new(rx)))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
         .into_response();
     // Reverse proxies (nginx) would otherwise buffer the stream.
