@@ -377,6 +377,9 @@ impl Config {
         }
         self.gateway.validate()?;
         self.http.validate()?;
+        if self.checkpoints.max_agents_per_workspace == 0 {
+            return Err("[checkpoints] max_agents_per_workspace must be at least 1".to_string());
+        }
         crate::processes::validate(self)?;
         self.disk_guard
             .validate()
@@ -503,6 +506,27 @@ mod tests {
             config.validate().unwrap_err(),
             "[workspaces.acme.gates.review] quorum 2-of-2: n must be the number of gates (1)"
         );
+    }
+
+    #[test]
+    fn bad_http_and_checkpoint_bounds_are_named() {
+        assert_eq!(
+            invalid("[http]\nheader_read_timeout_ms = 10\n"),
+            "[http] header_read_timeout_ms must be at least 100, not 10"
+        );
+        assert_eq!(
+            invalid("[http]\nmax_streams_per_token = 0\n"),
+            "[http] max_streams_per_token must be at least 1, not 0"
+        );
+        assert_eq!(
+            invalid("[checkpoints]\nmax_agents_per_workspace = 0\n"),
+            "[checkpoints] max_agents_per_workspace must be at least 1"
+        );
+        let defaults = Config::default();
+        assert_eq!(defaults.http.header_read_timeout_ms, 30_000);
+        assert_eq!(defaults.http.max_connections_per_addr, 256);
+        assert_eq!(defaults.http.unauthenticated_per_sec, 20);
+        assert_eq!(defaults.checkpoints.max_agents_per_workspace, 1_000);
     }
 
     #[test]

@@ -220,7 +220,7 @@ errors!(
     /// per-token rate limit, the database down.
     Authenticated:
     "401" => "UNAUTHENTICATED: no, a malformed, an unknown or a revoked token",
-    "429" => "RESOURCE_EXHAUSTED: the token's rate limit, or a budget",
+    "429" => "RESOURCE_EXHAUSTED: the token's rate limit (or the address's, before a token is known), a budget, or a cap (event streams per token, checkpoint agents)",
     "503" => "UNAVAILABLE: the database is unavailable, or an internal error (logged)",
 );
 errors!(
