@@ -10,6 +10,7 @@ mod accounting;
 mod alerting;
 mod api;
 mod bounds;
+mod server_bounds;
 mod crash;
 mod dashboard;
 mod disk;

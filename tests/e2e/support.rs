@@ -223,6 +223,31 @@ impl TestServer {
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
+    /// Sends SIGTERM to the child process and waits up to `timeout` for it
+    /// to exit: how long it took and how it ended (`None`: still running;
+    /// it is killed when the server is dropped).
+    pub async fn sigterm(
+        &mut self,
+        timeout: Duration,
+    ) -> (Duration, Option<std::process::ExitStatus>) {
+        let Inner::Process(child) = &mut self.inner else {
+            panic!("not a child process");
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let sent = Instant::now();
+        while sent.elapsed() < timeout {
+            if let Some(exit) = child.try_wait().expect("wait for warden") {
+                return (sent.elapsed(), Some(exit));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (sent.elapsed(), None)
+    }
+
     /// Stops the server; returns its directory for a restart.
     pub async fn stop(mut self) -> tempfile::TempDir {
         match &mut self.inner {
@@ -275,7 +300,7 @@ fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let http = if extra.contains("[http]") {
         ""
     } else {
-        "[http]\nrate_limit_per_sec = 100000\n"
+        "[http]\nrate_limit_per_sec = 100000\nunauthenticated_per_sec = 100000\n"
     };
     // `extra` may hold top-level keys followed by tables; [auth] goes last.
     let text = format!(

@@ -61,6 +61,8 @@ pub struct App {
     pub evidence: Arc<crate::evidence::Evidence>,
     /// The counters of this process for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Event streams open per token; every stream ends at shutdown.
+    pub streams: Arc<crate::serve::StreamSlots>,
     /// True once start-up finished.
     pub ready: AtomicBool,
 }
@@ -93,25 +95,42 @@ pub struct Server {
     /// The application, for tests.
     pub app: Arc<App>,
     shutdown: watch::Sender<bool>,
-    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    /// Stops accepting requests, lets in-flight runs finish within
-    /// `deadline`, then returns.
+    /// Stops accepting requests and claims, ends every event stream, lets
+    /// in-flight requests and runs finish within `deadline` (one deadline
+    /// for both: they run side by side), then releases the leases this
+    /// host granted that are still held and returns (SPEC RL-5).
     pub async fn shutdown(self, deadline: Duration) {
+        let until = tokio::time::Instant::now() + deadline;
         self.app.scheduler.drain();
         let _ = self.shutdown.send(true);
-        let _ = self.http.await;
-        self.app.processes.stop().await;
+        let mut http = self.http;
+        let drain_http = async {
+            // The serve loop has its own drain deadline ([http] drain_ms);
+            // this one is the caller's.
+            if tokio::time::timeout_at(until, &mut http).await.is_err() {
+                tracing::warn!("HTTP still draining at the shutdown deadline; closing connections");
+                http.abort();
+                let _ = http.await;
+            }
+        };
+        tokio::join!(drain_http, self.app.processes.stop());
         self.app.gateway.flush().await;
-        let left = self.app.heal.drain(deadline).await;
+        let left = self
+            .app
+            .heal
+            .drain(until.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
         if left > 0 {
             tracing::warn!(
                 runs = left,
                 "runs still in flight at shutdown; they will show as interrupted after the next start"
             );
         }
+        self.app.scheduler.release_leases().await;
         self.app.heal.hub().flush().await;
         self.app.store.close().await;
     }
@@ -124,8 +143,12 @@ impl Server {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
         }
-        tracing::info!("shutting down: draining HTTP and in-flight runs (10 s at most)");
-        self.shutdown(Duration::from_secs(10)).await;
+        let drain = Duration::from_millis(self.app.config.http.drain_ms);
+        tracing::info!(
+            drain_ms = drain.as_millis() as u64,
+            "shutting down: draining HTTP and in-flight runs, then releasing leases"
+        );
+        self.shutdown(drain).await;
     }
 }
 
@@ -133,9 +156,9 @@ impl Server {
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let started = Instant::now();
     let config = Arc::new(config);
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    crate::auth::private_dir(&config.data_dir).with_context(|| {
         format!(
-            "cannot create the data directory {}",
+            "cannot prepare the data directory {}",
             config.data_dir.display()
         )
     })?;
@@ -150,6 +173,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .migrate()
         .await
         .context("cannot migrate the database")?;
+    match store.sync_mode().await {
+        Ok(mode) => tracing::info!(
+            database = %store.dialect().name(),
+            synchronous = %mode,
+            "commits are acknowledged once the database says they are durable at this level"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read the database's synchronous setting"),
+    }
 
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: Some(config.data_dir.join("cache")),
@@ -232,7 +263,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     )
     .await
     .context("cannot start the model gateway")?;
-    let auth = Auth::new(store.clone(), &admin_secret, config.http.rate_limit_per_sec);
+    let auth = Auth::new(
+        store.clone(),
+        &admin_secret,
+        config.http.rate_limit_per_sec,
+        config.http.unauthenticated_per_sec,
+    );
     let notifier = crate::alerting::Notifier::new(store.clone(), config.clone(), alerts.clone());
     let processes = Processes::start(
         &config,
@@ -257,6 +293,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         processes,
         evidence: evidence.clone(),
         metrics: crate::metrics::Metrics::default(),
+        streams: crate::serve::StreamSlots::new(config.http.max_streams_per_token, rx.clone()),
         ready: AtomicBool::new(false),
     });
 
@@ -278,23 +315,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    // Without TCP_NODELAY a small write (a stream chunk, an SSE event) that
-    // follows another one before its ACK waits for that ACK: tens of ms of
-    // delayed ACK on a token stream.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-        }
-    });
     let router = crate::api::router(app.clone());
-    let mut stop = rx;
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.changed().await;
-            })
-            .await
-    });
+    let http = tokio::spawn(crate::serve::serve(
+        listener,
+        router,
+        config.http.limits(),
+        rx,
+    ));
     app.ready.store(true, Ordering::Release);
     tracing::info!(
         %addr,

@@ -1,5 +1,6 @@
-//! Bearer tokens, roles and workspace scopes (SPEC SE-1), and per-token
-//! rate limits (SPEC SE-2).
+//! Bearer tokens, roles and workspace scopes (SPEC SE-1), per-token rate
+//! limits (SPEC SE-2), and a rate limit per client address on requests
+//! that are not authenticated yet, checked before any database lookup.
 //!
 //! A token is confined to one workspace and one role; only the hash of its
 //! secret is stored. The bootstrap admin token (from the configuration, the
@@ -8,9 +9,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -132,9 +138,39 @@ pub fn new_secret() -> String {
 /// (so a revocation takes effect within this time).
 const CACHE_TTL: Duration = Duration::from_secs(10);
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// A rate limiter per key (a token, an address): `per_sec`, bursts of
+/// twice that. Keys that have been quiet long enough to be full again are
+/// forgotten every [`FORGET_EVERY`] checks, so that a flood of new keys
+/// (random tokens, many addresses) does not grow the map without end.
+struct Limiter {
+    per_sec: u32,
+    limiter: DefaultKeyedRateLimiter<String>,
+    checks: AtomicU64,
+}
+
+/// How many checks of a limiter pass between two sweeps of its idle keys.
+const FORGET_EVERY: u64 = 1024;
+
+impl Limiter {
+    fn new(per_sec: u32) -> Self {
+        let per_sec = per_sec.max(1);
+        let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(per_sec.saturating_mul(2)).unwrap_or(rate);
+        Limiter {
+            per_sec,
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    /// True when `key` may make one more request now.
+    fn allow(&self, key: &str) -> bool {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        self.limiter.check_key(&key.to_string()).is_ok()
+    }
 }
 
 /// Authentication and rate limiting.
@@ -142,64 +178,100 @@ pub struct Auth {
     store: Store,
     admin_hash: String,
     cache: Mutex<HashMap<String, (Principal, Instant)>>,
-    buckets: Mutex<HashMap<String, Bucket>>,
-    rate_per_sec: f64,
+    per_token: Limiter,
+    per_addr: Limiter,
 }
 
 impl Auth {
-    /// `admin_secret` is the bootstrap admin token.
-    pub fn new(store: Store, admin_secret: &str, rate_per_sec: u32) -> Self {
+    /// `admin_secret` is the bootstrap admin token; `rate_per_sec` the
+    /// requests per second of each token, `unauthenticated_per_sec` those
+    /// of each address before its token is known.
+    pub fn new(
+        store: Store,
+        admin_secret: &str,
+        rate_per_sec: u32,
+        unauthenticated_per_sec: u32,
+    ) -> Self {
         Auth {
             store,
             admin_hash: hash_token(admin_secret),
             cache: Mutex::default(),
-            buckets: Mutex::default(),
-            rate_per_sec: f64::from(rate_per_sec.max(1)),
+            per_token: Limiter::new(rate_per_sec),
+            per_addr: Limiter::new(unauthenticated_per_sec),
         }
     }
 
-    /// Checks an `Authorization` header value.
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal> {
-        let Some(header) = header else {
-            return Err(Error::Unauthenticated(
-                "missing bearer token: send Authorization: Bearer <token>".to_string(),
-            ));
-        };
-        let secret = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                Error::Unauthenticated(
-                    "the Authorization header must be \"Bearer <token>\"".to_string(),
-                )
-            })?;
-        let hash = hash_token(secret);
-        let principal = self.lookup(&hash).await?;
-        self.take(&principal.token_id)?;
+    /// Checks an `Authorization` header value sent from `peer` (`None`
+    /// when the request did not come through the server's accept loop:
+    /// such requests share one address bucket).
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<Principal> {
+        let principal = self.identify(header, peer).await?;
+        if !self.per_token.allow(&principal.token_id) {
+            return Err(Error::ResourceExhausted(format!(
+                "rate limit of {} requests per second for this token exceeded; retry shortly",
+                self.per_token.per_sec
+            )));
+        }
         Ok(principal)
     }
 
-    async fn lookup(&self, hash: &str) -> Result<Principal> {
+    /// Who sent the request. Anything that is not answered from memory
+    /// (no token, a malformed one, one not in the cache) first takes from
+    /// the address's bucket: a client that sends random tokens gets 429s,
+    /// not one database lookup per request.
+    async fn identify(&self, header: Option<&str>, peer: Option<IpAddr>) -> Result<Principal> {
+        let secret = header.and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        });
+        let hash = secret.map(hash_token);
+        if let Some(hash) = &hash
+            && let Some(p) = self.known(hash)
+        {
+            return Ok(p);
+        }
+        let addr = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        if !self.per_addr.allow(&addr) {
+            return Err(Error::ResourceExhausted(format!(
+                "too many unauthenticated requests from {addr} (limit {} per second); retry shortly",
+                self.per_addr.per_sec
+            )));
+        }
+        let Some(hash) = hash else {
+            return Err(Error::Unauthenticated(match header {
+                None => "missing bearer token: send Authorization: Bearer <token>".to_string(),
+                Some(_) => "the Authorization header must be \"Bearer <token>\"".to_string(),
+            }));
+        };
+        self.lookup(&hash).await
+    }
+
+    /// The bootstrap admin, or a token looked up less than [`CACHE_TTL`]
+    /// ago: answered without the database.
+    fn known(&self, hash: &str) -> Option<Principal> {
         if constant_time_eq(hash.as_bytes(), self.admin_hash.as_bytes()) {
-            return Ok(Principal {
+            return Some(Principal {
                 name: "bootstrap-admin".to_string(),
                 role: Role::Admin,
                 workspace: None,
                 token_id: "bootstrap".to_string(),
             });
         }
-        let cached = self
-            .cache
+        self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(hash)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(p, _)| p.clone());
-        if let Some(p) = cached {
-            return Ok(p);
-        }
+            .map(|(p, _)| p.clone())
+    }
+
+    async fn lookup(&self, hash: &str) -> Result<Principal> {
         let row = self
             .store
             .find_token(hash)
@@ -229,28 +301,6 @@ impl Auth {
                 .await;
         }
         Ok(principal)
-    }
-
-    /// Token bucket per token: `rate_per_sec`, bursts of twice that.
-    fn take(&self, key: &str) -> Result<()> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let capacity = self.rate_per_sec * 2.0;
-        let now = Instant::now();
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
-            tokens: capacity,
-            at: now,
-        });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * self.rate_per_sec;
-        bucket.tokens = (bucket.tokens + refill).min(capacity);
-        bucket.at = now;
-        if bucket.tokens < 1.0 {
-            return Err(Error::ResourceExhausted(format!(
-                "rate limit of {} requests per second for this token exceeded; retry shortly",
-                self.rate_per_sec
-            )));
-        }
-        bucket.tokens -= 1.0;
-        Ok(())
     }
 
     /// Forgets cached lookups (after a revocation).
@@ -296,6 +346,11 @@ pub fn bootstrap_secret(configured: Option<&str>, data_dir: &Path) -> Result<(St
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_string();
         if existing.len() >= 16 {
+            // The file may have been copied, restored from a backup or
+            // edited with a umask that let others read it: whoever reads
+            // it is the operator's root, so it is made private again on
+            // every start.
+            restrict(&path, 0o600)?;
             return Ok((existing, path.display().to_string()));
         }
     }
@@ -304,7 +359,46 @@ pub fn bootstrap_secret(configured: Option<&str>, data_dir: &Path) -> Result<(St
         .map_err(|e| Error::Internal(format!("cannot create {}: {e}", data_dir.display())))?;
     write_private(&path, &secret)
         .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+    // `mode` applies only when the file is created; one that existed (too
+    // short to be a token) keeps its bits otherwise.
+    restrict(&path, 0o600)?;
     Ok((secret, path.display().to_string()))
+}
+
+/// Makes the data directory private to Warden's user (mode 0700), on
+/// every start: it holds the database, the admin token and the plugins a
+/// workspace is pinned to. Created when missing.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
+    restrict(dir, 0o700)
+}
+
+/// Sets `path`'s permission bits to `mode` unless they are already; logs
+/// the change. An error names the path (a file owned by another user).
+fn restrict(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Internal(format!("cannot read {}: {e}", path.display())))?;
+    let was = meta.permissions().mode() & 0o7777;
+    if was == mode {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        Error::Internal(format!(
+            "cannot set the permissions of {} to {mode:o} (they are {was:o}): {e}",
+            path.display()
+        ))
+    })?;
+    tracing::warn!(
+        path = %path.display(),
+        "permissions were {was:o}; set to {mode:o} so that only Warden's user can read it"
+    );
+    Ok(())
 }
 
 fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {

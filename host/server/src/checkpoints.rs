@@ -5,6 +5,7 @@
 
 use sha2::{Digest, Sha256};
 use warden_store::Store;
+use warden_store::checkpoints::PutCheckpoint;
 
 use crate::error::{Error, Result};
 
@@ -12,6 +13,24 @@ use crate::error::{Error, Result};
 pub const KEEP: i64 = 20;
 /// Largest blob.
 pub const MAX_BYTES: usize = 8 << 20;
+
+/// `[checkpoints]`
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointsConfig {
+    /// Agents with checkpoints per workspace. Agent ids are the client's
+    /// choice and each may keep [`KEEP`] versions of up to [`MAX_BYTES`],
+    /// so without a cap one token could fill the database.
+    pub max_agents_per_workspace: u32,
+}
+
+impl Default for CheckpointsConfig {
+    fn default() -> Self {
+        CheckpointsConfig {
+            max_agents_per_workspace: 1_000,
+        }
+    }
+}
 
 /// A stored or returned checkpoint.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -28,9 +47,12 @@ pub struct Checkpoint {
 
 /// Stores a checkpoint. `declared` is the client's SHA-256 (header
 /// `x-checksum-sha256`): when given and different from the bytes received,
-/// the upload was torn or corrupted on the way and nothing is stored.
+/// the upload was torn or corrupted on the way and nothing is stored. A
+/// new agent is refused (RESOURCE_EXHAUSTED) when the workspace has
+/// checkpoints of `config.max_agents_per_workspace` agents already.
 pub async fn sleep(
     store: &Store,
+    config: &CheckpointsConfig,
     workspace: &str,
     agent: &str,
     data: &[u8],
@@ -53,9 +75,18 @@ pub async fn sleep(
             crate::validate::truncate(d, 80)
         )));
     }
-    let version = store
-        .put_checkpoint(workspace, agent, &sha, data, warden_store::now_ms())
-        .await?;
+    let max = i64::from(config.max_agents_per_workspace);
+    let version = match store
+        .put_checkpoint(workspace, agent, &sha, data, warden_store::now_ms(), max)
+        .await?
+    {
+        PutCheckpoint::Stored(version) => version,
+        PutCheckpoint::TooManyAgents(n) => {
+            return Err(Error::ResourceExhausted(format!(
+                "workspace \"{workspace}\" has checkpoints of {n} agents, the limit ([checkpoints] max_agents_per_workspace); agent \"{agent}\" cannot add one (delete an agent's checkpoints with DELETE /v1/workspaces/{workspace}/agents/<id>/checkpoints)"
+            )));
+        }
+    };
     if let Err(e) = store.prune_checkpoints(workspace, agent, KEEP).await {
         tracing::warn!(agent, error = %e, "cannot prune old checkpoints");
     }
@@ -65,6 +96,18 @@ pub async fn sleep(
         size: data.len(),
         skipped_corrupt: Vec::new(),
     })
+}
+
+/// Deletes every checkpoint of an agent; returns how many versions there
+/// were (NOT_FOUND when none).
+pub async fn forget(store: &Store, workspace: &str, agent: &str) -> Result<i64> {
+    crate::validate::id("agent", agent).map_err(Error::InvalidArgument)?;
+    match store.delete_checkpoints(workspace, agent).await? {
+        0 => Err(Error::NotFound(format!(
+            "agent \"{agent}\" has no checkpoint in workspace \"{workspace}\""
+        ))),
+        n => Ok(n),
+    }
 }
 
 /// The newest checkpoint whose bytes match its recorded SHA-256.

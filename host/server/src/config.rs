@@ -44,6 +44,8 @@ pub struct Config {
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
     /// `[[processes]]`: managed processes (SPEC RL-2).
     pub processes: Vec<crate::processes::ProcessConfig>,
+    /// Agent checkpoints (SPEC TS-9).
+    pub checkpoints: crate::checkpoints::CheckpointsConfig,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             disk_guard: crate::evidence::DiskGuardConfig::default(),
             workspaces: BTreeMap::new(),
             processes: Vec::new(),
+            checkpoints: crate::checkpoints::CheckpointsConfig::default(),
         }
     }
 }
@@ -199,6 +202,28 @@ pub struct HttpConfig {
     pub rate_limit_per_sec: u32,
     /// How long `?wait=true` waits at most beyond the run's deadline.
     pub wait_slack_ms: u64,
+    // Connection and stream bounds (issue 15, item 10; SPEC RL-5, SE-4).
+    /// How long a client has to send a request's headers, counted from
+    /// the moment the connection is ready for its next request (so also
+    /// how long an idle keep-alive connection stays open).
+    pub header_read_timeout_ms: u64,
+    /// A request body that sends nothing for this long is refused.
+    pub body_idle_timeout_ms: u64,
+    /// Open connections, all clients together.
+    pub max_connections: usize,
+    /// Open connections from one IP address.
+    pub max_connections_per_addr: usize,
+    /// Server-sent event streams (task, run and status streams) open at
+    /// once per token.
+    pub max_streams_per_token: usize,
+    /// At shutdown, how long in-flight requests and playbook runs get to
+    /// finish before connections are closed and leases released.
+    pub drain_ms: u64,
+    // Rate limit by address (issue 15, item 12).
+    /// Requests per second per IP address that are not authenticated yet:
+    /// no token, a bad one, or one that must be looked up in the database
+    /// (bursts of twice that). Checked before the lookup.
+    pub unauthenticated_per_sec: u32,
 }
 
 impl Default for HttpConfig {
@@ -207,6 +232,55 @@ impl Default for HttpConfig {
             max_body_kib: 1024,
             rate_limit_per_sec: 100,
             wait_slack_ms: 2_000,
+            header_read_timeout_ms: 30_000,
+            body_idle_timeout_ms: 30_000,
+            max_connections: 1_024,
+            max_connections_per_addr: 256,
+            max_streams_per_token: 32,
+            drain_ms: 10_000,
+            unauthenticated_per_sec: 20,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Checks the connection and stream bounds; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value, min) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms, 100),
+            ("body_idle_timeout_ms", self.body_idle_timeout_ms, 100),
+            ("max_connections", self.max_connections as u64, 1),
+            (
+                "max_connections_per_addr",
+                self.max_connections_per_addr as u64,
+                1,
+            ),
+            (
+                "max_streams_per_token",
+                self.max_streams_per_token as u64,
+                1,
+            ),
+            (
+                "unauthenticated_per_sec",
+                u64::from(self.unauthenticated_per_sec),
+                1,
+            ),
+        ] {
+            if value < min {
+                return Err(format!("[http] {key} must be at least {min}, not {value}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bounds the HTTP server applies to connections.
+    pub fn limits(&self) -> crate::serve::HttpLimits {
+        crate::serve::HttpLimits {
+            header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
+            body_idle_timeout: std::time::Duration::from_millis(self.body_idle_timeout_ms),
+            max_connections: self.max_connections,
+            max_connections_per_addr: self.max_connections_per_addr,
+            drain: std::time::Duration::from_millis(self.drain_ms),
         }
     }
 }
@@ -364,6 +438,10 @@ impl Config {
         }
         self.gateway.validate()?;
         self.scheduler.validate()?;
+        self.http.validate()?;
+        if self.checkpoints.max_agents_per_workspace == 0 {
+            return Err("[checkpoints] max_agents_per_workspace must be at least 1".to_string());
+        }
         crate::processes::validate(self)?;
         self.disk_guard
             .validate()
@@ -517,6 +595,27 @@ mod tests {
             config.validate().unwrap_err(),
             "[workspaces.acme.gates.review] quorum 2-of-2: n must be the number of gates (1)"
         );
+    }
+
+    #[test]
+    fn bad_http_and_checkpoint_bounds_are_named() {
+        assert_eq!(
+            invalid("[http]\nheader_read_timeout_ms = 10\n"),
+            "[http] header_read_timeout_ms must be at least 100, not 10"
+        );
+        assert_eq!(
+            invalid("[http]\nmax_streams_per_token = 0\n"),
+            "[http] max_streams_per_token must be at least 1, not 0"
+        );
+        assert_eq!(
+            invalid("[checkpoints]\nmax_agents_per_workspace = 0\n"),
+            "[checkpoints] max_agents_per_workspace must be at least 1"
+        );
+        let defaults = Config::default();
+        assert_eq!(defaults.http.header_read_timeout_ms, 30_000);
+        assert_eq!(defaults.http.max_connections_per_addr, 256);
+        assert_eq!(defaults.http.unauthenticated_per_sec, 20);
+        assert_eq!(defaults.checkpoints.max_agents_per_workspace, 1_000);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod processes;
 pub mod registry;
 pub mod rules;
 pub mod scheduler;
+pub mod serve;
 pub mod validate;
 
 pub use app::{Server, start};

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use warden_store::Store;
@@ -59,9 +59,20 @@ pub struct ProcessConfig {
     /// Working directory; Warden's own by default.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
-    /// Environment added to Warden's.
+    /// The process's environment, on top of the variables named by
+    /// `inherit_env`. Nothing else of Warden's environment reaches it.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Variables copied from Warden's own environment when set (default:
+    /// `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `TZ`,
+    /// `TMPDIR`). Warden's secrets (the admin token, provider keys, the
+    /// database URL) stay out unless named here.
+    #[serde(default = "defaults::inherit_env")]
+    pub inherit_env: Vec<String>,
+    /// Longer lines of its stdout and stderr are cut to this many bytes in
+    /// the log (the rest is counted and dropped, never buffered).
+    #[serde(default = "defaults::max_line_bytes")]
+    pub max_line_bytes: usize,
     /// `pid` (default) or `http`.
     #[serde(default)]
     pub health: HealthCheck,
@@ -108,6 +119,16 @@ mod defaults {
     }
     pub fn stable_after_ms() -> u64 {
         30_000
+    }
+    pub fn inherit_env() -> Vec<String> {
+        [
+            "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+    pub fn max_line_bytes() -> usize {
+        16 * 1024
     }
 }
 
@@ -173,6 +194,20 @@ pub fn validate(config: &Config) -> Result<(), String> {
         }
         if p.alert_after_restarts == 0 {
             return Err(format!("{at}: alert_after_restarts must be at least 1"));
+        }
+        for name in p.inherit_env.iter().chain(p.env.keys()) {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(format!(
+                    "{at}: invalid environment variable name \"{}\"",
+                    crate::validate::truncate(name, 80)
+                ));
+            }
+        }
+        if p.max_line_bytes < 256 {
+            return Err(format!(
+                "{at}: max_line_bytes must be at least 256, not {}",
+                p.max_line_bytes
+            ));
         }
     }
     for (ws, wc) in &config.workspaces {
@@ -460,6 +495,15 @@ impl Supervisor {
             .split_first()
             .ok_or_else(|| std::io::Error::other("the command is empty"))?;
         let mut cmd = Command::new(program);
+        // A clean environment: Warden's holds its secrets (the admin
+        // token, provider API keys, the database URL with its password),
+        // which a managed process has no business reading.
+        cmd.env_clear();
+        for name in &c.inherit_env {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
         cmd.args(args)
             .envs(&c.env)
             .stdin(Stdio::null())
@@ -486,10 +530,10 @@ impl Supervisor {
         let c = self.entry.config.clone();
         let pid = child.id();
         if let Some(out) = child.stdout.take() {
-            forward(c.name.clone(), "stdout", out);
+            forward(c.name.clone(), "stdout", out, c.max_line_bytes);
         }
         if let Some(err) = child.stderr.take() {
-            forward(c.name.clone(), "stderr", err);
+            forward(c.name.clone(), "stderr", err, c.max_line_bytes);
         }
         let started = Instant::now();
         let pid_only = c.health == HealthCheck::Pid;
@@ -713,21 +757,68 @@ async fn terminate(child: &mut Child, pid: Option<u32>) {
 }
 
 /// Forwards the child's output to the log, line by line, under its name.
-fn forward(name: String, stream: &'static str, out: impl AsyncRead + Unpin + Send + 'static) {
+/// A line longer than `max` bytes is cut: a process that writes without
+/// newlines must not make Warden buffer its output without end.
+fn forward(
+    name: String,
+    stream: &'static str,
+    out: impl AsyncRead + Unpin + Send + 'static,
+    max: usize,
+) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(out);
         let mut line = Vec::new();
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
+            match read_line_capped(&mut reader, &mut line, max).await {
+                Ok(None) | Err(_) => return,
+                Ok(Some(0)) => {
                     let text = String::from_utf8_lossy(&line);
                     tracing::info!(process = %name, stream, "{}", text.trim_end());
+                }
+                Ok(Some(cut)) => {
+                    let text = String::from_utf8_lossy(&line);
+                    tracing::info!(
+                        process = %name,
+                        stream,
+                        "{} [line cut: {cut} more bytes dropped]",
+                        text.trim_end()
+                    );
                 }
             }
         }
     });
+}
+
+/// Reads one line (without its newline) into `line`, keeping its first
+/// `max` bytes and dropping the rest as it arrives. Returns how many bytes
+/// were dropped, or `None` at the end of the output.
+async fn read_line_capped(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<usize>> {
+    line.clear();
+    let mut dropped = 0usize;
+    let mut read_any = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(read_any.then_some(dropped));
+        }
+        read_any = true;
+        let (chunk, used, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        let room = max.saturating_sub(line.len());
+        let keep = chunk.len().min(room);
+        line.extend_from_slice(&chunk[..keep]);
+        dropped = dropped.saturating_add(chunk.len() - keep);
+        reader.consume(used);
+        if done {
+            return Ok(Some(dropped));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -785,6 +876,25 @@ mod tests {
             Config::parse("[[processes]]\nname = \"m\"\ncommand = [\"a\"]\nhealth_uri = \"x\"\n")
                 .unwrap_err();
         assert!(unknown.contains("unknown field `health_uri`"), "{unknown}");
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_cut_as_they_are_read() {
+        let text = format!("short\n{}\ntail", "x".repeat(100_000));
+        let mut reader = tokio::io::BufReader::with_capacity(1024, text.as_bytes());
+        let mut line = Vec::new();
+        let got = super::read_line_capped(&mut reader, &mut line, 300).await;
+        assert_eq!(got.unwrap(), Some(0));
+        assert_eq!(line, b"short");
+        let got = super::read_line_capped(&mut reader, &mut line, 300).await;
+        assert_eq!(got.unwrap(), Some(100_000 - 300));
+        assert_eq!(line.len(), 300);
+        assert!(line.capacity() < 4096, "the line was buffered whole");
+        let got = super::read_line_capped(&mut reader, &mut line, 300).await;
+        assert_eq!(got.unwrap(), Some(0));
+        assert_eq!(line, b"tail");
+        let got = super::read_line_capped(&mut reader, &mut line, 300).await;
+        assert_eq!(got.unwrap(), None);
     }
 
     #[test]

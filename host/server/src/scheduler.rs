@@ -346,7 +346,15 @@ pub struct Scheduler {
     /// Completions without gates written together (PostgreSQL), started on
     /// first use.
     completions: std::sync::OnceLock<crate::completions::Completions>,
+    /// The fencing tokens of the leases this host granted and that were
+    /// not completed or failed here yet, with when they were granted:
+    /// released at shutdown (SPEC RL-5).
+    granted: Mutex<HashMap<i64, i64>>,
 }
+
+/// The most leases [`Scheduler::release_leases`] remembers; past it, the
+/// oldest half is forgotten (those leases expire as usual instead).
+const MAX_REMEMBERED_LEASES: usize = 100_000;
 
 fn ms(d: u64) -> i64 {
     i64::try_from(d).unwrap_or(i64::MAX)
@@ -375,7 +383,84 @@ impl Scheduler {
             processes: std::sync::OnceLock::new(),
             task_events: tokio::sync::broadcast::channel(1024).0,
             completions: std::sync::OnceLock::new(),
+            granted: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Remembers leases granted by this host, for [`Scheduler::release_leases`].
+    fn remember_leases(&self, claims: &[Claimed]) {
+        let now = warden_store::now_ms();
+        let mut granted = self.granted.lock().unwrap_or_else(|p| p.into_inner());
+        if granted.len() + claims.len() > MAX_REMEMBERED_LEASES {
+            // Leases completed on another host are never forgotten here;
+            // drop the older half rather than grow without end.
+            let mut ages: Vec<i64> = granted.values().copied().collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            granted.retain(|_, at| *at > cut);
+        }
+        for c in claims {
+            granted.insert(c.run.id, now);
+        }
+    }
+
+    /// Forgets a lease this host granted: it is being completed or failed.
+    fn forget_lease(&self, token: i64) {
+        self.granted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token);
+    }
+
+    /// Gives back every lease this host granted that is still held: the
+    /// tasks go back to the queue now rather than when the leases expire
+    /// (SPEC RL-5). Called at shutdown, after HTTP and the runs drained; a
+    /// worker that completes such a stage later gets the stale-lease 409.
+    pub async fn release_leases(&self) {
+        let tokens: Vec<i64> = self
+            .granted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(token, _)| token)
+            .collect();
+        if tokens.is_empty() {
+            return;
+        }
+        match self
+            .store
+            .release_leases(&tokens, warden_store::now_ms())
+            .await
+        {
+            Ok(released) => {
+                let mut workspaces: Vec<String> = Vec::new();
+                for t in &released {
+                    self.event(
+                        t,
+                        "status",
+                        json!({ "state": "queued", "reason": "lease released: the host that granted it shut down" }),
+                    )
+                    .await;
+                    if !workspaces.contains(&t.workspace) {
+                        workspaces.push(t.workspace.clone());
+                    }
+                }
+                for ws in &workspaces {
+                    self.announce(ws).await;
+                }
+                if !released.is_empty() {
+                    tracing::info!(
+                        leases = released.len(),
+                        "released the leases still held by workers of this host; their tasks are queued again"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(
+                leases = tokens.len(),
+                error = %e,
+                "cannot release leases at shutdown; they will expire"
+            ),
+        }
     }
 
     /// Subscribes to the ids of tasks that get an event on this host from
@@ -705,6 +790,7 @@ impl Scheduler {
         if !(1..=100).contains(&opts.max) {
             return Err(Error::invalid("max must be between 1 and 100"));
         }
+        let stages = claim_stages(&opts.stages)?;
         let lease_ms = opts.lease_ms.unwrap_or(self.config.lease_ms);
         if lease_ms < 1_000 || lease_ms > self.config.max_lease_ms {
             return Err(Error::invalid(format!(
@@ -743,7 +829,7 @@ impl Scheduler {
                 worker_id: opts.worker_id.clone(),
                 lease_ms: ms(lease_ms),
                 max: i64::from(opts.max),
-                stages: opts.stages.clone(),
+                stages: stages.clone(),
                 open_breakers,
                 limits: self.lease_limits(&settings),
                 now,
@@ -767,6 +853,7 @@ impl Scheduler {
                 }
             }
             if !granted.is_empty() {
+                self.remember_leases(&granted);
                 return Ok((granted, None));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -984,6 +1071,7 @@ impl Scheduler {
         output: Value,
         result: Option<StageResult>,
     ) -> Result<(TaskRow, bool)> {
+        self.forget_lease(token);
         if let Some(r) = &result {
             r.validate().map_err(Error::InvalidArgument)?;
         }
@@ -1332,6 +1420,7 @@ impl Scheduler {
         error: &str,
         retryable: bool,
     ) -> Result<(TaskRow, bool)> {
+        self.forget_lease(token);
         crate::validate::text("error", error, 64 * 1024).map_err(Error::InvalidArgument)?;
         let fingerprint = crate::fingerprint::fingerprint(error);
         let fp = fingerprint.clone();
@@ -1922,6 +2011,29 @@ impl Scheduler {
         }
         Ok(())
     }
+}
+
+/// The most stages a claim may name. Each becomes a bound parameter, and
+/// a list of tens of thousands went past SQLite's and PostgreSQL's bind
+/// limits: a 503 for what is bad input.
+pub const MAX_CLAIM_STAGES: usize = 64;
+
+/// A claim's `stages`, checked (each a stage name, at most
+/// [`MAX_CLAIM_STAGES`]) and without repeats.
+fn claim_stages(stages: &[String]) -> Result<Vec<String>> {
+    if stages.len() > MAX_CLAIM_STAGES {
+        return Err(Error::invalid(format!(
+            "stages names {} stages; a claim may name at most {MAX_CLAIM_STAGES}",
+            stages.len()
+        )));
+    }
+    for s in stages {
+        crate::validate::id("stage", s).map_err(Error::InvalidArgument)?;
+    }
+    let mut unique = stages.to_vec();
+    unique.sort();
+    unique.dedup();
+    Ok(unique)
 }
 
 fn check_pipeline(p: &[String]) -> Result<()> {

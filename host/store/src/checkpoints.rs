@@ -23,9 +23,20 @@ pub struct CheckpointRow {
     pub created_at: i64,
 }
 
+/// What [`Store::put_checkpoint`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutCheckpoint {
+    /// Stored as this version.
+    Stored(i64),
+    /// Nothing stored: the agent had no checkpoint yet and the workspace
+    /// already has checkpoints of this many agents, the cap.
+    TooManyAgents(i64),
+}
+
 impl Store {
     /// Stores a new version (max + 1) atomically; returns it. The caller
-    /// computes `sha256`.
+    /// computes `sha256`. An agent without checkpoints is refused when
+    /// `max_agents` agents of the workspace have some already.
     pub async fn put_checkpoint(
         &self,
         workspace: &str,
@@ -33,7 +44,8 @@ impl Store {
         sha256: &str,
         data: &[u8],
         now: i64,
-    ) -> Result<i64> {
+        max_agents: i64,
+    ) -> Result<PutCheckpoint> {
         let mut tx = self.begin_write().await?;
         // Reading the max and inserting must not interleave with another
         // put for the same agent. SQLite holds the write lock since BEGIN
@@ -48,6 +60,37 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let known: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(1 AS BIGINT) FROM checkpoints WHERE workspace = $1 AND agent_id = $2 LIMIT 1",
+        )
+        .bind(workspace)
+        .bind(agent_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if known.is_none() {
+            // A new agent: count the workspace's agents under a lock of the
+            // workspace, so that two new agents at once cannot both take
+            // the last place (SQLite's write lock already serializes).
+            // Taken after the agent's lock and never before it: no cycle.
+            if self.dialect == Dialect::Postgres {
+                sqlx::query(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('warden.checkpoints/' || $1, 0))",
+                )
+                .bind(workspace)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let agents: i64 = sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT agent_id) FROM checkpoints WHERE workspace = $1",
+            )
+            .bind(workspace)
+            .fetch_one(&mut *tx)
+            .await?;
+            if agents >= max_agents {
+                tx.rollback().await?;
+                return Ok(PutCheckpoint::TooManyAgents(agents));
+            }
+        }
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO checkpoints (workspace, agent_id, version, sha256, data, created_at) \
              SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5 FROM checkpoints \
@@ -61,7 +104,18 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(version)
+        Ok(PutCheckpoint::Stored(version))
+    }
+
+    /// Deletes every checkpoint of an agent (freeing its place under the
+    /// workspace's cap); returns how many versions were deleted.
+    pub async fn delete_checkpoints(&self, workspace: &str, agent_id: &str) -> Result<i64> {
+        let done = sqlx::query("DELETE FROM checkpoints WHERE workspace = $1 AND agent_id = $2")
+            .bind(workspace)
+            .bind(agent_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() as i64)
     }
 
     /// The newest `limit` versions, newest first, with their data.

@@ -62,12 +62,35 @@ const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Per-connection settings of SQLite. `busy_timeout` (how long a writer
 /// waits for another connection's lock before failing with "database is
 /// locked") comes first, so that switching a fresh file to WAL waits for
-/// other connections instead of failing. `synchronous = NORMAL` is safe in
-/// WAL mode: a power loss can drop the last commits but never corrupts.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; \
-     PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; \
-     PRAGMA foreign_keys = ON;";
+/// other connections instead of failing. `synchronous` follows, from
+/// [`sqlite_synchronous`].
+fn sqlite_pragmas(synchronous: &str) -> String {
+    format!(
+        "PRAGMA busy_timeout = 5000; \
+         PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = {synchronous}; \
+         PRAGMA foreign_keys = ON;"
+    )
+}
+
+/// The `synchronous` setting of a SQLite database: `FULL` unless the URL
+/// says `?synchronous=normal` (or `off`, `extra`). With `FULL` every
+/// commit is on disk (the WAL is synced) before it is acknowledged, so an
+/// acknowledged write survives a power loss or an OS crash, not only a
+/// crash of Warden; `NORMAL` syncs only at checkpoints and, in WAL mode,
+/// can lose the last commits before a power loss (it never corrupts the
+/// file). SPEC RL-4: nothing acknowledged is lost.
+fn sqlite_synchronous(value: Option<&str>) -> Result<&'static str> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("full") | Some("2") => Ok("FULL"),
+        Some("normal") | Some("1") => Ok("NORMAL"),
+        Some("off") | Some("0") => Ok("OFF"),
+        Some("extra") | Some("3") => Ok("EXTRA"),
+        Some(other) => Err(Error::Connect(format!(
+            "invalid synchronous \"{other}\" in the SQLite URL: use full (the default), normal, extra or off"
+        ))),
+    }
+}
 
 impl Store {
     /// Connects to `url` (`sqlite://path/to/file.db`, `sqlite::memory:`,
@@ -140,6 +163,32 @@ impl Store {
         Ok(started.elapsed())
     }
 
+    /// When a commit is on disk: SQLite's `synchronous` (`full`,
+    /// `normal`, `off` or `extra`, as a connection of the pool has it),
+    /// PostgreSQL's `synchronous_commit`. Logged at start.
+    pub async fn sync_mode(&self) -> Result<String> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => {
+                let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(&self.pool)
+                    .await?;
+                match level {
+                    0 => "off",
+                    1 => "normal",
+                    2 => "full",
+                    3 => "extra",
+                    _ => "unknown",
+                }
+                .to_string()
+            }
+            Dialect::Postgres => {
+                sqlx::query_scalar("SELECT CAST(current_setting('synchronous_commit') AS TEXT)")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        })
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -181,12 +230,32 @@ async fn connect_sqlite(url: &str) -> Result<Store> {
             })
     };
     let in_memory = path.is_empty() || path == ":memory:" || param("mode") == Some("memory");
+    let pragmas: std::sync::Arc<str> =
+        sqlite_pragmas(sqlite_synchronous(param("synchronous"))?).into();
+    // `synchronous` is Warden's parameter, not sqlx's (which refuses any
+    // it does not know): the URL sqlx sees goes without it.
+    let kept: Vec<&str> = params
+        .into_iter()
+        .flat_map(|p| p.split('&'))
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("synchronous"))
+        .collect();
+    let scheme = &url[..url.len() - rest.len()];
+    let base = if kept.is_empty() {
+        format!("{scheme}{path}")
+    } else {
+        format!("{scheme}{path}?{}", kept.join("&"))
+    };
+    let url = base.as_str();
+    let params = (!kept.is_empty()).then_some(());
 
     let mut options = AnyPoolOptions::new()
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
+            let pragmas = pragmas.clone();
             Box::pin(async move {
-                sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas.to_string()))
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             })
         });

@@ -1055,6 +1055,59 @@ impl Store {
         Ok(expired)
     }
 
+    /// Gives back the leases `tokens` that are still current: each task
+    /// whose lease is one of them and still `running` is requeued (its
+    /// stage run ends `released`), as if the lease had expired now.
+    /// Returns the tasks as they are after. For a host's graceful shutdown
+    /// (SPEC RL-5): the leases it granted go back to the queue at once
+    /// instead of when they expire. A token that was completed, failed,
+    /// expired or claimed again meanwhile is left alone (the fence).
+    pub async fn release_leases(&self, tokens: &[i64], now: i64) -> Result<Vec<TaskRow>> {
+        let mut released = Vec::new();
+        for chunk in tokens.chunks(EXPIRE_BATCH as usize) {
+            let mut tx = self.begin_write().await?;
+            let mut sql = Sql::new(
+                "SELECT id, lease_token FROM tasks WHERE state = 'running' AND lease_token IN (",
+            );
+            let list = sql.args(chunk.iter().copied());
+            sql.push(&list);
+            sql.push(")");
+            if self.dialect == Dialect::Postgres {
+                sql.push(" FOR UPDATE");
+            }
+            let rows = sql.build()?.fetch_all(&mut *tx).await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                continue;
+            }
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut held = Vec::with_capacity(rows.len());
+            for row in &rows {
+                ids.push(row.try_get::<String, _>("id")?);
+                if let Some(token) = row.try_get::<Option<i64>, _>("lease_token")? {
+                    held.push(token);
+                }
+            }
+            end_open_runs(&mut tx, &held, "released", now).await?;
+            let mut sql = Sql::new(
+                "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+                 lease_token = NULL, updated_at = ",
+            );
+            let at = sql.arg(now);
+            let list = sql.args(ids.iter().map(String::as_str));
+            sql.push(&format!(
+                "{at}, last_event_at = {at} WHERE id IN ({list}) AND state = 'running' RETURNING {}",
+                task_columns!()
+            ));
+            let rows = sql.build()?.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            let mut batch = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+            batch.sort_by(|a, b| a.id.cmp(&b.id));
+            released.extend(batch);
+        }
+        Ok(released)
+    }
+
     /// Cancels a task that is not finished: state `cancelled`, lease cleared,
     /// its open stage run `cancelled`. `Error::Conflict` when it is done,
     /// dead or cancelled already.

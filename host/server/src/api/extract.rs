@@ -169,6 +169,10 @@ impl FromRequestParts<AppState> for Principal {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        state.app.auth.authenticate(header).await
+        let peer = parts
+            .extensions
+            .get::<crate::serve::PeerAddr>()
+            .map(|p| p.0.ip());
+        state.app.auth.authenticate(header, peer).await
     }
 }

@@ -138,6 +138,7 @@ pub fn routes(limits: &Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(workspace::ack_alert))
         .merge(sleep)
         .routes(routes!(workspace::wake))
+        .routes(routes!(workspace::forget_agent))
         .routes(routes!(plugins::list_pins))
         .routes(routes!(plugins::set_pin, plugins::delete_pin))
         .routes(routes!(plugins::list_grants))

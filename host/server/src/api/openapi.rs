@@ -220,7 +220,7 @@ errors!(
     /// per-token rate limit, the database down.
     Authenticated:
     "401" => "UNAUTHENTICATED: no, a malformed, an unknown or a revoked token",
-    "429" => "RESOURCE_EXHAUSTED: the token's rate limit, or a budget",
+    "429" => "RESOURCE_EXHAUSTED: the token's rate limit (or the address's, before a token is known), a budget, or a cap (event streams per token, checkpoint agents)",
     "503" => "UNAVAILABLE: the database is unavailable, or an internal error (logged)",
 );
 errors!(
@@ -1065,4 +1065,12 @@ pub struct Providers {
 pub struct GatewayCalls {
     #[schema(value_type = Vec<Object>)]
     pub calls: Vec<Value>,
+}
+
+/// `workspace::forget_agent`.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedCheckpoints {
+    pub deleted: bool,
+    /// How many versions were deleted.
+    pub versions: i64,
 }

@@ -472,6 +472,7 @@ pub async fn events(
     crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
     state.app.heal.get(&ws, &id).await?;
+    let slot = state.app.streams.open(&principal.token_id)?;
     let last = crate::api::resume_after(&headers, q.after);
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     let app = state.app.clone();
@@ -489,6 +490,10 @@ pub async fn events(
                 .data(data.to_string())
         };
         'outer: loop {
+            // The client went away, or the host is shutting down.
+            if tx.is_closed() {
+                return;
+            }
             // Catch up from the database.
             let rows = match app.store.list_run_events(&id, next, 500).await {
                 Ok(r) => r,
@@ -566,6 +571,8 @@ pub async fn events(
         }
     });
     let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    // Ends at shutdown (the producer sees the channel closed and stops).
+    let stream = state.app.streams.guard(slot, stream);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

@@ -109,6 +109,7 @@ pub async fn stream(
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
     let hours = window_hours(&q)?;
+    let slot = state.app.streams.open(&principal.token_id)?;
     let streams = &state.streams;
     let frames = match streams.follow(&ws, hours) {
         Some(rx) => rx,
@@ -123,7 +124,7 @@ pub async fn stream(
     let events = WatchStream::new(frames).map(|frame| {
         Ok::<_, Infallible>(Event::default().event("status").data(frame.data.as_str()))
     });
-    let mut resp = Sse::new(events)
+    let mut resp = Sse::new(state.app.streams.guard(slot, events))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
         .into_response();
     // Reverse proxies (nginx) would otherwise buffer the stream.

@@ -679,6 +679,7 @@ pub async fn stream(
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
     load(&state, &ws, &id).await?;
+    let slot = state.app.streams.open(&principal.token_id)?;
     let last = crate::api::resume_after(&headers, q.after);
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     let app = state.app.clone();
@@ -737,6 +738,8 @@ pub async fn stream(
     });
     let stream =
         tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+    // Ends at shutdown (the producer sees the channel closed and stops).
+    let stream = state.app.streams.guard(slot, stream);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

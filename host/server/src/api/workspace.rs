@@ -376,8 +376,54 @@ pub async fn sleep(
     let declared = headers
         .get("x-checksum-sha256")
         .and_then(|v| v.to_str().ok());
-    let cp = crate::checkpoints::sleep(&state.app.store, &ws, &agent, &body, declared).await?;
+    let cp = crate::checkpoints::sleep(
+        &state.app.store,
+        &state.app.config.checkpoints,
+        &ws,
+        &agent,
+        &body,
+        declared,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(cp)).into_response())
+}
+
+/// `DELETE /v1/workspaces/{ws}/agents/{id}/checkpoints`: forgets an agent,
+/// freeing its place under `[checkpoints] max_agents_per_workspace`.
+#[utoipa::path(
+    delete,
+    operation_id = "workspace_forget_agent",
+    path = "/v1/workspaces/{ws}/agents/{id}/checkpoints",
+    tag = "workspace",
+    summary = "delete every checkpoint of an agent",
+    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    responses(
+        (status = 200, description = "how many versions were deleted", body = crate::api::openapi::DeletedCheckpoints),
+        crate::api::openapi::BadRequest,
+        crate::api::openapi::NotFound,
+        crate::api::openapi::Authenticated,
+        crate::api::openapi::Forbidden
+    )
+)]
+pub async fn forget_agent(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((ws, agent)): Path<(String, String)>,
+) -> Result<Response> {
+    check_ws(&ws)?;
+    principal.require(&ws, Role::Operator)?;
+    let deleted = crate::checkpoints::forget(&state.app.store, &ws, &agent).await?;
+    state
+        .app
+        .audit(
+            &principal,
+            Some(&ws),
+            "agent.checkpoints.delete",
+            &agent,
+            json!({ "versions": deleted }),
+        )
+        .await;
+    Ok(axum::Json(json!({ "deleted": true, "versions": deleted })).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/agents/{id}/wake`: the newest blob that

@@ -338,14 +338,17 @@ async fn concurrent_checkpoint_puts_get_consecutive_versions(store: Store) -> Te
             tokio::spawn(async move {
                 let data = format!("state {i}").into_bytes();
                 store
-                    .put_checkpoint("ws", "agent", "sha", &data, i as i64)
+                    .put_checkpoint("ws", "agent", "sha", &data, i as i64, 1)
                     .await
             })
         })
         .collect();
     let mut versions = Vec::new();
     for handle in handles {
-        versions.push(handle.await??);
+        match handle.await?? {
+            warden_store::checkpoints::PutCheckpoint::Stored(v) => versions.push(v),
+            other => panic!("one agent is under a cap of one: {other:?}"),
+        }
     }
     versions.sort();
     assert_eq!(versions, (1..=N as i64).collect::<Vec<_>>());

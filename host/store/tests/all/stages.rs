@@ -42,6 +42,7 @@ conformance!(
     redrive_requeues_a_dead_task,
     redrive_refuses_a_taken_dedup_key,
     expire_leases_requeues_every_workspace,
+    released_leases_requeue_only_current_ones,
     stage_run_history_and_durations,
 );
 
@@ -1297,6 +1298,55 @@ async fn redrive_refuses_a_taken_dedup_key(store: Store) -> TestResult {
     // Once the other one is finished, it can be redriven.
     store.cancel_task("ws", &second.id, now).await?;
     assert_eq!(store.redrive("ws", &first.id, now).await?.state, "queued");
+    Ok(())
+}
+
+/// Issue 15 (SPEC RL-5): a host that shuts down gives back the leases it
+/// granted. Only a lease that is still current goes back (a completed one,
+/// or one another worker took over, is left alone), across workspaces.
+async fn released_leases_requeue_only_current_ones(store: Store) -> TestResult {
+    let now = clock();
+    assert!(store.release_leases(&[], now).await?.is_empty());
+    let mut held = Vec::new();
+    for ws in ["a", "b"] {
+        let (task, _) = store.create_task(&new_task(ws, "t")).await?;
+        let (_, token) = claim_one(&store, ws, now).await?;
+        held.push((task.id, token));
+    }
+    let (done, _) = store.create_task(&new_task("a", "done")).await?;
+    let (_, done_token) = claim_one(&store, "a", now).await?;
+    store
+        .complete_stage("a", &done.id, done_token, &json!({}), now, &|_| {
+            AfterComplete::Done
+        })
+        .await?;
+    let mut tokens: Vec<i64> = held.iter().map(|(_, t)| *t).collect();
+    tokens.extend([done_token, 999_999_999]);
+    let at = now + 5;
+    let released = store.release_leases(&tokens, at).await?;
+    let mut ids: Vec<&str> = released.iter().map(|t| t.id.as_str()).collect();
+    ids.sort();
+    let mut want: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    for t in &released {
+        assert_eq!(t.state, "queued");
+        assert_eq!((t.lease_token, t.lease_expires_at), (None, None));
+        assert_eq!(Some(t), store.get_task(&t.workspace, &t.id).await?.as_ref());
+    }
+    for (id, token) in &held {
+        let runs = runs_of(&store, id).await?;
+        assert_eq!(runs[0].id, *token);
+        assert_eq!(runs[0].outcome.as_deref(), Some("released"));
+        assert_eq!(runs[0].ended_at, Some(at));
+    }
+    assert_ne!(
+        store.get_task("a", &done.id).await?.expect("task").state,
+        "queued",
+        "a completed lease is not released"
+    );
+    // Released twice: nothing more happens.
+    assert!(store.release_leases(&tokens, at).await?.is_empty());
     Ok(())
 }
 
