@@ -10,7 +10,6 @@ mod accounting;
 mod alerting;
 mod api;
 mod bounds;
-mod server_bounds;
 mod crash;
 mod dashboard;
 mod disk;
@@ -32,6 +31,7 @@ mod rules;
 mod runs;
 mod scheduler;
 mod secrets;
+mod server_bounds;
 mod streams;
 mod support;
 
