@@ -1,91 +1,22 @@
-//! Wiring: builds every service from the configuration and runs the HTTP
-//! server with graceful shutdown (SPEC RL-5).
+//! The binary's wiring: builds the services (warden-core's
+//! `services::build`) with the bundled plugins, then serves the HTTP API
+//! with graceful shutdown (SPEC RL-5).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde_json::Value;
 use tokio::sync::watch;
-use warden_runtime::{Runtime, RuntimeConfig};
-use warden_store::Store;
 
-use crate::alerts::Alerts;
-use crate::auth::{Auth, Principal};
+pub use warden_core::services::{App, redact};
+
 use crate::config::Config;
-use crate::events::EventHub;
-use crate::gates::Gates;
-use crate::gateway::Gateway;
-use crate::heal::Heal;
-use crate::health::Health;
-use crate::processes::Processes;
-use crate::registry::Registry;
-use crate::scheduler::Scheduler;
 
 /// The plugins built into the binary by `build.rs`.
 pub mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
-}
-
-/// Every service of a running host.
-pub struct App {
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The database.
-    pub store: Store,
-    /// The plugin runtime.
-    pub runtime: Arc<Runtime>,
-    /// Plugins.
-    pub registry: Arc<Registry>,
-    /// Playbook runs.
-    pub heal: Arc<Heal>,
-    /// Tasks.
-    pub scheduler: Arc<Scheduler>,
-    /// Quality gates.
-    pub gates: Arc<Gates>,
-    /// The model gateway.
-    pub gateway: Arc<Gateway>,
-    /// Alerts.
-    pub alerts: Alerts,
-    /// Alert notifications.
-    pub notifier: Arc<crate::alerting::Notifier>,
-    /// Tokens.
-    pub auth: Auth,
-    /// Snapshots.
-    pub health: Arc<Health>,
-    /// Managed processes.
-    pub processes: Arc<Processes>,
-    /// Evidence files and the disk guard (SPEC RL-3).
-    pub evidence: Arc<crate::evidence::Evidence>,
-    /// The counters of this process for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
-    /// Event streams open per token; every stream ends at shutdown.
-    pub streams: Arc<crate::serve::StreamSlots>,
-    /// True once start-up finished.
-    pub ready: AtomicBool,
-}
-
-impl App {
-    /// Appends an audit entry for an API mutation (SPEC SE-3). A failure
-    /// is logged; the mutation it describes has already happened.
-    pub async fn audit(
-        &self,
-        who: &Principal,
-        workspace: Option<&str>,
-        action: &str,
-        target: &str,
-        detail: Value,
-    ) {
-        if let Err(e) = self
-            .store
-            .append_audit(&who.name, workspace, action, target, &detail)
-            .await
-        {
-            tracing::error!(error = %e, action, target, "cannot append to the audit log");
-        }
-    }
 }
 
 /// A running server.
@@ -155,162 +86,13 @@ impl Server {
 /// Builds everything and starts listening.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let started = Instant::now();
-    let config = Arc::new(config);
-    crate::auth::private_dir(&config.data_dir).with_context(|| {
-        format!(
-            "cannot prepare the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    let (admin_secret, admin_from) =
-        crate::auth::bootstrap_secret(config.auth.admin_token.as_deref(), &config.data_dir)?;
-
-    let url = config.database_url();
-    let store = Store::connect(&url)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
-    match store.sync_mode().await {
-        Ok(mode) => tracing::info!(
-            database = %store.dialect().name(),
-            synchronous = %mode,
-            "commits are acknowledged once the database says they are durable at this level"
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot read the database's synchronous setting"),
-    }
-
-    let runtime = Arc::new(Runtime::new(RuntimeConfig {
-        cache_dir: Some(config.data_dir.join("cache")),
-        max_concurrent_calls: config.limits.max_concurrent_calls,
-        reserved_calls: config.limits.reserved_calls(),
-        max_wasm_bytes: (config.limits.max_plugin_mib as usize) << 20,
-        limits: config.host_limits(),
-    })?);
-    let registry = Registry::open(runtime.clone(), store.clone(), config.clone()).await?;
-    if config.bundled_plugins {
-        for (name, bytes) in bundled::BUNDLED {
-            if let Err(e) = registry.add_bundled(name, bytes).await {
-                tracing::error!(plugin = name, error = %e, "bundled plugin refused");
-            }
-        }
-    }
-    registry.rescan().await;
-
-    let alerts = Alerts::new(store.clone());
-    let gates = Gates::new(
-        store.clone(),
-        runtime.clone(),
-        registry.clone(),
-        config.clone(),
-        alerts.clone(),
-    );
-    let scheduler = Scheduler::new(
-        store.clone(),
-        config.scheduler.clone(),
-        alerts.clone(),
-        Some(gates.clone()),
-    );
-    let hub = EventHub::start_with(store.clone(), config.limits.event_limits());
-    let health = Arc::new(
-        Health::new(
-            store.clone(),
-            registry.clone(),
-            vec![config.data_dir.clone()],
-        )
-        .with_providers(
-            config
-                .gateway
-                .providers
-                .iter()
-                .map(|p| p.name.clone())
-                .collect(),
-        ),
-    );
-    let evidence_dir = config.disk_guard.evidence_dir(&config.data_dir);
-    let evidence = Arc::new(
-        crate::evidence::Evidence::new(evidence_dir.clone(), config.disk_guard.thresholds())
-            .with_context(|| {
-                format!(
-                    "cannot create the evidence directory {}",
-                    evidence_dir.display()
-                )
-            })?,
-    );
-    let heal = Heal::new(
-        store.clone(),
-        registry.clone(),
-        runtime.clone(),
-        hub,
-        health.clone(),
-        scheduler.clone(),
-        config.clone(),
-        evidence.clone(),
-    );
-    heal.recover().await?;
-
-    let (shutdown, rx) = watch::channel(false);
-    let gateway = Gateway::start(
-        config.clone(),
-        store.clone(),
-        registry.clone(),
-        runtime.clone(),
-        scheduler.clone(),
-        alerts.clone(),
-        rx.clone(),
-    )
-    .await
-    .context("cannot start the model gateway")?;
-    let auth = Auth::new(
-        store.clone(),
-        &admin_secret,
-        config.http.rate_limit_per_sec,
-        config.http.unauthenticated_per_sec,
-    );
-    let notifier = crate::alerting::Notifier::new(store.clone(), config.clone(), alerts.clone());
-    let processes = Processes::start(
-        &config,
-        store.clone(),
-        alerts.clone(),
-        scheduler.wake().clone(),
-    );
-    scheduler.set_processes(processes.clone());
-    let app = Arc::new(App {
-        config: config.clone(),
-        store,
-        runtime,
-        registry: registry.clone(),
-        heal,
-        scheduler: scheduler.clone(),
-        gates,
-        gateway,
-        alerts,
-        notifier,
-        auth,
-        health,
-        processes,
-        evidence: evidence.clone(),
-        metrics: crate::metrics::Metrics::default(),
-        streams: crate::serve::StreamSlots::new(config.http.max_streams_per_token, rx.clone()),
-        ready: AtomicBool::new(false),
-    });
-
-    registry.watch(rx.clone());
-    crate::loops::start(app.clone(), rx.clone());
-    tokio::spawn(
-        app.notifier
-            .clone()
-            .run(app.alerts.wake_handle(), rx.clone()),
-    );
-    crate::autoheal::AutoHeal::start(app.clone(), rx.clone());
-    // Every host guards its own disk, so this loop is not a singleton.
-    evidence.start(
-        app.alerts.clone(),
-        Duration::from_millis(config.disk_guard.check_every_ms),
-        rx.clone(),
-    );
+    let warden_core::services::Built {
+        app,
+        shutdown,
+        admin_from,
+    } = warden_core::services::build(config, bundled::BUNDLED).await?;
+    let config = app.config.clone();
+    let rx = shutdown.subscribe();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -319,7 +101,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let http = tokio::spawn(crate::serve::serve(
         listener,
         router,
-        config.http.limits(),
+        crate::serve::HttpLimits::of(&config.http),
         rx,
     ));
     app.ready.store(true, Ordering::Release);
@@ -337,23 +119,4 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shutdown,
         http,
     })
-}
-
-/// A database URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }

@@ -1,100 +1,49 @@
-//! The one error type of the server's domain and API (SPEC SE-2): each
-//! variant is one code of the error envelope.
+//! The API's answer for a domain error (SPEC SE-2): the envelope
+//! `{"error": {"code", "message"}}` with the status of its code, in one
+//! place.
 
 use axum::Json;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// Result alias of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use warden_core::error::Error;
 
-/// An error with its SPEC SE-2 code.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
-    /// Bad input; the message names what and why.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// No or an unknown bearer token.
-    #[error("{0}")]
-    Unauthenticated(String),
-    /// The token may not do this (other workspace, too weak a role, a
-    /// capability not granted).
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// No such object.
-    #[error("{0}")]
-    NotFound(String),
-    /// The object exists already.
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The system is not in a state that allows this.
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// A limit or budget is spent.
-    #[error("{0}")]
-    ResourceExhausted(String),
-    /// A dependency (the database) is down; retry later.
-    #[error("{0}")]
-    Unavailable(String),
-    /// A bug or an unexpected failure. Logged in full; the client gets a
-    /// generic `UNAVAILABLE` with the request id, never details.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
+/// Result alias of the API: a handler's error is answered as an envelope.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-impl Error {
-    /// The code of the envelope.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::Unauthenticated(_) => "UNAUTHENTICATED",
-            Error::PermissionDenied(_) => "PERMISSION_DENIED",
-            Error::NotFound(_) => "NOT_FOUND",
-            Error::AlreadyExists(_) => "ALREADY_EXISTS",
-            Error::FailedPrecondition(_) => "FAILED_PRECONDITION",
-            Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
-            Error::Unavailable(_) | Error::Internal(_) => "UNAVAILABLE",
-        }
-    }
+/// A domain error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
 
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::AlreadyExists(_) | Error::FailedPrecondition(_) => StatusCode::CONFLICT,
-            Error::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) | Error::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// Shorthand for a bad argument.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Error::InvalidArgument(message.into())
+impl ApiError {
+    /// The domain error.
+    pub fn error(&self) -> &Error {
+        &self.0
     }
 }
 
-impl From<warden_store::Error> for Error {
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<warden_store::Error> for ApiError {
     fn from(e: warden_store::Error) -> Self {
-        use warden_store::Error as S;
-        match e {
-            S::NotFound(m) => Error::NotFound(format!("{m} not found")),
-            S::AlreadyExists(m) => Error::AlreadyExists(format!("{m} already exists")),
-            S::Conflict(m) => Error::FailedPrecondition(m),
-            e if e.is_transient() => {
-                Error::Unavailable(format!("the database is unavailable: {e}"))
-            }
-            e => Error::Internal(e.to_string()),
-        }
+        ApiError(e.into())
     }
 }
 
-impl IntoResponse for Error {
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = match &self {
+        let e = self.0;
+        let message = match &e {
             Error::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 "the server could not complete the request; it has been logged (see x-request-id)"
@@ -102,7 +51,7 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        let body = json!({ "error": { "code": self.code(), "message": message } });
-        (self.status(), Json(body)).into_response()
+        let body = json!({ "error": { "code": e.code(), "message": message } });
+        (e.status(), Json(body)).into_response()
     }
 }

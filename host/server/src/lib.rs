@@ -1,43 +1,23 @@
-//! The Warden control plane: domain services, the HTTP API and the
-//! `warden` binary.
+//! The Warden control plane's HTTP API and the `warden` binary, over the
+//! domain in warden-core.
 //!
-//! One module per domain: `registry` (plugins, pins, grants), `heal`
-//! (playbook runs), `events` (run event streams), `health` (snapshots),
-//! `auth` (tokens and roles), `scheduler` (tasks), `gates` (quality
-//! gates), `gateway` (the model gateway), `breaker` (circuit breakers), `processes` (managed processes),
-//! `dashboard` (what the status endpoints and the dashboard show); `api` only translates HTTP to those and back;
-//! `cli` is the command line; `app` wires everything together.
+//! `api` only translates HTTP to the services of warden-core and back;
+//! `serve` is the accept loop; `cli` is the command line; `app` starts the
+//! services and the HTTP server. The domain modules are re-exported under
+//! their old paths (`warden_server::scheduler`, …).
 #![forbid(unsafe_code)]
 
-pub mod alerting;
-pub mod alerts;
 pub mod api;
 pub mod app;
-pub mod auth;
-pub mod autoheal;
-pub mod breaker;
-pub mod checkpoints;
 pub mod cli;
-pub mod completions;
-pub mod config;
-pub mod dashboard;
 pub mod demo;
 pub mod error;
-pub mod events;
-pub mod evidence;
-pub mod fingerprint;
-pub mod gates;
-pub mod gateway;
-pub mod heal;
-pub mod health;
-pub mod loops;
-pub mod metrics;
-pub mod processes;
-pub mod registry;
-pub mod rules;
-pub mod scheduler;
 pub mod serve;
-pub mod validate;
 
 pub use app::{Server, start};
-pub use config::Config;
+pub use warden_core::config::Config;
+pub use warden_core::{
+    alerting, alerts, auth, autoheal, breaker, checkpoints, completions, config, dashboard, events,
+    evidence, fingerprint, gates, gateway, heal, health, loops, metrics, processes, registry,
+    rules, scheduler, services, streams, time, validate,
+};

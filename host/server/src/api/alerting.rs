@@ -166,9 +166,7 @@ pub async fn notifications(
     if let Some(s) = &q.status
         && !matches!(s.as_str(), "pending" | "delivered" | "failed")
     {
-        return Err(Error::invalid(
-            "status must be pending, delivered or failed",
-        ));
+        return Err(Error::invalid("status must be pending, delivered or failed").into());
     }
     if let Some(a) = &q.alert {
         crate::validate::id("alert", a).map_err(Error::InvalidArgument)?;
@@ -269,7 +267,7 @@ pub async fn create_silence(
     if b.workspace.is_none() && b.rule.is_none() && b.severity.is_none() && b.dedup_key.is_none() {
         return Err(Error::invalid(
             "a silence needs at least one of workspace, rule, severity or dedup_key (silencing everything is a sink change, not a silence)",
-        ));
+        ).into());
     }
     if let Some(ws) = &b.workspace {
         crate::api::check_ws(ws)?;
@@ -277,13 +275,13 @@ pub async fn create_silence(
     if let Some(s) = &b.severity
         && !matches!(s.as_str(), "critical" | "warning" | "info")
     {
-        return Err(Error::invalid("severity must be critical, warning or info"));
+        return Err(Error::invalid("severity must be critical, warning or info").into());
     }
     for (field, v) in [("rule", &b.rule), ("dedup_key", &b.dedup_key)] {
         if let Some(v) = v {
             crate::validate::text(field, v, 200).map_err(Error::InvalidArgument)?;
             if v.is_empty() {
-                return Err(Error::invalid(format!("{field} must not be empty")));
+                return Err(Error::invalid(format!("{field} must not be empty")).into());
             }
         }
     }
@@ -294,9 +292,7 @@ pub async fn create_silence(
         ))
     })?;
     if duration.is_zero() || duration > std::time::Duration::from_secs(90 * 86_400) {
-        return Err(Error::invalid(
-            "duration must be more than 0 and at most 90 days",
-        ));
+        return Err(Error::invalid("duration must be more than 0 and at most 90 days").into());
     }
     let comment = b.comment.unwrap_or_default();
     crate::validate::text("comment", &comment, 1000).map_err(Error::InvalidArgument)?;

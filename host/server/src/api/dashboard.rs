@@ -92,7 +92,8 @@ pub async fn asset(Path(name): Path<String>) -> Result<Response> {
             return Err(Error::NotFound(format!(
                 "no asset \"{}\"",
                 crate::validate::truncate(&name, 80)
-            )));
+            ))
+            .into());
         }
     })
 }

@@ -19,7 +19,7 @@ use crate::evidence::ThresholdsUpdate;
     tag = "system",
     summary = "the evidence disk guard",
     responses(
-        (status = 200, description = "its status", body = crate::evidence::GuardStatus),
+        (status = 200, description = "its status", body = crate::api::schema::GuardStatus),
         crate::api::openapi::Authenticated
     )
 )]
@@ -37,9 +37,9 @@ pub async fn get(State(state): State<AppState>, _principal: Principal) -> Result
     path = "/v1/disk-guard",
     tag = "system",
     summary = "change the disk guard thresholds (bootstrap admin)",
-    request_body = crate::evidence::ThresholdsUpdate,
+    request_body = crate::api::schema::ThresholdsUpdate,
     responses(
-        (status = 200, description = "its status after a measurement", body = crate::evidence::GuardStatus),
+        (status = 200, description = "its status after a measurement", body = crate::api::schema::GuardStatus),
         crate::api::openapi::BadRequest,
         crate::api::openapi::Authenticated,
         crate::api::openapi::Forbidden

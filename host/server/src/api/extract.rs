@@ -15,13 +15,13 @@ use crate::error::Error;
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
-    type Rejection = Error;
+    type Rejection = crate::error::ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, crate::error::ApiError> {
         if !json_content_type(req.headers()) {
-            return Err(Error::invalid(
-                "expected a JSON body with Content-Type: application/json",
-            ));
+            return Err(
+                Error::invalid("expected a JSON body with Content-Type: application/json").into(),
+            );
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|_| {
             Error::invalid(format!(
@@ -30,11 +30,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
             ))
         })?;
         if crate::validate::json_has_nul(&bytes) {
-            return Err(Error::invalid(crate::validate::NUL_MESSAGE));
+            return Err(Error::invalid(crate::validate::NUL_MESSAGE).into());
         }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(e) => Err(json_rejection(e, state)),
+            Err(e) => Err(json_rejection(e, state).into()),
         }
     }
 }
@@ -63,9 +63,9 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
-    type Rejection = Error;
+    type Rejection = crate::error::ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, crate::error::ApiError> {
         let limit = state.app.config.http.max_body_kib;
         let bytes = axum::body::to_bytes(req.into_body(), limit << 10)
             .await
@@ -74,11 +74,12 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
             return Ok(OptionalJson(T::default()));
         }
         if crate::validate::json_has_nul(&bytes) {
-            return Err(Error::invalid(crate::validate::NUL_MESSAGE));
+            return Err(Error::invalid(crate::validate::NUL_MESSAGE).into());
         }
         serde_json::from_slice(&bytes)
             .map(OptionalJson)
             .map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
+            .map_err(crate::error::ApiError::from)
     }
 }
 
@@ -107,15 +108,15 @@ fn json_rejection(e: JsonRejection, state: &AppState) -> Error {
 pub struct Body(pub Bytes);
 
 impl FromRequest<AppState> for Body {
-    type Rejection = Error;
+    type Rejection = crate::error::ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, crate::error::ApiError> {
         Bytes::from_request(req, state).await.map(Body).map_err(|e| {
             Error::invalid(format!(
                 "request body over this route's size limit (see docs/api.md), or not readable: {}",
                 e.body_text()
             ))
-        })
+        }).map_err(crate::error::ApiError::from)
     }
 }
 
@@ -123,14 +124,16 @@ impl FromRequest<AppState> for Body {
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
-    type Rejection = Error;
+    type Rejection = crate::error::ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, crate::error::ApiError> {
         if parts.uri.query().is_some_and(crate::validate::uri_has_nul) {
-            return Err(Error::invalid(format!(
-                "invalid query: {}",
-                crate::validate::NUL_MESSAGE
-            )));
+            return Err(
+                Error::invalid(format!("invalid query: {}", crate::validate::NUL_MESSAGE)).into(),
+            );
         }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
@@ -138,6 +141,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
             .map_err(|e: QueryRejection| {
                 Error::invalid(format!("invalid query: {}", e.body_text()))
             })
+            .map_err(crate::error::ApiError::from)
     }
 }
 
@@ -145,26 +149,32 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
 pub struct Path<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
-    type Rejection = Error;
+    type Rejection = crate::error::ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, crate::error::ApiError> {
         if crate::validate::uri_has_nul(parts.uri.path()) {
-            return Err(Error::invalid(format!(
-                "invalid path: {}",
-                crate::validate::NUL_MESSAGE
-            )));
+            return Err(
+                Error::invalid(format!("invalid path: {}", crate::validate::NUL_MESSAGE)).into(),
+            );
         }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
             .map_err(|e: PathRejection| Error::invalid(format!("invalid path: {}", e.body_text())))
+            .map_err(crate::error::ApiError::from)
     }
 }
 
 impl FromRequestParts<AppState> for Principal {
-    type Rejection = Error;
+    type Rejection = crate::error::ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, crate::error::ApiError> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -173,6 +183,11 @@ impl FromRequestParts<AppState> for Principal {
             .extensions
             .get::<crate::serve::PeerAddr>()
             .map(|p| p.0.ip());
-        state.app.auth.authenticate(header, peer).await
+        state
+            .app
+            .auth
+            .authenticate(header, peer)
+            .await
+            .map_err(crate::error::ApiError::from)
     }
 }

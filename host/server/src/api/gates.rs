@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::gates::Binding;
 
 fn check_stage(stage: &str) -> Result<()> {
-    crate::validate::id("stage", stage).map_err(Error::InvalidArgument)
+    crate::validate::id("stage", stage)
+        .map_err(Error::InvalidArgument)
+        .map_err(crate::error::ApiError::from)
 }
 
 fn binding_view(stage: &str, binding: &Binding, source: &str) -> Value {
@@ -122,7 +124,8 @@ pub async fn get(
         }
         None => Err(Error::NotFound(format!(
             "no gates are bound to stage \"{stage}\" in workspace {ws}"
-        ))),
+        ))
+        .into()),
     }
 }
 
@@ -135,7 +138,7 @@ pub async fn get(
     tag = "gates",
     summary = "bind gates to a stage",
     params(crate::api::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
-    request_body = crate::gates::Binding,
+    request_body = crate::api::schema::Binding,
     responses(
         (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
         crate::api::openapi::BadRequest,
@@ -199,7 +202,8 @@ pub async fn delete(
     if !state.app.gates.delete_binding(&ws, &stage).await? {
         return Err(Error::NotFound(format!(
             "no gate binding set over the API for stage \"{stage}\" in workspace {ws}"
-        )));
+        ))
+        .into());
     }
     state
         .app
@@ -235,7 +239,7 @@ pub async fn task_verdicts(
     principal.require(&ws, Role::Viewer)?;
     let store = &state.app.store;
     if store.get_task(&ws, &id).await?.is_none() {
-        return Err(Error::NotFound(format!("task \"{id}\" not found")));
+        return Err(Error::NotFound(format!("task \"{id}\" not found")).into());
     }
     let decisions = store.list_gate_decisions(&ws, &id).await?;
     let verdicts = store.list_task_verdicts(&ws, &id).await?;
@@ -330,7 +334,7 @@ pub async fn stats(
     }
     let hours = q.hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
-        return Err(Error::invalid("hours: must be between 1 and 720"));
+        return Err(Error::invalid("hours: must be between 1 and 720").into());
     }
     let since = warden_store::now_ms() - hours * 3_600_000;
     let store = &state.app.store;

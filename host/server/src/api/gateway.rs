@@ -12,7 +12,7 @@ use warden_store::gateway::{CallFilter, GatewayCallRow, UsageDim};
 use crate::api::{AppState, Body, Path, Query, check_ws, time};
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::gateway::Caller;
+use crate::gateway::{Caller, ReplyBody};
 
 /// A header's value as text; an unreadable or over-long one is an error
 /// naming it.
@@ -25,9 +25,7 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>> {
                 .map_err(|_| Error::invalid(format!("{name} must be ASCII text")))?
                 .trim();
             if s.len() > 200 {
-                return Err(Error::invalid(format!(
-                    "{name} is longer than 200 characters"
-                )));
+                return Err(Error::invalid(format!("{name} is longer than 200 characters")).into());
             }
             Ok((!s.is_empty()).then(|| s.to_string()))
         }
@@ -78,7 +76,7 @@ pub async fn chat(
             .map_err(|e| Error::invalid(format!("x-warden-stage: {e}")))?;
     }
     if crate::validate::json_has_nul(&body) {
-        return Err(Error::invalid(crate::validate::NUL_MESSAGE));
+        return Err(Error::invalid(crate::validate::NUL_MESSAGE).into());
     }
     let caller = Caller {
         workspace,
@@ -86,7 +84,11 @@ pub async fn chat(
         stage,
         mode: header(&headers, "x-warden-mode")?,
     };
-    Ok(state.app.gateway.chat(caller, body).await)
+    let reply = state.app.gateway.chat(caller, body).await?;
+    Ok(reply.map(|body| match body {
+        ReplyBody::Full(bytes) => axum::body::Body::from(bytes),
+        ReplyBody::Stream(events) => axum::body::Body::from_stream(events),
+    }))
 }
 
 /// `GET /v1/models`: the models of every configured provider.
@@ -177,7 +179,7 @@ pub async fn usage(
     }
     let hours = q.hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
-        return Err(Error::invalid("hours: must be between 1 and 720"));
+        return Err(Error::invalid("hours: must be between 1 and 720").into());
     }
     let until = warden_store::now_ms() + 1;
     let since = until - hours * 3_600_000;

@@ -11,6 +11,7 @@ pub mod openapi;
 mod plugins;
 mod processes;
 mod runs;
+pub mod schema;
 mod status;
 mod system;
 mod tasks;
@@ -31,7 +32,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::error::Error;
+use crate::error::{ApiError, Error};
+
+pub use warden_core::time::{opt_time, time};
 
 pub use extract::{Body, Json, OptionalJson, Path, Query};
 
@@ -171,7 +174,7 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
-            Error::Internal("handler panicked".into()).into_response()
+            ApiError(Error::Internal("handler panicked".into())).into_response()
         }))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -232,18 +235,18 @@ async fn measure(
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    Error::NotFound(format!(
+    ApiError(Error::NotFound(format!(
         "no route for {}",
         crate::validate::truncate(uri.path(), 200)
-    ))
+    )))
     .into_response()
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    let mut r = Error::invalid(format!(
+    let mut r = ApiError(Error::invalid(format!(
         "method {method} is not allowed on {}",
         crate::validate::truncate(uri.path(), 200)
-    ))
+    )))
     .into_response();
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     r
@@ -252,12 +255,6 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 /// Validates a workspace path segment.
 pub fn check_ws(ws: &str) -> Result<(), Error> {
     crate::validate::workspace(ws).map_err(Error::InvalidArgument)
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC).
-pub fn time(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// Where an event stream resumes: after the `Last-Event-ID` a reconnecting
@@ -270,9 +267,4 @@ pub fn resume_after(headers: &axum::http::HeaderMap, after: Option<i64>) -> i64 
         .or(after)
         .unwrap_or(0)
         .max(0)
-}
-
-/// An optional time.
-pub fn opt_time(ms: Option<i64>) -> Option<String> {
-    ms.map(time)
 }

@@ -46,7 +46,7 @@ async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool
     let registry = &state.app.registry;
     let versions = registry.versions(name);
     let Some(newest) = versions.first() else {
-        return Err(Error::NotFound(format!("plugin \"{name}\" not found")));
+        return Err(Error::NotFound(format!("plugin \"{name}\" not found")).into());
     };
     let meta = newest.plugin.meta();
     let (selector, pin_source) = registry.selector_for(workspace, name).await?;
@@ -178,9 +178,7 @@ pub async fn upload(
 ) -> Result<Response> {
     principal.require_root()?;
     if body.is_empty() {
-        return Err(Error::invalid(
-            "empty body: send the .wasm file as the request body",
-        ));
+        return Err(Error::invalid("empty body: send the .wasm file as the request body").into());
     }
     let digest = warden_runtime::digest_of(&body);
     let known = state.app.registry.by_digest(&digest).is_some();
@@ -338,7 +336,8 @@ pub async fn delete_pin(
     if !state.app.store.delete_pin(&ws, &plugin).await? {
         return Err(Error::NotFound(format!(
             "no pin for plugin \"{plugin}\" in workspace \"{ws}\""
-        )));
+        ))
+        .into());
     }
     state
         .app
@@ -462,7 +461,8 @@ pub async fn delete_grant(
     if !state.app.store.delete_grant(&ws, &plugin).await? {
         return Err(Error::NotFound(format!(
             "no API grant for plugin \"{plugin}\" in workspace \"{ws}\""
-        )));
+        ))
+        .into());
     }
     state
         .app

@@ -132,9 +132,7 @@ fn check_key(key: &Option<String>) -> Result<()> {
     if let Some(k) = key
         && (k.is_empty() || k.len() > 200)
     {
-        return Err(Error::invalid(
-            "idempotency_key must be 1 to 200 characters",
-        ));
+        return Err(Error::invalid("idempotency_key must be 1 to 200 characters").into());
     }
     Ok(())
 }
@@ -199,7 +197,7 @@ pub async fn trigger(
     check_key(&body.idempotency_key)?;
     let input = body.input.unwrap_or(Value::Null);
     if serde_json::to_string(&input).map_or(0, |s| s.len()) > 256 * 1024 {
-        return Err(Error::invalid("input is over the 256 KiB limit"));
+        return Err(Error::invalid("input is over the 256 KiB limit").into());
     }
     let trigger = Trigger {
         mode,
@@ -354,11 +352,12 @@ pub async fn list(
         return Err(Error::invalid(format!(
             "invalid status \"{}\"",
             crate::validate::truncate(s, 40)
-        )));
+        ))
+        .into());
     }
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(Error::invalid("limit must be between 1 and 500"));
+        return Err(Error::invalid("limit must be between 1 and 500").into());
     }
     let query = RunQuery {
         plugin: q.plugin,
@@ -415,15 +414,13 @@ pub async fn actions(
     principal.require(&ws, Role::Viewer)?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
-        return Err(Error::invalid(format!(
-            "after must be 0 or more, not {after}"
-        )));
+        return Err(Error::invalid(format!("after must be 0 or more, not {after}")).into());
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Error::invalid(format!(
-            "limit must be between 1 and 1000, not {limit}"
-        )));
+        return Err(
+            Error::invalid(format!("limit must be between 1 and 1000, not {limit}")).into(),
+        );
     }
     let actions = state.app.heal.actions(&ws, &id, after, limit).await?;
     let next_after = (actions.len() as i64 == limit)

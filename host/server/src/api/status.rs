@@ -45,7 +45,7 @@ pub struct StatusQuery {
 fn window_hours(q: &StatusQuery) -> Result<i64> {
     let hours = q.hours.unwrap_or(DEFAULT_WINDOW_HOURS);
     if !(1..=720).contains(&hours) {
-        return Err(Error::invalid("hours: must be between 1 and 720"));
+        return Err(Error::invalid("hours: must be between 1 and 720").into());
     }
     Ok(hours)
 }

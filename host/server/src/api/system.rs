@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::AppState;
-use crate::error::Error;
+use crate::error::{ApiError, Error};
 
 #[utoipa::path(
     get,
@@ -51,8 +51,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             })),
         )
             .into_response(),
-        Ok(_) => Error::Unavailable("plugins are still loading".into()).into_response(),
-        Err(e) => Error::Unavailable(format!("the database is unreachable: {e}")).into_response(),
+        Ok(_) => ApiError(Error::Unavailable("plugins are still loading".into())).into_response(),
+        Err(e) => {
+            ApiError(Error::Unavailable(format!("the database is unreachable: {e}"))).into_response()
+        }
     }
 }
 
@@ -77,7 +79,7 @@ pub async fn metrics(
     State(state): State<AppState>,
     principal: crate::auth::Principal,
     headers: axum::http::HeaderMap,
-) -> Result<Response, Error> {
+) -> Result<Response, ApiError> {
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());

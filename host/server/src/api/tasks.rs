@@ -77,7 +77,7 @@ fn claim_view(c: &Claimed) -> Value {
     tag = "tasks",
     summary = "create a task",
     params(crate::api::openapi::WsPath),
-    request_body = crate::scheduler::CreateTask,
+    request_body = crate::api::schema::CreateTask,
     responses(
         (status = 201, description = "created", body = crate::api::openapi::Task),
         (status = 200, description = "an unfinished task with the same dedup_key", body = crate::api::openapi::Task),
@@ -159,12 +159,13 @@ pub async fn list(
                 "invalid state \"{}\": expected one of {}",
                 crate::validate::truncate(s, 40),
                 STATES.join(", ")
-            )));
+            ))
+            .into());
         }
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(Error::invalid("limit must be between 1 and 500"));
+        return Err(Error::invalid("limit must be between 1 and 500").into());
     }
     let query = TaskQuery {
         states,
@@ -188,6 +189,7 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
         .get_task(ws, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("task {id} not found in workspace \"{ws}\"")))
+        .map_err(crate::error::ApiError::from)
 }
 
 /// `GET /v1/workspaces/{ws}/tasks/{id}`: the task and its stage runs.
@@ -392,6 +394,7 @@ pub struct CompleteBody {
     #[serde(default)]
     output: Value,
     /// The stage result the stage's gates judge (SPEC QG-1).
+    #[schema(value_type = Option<crate::api::schema::StageResult>)]
     result: Option<crate::gates::StageResult>,
 }
 
@@ -425,7 +428,7 @@ pub async fn complete(
     crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Agent)?;
     if serde_json::to_string(&b.output).map_or(0, |s| s.len()) > 256 * 1024 {
-        return Err(Error::invalid("output is over the 256 KiB limit"));
+        return Err(Error::invalid("output is over the 256 KiB limit").into());
     }
     let (t, completed) = state
         .app
@@ -482,7 +485,8 @@ pub async fn decide(
             return Err(Error::invalid(format!(
                 "decision \"{}\": expected approve or reject",
                 crate::validate::truncate(other, 40)
-            )));
+            ))
+            .into());
         }
     };
     let t = state

@@ -46,7 +46,7 @@ pub async fn create(
     principal.require(&ws, Role::Admin)?;
     let role = Role::parse(&b.role)?;
     if b.name.trim().is_empty() || b.name.len() > 100 {
-        return Err(Error::invalid("name must be 1 to 100 characters"));
+        return Err(Error::invalid("name must be 1 to 100 characters").into());
     }
     let (row, secret) = state
         .app
@@ -135,9 +135,7 @@ pub async fn revoke(
     crate::validate::id("token", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Admin)?;
     if !state.app.store.revoke_token(&ws, &id).await? {
-        return Err(Error::NotFound(format!(
-            "token {id} not found in workspace \"{ws}\""
-        )));
+        return Err(Error::NotFound(format!("token {id} not found in workspace \"{ws}\"")).into());
     }
     state.app.auth.forget_cache();
     state
@@ -180,7 +178,7 @@ pub async fn audit(
     principal.require(&ws, Role::Admin)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Error::invalid("limit must be between 1 and 1000"));
+        return Err(Error::invalid("limit must be between 1 and 1000").into());
     }
     let rows = state.app.store.list_audit(Some(&ws), limit).await?;
     let items: Vec<_> = rows

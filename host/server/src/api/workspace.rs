@@ -151,6 +151,7 @@ pub async fn get_settings(
 pub struct SettingsBody {
     pipeline: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = crate::api::schema::WorkspaceLimits)]
     limits: WorkspaceLimits,
     #[serde(default)]
     hourly_budget: HourlyBudget,
@@ -193,7 +194,7 @@ pub async fn set_settings(
             .cost_usd
             .is_some_and(|c| !(c > 0.0 && c.is_finite()))
     {
-        return Err(Error::invalid("hourly budgets must be positive"));
+        return Err(Error::invalid("hourly budgets must be positive").into());
     }
     let s = state
         .app
@@ -263,9 +264,7 @@ pub struct AlertsQuery {
 pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
     match status {
         None | Some("open" | "acknowledged" | "resolved") => Ok(()),
-        Some(_) => Err(Error::invalid(
-            "status must be open, acknowledged or resolved",
-        )),
+        Some(_) => Err(Error::invalid("status must be open, acknowledged or resolved").into()),
     }
 }
 
@@ -357,7 +356,7 @@ pub async fn ack_alert(
     params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
     request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the state blob"),
     responses(
-        (status = 201, description = "stored", body = crate::checkpoints::Checkpoint),
+        (status = 201, description = "stored", body = crate::api::schema::Checkpoint),
         crate::api::openapi::BadRequest,
         crate::api::openapi::Conflict,
         crate::api::openapi::Authenticated,
@@ -544,10 +543,11 @@ pub async fn set_breaker(
         return Err(Error::invalid(format!(
             "invalid breaker name \"{}\"",
             crate::validate::truncate(&name, 80)
-        )));
+        ))
+        .into());
     }
     if !matches!(b.state.as_str(), "open" | "closed") {
-        return Err(Error::invalid("state must be open or closed"));
+        return Err(Error::invalid("state must be open or closed").into());
     }
     let now = warden_store::now_ms();
     let row = BreakerRow {

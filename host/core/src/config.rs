@@ -272,17 +272,6 @@ impl HttpConfig {
         }
         Ok(())
     }
-
-    /// The bounds the HTTP server applies to connections.
-    pub fn limits(&self) -> crate::serve::HttpLimits {
-        crate::serve::HttpLimits {
-            header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
-            body_idle_timeout: std::time::Duration::from_millis(self.body_idle_timeout_ms),
-            max_connections: self.max_connections,
-            max_connections_per_addr: self.max_connections_per_addr,
-            drain: std::time::Duration::from_millis(self.drain_ms),
-        }
-    }
 }
 
 /// `[workspaces.<name>]`

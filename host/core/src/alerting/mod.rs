@@ -357,7 +357,7 @@ async fn sink_breaker(store: &Store, alerts: &Alerts, sink: &Sink, opened: bool)
     }
     let key = format!("breaker:{name}");
     if opened {
-        let until = row.retry_at.map(crate::api::time).unwrap_or_default();
+        let until = row.retry_at.map(crate::time::time).unwrap_or_default();
         alerts
             .raise_logged(
                 None,

@@ -260,7 +260,7 @@ async fn fingerprints(
                     f.count,
                     crate::validate::truncate(error, 200)
                 ),
-                json!({ "fingerprint": f.fingerprint, "stage": f.stage, "count": f.count, "first_at": crate::api::time(f.first_at) }),
+                json!({ "fingerprint": f.fingerprint, "stage": f.stage, "count": f.count, "first_at": crate::time::time(f.first_at) }),
             )
             .await?;
     }

@@ -215,7 +215,7 @@ impl Policies {
             let why = format!(
                 "its breaker plugin:{} is open until {}",
                 meta.name,
-                crate::api::time(retry_at)
+                crate::time::time(retry_at)
             );
             return Self::configuration_order(&meta.name, Some(&entry), &why, req, providers);
         }

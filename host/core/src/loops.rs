@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::app::App;
 use crate::scheduler::WAKE_CHANNEL;
+use crate::services::App;
 
 /// How often the leader requeues expired leases.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);

@@ -33,7 +33,7 @@ impl Default for CheckpointsConfig {
 }
 
 /// A stored or returned checkpoint.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Checkpoint {
     /// 1, 2, 3, ...
     pub version: i64,

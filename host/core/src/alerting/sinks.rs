@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use warden_store::alerts::AlertRow;
 
 use super::config::{SinkConfig, SinkKind};
-use crate::api::{opt_time, time};
+use crate::time::{opt_time, time};
 
 /// `trigger`, `repeat` or `resolve`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -41,9 +41,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use warden_store::gateway::UsageDim;
 
-use crate::app::App;
 use crate::dashboard::breaker_bears_on;
 use crate::error::{Error, Result};
+use crate::services::App;
 
 /// Upper bounds of the request-duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -78,7 +78,7 @@ pub enum Method {
 
 impl Method {
     /// The label of `method`.
-    pub fn of(method: &axum::http::Method) -> Method {
+    pub fn of(method: &http::Method) -> Method {
         match method.as_str() {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
@@ -175,7 +175,7 @@ impl Metrics {
     /// route), its status and its time to the response headers.
     pub fn observe_request(
         &self,
-        method: &axum::http::Method,
+        method: &http::Method,
         route: Option<Route>,
         status: u16,
         took: Duration,
@@ -713,7 +713,7 @@ mod tests {
             ("MADEUP", "OTHER"),
             ("PROPFIND", "OTHER"),
         ] {
-            let method = axum::http::Method::from_bytes(m.as_bytes()).unwrap_or_default();
+            let method = http::Method::from_bytes(m.as_bytes()).unwrap_or_default();
             assert_eq!(Method::of(&method).as_str(), label, "{m}");
         }
     }

@@ -172,7 +172,7 @@ impl Mode {
 }
 
 /// Per-stage lease caps and other per-workspace limits (settings JSON).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkspaceLimits {
     /// Leases this workspace may hold at once.
@@ -182,7 +182,7 @@ pub struct WorkspaceLimits {
 }
 
 /// A task to create, as the API takes it.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// Title.
@@ -212,7 +212,7 @@ pub struct CreateTask {
 }
 
 /// Budgets as the API takes them.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BudgetInput {
     /// Model tokens.
@@ -1011,7 +1011,7 @@ impl Scheduler {
             )),
             Fence::Expired { token, expired_at } => Error::FailedPrecondition(format!(
                 "the lease {token} of task {task_id} expired at {}; claim the stage again",
-                crate::api::time(*expired_at)
+                crate::time::time(*expired_at)
             )),
         }
     }
@@ -1459,7 +1459,7 @@ impl Scheduler {
         };
         match t.state.as_str() {
             "queued" => {
-                self.event(&t, "status", json!({ "state": "queued", "retry_at": crate::api::time(t.next_attempt_at), "attempt": t.attempts, "error": first_line(error) })).await;
+                self.event(&t, "status", json!({ "state": "queued", "retry_at": crate::time::time(t.next_attempt_at), "attempt": t.attempts, "error": first_line(error) })).await;
                 if t.attempts >= 3 && t.attempts < t.max_attempts {
                     self.alerts
                         .raise_logged(
@@ -1904,7 +1904,7 @@ impl Scheduler {
                     "backoff",
                     format!(
                         "{in_backoff} queued task(s) wait to retry; the next at {}",
-                        crate::api::time(next_retry)
+                        crate::time::time(next_retry)
                     ),
                 );
             }

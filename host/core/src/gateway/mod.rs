@@ -20,11 +20,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 use warden_store::Store;
@@ -38,6 +37,18 @@ use crate::registry::Registry;
 use crate::scheduler::Scheduler;
 use budget::{Account, Amount, Ledger, Limits, Reservation};
 pub use config::{GatewayConfig, ProviderConfig, WorkspaceGateway};
+
+/// The gateway's answer to a call: status, headers and a body the HTTP
+/// layer sends as it is.
+pub type Response = http::Response<ReplyBody>;
+
+/// The body of a [`Response`].
+pub enum ReplyBody {
+    /// All of it at once.
+    Full(Bytes),
+    /// Server-sent events, passed on as they arrive.
+    Stream(BoxStream<'static, std::result::Result<Bytes, std::io::Error>>),
+}
 use policy::{Policies, Route};
 use stream::{Splitter, Usage};
 use writer::{Msg, Writer};
@@ -261,7 +272,7 @@ impl Gateway {
                     "max_context": p.cfg.max_context,
                     "breaker": b.state().name(),
                     "failures": b.failures(),
-                    "retry_at": b.retry_at().map(crate::api::time),
+                    "retry_at": b.retry_at().map(crate::time::time),
                 })
             })
             .collect()
@@ -272,16 +283,15 @@ impl Gateway {
     /// The call runs in a task of its own: a client that goes away while
     /// the upstream works does not cancel it, so what the upstream did is
     /// still booked and its reservation settled with the real usage.
-    pub async fn chat(self: &Arc<Self>, caller: Caller, body: Bytes) -> Response {
+    pub async fn chat(self: &Arc<Self>, caller: Caller, body: Bytes) -> Result<Response> {
         let started = Instant::now();
         let gateway = self.clone();
         let call = tokio::spawn(async move { gateway.chat_inner(caller, body, started).await });
         match call.await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => e.into_response(),
-            Err(e) => {
-                Error::Internal(format!("a gateway call ended abnormally: {e}")).into_response()
-            }
+            Ok(r) => r,
+            Err(e) => Err(Error::Internal(format!(
+                "a gateway call ended abnormally: {e}"
+            ))),
         }
     }
 
@@ -688,7 +698,7 @@ impl Gateway {
                     Admit::Refuse { retry_at } => {
                         notes.push(format!(
                             "{name}: breaker open until {}",
-                            crate::api::time(retry_at)
+                            crate::time::time(retry_at)
                         ));
                         continue;
                     }
@@ -959,11 +969,14 @@ impl Gateway {
             ended: None,
             finish: Some(finish),
         };
-        let body = Body::from_stream(futures::stream::unfold(pump, |mut pump| async move {
-            pump.next()
-                .await
-                .map(|b| (Ok::<Bytes, std::io::Error>(b), pump))
-        }));
+        let body = ReplyBody::Stream(Box::pin(futures::stream::unfold(
+            pump,
+            |mut pump| async move {
+                pump.next()
+                    .await
+                    .map(|b| (Ok::<Bytes, std::io::Error>(b), pump))
+            },
+        )));
         let mut r = Response::new(body);
         *r.status_mut() = StatusCode::OK;
         let h = r.headers_mut();
@@ -1282,7 +1295,7 @@ fn passthrough(
     record: &GatewayCallRow,
     content_type: &str,
 ) -> Response {
-    let mut r = Response::new(Body::from(body));
+    let mut r = Response::new(ReplyBody::Full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(content_type) {
@@ -1348,7 +1361,7 @@ pub(crate) fn scrub_url(text: &str, url: &str) -> String {
 /// `keep_path` (a provider's API root) or else `/…` (a webhook, whose path
 /// is often its secret); a query, which may hold a key, and a user and
 /// password are never shown.
-pub(crate) fn redact_url(url: &str, keep_path: bool) -> String {
+pub fn redact_url(url: &str, keep_path: bool) -> String {
     let Ok(u) = reqwest::Url::parse(url) else {
         return "(not a valid URL)".to_string();
     };

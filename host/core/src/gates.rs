@@ -112,7 +112,7 @@ impl<'de> Deserialize<'de> for Quorum {
 }
 
 /// What a failed gate counts as: never an approval.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {
     /// Wait for a human (the default).
@@ -124,14 +124,13 @@ pub enum OnError {
 
 /// The gates of one stage (warden.toml `[workspaces.<ws>.gates.<stage>]`,
 /// or `PUT /v1/workspaces/{ws}/gates/{stage}`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Binding {
     /// Gate plugin names, each resolved with the workspace's pin.
     pub gates: Vec<String>,
     /// `all` (default), `majority` or `<k>-of-<n>`.
     #[serde(default)]
-    #[schema(value_type = String, example = "all")]
     pub quorum: Quorum,
     /// Where a rejected task goes back to (default `plan`; the first stage
     /// when its pipeline has no such stage).
@@ -143,7 +142,6 @@ pub struct Binding {
     /// Per gate: config values that replace its own while its breaker is
     /// open (SPEC QG-4 "relaxes its threshold").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schema(value_type = Object)]
     pub relax: BTreeMap<String, BTreeMap<String, Value>>,
     /// How long a tripped breaker relaxes the gate.
     #[serde(default = "default_relax_minutes")]
@@ -195,7 +193,7 @@ impl Binding {
 
 /// A stage's result as a worker submits it with the completion (SPEC
 /// QG-1): what the gates judge.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageResult {
     /// The unified diff.
@@ -215,7 +213,7 @@ pub struct StageResult {
 }
 
 /// `diff_stats` of a stage result.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffStatsIn {
     /// Files changed.
@@ -227,7 +225,7 @@ pub struct DiffStatsIn {
 }
 
 /// `tests` of a stage result.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestsIn {
     /// Passed.
@@ -243,7 +241,7 @@ pub struct TestsIn {
 }
 
 /// One rubric score.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RubricIn {
     /// Who scored.
@@ -255,7 +253,7 @@ pub struct RubricIn {
 }
 
 /// One artifact.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactIn {
     /// Name.
@@ -884,7 +882,7 @@ impl Gates {
                         failures: rejections,
                         reason: Some(format!(
                             "{rejections} rejections in the last {BREAKER_WINDOW} verdicts; relaxed until {}",
-                            crate::api::time(until)
+                            crate::time::time(until)
                         )),
                         opened_at: Some(now),
                         retry_at: Some(until),

@@ -108,7 +108,7 @@ impl DiskGuardConfig {
 }
 
 /// What the guard compares usage with; adjustable at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Thresholds {
     /// Pause above this % used.
     pub pause_above_pct: f64,
@@ -140,7 +140,7 @@ impl Thresholds {
 }
 
 /// A change of thresholds (`PUT /v1/disk-guard`); what is left out stays.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdsUpdate {
     /// New pause threshold.
@@ -152,7 +152,7 @@ pub struct ThresholdsUpdate {
 }
 
 /// Use of the file system holding the evidence directory.
-#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct Usage {
     /// Size of the file system.
     pub total_bytes: u64,
@@ -163,7 +163,7 @@ pub struct Usage {
 }
 
 /// What `GET /v1/disk-guard` shows.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct GuardStatus {
     /// The evidence directory.
     pub evidence_dir: String,

@@ -20,10 +20,10 @@ use warden_store::stages::{FailureCount, StageDuration};
 use warden_store::tasks::{TaskQuery, TaskRow};
 use warden_store::workers::WorkerRow;
 
-use crate::app::App;
 use crate::auth::Principal;
 use crate::error::Result;
 use crate::scheduler::Idle;
+use crate::services::App;
 
 /// Tasks in the recent activity list (SPEC OB-1).
 pub const RECENT_TASKS: i64 = 50;

@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, broadcast, watch};
 use warden_store::alerts::AlertRow;
 
-use crate::app::App;
 use crate::breaker::{Admit, Breaker, BreakerPolicy, RateWindow};
 use crate::heal::Trigger;
+use crate::services::App;
 
 /// When a playbook's breaker opens: 3 failed runs in a row; then 5, 10,
 /// 20, 40 minutes before the probe.
@@ -367,7 +367,7 @@ impl AutoHeal {
             let newly_open =
                 row.state != "closed" && stored.as_ref().is_none_or(|s| s.state == "closed");
             let alert = newly_open.then(|| {
-                let until = row.retry_at.map(crate::api::time).unwrap_or_default();
+                let until = row.retry_at.map(crate::time::time).unwrap_or_default();
                 (
                     format!(
                         "playbook {playbook} keeps failing in workspace {workspace}; its breaker holds automatic runs back until a probe at {until}: {}",
@@ -393,7 +393,7 @@ impl AutoHeal {
             Admit::Pass | Admit::Probe => None,
             Admit::Refuse { retry_at } => Some(format!(
                 "breaker {name} is open until {}: {}",
-                crate::api::time(retry_at),
+                crate::time::time(retry_at),
                 row.reason.as_deref().unwrap_or("its last runs failed")
             )),
         })

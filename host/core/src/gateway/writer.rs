@@ -203,7 +203,7 @@ async fn breaker(store: &Store, alerts: &Alerts, row: BreakerRow, opened: bool) 
     let provider = row.name.trim_start_matches("provider:").to_string();
     let policy = row.name.strip_prefix("plugin:").map(str::to_string);
     let alert = opened.then(|| {
-        let until = row.retry_at.map(crate::api::time).unwrap_or_default();
+        let until = row.retry_at.map(crate::time::time).unwrap_or_default();
         let reason = row.reason.as_deref().unwrap_or("");
         match &policy {
             Some(p) => (

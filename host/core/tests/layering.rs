@@ -1,0 +1,234 @@
+//! The domain crate's layering, checked on its sources (issue 16):
+//!
+//! - its manifest names no HTTP server, middleware or OpenAPI crate, so
+//!   the domain cannot come to depend on the API again;
+//! - its modules' `crate::` references form no cycle beyond the ones
+//!   listed in `KNOWN_CYCLE`, which is being taken apart and may only
+//!   shrink: a module that joins a cycle, or a new cycle, fails here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Crates the domain must not depend on directly.
+const FORBIDDEN: &[&str] = &[
+    "axum",
+    "tower",
+    "tower-http",
+    "hyper",
+    "hyper-util",
+    "http-body",
+    "utoipa",
+    "utoipa-axum",
+];
+
+/// The modules still in one cycle when the crate was split out. Remove a
+/// module from here when the cycle no longer reaches it.
+const KNOWN_CYCLE: &[&str] = &[
+    "alerting",
+    "autoheal",
+    "config",
+    "dashboard",
+    "gates",
+    "gateway",
+    "heal",
+    "health",
+    "loops",
+    "metrics",
+    "processes",
+    "registry",
+    "rules",
+    "scheduler",
+    "services",
+];
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_domain_crate_names_no_http_server_or_openapi_crate() {
+    let text = std::fs::read_to_string(manifest_dir().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = text.parse().unwrap();
+    let mut named = Vec::new();
+    for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+        if let Some(deps) = manifest.get(section).and_then(|d| d.as_table()) {
+            named.extend(deps.keys().cloned());
+        }
+    }
+    assert!(!named.is_empty(), "no dependencies read from Cargo.toml");
+    let bad: Vec<&String> = named
+        .iter()
+        .filter(|n| FORBIDDEN.contains(&n.as_str()))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "warden-core depends on {bad:?}; HTTP server and OpenAPI code belongs in warden-server"
+    );
+}
+
+/// The top-level module a source file belongs to (`gateway/mod.rs` and
+/// `gateway/budget.rs` are both `gateway`).
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap();
+    let first = rel.components().next().unwrap().as_os_str();
+    let first = first.to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// `crate::x` references of a file's code, tests and comments left out.
+fn references(text: &str) -> BTreeSet<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    let mut out = BTreeSet::new();
+    for line in code.lines() {
+        let line = line.split("//").next().unwrap_or("");
+        let mut rest = line;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+        }
+        // `use crate::{a, b::C}`
+        if let Some(at) = line.find("use crate::{") {
+            for part in line[at + "use crate::{".len()..].split(',') {
+                let name: String = part
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Strongly connected components with more than one module (Tarjan).
+fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
+    struct State<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        next: usize,
+        found: Vec<BTreeSet<String>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a str) {
+        s.index.insert(v, s.next);
+        s.low.insert(v, s.next);
+        s.next += 1;
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        for w in s.graph.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !s.graph.contains_key(w) {
+                continue;
+            }
+            if !s.index.contains_key(w) {
+                visit(s, w);
+                let low = s.low[v].min(s.low[w]);
+                s.low.insert(v, low);
+            } else if s.on_stack.contains(w) {
+                let low = s.low[v].min(s.index[w]);
+                s.low.insert(v, low);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut component = BTreeSet::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                component.insert(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                s.found.push(component);
+            }
+        }
+    }
+    let mut s = State {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        found: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !s.index.contains_key(v.as_str()) {
+            visit(&mut s, v);
+        }
+    }
+    s.found
+}
+
+#[test]
+fn no_module_joins_an_import_cycle() {
+    let src = manifest_dir().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let module = module_of(&src, file);
+        if module == "lib" {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        let refs = graph.entry(module.clone()).or_default();
+        refs.extend(references(&text).into_iter().filter(|r| *r != module));
+    }
+    assert!(graph.len() > 10, "read only {} modules", graph.len());
+    let known: BTreeSet<&str> = KNOWN_CYCLE.iter().copied().collect();
+    let found = cycles(&graph);
+    let cyclic: BTreeSet<&str> = found.iter().flatten().map(String::as_str).collect();
+    let stale: Vec<&&str> = known.iter().filter(|m| !cyclic.contains(**m)).collect();
+    assert!(
+        stale.is_empty(),
+        "modules {stale:?} are in no cycle any more: take them out of KNOWN_CYCLE"
+    );
+    for component in found {
+        let outside: Vec<&String> = component
+            .iter()
+            .filter(|m| !known.contains(m.as_str()))
+            .collect();
+        assert!(
+            outside.is_empty(),
+            "modules {outside:?} are in an import cycle ({component:?}); a lower layer must not use a higher one"
+        );
+    }
+}
+
+#[test]
+fn the_cycle_check_finds_a_cycle() {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let text = "use crate::{b, time};\nfn f() { crate::c::g(); } // crate::d\n";
+    graph.insert("a".into(), references(text));
+    graph.insert("b".into(), BTreeSet::from(["c".to_string()]));
+    graph.insert("c".into(), BTreeSet::from(["a".to_string()]));
+    graph.insert("d".into(), BTreeSet::from(["a".to_string()]));
+    let found = cycles(&graph);
+    assert_eq!(
+        found,
+        vec![BTreeSet::from(["a".into(), "b".into(), "c".into()])]
+    );
+}
