@@ -439,7 +439,7 @@ async fn a_managed_process_gets_a_clean_environment_and_its_long_lines_are_cut()
         &[
             ("WARDEN_ADMIN_TOKEN", ADMIN),
             ("OPENAI_API_KEY", "sk-secret-of-warden"),
-            ("RUST_LOG", "warn,warden_server::processes=info"),
+            ("RUST_LOG", "warn,warden_core::processes=info"),
         ],
         Some(&log),
     )

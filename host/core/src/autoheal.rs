@@ -17,14 +17,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, broadcast, watch};
 use warden_store::alerts::AlertRow;
 
+use crate::alerts::Alerts;
 use crate::breaker::{Admit, Breaker, BreakerPolicy, RateWindow};
+use crate::config::Config;
+pub use crate::config::autoheal::HealBinding;
 use crate::heal::Trigger;
-use crate::services::App;
 
 /// When a playbook's breaker opens: 3 failed runs in a row; then 5, 10,
 /// 20, 40 minutes before the probe.
@@ -39,105 +40,6 @@ fn playbook_breaker_policy() -> BreakerPolicy {
 /// Runs looked at to replay a playbook's breaker.
 const BREAKER_HISTORY: i64 = 50;
 
-/// `[[workspaces.<ws>.heal]]`: one binding or schedule.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealBinding {
-    /// The playbook (the version the workspace pins).
-    pub playbook: String,
-    /// `diagnose`, `plan` or `apply`.
-    #[serde(default = "default_mode")]
-    pub mode: String,
-    /// The alert rule that triggers it (e.g. `stuck_task`).
-    #[serde(default)]
-    pub on_alert: Option<String>,
-    /// Or: run this often (`30s`, `5m`, `1h`).
-    #[serde(default)]
-    pub every: Option<String>,
-    /// No automatic run of this playbook here within this long of the last
-    /// one.
-    #[serde(default = "default_cooldown")]
-    pub cooldown: String,
-    /// At most this many automatic runs in any hour.
-    #[serde(default = "default_max_runs")]
-    pub max_runs_per_hour: u32,
-    /// Input of the runs; an alert's run gets `{"alert": ...}` merged in.
-    #[serde(default)]
-    pub input: Option<toml::Value>,
-}
-
-fn default_mode() -> String {
-    "apply".to_string()
-}
-
-fn default_cooldown() -> String {
-    "10m".to_string()
-}
-
-fn default_max_runs() -> u32 {
-    6
-}
-
-impl HealBinding {
-    /// Checks the values; the message names the bad one.
-    pub fn validate(&self, workspace: &str) -> Result<(), String> {
-        crate::validate::plugin(&self.playbook)?;
-        crate::heal::parse_mode(&self.mode).map_err(|e| e.to_string())?;
-        match (&self.on_alert, &self.every) {
-            (Some(_), Some(_)) => {
-                return Err("set on_alert or every, not both".to_string());
-            }
-            (None, None) => {
-                return Err("set on_alert (an alert rule) or every (a period)".to_string());
-            }
-            (None, Some(every)) => {
-                let d = parse_duration("every", every)?;
-                if d < Duration::from_secs(10) {
-                    return Err(format!("every = \"{every}\" is under the 10 s minimum"));
-                }
-                if workspace == "*" {
-                    return Err("a schedule (every) needs a named workspace, not \"*\"".to_string());
-                }
-            }
-            (Some(rule), None) => {
-                if rule.is_empty() {
-                    return Err("on_alert must name a rule".to_string());
-                }
-            }
-        }
-        parse_duration("cooldown", &self.cooldown)?;
-        if self.max_runs_per_hour == 0 {
-            return Err("max_runs_per_hour must be at least 1".to_string());
-        }
-        Ok(())
-    }
-
-    fn cooldown_ms(&self) -> i64 {
-        parse_duration("cooldown", &self.cooldown)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(600_000)
-    }
-
-    fn every_ms(&self) -> Option<i64> {
-        self.every
-            .as_deref()
-            .and_then(|e| parse_duration("every", e).ok())
-            .map(|d| d.as_millis() as i64)
-    }
-
-    fn input_json(&self) -> Value {
-        self.input
-            .as_ref()
-            .and_then(|v| serde_json::to_value(v).ok())
-            .unwrap_or(Value::Null)
-    }
-}
-
-fn parse_duration(key: &str, s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{key} = \"{s}\" is not a duration like 30s, 5m or 1h: {e}"))
-}
-
 /// What became of an automatic trigger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fired {
@@ -147,9 +49,21 @@ pub enum Fired {
     Skipped(String),
 }
 
+/// What automatic runs use.
+pub struct AutoHealServices {
+    /// The database.
+    pub store: warden_store::Store,
+    /// Starts the runs.
+    pub heal: Arc<crate::heal::Heal>,
+    /// Alerts: what triggers runs, and where a failing playbook raises.
+    pub alerts: Alerts,
+    /// The bindings and schedules.
+    pub config: Arc<Config>,
+}
+
 /// Runs the bindings and schedules.
 pub struct AutoHeal {
-    app: Arc<App>,
+    svc: Arc<AutoHealServices>,
     /// One decision at a time on this host, so that two alerts raised
     /// together do not both pass the cooldown.
     deciding: Mutex<()>,
@@ -157,17 +71,18 @@ pub struct AutoHeal {
 
 impl AutoHeal {
     /// Starts listening for alerts and running schedules.
-    pub fn start(app: Arc<App>, shutdown: watch::Receiver<bool>) -> Arc<AutoHeal> {
+    pub fn start(services: AutoHealServices, shutdown: watch::Receiver<bool>) -> Arc<AutoHeal> {
+        let svc = Arc::new(services);
         let me = Arc::new(AutoHeal {
-            app: app.clone(),
+            svc: svc.clone(),
             deciding: Mutex::new(()),
         });
-        let has_bindings = bindings(&app).any(|(_, b)| b.on_alert.is_some());
-        let has_schedules = bindings(&app).any(|(_, b)| b.every.is_some());
+        let has_bindings = bindings(&svc).any(|(_, b)| b.on_alert.is_some());
+        let has_schedules = bindings(&svc).any(|(_, b)| b.every.is_some());
         if has_bindings {
             tokio::spawn(
                 me.clone()
-                    .on_alerts(app.alerts.subscribe(), shutdown.clone()),
+                    .on_alerts(svc.alerts.subscribe(), shutdown.clone()),
             );
         }
         if has_schedules {
@@ -193,7 +108,7 @@ impl AutoHeal {
                 },
                 _ = shutdown.changed() => return,
             };
-            let matching: Vec<(String, HealBinding)> = bindings(&self.app)
+            let matching: Vec<(String, HealBinding)> = bindings(&self.svc)
                 .filter(|(_, b)| b.on_alert.as_deref() == Some(alert.rule.as_str()))
                 .filter_map(|(ws, b)| {
                     let target = match (ws.as_str(), alert.workspace.as_deref()) {
@@ -223,22 +138,22 @@ impl AutoHeal {
     }
 
     async fn schedules(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut leadership = crate::loops::Leadership::new("schedules");
+        let mut leadership = crate::leader::Leadership::new("schedules");
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => return,
             }
-            if !leadership.held(&self.app.store).await {
+            if !leadership.held(&self.svc.store).await {
                 continue;
             }
             let now = warden_store::now_ms();
-            let due: Vec<(String, HealBinding, i64)> = bindings(&self.app)
+            let due: Vec<(String, HealBinding, i64)> = bindings(&self.svc)
                 .filter_map(|(ws, b)| b.every_ms().map(|e| (ws.clone(), b.clone(), e)))
                 .collect();
             for (ws, b, every) in due {
                 let last = match self
-                    .app
+                    .svc
                     .store
                     .triggered_runs_since(&ws, &b.playbook, "schedule", now - every)
                     .await
@@ -308,7 +223,7 @@ impl AutoHeal {
             actor: "auto-heal".to_string(),
             trigger: trigger.to_string(),
         };
-        match self.app.heal.trigger(workspace, &b.playbook, t).await {
+        match self.svc.heal.trigger(workspace, &b.playbook, t).await {
             Ok((run, _)) => Fired::Started(run.id),
             Err(e) => {
                 tracing::warn!(workspace, playbook = %b.playbook, error = %e, "auto-heal could not start a run");
@@ -327,7 +242,7 @@ impl AutoHeal {
         playbook: &str,
         now: i64,
     ) -> crate::error::Result<Option<String>> {
-        let store = &self.app.store;
+        let store = &self.svc.store;
         let mut runs = store
             .list_runs(
                 workspace,
@@ -379,7 +294,7 @@ impl AutoHeal {
             if row.state == "closed" || alert.is_some() {
                 crate::breaker::record_change(
                     store,
-                    &self.app.alerts,
+                    &self.svc.alerts,
                     Some(workspace),
                     &row,
                     alert,
@@ -407,12 +322,12 @@ impl AutoHeal {
     ) -> crate::error::Result<(i64, Option<i64>)> {
         let since = now - 3_600_000;
         let (a, la) = self
-            .app
+            .svc
             .store
             .triggered_runs_since(workspace, playbook, "alert:", since)
             .await?;
         let (s, ls) = self
-            .app
+            .svc
             .store
             .triggered_runs_since(workspace, playbook, "schedule", since)
             .await?;
@@ -421,8 +336,8 @@ impl AutoHeal {
 }
 
 /// Every binding of the configuration with its workspace key.
-fn bindings(app: &App) -> impl Iterator<Item = (&String, &HealBinding)> {
-    app.config
+fn bindings(svc: &AutoHealServices) -> impl Iterator<Item = (&String, &HealBinding)> {
+    svc.config
         .workspaces
         .iter()
         .flat_map(|(ws, wc)| wc.heal.iter().map(move |b| (ws, b)))

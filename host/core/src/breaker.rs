@@ -387,6 +387,15 @@ impl Breaker {
     }
 }
 
+/// Whether a breaker bears on `workspace`: every host-wide breaker
+/// (providers, the routing policy, sinks, processes), and of the gates'
+/// and playbooks' only its own.
+pub fn breaker_bears_on(name: &str, workspace: &str) -> bool {
+    name.strip_prefix("gate:")
+        .or_else(|| name.strip_prefix("playbook:"))
+        .is_none_or(|rest| rest.starts_with(&format!("{workspace}:")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

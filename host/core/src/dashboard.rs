@@ -21,6 +21,7 @@ use warden_store::tasks::{TaskQuery, TaskRow};
 use warden_store::workers::WorkerRow;
 
 use crate::auth::Principal;
+pub use crate::breaker::breaker_bears_on;
 use crate::error::Result;
 use crate::scheduler::Idle;
 use crate::services::App;
@@ -105,15 +106,6 @@ pub fn bottleneck(durations: &[StageDuration]) -> Option<&StageDuration> {
             .then(a.max_ms.cmp(&b.max_ms))
             .then(b.stage.cmp(&a.stage))
     })
-}
-
-/// Whether a breaker bears on `workspace`: every host-wide breaker
-/// (providers, the routing policy, sinks, processes), and of the gates'
-/// and playbooks' only its own.
-pub fn breaker_bears_on(name: &str, workspace: &str) -> bool {
-    name.strip_prefix("gate:")
-        .or_else(|| name.strip_prefix("playbook:"))
-        .is_none_or(|rest| rest.starts_with(&format!("{workspace}:")))
 }
 
 /// Takes the snapshot of `workspace` with a window of `hours`.

@@ -25,10 +25,9 @@ use crate::config::{Config, config_value_string};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
 use crate::health::Health;
+use crate::kv::{self, unavailable};
 use crate::registry::{Entry, Registry};
-
-/// Largest number of keys a plugin may keep in one workspace.
-const KV_MAX_KEYS: i64 = 1000;
+pub use crate::validate::parse_mode;
 
 /// What a trigger asks for.
 #[derive(Clone, Debug)]
@@ -43,19 +42,6 @@ pub struct Trigger {
     pub actor: String,
     /// How: `http`, `cli`, `plan-approval`, `retry`, ...
     pub trigger: String,
-}
-
-/// Parses `diagnose`, `plan`, `apply`.
-pub fn parse_mode(s: &str) -> Result<Mode> {
-    match s {
-        "diagnose" => Ok(Mode::Diagnose),
-        "plan" => Ok(Mode::Plan),
-        "apply" => Ok(Mode::Apply),
-        other => Err(Error::invalid(format!(
-            "invalid mode \"{}\": expected diagnose, plan or apply",
-            crate::validate::truncate(other, 40)
-        ))),
-    }
 }
 
 /// The playbook service.
@@ -727,73 +713,6 @@ fn evidence_error(e: crate::evidence::EvidenceError) -> HostError {
         EvidenceError::Io(m) => {
             tracing::warn!(error = %m, "evidence host call failed");
             HostError::Unavailable(m)
-        }
-    }
-}
-
-/// A plugin's own key/value state in a workspace (SPEC PL-2 `kv`), for
-/// every backend over the database (playbooks and gates).
-pub(crate) mod kv {
-    use warden_runtime::CallInfo;
-    use warden_runtime::types::HostError;
-    use warden_store::Store;
-
-    use super::{KV_MAX_KEYS, unavailable};
-
-    pub(crate) async fn get(
-        store: &Store,
-        call: &CallInfo,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, HostError> {
-        store
-            .kv_get(&call.workspace, &call.plugin, key)
-            .await
-            .map_err(unavailable)
-    }
-
-    pub(crate) async fn set(
-        store: &Store,
-        call: &CallInfo,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), HostError> {
-        store
-            .kv_set(&call.workspace, &call.plugin, key, value, KV_MAX_KEYS)
-            .await
-            .map_err(unavailable)
-    }
-
-    pub(crate) async fn delete(
-        store: &Store,
-        call: &CallInfo,
-        key: &str,
-    ) -> Result<bool, HostError> {
-        store
-            .kv_delete(&call.workspace, &call.plugin, key)
-            .await
-            .map_err(unavailable)
-    }
-
-    pub(crate) async fn list(
-        store: &Store,
-        call: &CallInfo,
-        prefix: &str,
-    ) -> Result<Vec<String>, HostError> {
-        store
-            .kv_list(&call.workspace, &call.plugin, prefix, KV_MAX_KEYS)
-            .await
-            .map_err(unavailable)
-    }
-}
-
-pub(crate) fn unavailable(e: warden_store::Error) -> HostError {
-    match e {
-        warden_store::Error::NotFound(m) => HostError::NotFound(m),
-        warden_store::Error::Conflict(m) => HostError::Invalid(m),
-        warden_store::Error::AlreadyExists(m) => HostError::Invalid(format!("{m} already exists")),
-        other => {
-            tracing::warn!(error = %other, "host call failed on the database");
-            HostError::Unavailable("the database is unavailable".to_string())
         }
     }
 }

@@ -81,7 +81,7 @@ impl Health {
             let providers = self.providers.iter().map(String::as_str);
             breakers = crate::breaker::with_providers(self.store.list_breakers().await?, providers)
                 .into_iter()
-                .filter(|b| crate::dashboard::breaker_bears_on(&b.name, workspace))
+                .filter(|b| crate::breaker::breaker_bears_on(&b.name, workspace))
                 .map(|b| Breaker {
                     name: b.name,
                     state: b.state,

@@ -28,6 +28,8 @@ pub mod gates;
 pub mod gateway;
 pub mod heal;
 pub mod health;
+pub mod kv;
+pub mod leader;
 pub mod loops;
 pub mod metrics;
 pub mod processes;
@@ -38,6 +40,7 @@ pub mod services;
 pub mod streams;
 pub mod time;
 pub mod validate;
+pub mod wake;
 
 pub use config::Config;
 pub use error::{Error, Result};

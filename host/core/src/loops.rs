@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::scheduler::WAKE_CHANNEL;
-use crate::services::App;
+use crate::alerts::Alerts;
+use crate::config::Config;
+use crate::leader::Leadership;
+use crate::scheduler::Scheduler;
+use crate::wake::WAKE_CHANNEL;
 
 /// How often the leader requeues expired leases.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -27,89 +30,42 @@ const VACUUM_MIN_DEAD: i64 = 10_000;
 /// the next try waits this long.
 const VACUUM_AFTER_FAILURE: Duration = Duration::from_secs(600);
 
-/// A singleton lock held across the iterations of a loop that must run on
-/// one host at a time: taken when free, its connection checked every 5 s,
-/// given up when that connection is lost (another host may then take it).
-pub struct Leadership {
-    name: &'static str,
-    lock: Option<warden_store::notify::Singleton>,
-    checked: tokio::time::Instant,
-}
-
-impl Leadership {
-    /// For the lock named `name` (not held yet).
-    pub fn new(name: &'static str) -> Self {
-        Leadership {
-            name,
-            lock: None,
-            checked: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Whether this host holds the lock now, taking it when it is free.
-    pub async fn held(&mut self, store: &warden_store::Store) -> bool {
-        if self.checked.elapsed() >= Duration::from_secs(5) {
-            self.checked = tokio::time::Instant::now();
-            if let Some(l) = self.lock.as_mut()
-                && !l.alive().await
-            {
-                tracing::warn!(
-                    lock = self.name,
-                    "lost a singleton lock's connection; another host may take over"
-                );
-                self.lock = None;
-            }
-        }
-        if self.lock.is_none() {
-            match store.try_singleton(self.name).await {
-                Ok(Some(l)) => {
-                    tracing::info!(
-                        lock = self.name,
-                        "this host now runs the {} loop",
-                        self.name
-                    );
-                    self.lock = Some(l);
-                }
-                Ok(None) => return false,
-                Err(e) => {
-                    tracing::warn!(lock = self.name, error = %e, "cannot take a singleton lock");
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// Gives the lock up, to take it again on the next `held` (after a
-    /// database error that may have cost its connection).
-    pub fn release(&mut self) {
-        self.lock = None;
-    }
+/// What the loops use.
+pub struct LoopServices {
+    /// The database.
+    pub store: warden_store::Store,
+    /// Tasks: the sweeper, the stuck detector and the wake-ups.
+    pub scheduler: Arc<Scheduler>,
+    /// Where the alert rules raise.
+    pub alerts: Alerts,
+    /// The alert rules' settings.
+    pub config: Arc<Config>,
 }
 
 /// Starts the loops; they stop when `shutdown` fires.
-pub fn start(app: Arc<App>, shutdown: watch::Receiver<bool>) {
-    tokio::spawn(leader(app.clone(), shutdown.clone()));
-    tokio::spawn(listener(app, shutdown));
+pub fn start(services: LoopServices, shutdown: watch::Receiver<bool>) {
+    let svc = Arc::new(services);
+    tokio::spawn(leader(svc.clone(), shutdown.clone()));
+    tokio::spawn(listener(svc, shutdown));
 }
 
-async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+async fn leader(svc: Arc<LoopServices>, mut shutdown: watch::Receiver<bool>) {
     let mut leadership = Leadership::new("scheduler");
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_detect = tokio::time::Instant::now();
     let mut last_rules = tokio::time::Instant::now();
-    let rules_every = Duration::from_millis(app.config.alerting.rules.every_ms);
+    let rules_every = Duration::from_millis(svc.config.alerting.rules.every_ms);
     let vacuum = Vacuum::default();
     loop {
         tokio::select! {
             _ = sweep.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if !leadership.held(&app.store).await {
+        if !leadership.held(&svc.store).await {
             continue;
         }
-        if let Err(e) = app.scheduler.sweep().await {
+        if let Err(e) = svc.scheduler.sweep().await {
             tracing::warn!(error = %e, "lease sweep failed");
             // A lost connection may mean a lost lock: take it again.
             leadership.release();
@@ -117,11 +73,11 @@ async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
         if last_rules.elapsed() >= rules_every {
             last_rules = tokio::time::Instant::now();
-            match app.store.list_workspaces().await {
+            match svc.store.list_workspaces().await {
                 Ok(ws) => {
                     for w in ws {
                         if let Err(e) =
-                            crate::rules::evaluate(&app.store, &app.alerts, &app.config, &w).await
+                            crate::rules::evaluate(&svc.store, &svc.alerts, &svc.config, &w).await
                         {
                             tracing::warn!(workspace = %w, error = %e, "alert rules failed");
                         }
@@ -130,12 +86,12 @@ async fn leader(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = %e, "cannot list workspaces"),
             }
         }
-        vacuum.maybe_start(&app.store);
+        vacuum.maybe_start(&svc.store);
         if last_detect.elapsed() >= DETECT_EVERY {
             last_detect = tokio::time::Instant::now();
-            match app.store.list_workspaces().await {
+            match svc.store.list_workspaces().await {
                 Ok(ws) => {
-                    if let Err(e) = app.scheduler.detect_stuck(&ws).await {
+                    if let Err(e) = svc.scheduler.detect_stuck(&ws).await {
                         tracing::warn!(error = %e, "stuck detection failed");
                     }
                 }
@@ -197,9 +153,9 @@ impl Vacuum {
     }
 }
 
-async fn listener(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+async fn listener(svc: Arc<LoopServices>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let mut listener = match app.store.listen(WAKE_CHANNEL).await {
+        let mut listener = match svc.store.listen(WAKE_CHANNEL).await {
             Ok(Some(l)) => l,
             // SQLite: one host, local wake-ups suffice.
             Ok(None) => return,
@@ -214,11 +170,11 @@ async fn listener(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 got = listener.recv() => match got {
-                    Ok(ws) => app.scheduler.wake().local(&ws),
+                    Ok(ws) => svc.scheduler.wake().local(&ws),
                     Err(e) => {
                         tracing::warn!(error = %e, "wake-up listener lost its connection; reconnecting");
                         // Wake everyone: a notification may have been missed.
-                        app.scheduler.wake().all();
+                        svc.scheduler.wake().all();
                         break;
                     }
                 },

@@ -13,7 +13,7 @@
 //! therefore add at most 10 × (routes + 1) × (statuses the server answers)
 //! series, whatever they send.
 //!
-//! The process's own families live in [`Metrics`] (one per [`App`]); a new
+//! The process's own families live in [`Metrics`] (one per host); a new
 //! in-process counter is a field there, registered in
 //! [`Metrics::register`]. Families read from the database are built
 //! afresh on each scrape in [`render`].
@@ -41,9 +41,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use warden_store::gateway::UsageDim;
 
-use crate::dashboard::breaker_bears_on;
+use crate::breaker::breaker_bears_on;
 use crate::error::{Error, Result};
-use crate::services::App;
 
 /// Upper bounds of the request-duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -413,9 +412,26 @@ struct PluginLabels {
     world: &'static str,
 }
 
+/// What a scrape reads: this process's counters and the services whose
+/// state it shows.
+pub struct Sources<'a> {
+    /// The process's counters.
+    pub metrics: &'a Metrics,
+    /// The database.
+    pub store: &'a warden_store::Store,
+    /// The configuration.
+    pub config: &'a std::sync::Arc<crate::config::Config>,
+    /// The plugin runtime.
+    pub runtime: &'a std::sync::Arc<warden_runtime::Runtime>,
+    /// The model gateway.
+    pub gateway: &'a std::sync::Arc<crate::gateway::Gateway>,
+    /// Alert notifications.
+    pub notifier: &'a std::sync::Arc<crate::alerting::Notifier>,
+}
+
 /// The whole exposition, as `scope` may see it: `None` for the bootstrap
 /// admin (everything), a workspace for a token scoped to it.
-pub async fn render(app: &App, scope: Option<&str>, format: Format) -> Result<String> {
+pub async fn render(app: &Sources<'_>, scope: Option<&str>, format: Format) -> Result<String> {
     let mut registry = Registry::default();
     if scope.is_none() {
         app.metrics.register(&mut registry);
@@ -509,7 +525,7 @@ pub async fn render(app: &App, scope: Option<&str>, format: Format) -> Result<St
 
 /// Notifications of the last 1,000 by sink and status; every configured
 /// sink shows, with zeros.
-async fn notifications(app: &App) -> Result<Family<NotificationLabels, Gauge>> {
+async fn notifications(app: &Sources<'_>) -> Result<Family<NotificationLabels, Gauge>> {
     let mut notes: BTreeMap<(String, String), i64> = BTreeMap::new();
     for sink in app.notifier.sink_configs() {
         for status in ["pending", "delivered", "failed"] {
@@ -536,7 +552,11 @@ async fn notifications(app: &App) -> Result<Family<NotificationLabels, Gauge>> {
 }
 
 /// The gateway's calls, tokens and cost by workspace, provider and model.
-async fn render_gateway(registry: &mut Registry, app: &App, scope: Option<&str>) -> Result<()> {
+async fn render_gateway(
+    registry: &mut Registry,
+    app: &Sources<'_>,
+    scope: Option<&str>,
+) -> Result<()> {
     let calls = Family::<UsageLabels, Counter>::default();
     let tokens = Family::<TokenLabels, Counter>::default();
     let cost = Family::<UsageLabels, Counter<f64, AtomicU64>>::default();
@@ -606,7 +626,11 @@ const STAGE_BUCKETS: [f64; 10] = [
 ];
 
 /// Stage durations, from the stage runs every host shares.
-async fn render_stages(registry: &mut Registry, app: &App, scope: Option<&str>) -> Result<()> {
+async fn render_stages(
+    registry: &mut Registry,
+    app: &Sources<'_>,
+    scope: Option<&str>,
+) -> Result<()> {
     let bounds: Vec<i64> = STAGE_BUCKETS.iter().map(|s| (s * 1000.0) as i64).collect();
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let series = app

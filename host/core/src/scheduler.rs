@@ -13,7 +13,6 @@ use std::time::Duration;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use warden_store::settings::SettingsRow;
 use warden_store::stages::{
     AfterComplete, AfterFail, Also, ClaimEvents, ClaimRequest, Claimed, Completing, Completion,
@@ -25,111 +24,15 @@ use warden_store::usage::UsageDelta;
 use warden_store::{Dialect, Store};
 
 use crate::alerts::{Alerts, Severity};
+pub use crate::config::scheduler::{
+    DEFAULT_MAX_EVENT_COST_USD, DEFAULT_MAX_EVENT_TOKENS, DEFAULT_PIPELINE, SchedulerConfig,
+};
 use crate::error::{Error, Result};
 use crate::gates::{Gates, Judgement, Outcome, StageResult};
-
-/// The default stage pipeline (SPEC TS-1).
-pub const DEFAULT_PIPELINE: &[&str] = &[
-    "spec",
-    "plan",
-    "think",
-    "implement",
-    "verify",
-    "review",
-    "pr",
-    "monitor",
-];
+pub use crate::wake::{WAKE_CHANNEL, Wake};
 
 /// Stages `minimal` mode skips (SPEC TS-7).
 pub const MINIMAL_SKIPS: &[&str] = &["think", "review"];
-
-/// `[scheduler]` in warden.toml.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SchedulerConfig {
-    /// Lease length when a claim asks for none.
-    pub lease_ms: u64,
-    /// Longest lease a claim may ask for.
-    pub max_lease_ms: u64,
-    /// Failures allowed per stage before the dead-letter queue.
-    pub max_attempts: u32,
-    /// Attempts at one stage without progress before the infinite-loop
-    /// guard blocks the task (it blocks the attempt after this many).
-    pub loop_limit: u32,
-    /// The same failure fingerprint this many times in a row blocks.
-    pub same_failure_limit: u32,
-    /// First retry delay; doubles per attempt (full jitter).
-    pub backoff_base_ms: u64,
-    /// Largest retry delay.
-    pub backoff_max_ms: u64,
-    /// Leases held at once across all workspaces.
-    pub max_leases: Option<u32>,
-    /// Leases held at once per workspace.
-    pub max_leases_per_workspace: Option<u32>,
-    /// A running task without any event for this long is stuck.
-    pub stuck_after_ms: u64,
-    /// A worker not seen for this long does not count as present.
-    pub worker_gone_after_ms: u64,
-    /// More queued tasks than this raises the backlog warning.
-    pub backlog_threshold: u32,
-    /// The default pipeline of workspaces that set none.
-    pub pipeline: Vec<String>,
-    /// Most tokens one `token` event may report; more is refused (400),
-    /// so that no report can push a task's or a workspace's counters past
-    /// what their sums can hold.
-    pub max_event_tokens: i64,
-    /// Most dollars one `token` event may report; more is refused (400).
-    pub max_event_cost_usd: f64,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        SchedulerConfig {
-            lease_ms: 30_000,
-            max_lease_ms: 3_600_000,
-            max_attempts: 3,
-            loop_limit: 5,
-            same_failure_limit: 3,
-            backoff_base_ms: 1_000,
-            backoff_max_ms: 300_000,
-            max_leases: None,
-            max_leases_per_workspace: None,
-            stuck_after_ms: 15 * 60_000,
-            worker_gone_after_ms: 60_000,
-            backlog_threshold: 20,
-            pipeline: DEFAULT_PIPELINE.iter().map(|s| s.to_string()).collect(),
-            max_event_tokens: DEFAULT_MAX_EVENT_TOKENS,
-            max_event_cost_usd: DEFAULT_MAX_EVENT_COST_USD,
-        }
-    }
-}
-
-impl SchedulerConfig {
-    /// Checks what serde cannot; the message names the key.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.max_event_tokens <= 0 {
-            return Err(format!(
-                "[scheduler] max_event_tokens must be positive, not \"{}\"",
-                self.max_event_tokens
-            ));
-        }
-        if !self.max_event_cost_usd.is_finite() || self.max_event_cost_usd <= 0.0 {
-            return Err(format!(
-                "[scheduler] max_event_cost_usd must be a positive number of dollars, not \"{}\"",
-                self.max_event_cost_usd
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Default of `[scheduler] max_event_tokens`: a billion tokens, far above
-/// any one model call, and low enough that billions of events still sum
-/// within a 64-bit counter.
-pub const DEFAULT_MAX_EVENT_TOKENS: i64 = 1_000_000_000;
-
-/// Default of `[scheduler] max_event_cost_usd`.
-pub const DEFAULT_MAX_EVENT_COST_USD: f64 = 100_000.0;
 
 /// Degradation modes (SPEC TS-7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,55 +179,6 @@ pub const EVENT_KINDS: &[&str] = &[
     "guardrails",
     "log",
 ];
-
-/// Wake-ups for long-polling claims: local, and across hosts through the
-/// store's notifications (PostgreSQL `LISTEN/NOTIFY`).
-#[derive(Default)]
-pub struct Wake {
-    workspaces: Mutex<HashMap<String, Arc<Notify>>>,
-}
-
-impl Wake {
-    /// The notifier of a workspace.
-    pub fn of(&self, workspace: &str) -> Arc<Notify> {
-        self.workspaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(workspace.to_string())
-            .or_default()
-            .clone()
-    }
-
-    /// Wakes the workspace's waiting claims on this host.
-    pub fn local(&self, workspace: &str) {
-        let n = self
-            .workspaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(workspace)
-            .cloned();
-        if let Some(n) = n {
-            n.notify_waiters();
-        }
-    }
-
-    /// Wakes every waiting claim on this host.
-    pub fn all(&self) {
-        let all: Vec<_> = self
-            .workspaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for n in all {
-            n.notify_waiters();
-        }
-    }
-}
-
-/// The notification channel tasks becoming claimable are announced on.
-pub const WAKE_CHANNEL: &str = "warden_tasks";
 
 /// The scheduler. Shared behind an `Arc`.
 pub struct Scheduler {

@@ -63,6 +63,18 @@ pub struct App {
 }
 
 impl App {
+    /// What a `/metrics` scrape reads.
+    pub fn metric_sources(&self) -> crate::metrics::Sources<'_> {
+        crate::metrics::Sources {
+            metrics: &self.metrics,
+            store: &self.store,
+            config: &self.config,
+            runtime: &self.runtime,
+            gateway: &self.gateway,
+            notifier: &self.notifier,
+        }
+    }
+
     /// Appends an audit entry for an API mutation (SPEC SE-3). A failure
     /// is logged; the mutation it describes has already happened.
     pub async fn audit(
@@ -241,13 +253,29 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
     });
 
     registry.watch(rx.clone());
-    crate::loops::start(app.clone(), rx.clone());
+    crate::loops::start(
+        crate::loops::LoopServices {
+            store: app.store.clone(),
+            scheduler: app.scheduler.clone(),
+            alerts: app.alerts.clone(),
+            config: app.config.clone(),
+        },
+        rx.clone(),
+    );
     tokio::spawn(
         app.notifier
             .clone()
             .run(app.alerts.wake_handle(), rx.clone()),
     );
-    crate::autoheal::AutoHeal::start(app.clone(), rx.clone());
+    crate::autoheal::AutoHeal::start(
+        crate::autoheal::AutoHealServices {
+            store: app.store.clone(),
+            heal: app.heal.clone(),
+            alerts: app.alerts.clone(),
+            config: app.config.clone(),
+        },
+        rx.clone(),
+    );
     // Every host guards its own disk, so this loop is not a singleton.
     evidence.start(
         app.alerts.clone(),

@@ -96,6 +96,19 @@ pub fn truncate(value: &str, max: usize) -> String {
     out.escape_debug().to_string()
 }
 
+/// Parses `diagnose`, `plan`, `apply`.
+pub fn parse_mode(s: &str) -> crate::error::Result<warden_runtime::types::Mode> {
+    match s {
+        "diagnose" => Ok(warden_runtime::types::Mode::Diagnose),
+        "plan" => Ok(warden_runtime::types::Mode::Plan),
+        "apply" => Ok(warden_runtime::types::Mode::Apply),
+        other => Err(crate::error::Error::invalid(format!(
+            "invalid mode \"{}\": expected diagnose, plan or apply",
+            crate::validate::truncate(other, 40)
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

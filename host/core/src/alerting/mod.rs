@@ -10,7 +10,7 @@
 //! others go on. Nothing is lost: a notification leaves the queue only when
 //! its sink took it.
 
-pub mod config;
+pub use crate::config::alerting as config;
 pub mod sinks;
 
 use std::collections::BTreeMap;
@@ -103,7 +103,7 @@ impl Notifier {
     /// `poll_ms`) and keeps every sink's worker going.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.config.alerting.poll_ms);
-        let mut leadership = crate::loops::Leadership::new("alerting");
+        let mut leadership = crate::leader::Leadership::new("alerting");
         loop {
             tokio::select! {
                 _ = wake.notified() => {}

@@ -11,7 +11,7 @@
 //! that books each batch in one transaction once the response is on its way.
 
 mod budget;
-pub mod config;
+pub use crate::config::gateway as config;
 mod policy;
 mod stream;
 mod writer;

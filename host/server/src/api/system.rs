@@ -84,7 +84,12 @@ pub async fn metrics(
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let format = crate::metrics::Format::negotiate(accept);
-    let body = crate::metrics::render(&state.app, principal.workspace.as_deref(), format).await?;
+    let body = crate::metrics::render(
+        &state.app.metric_sources(),
+        principal.workspace.as_deref(),
+        format,
+    )
+    .await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, format.content_type())],
         body,

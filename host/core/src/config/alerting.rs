@@ -24,7 +24,7 @@ pub struct AlertingConfig {
     /// woke it (repeats, retries, alerts raised on other hosts).
     pub poll_ms: u64,
     /// Thresholds of the rules, and muted rules.
-    pub rules: crate::rules::RulesConfig,
+    pub rules: super::rules::RulesConfig,
 }
 
 impl Default for AlertingConfig {
@@ -35,7 +35,7 @@ impl Default for AlertingConfig {
             critical_group_window_ms: 0,
             warning_group_window_ms: 5_000,
             poll_ms: 500,
-            rules: crate::rules::RulesConfig::default(),
+            rules: super::rules::RulesConfig::default(),
         }
     }
 }

@@ -1,6 +1,19 @@
 //! `warden.toml` (SPEC IF-2). Every key is optional; unknown keys are an
 //! error naming the key, so that a typo never silently does nothing.
 //! Secrets come from the environment, which overrides the file.
+//!
+//! The configuration types live here, below every service (the bottom
+//! layer with `error`, `time` and `validate`): a service's module uses
+//! its slice of them and re-exports it under its own path.
+
+pub mod alerting;
+pub mod autoheal;
+pub mod gates;
+pub mod gateway;
+pub mod processes;
+pub mod rules;
+pub mod scheduler;
+pub mod selector;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,18 +45,18 @@ pub struct Config {
     /// HTTP server settings.
     pub http: HttpConfig,
     /// Task scheduling.
-    pub scheduler: crate::scheduler::SchedulerConfig,
+    pub scheduler: scheduler::SchedulerConfig,
     /// The model gateway: providers, routing policy, breakers.
-    pub gateway: crate::gateway::GatewayConfig,
+    pub gateway: gateway::GatewayConfig,
     /// Alert notifications: sinks, routing, grouping, repeats.
-    pub alerting: crate::alerting::AlertingConfig,
+    pub alerting: alerting::AlertingConfig,
     /// The disk guard of the evidence directory (SPEC RL-3).
     pub disk_guard: crate::evidence::DiskGuardConfig,
     /// Per workspace (or `"*"` for every workspace): pins, grants, config
     /// and limits of each plugin.
     pub workspaces: BTreeMap<String, WorkspaceConfig>,
     /// `[[processes]]`: managed processes (SPEC RL-2).
-    pub processes: Vec<crate::processes::ProcessConfig>,
+    pub processes: Vec<processes::ProcessConfig>,
     /// Agent checkpoints (SPEC TS-9).
     pub checkpoints: crate::checkpoints::CheckpointsConfig,
 }
@@ -59,9 +72,9 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             http: HttpConfig::default(),
-            scheduler: crate::scheduler::SchedulerConfig::default(),
-            gateway: crate::gateway::GatewayConfig::default(),
-            alerting: crate::alerting::AlertingConfig::default(),
+            scheduler: scheduler::SchedulerConfig::default(),
+            gateway: gateway::GatewayConfig::default(),
+            alerting: alerting::AlertingConfig::default(),
             disk_guard: crate::evidence::DiskGuardConfig::default(),
             workspaces: BTreeMap::new(),
             processes: Vec::new(),
@@ -282,12 +295,12 @@ pub struct WorkspaceConfig {
     pub plugins: BTreeMap<String, PluginConfig>,
     /// Quality gates per stage: the gates that judge the stage's result
     /// when it completes (SPEC QG-1).
-    pub gates: BTreeMap<String, crate::gates::Binding>,
+    pub gates: BTreeMap<String, gates::Binding>,
     /// The model gateway's routing policy and default mode here.
-    pub gateway: crate::gateway::WorkspaceGateway,
+    pub gateway: gateway::WorkspaceGateway,
     /// Playbooks that run by themselves: on an alert, or on a schedule
     /// (SPEC PB-5).
-    pub heal: Vec<crate::autoheal::HealBinding>,
+    pub heal: Vec<autoheal::HealBinding>,
     /// Managed processes this workspace's tasks need: while one is not
     /// healthy, claims here return nothing (SPEC RL-2).
     pub needs: Vec<String>,
@@ -408,7 +421,7 @@ impl Config {
                 warden_meta::validate_name(name).map_err(|e| format!("{at}: {e}"))?;
                 CapabilitySet::parse(&pc.grants).map_err(|e| format!("{at} grants: {e}"))?;
                 if let Some(pin) = &pc.pin {
-                    crate::registry::Selector::parse(pin).map_err(|e| format!("{at} pin: {e}"))?;
+                    selector::Selector::parse(pin).map_err(|e| format!("{at} pin: {e}"))?;
                 }
             }
             if let Some(policy) = &wc.gateway.policy {
@@ -416,7 +429,7 @@ impl Config {
                     .map_err(|e| format!("[workspaces.{ws}.gateway] policy: {e}"))?;
             }
             if let Some(mode) = &wc.gateway.default_mode {
-                crate::gateway::config::check_mode(mode)
+                gateway::check_mode(mode)
                     .map_err(|e| format!("[workspaces.{ws}.gateway] default_mode: {e}"))?;
             }
             for (stage, binding) in &wc.gates {
@@ -431,7 +444,7 @@ impl Config {
         if self.checkpoints.max_agents_per_workspace == 0 {
             return Err("[checkpoints] max_agents_per_workspace must be at least 1".to_string());
         }
-        crate::processes::validate(self)?;
+        processes::validate(self)?;
         self.disk_guard
             .validate()
             .map_err(|e| format!("[disk_guard] {e}"))?;
@@ -492,7 +505,7 @@ impl Config {
     }
 
     /// warden.toml's gate binding of `stage` in `workspace`, else `"*"`'s.
-    pub fn gate_binding(&self, workspace: &str, stage: &str) -> Option<crate::gates::Binding> {
+    pub fn gate_binding(&self, workspace: &str, stage: &str) -> Option<gates::Binding> {
         [workspace, "*"]
             .iter()
             .find_map(|ws| self.workspaces.get(*ws)?.gates.get(stage).cloned())
@@ -500,7 +513,7 @@ impl Config {
 
     /// warden.toml's gate bindings of `workspace`, by stage (`"*"`'s
     /// under the workspace's own).
-    pub fn gate_bindings(&self, workspace: &str) -> BTreeMap<String, crate::gates::Binding> {
+    pub fn gate_bindings(&self, workspace: &str) -> BTreeMap<String, gates::Binding> {
         let mut all = BTreeMap::new();
         for ws in ["*", workspace] {
             if let Some(w) = self.workspaces.get(ws) {

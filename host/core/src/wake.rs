@@ -1,0 +1,56 @@
+//! Wake-ups for long-polling claims: a `Notify` per workspace on this host,
+//! and the notification channel that carries them across hosts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+/// The notification channel tasks becoming claimable are announced on.
+pub const WAKE_CHANNEL: &str = "warden_tasks";
+
+/// Wake-ups for long-polling claims: local, and across hosts through the
+/// store's notifications (PostgreSQL `LISTEN/NOTIFY`).
+#[derive(Default)]
+pub struct Wake {
+    workspaces: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Wake {
+    /// The notifier of a workspace.
+    pub fn of(&self, workspace: &str) -> Arc<Notify> {
+        self.workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(workspace.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Wakes the workspace's waiting claims on this host.
+    pub fn local(&self, workspace: &str) {
+        let n = self
+            .workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(workspace)
+            .cloned();
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiting claim on this host.
+    pub fn all(&self) {
+        let all: Vec<_> = self
+            .workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for n in all {
+            n.notify_waiters();
+        }
+    }
+}
