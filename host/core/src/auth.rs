@@ -24,6 +24,7 @@ use warden_store::Store;
 use warden_store::tokens::TokenRow;
 
 use crate::error::{Error, Result};
+use crate::sync::Unpoisoned as _;
 
 /// What a token may do, weakest first. Each role includes the ones before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -264,8 +265,7 @@ impl Auth {
             });
         }
         self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .get(hash)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(p, _)| p.clone())
@@ -285,7 +285,7 @@ impl Auth {
             token_id: row.id.clone(),
         };
         {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = self.cache.locked();
             if cache.len() > 10_000 {
                 cache.clear();
             }
@@ -305,7 +305,7 @@ impl Auth {
 
     /// Forgets cached lookups (after a revocation).
     pub fn forget_cache(&self) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.cache.locked().clear();
     }
 
     /// Creates a token; returns the row and the secret (shown once).

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::sync::Unpoisoned as _;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use warden_store::Store;
@@ -142,7 +143,7 @@ impl EventHub {
         let queue_full = origin == Origin::Plugin
             && self.queued.load(Ordering::Relaxed) + bytes > self.limits.max_event_queue_kib << 10;
         let (seq, notice) = {
-            let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            let mut runs = self.runs.locked();
             let run = runs.entry(run_id.to_string()).or_default();
             if origin == Origin::Plugin {
                 let over =
@@ -220,7 +221,7 @@ impl EventHub {
 
     /// Logs a full queue at most once a minute.
     fn log_full_queue(&self) {
-        let mut last = self.full_logged.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.full_logged.locked();
         if last.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
             *last = Some(Instant::now());
             tracing::warn!(
@@ -235,8 +236,7 @@ impl EventHub {
     /// process, e.g. one being marked interrupted after a restart).
     pub fn resume(&self, run_id: &str, last: i64) {
         self.runs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .entry(run_id.to_string())
             .or_default()
             .seq = last;
@@ -244,10 +244,7 @@ impl EventHub {
 
     /// Forgets a finished run's counter.
     pub fn close(&self, run_id: &str) {
-        self.runs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(run_id);
+        self.runs.locked().remove(run_id);
     }
 
     /// Waits until every event pushed so far is written.

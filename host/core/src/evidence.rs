@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use warden_runtime::files;
 
 use crate::alerts::{Alerts, Severity};
+use crate::sync::Unpoisoned as _;
 
 /// Suffix of a compressed evidence file.
 pub const ZST: &str = ".zst";
@@ -246,7 +247,7 @@ pub struct Evidence {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The guarded data are counters and settings that stay consistent
     // even if a holder panicked; keep going rather than poison the host.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.locked()
 }
 
 impl Evidence {

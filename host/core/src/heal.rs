@@ -27,6 +27,7 @@ use crate::events::EventHub;
 use crate::health::Health;
 use crate::kv::{self, unavailable};
 use crate::registry::{Entry, Registry};
+use crate::sync::Unpoisoned as _;
 pub use crate::validate::parse_mode;
 
 /// What a trigger asks for.
@@ -282,10 +283,7 @@ impl Heal {
 
     /// The semaphore of `workspace`'s runs, made on first use.
     fn workspace_slots(&self, workspace: &str) -> Arc<Semaphore> {
-        let mut all = self
-            .workspace_slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut all = self.workspace_slots.locked();
         all.entry(workspace.to_string())
             .or_insert_with(|| {
                 Arc::new(Semaphore::new(
@@ -297,10 +295,7 @@ impl Heal {
 
     /// Drops `workspace`'s semaphore when no run holds or waits for it.
     fn forget_idle_workspace(&self, workspace: &str) {
-        let mut all = self
-            .workspace_slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut all = self.workspace_slots.locked();
         if all
             .get(workspace)
             .is_some_and(|s| Arc::strong_count(s) == 1)

@@ -38,6 +38,7 @@ pub mod rules;
 pub mod scheduler;
 pub mod services;
 pub mod streams;
+pub mod sync;
 pub mod time;
 pub mod validate;
 pub mod wake;

@@ -14,6 +14,7 @@ use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::leader::Leadership;
 use crate::scheduler::Scheduler;
+use crate::sync::Unpoisoned as _;
 use crate::wake::WAKE_CHANNEL;
 
 /// How often the leader requeues expired leases.
@@ -123,7 +124,7 @@ impl Vacuum {
     fn maybe_start(&self, store: &warden_store::Store) {
         let now = tokio::time::Instant::now();
         {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let mut next = self.next.locked();
             if now < *next || self.running.swap(true, Ordering::SeqCst) {
                 return;
             }
@@ -144,8 +145,7 @@ impl Vacuum {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot vacuum the scheduler's tables; trying again in 10 min");
-                    *next.lock().unwrap_or_else(|p| p.into_inner()) =
-                        tokio::time::Instant::now() + VACUUM_AFTER_FAILURE;
+                    *next.locked() = tokio::time::Instant::now() + VACUUM_AFTER_FAILURE;
                 }
             }
             running.store(false, Ordering::SeqCst);

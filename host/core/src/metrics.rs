@@ -502,7 +502,7 @@ pub async fn render(app: &Sources<'_>, scope: Option<&str>, format: Format) -> R
     render_gateway(&mut registry, app, scope).await?;
     render_stages(&mut registry, app, scope).await?;
     if scope.is_none() {
-        render_plugins(&mut registry, &app.runtime);
+        render_plugins(&mut registry, app.runtime);
         // Host-wide: the records this host's gateway writer could not book
         // because the database kept refusing them (each logged in full).
         let set_aside = Counter::<u64>::default();

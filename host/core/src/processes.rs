@@ -28,6 +28,7 @@ use crate::alerts::{Alerts, Severity};
 use crate::breaker::{Admit, Breaker, BreakerPolicy, State as BreakerState};
 use crate::config::Config;
 pub use crate::config::processes::{HealthCheck, ProcessConfig, validate};
+use crate::sync::Unpoisoned as _;
 use crate::wake::Wake;
 
 /// A running process that fails this many health probes in a row is
@@ -95,14 +96,11 @@ struct Entry {
 
 impl Entry {
     fn status(&self) -> ProcessStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.status.locked().clone()
     }
 
     fn update(&self, f: impl FnOnce(&mut ProcessStatus)) {
-        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+        f(&mut self.status.locked());
     }
 }
 

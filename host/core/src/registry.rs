@@ -37,6 +37,7 @@ use warden_store::plugins::PluginRow;
 use crate::config::Config;
 pub use crate::config::selector::Selector;
 use crate::error::{Error, Result};
+use crate::sync::UnpoisonedRw as _;
 
 /// One stored plugin version.
 #[derive(Clone)]
@@ -272,11 +273,11 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
+        self.state.read_locked()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+        self.state.write_locked()
     }
 
     /// The largest `.wasm` accepted, in bytes.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::error::Error;
+use crate::sync::Unpoisoned as _;
 
 /// The server-sent event streams open per token (task, run and status
 /// streams), capped: each holds a connection and a task that reads the
@@ -36,7 +37,7 @@ impl StreamSlots {
                 "this host is shutting down; open the stream on another host or retry".into(),
             ));
         }
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.open.locked();
         let n = open.entry(token_id.to_string()).or_insert(0);
         if *n >= self.max {
             return Err(Error::ResourceExhausted(format!(
@@ -53,12 +54,7 @@ impl StreamSlots {
 
     /// Streams open for `token_id`.
     pub fn count(&self, token_id: &str) -> usize {
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(token_id)
-            .copied()
-            .unwrap_or(0)
+        self.open.locked().get(token_id).copied().unwrap_or(0)
     }
 
     /// `stream`, ended when the host starts shutting down, holding `slot`
@@ -91,7 +87,7 @@ pub struct StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.slots.open.locked();
         if let Some(n) = open.get_mut(&self.token_id) {
             *n = n.saturating_sub(1);
             if *n == 0 {

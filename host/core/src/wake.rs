@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::sync::Unpoisoned as _;
 use tokio::sync::Notify;
 
 /// The notification channel tasks becoming claimable are announced on.
@@ -20,8 +21,7 @@ impl Wake {
     /// The notifier of a workspace.
     pub fn of(&self, workspace: &str) -> Arc<Notify> {
         self.workspaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .entry(workspace.to_string())
             .or_default()
             .clone()
@@ -29,12 +29,7 @@ impl Wake {
 
     /// Wakes the workspace's waiting claims on this host.
     pub fn local(&self, workspace: &str) {
-        let n = self
-            .workspaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(workspace)
-            .cloned();
+        let n = self.workspaces.locked().get(workspace).cloned();
         if let Some(n) = n {
             n.notify_waiters();
         }
@@ -42,13 +37,7 @@ impl Wake {
 
     /// Wakes every waiting claim on this host.
     pub fn all(&self) {
-        let all: Vec<_> = self
-            .workspaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let all: Vec<_> = self.workspaces.locked().values().cloned().collect();
         for n in all {
             n.notify_waiters();
         }

@@ -4,7 +4,7 @@
 //! the runtime's one call path (`call.rs`), which records it here once.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::error::RunError;
@@ -57,6 +57,13 @@ pub struct CallStats {
 }
 
 impl CallStats {
+    /// The counters; a panic elsewhere while they were held leaves them
+    /// consistent (each update is one insertion or addition), so a
+    /// poisoned lock is used as it is.
+    fn locked(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Records one call.
     pub(crate) fn record<T>(
         &self,
@@ -70,7 +77,7 @@ impl CallStats {
             Err(e) => (e.code(), e.is_limit()),
         };
         let secs = took.as_secs_f64();
-        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.locked();
         m.counts
             .entry((plugin.to_string(), world, outcome))
             .or_insert((limit, 0))
@@ -89,7 +96,7 @@ impl CallStats {
 
     /// Every count so far, ordered by plugin, world, outcome.
     pub fn counts(&self) -> Vec<CallCount> {
-        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.locked();
         m.counts
             .iter()
             .map(|((plugin, world, outcome), (limit, calls))| CallCount {
@@ -104,7 +111,7 @@ impl CallStats {
 
     /// Every histogram so far, ordered by plugin, world.
     pub fn durations(&self) -> Vec<CallDurations> {
-        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.locked();
         m.durations
             .iter()
             .map(|((plugin, world), (buckets, count, sum))| {

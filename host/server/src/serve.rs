@@ -21,6 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use warden_core::sync::Unpoisoned as _;
 
 /// The client's address, put in every request's extensions by the accept
 /// loop (rate limits by address read it).
@@ -268,7 +269,7 @@ struct AddrCounts {
 
 impl AddrCounts {
     fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddrSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.open.locked();
         let n = open.entry(ip).or_insert(0);
         if *n >= max.max(1) {
             return None;
@@ -289,7 +290,7 @@ struct AddrSlot {
 
 impl Drop for AddrSlot {
     fn drop(&mut self) {
-        let mut open = self.counts.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.counts.open.locked();
         if let Some(n) = open.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {

@@ -37,7 +37,8 @@ pub struct SchedulerConfig {
     pub loop_limit: u32,
     /// The same failure fingerprint this many times in a row blocks.
     pub same_failure_limit: u32,
-    /// First retry delay; doubles per attempt (full jitter).
+    /// First retry's longest delay; doubles per attempt; each delay is
+    /// drawn between half and all of it ([`crate::scheduler::RetryPolicy`]).
     pub backoff_base_ms: u64,
     /// Largest retry delay.
     pub backoff_max_ms: u64,

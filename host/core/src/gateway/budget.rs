@@ -13,6 +13,7 @@
 //! every few seconds; several hosts on one PostgreSQL can each admit their
 //! one last call.
 
+use crate::sync::Unpoisoned as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -134,7 +135,7 @@ impl Drop for Reservation {
 
 impl Ledger {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Account, Entry>> {
-        self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+        self.accounts.locked()
     }
 
     /// True when the account's spend should be read from the database.

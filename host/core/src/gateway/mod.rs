@@ -49,6 +49,7 @@ pub enum ReplyBody {
     /// Server-sent events, passed on as they arrive.
     Stream(BoxStream<'static, std::result::Result<Bytes, std::io::Error>>),
 }
+use crate::sync::Unpoisoned as _;
 use policy::{Policies, Route};
 use stream::{Splitter, Usage};
 use writer::{Msg, Writer};
@@ -258,7 +259,7 @@ impl Gateway {
 
     /// The providers with their breakers, for the status API.
     pub fn providers(&self) -> Vec<Value> {
-        let breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let breakers = self.breakers.locked();
         self.providers
             .iter()
             .map(|p| {
@@ -396,11 +397,7 @@ impl Gateway {
         crate::validate::id("task", id)
             .map_err(|e| Error::invalid(format!("x-warden-task: {e}")))?;
         let key = (workspace.to_string(), id.to_string());
-        if let Some((at, info)) = self
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+        if let Some((at, info)) = self.tasks.locked().get(&key)
             && at.elapsed() < SETTINGS_TTL
         {
             return Ok(info.clone());
@@ -421,7 +418,7 @@ impl Gateway {
                 tokens: t.used.tokens,
             },
         };
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = self.tasks.locked();
         if tasks.len() > 50_000 {
             tasks.clear();
         }
@@ -473,11 +470,7 @@ impl Gateway {
     }
 
     async fn hourly_limits(&self, workspace: &str) -> Result<Limits> {
-        if let Some((at, limits)) = self
-            .hourly
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(workspace)
+        if let Some((at, limits)) = self.hourly.locked().get(workspace)
             && at.elapsed() < SETTINGS_TTL
         {
             return Ok(*limits);
@@ -490,8 +483,7 @@ impl Gateway {
             None => Limits::default(),
         };
         self.hourly
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .insert(workspace.to_string(), (Instant::now(), limits));
         Ok(limits)
     }
@@ -517,17 +509,12 @@ impl Gateway {
         max: Option<u32>,
     ) -> Result<()> {
         let key = (workspace.to_string(), task.to_string(), stage.to_string());
-        let known = self
-            .iterations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .copied();
+        let known = self.iterations.locked().get(&key).copied();
         let base = match known {
             Some(_) => 0,
             None => self.store.count_stage_calls(workspace, task, stage).await?,
         };
-        let mut iterations = self.iterations.lock().unwrap_or_else(|p| p.into_inner());
+        let mut iterations = self.iterations.locked();
         if iterations.len() > 100_000 {
             iterations.clear();
         }
@@ -546,7 +533,7 @@ impl Gateway {
     /// Every provider with its breaker, for the policy.
     fn provider_status(&self) -> Vec<policy::ProviderView> {
         let now = warden_store::now_ms();
-        let breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let breakers = self.breakers.locked();
         self.providers
             .iter()
             .map(|p| policy::ProviderView {
@@ -691,7 +678,7 @@ impl Gateway {
             let name = provider.cfg.name.clone();
             let probe = {
                 let now = warden_store::now_ms();
-                let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+                let mut breakers = self.breakers.locked();
                 match breakers.entry(name.clone()).or_default().admit(now) {
                     Admit::Pass => false,
                     Admit::Probe => true,
@@ -991,7 +978,7 @@ impl Gateway {
 
     fn breaker_success(&self, provider: &str) {
         let now = warden_store::now_ms();
-        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut breakers = self.breakers.locked();
         let b = breakers.entry(provider.to_string()).or_default();
         if b.success(now) == Change::Closed {
             let row = b.row(&format!("provider:{provider}"));
@@ -1004,7 +991,7 @@ impl Gateway {
     fn breaker_failure(&self, provider: &str, why: &str) {
         tracing::warn!(provider, error = why, "provider call failed");
         let now = warden_store::now_ms();
-        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut breakers = self.breakers.locked();
         let b = breakers.entry(provider.to_string()).or_default();
         if let Change::Opened { reason, .. } = b.failure(now, &self.breaker_policy, why) {
             let row = b.row(&format!("provider:{provider}"));
@@ -1023,7 +1010,7 @@ impl Gateway {
                 return;
             }
         };
-        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut breakers = self.breakers.locked();
         for row in rows {
             if let Some(name) = row.name.strip_prefix("provider:")
                 && self.providers.iter().any(|p| p.cfg.name == name)

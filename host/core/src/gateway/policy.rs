@@ -25,6 +25,7 @@ use crate::alerts::{Alerts, Severity};
 use crate::breaker::{Admit, Breaker, BreakerPolicy, Change};
 use crate::config::{Config, config_value_string};
 use crate::registry::{Entry, Registry};
+use crate::sync::Unpoisoned as _;
 
 /// How long a workspace's resolved policy (pin, config) is reused.
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -117,8 +118,7 @@ impl Policies {
             return false;
         };
         self.breakers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .entry(name.to_string())
             .or_default()
             .adopt(row)
@@ -136,11 +136,7 @@ impl Policies {
     }
 
     async fn resolve(&self, workspace: &str) -> Resolved {
-        if let Some(r) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(workspace)
+        if let Some(r) = self.cache.locked().get(workspace)
             && r.at.elapsed() < CACHE_TTL
         {
             return r.clone();
@@ -172,8 +168,7 @@ impl Policies {
             limits: settings.limits,
         };
         self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .insert(workspace.to_string(), resolved.clone());
         resolved
     }
@@ -204,8 +199,7 @@ impl Policies {
         let now = warden_store::now_ms();
         let admit = self
             .breakers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .entry(meta.name.clone())
             .or_default()
             .admit(now);
@@ -264,7 +258,7 @@ impl Policies {
             tracing::debug!(policy = %meta.name, "{}", line.message);
         }
         let change = {
-            let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut breakers = self.breakers.locked();
             let b = breakers.entry(meta.name.clone()).or_default();
             let change = match &outcome.result {
                 Ok(_) => b.success(now),
@@ -369,7 +363,7 @@ impl Policies {
     async fn alert(&self, workspace: &str, name: &str, why: &str) {
         let key = format!("routing_policy:{workspace}:{name}");
         {
-            let mut alerted = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
+            let mut alerted = self.alerted.locked();
             if alerted
                 .get(&key)
                 .is_some_and(|at| at.elapsed() < ALERT_EVERY)
@@ -399,12 +393,10 @@ impl Policies {
     /// Forgets old cache entries.
     pub fn prune(&self) {
         self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .retain(|_, r| r.at.elapsed() < CACHE_TTL);
         self.alerted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .retain(|_, at| at.elapsed() < ALERT_EVERY);
     }
 }

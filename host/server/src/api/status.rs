@@ -25,6 +25,7 @@ use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::dashboard::{self, DEFAULT_WINDOW_HOURS, RECENT_TASKS, Snapshot};
 use crate::error::{Error, Result};
+use warden_core::sync::Unpoisoned as _;
 
 /// How often the stream looks for a change when nothing wakes it.
 const STREAM_TICK: Duration = Duration::from_secs(1);
@@ -173,7 +174,7 @@ impl Frame {
 
 impl StatusStreams {
     fn lock(&self) -> std::sync::MutexGuard<'_, Producers> {
-        self.producers.lock().unwrap_or_else(|p| p.into_inner())
+        self.producers.locked()
     }
 
     /// Follows the producer of `workspace` and `hours`, if one runs.

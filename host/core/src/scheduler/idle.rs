@@ -1,0 +1,271 @@
+//! Why a workspace is idle, the lease sweeper and the stuck-task detector
+//! (SPEC TS-9, ST-2).
+
+use super::*;
+
+impl Scheduler {
+    /// Why nothing runs in a workspace (SPEC TS-8); `workers_idle` when
+    /// work and workers exist but nothing is claimed.
+    pub async fn why_idle(&self, workspace: &str) -> Result<Idle> {
+        let now = warden_store::now_ms();
+        let settings = self.settings(workspace).await?;
+        let mode = mode_of(Some(&settings));
+        let idle = |reason, message: String| Ok(Idle { reason, message });
+        if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
+            let why = settings
+                .mode_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            return idle(
+                "mode",
+                format!("workspace \"{workspace}\" is in {} mode{why}", mode.name()),
+            );
+        }
+        if let Err(Error::ResourceExhausted(m)) =
+            self.check_hourly_budget(workspace, &settings, now).await
+        {
+            return idle("budget_spent", m);
+        }
+        if let Some(m) = self.paused_by_process(workspace) {
+            return idle("process_down", m);
+        }
+        let counts: BTreeMap<String, i64> = self
+            .store
+            .count_tasks_by_state(workspace)
+            .await?
+            .into_iter()
+            .collect();
+        let n = |s: &str| counts.get(s).copied().unwrap_or(0);
+        if n("running") > 0 {
+            return idle("not_idle", format!("{} stage(s) running", n("running")));
+        }
+        if n("queued") == 0 {
+            if n("blocked") > 0 {
+                let blocked = self
+                    .store
+                    .list_tasks(
+                        workspace,
+                        &TaskQuery {
+                            states: vec!["blocked".into()],
+                            limit: 100,
+                            now,
+                            ..TaskQuery::default()
+                        },
+                    )
+                    .await?;
+                if let Some(t) = blocked.iter().find(|t| {
+                    t.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("budget"))
+                }) {
+                    return idle(
+                        "budget_spent",
+                        format!(
+                            "task {} stopped: {}",
+                            t.id,
+                            t.last_error.clone().unwrap_or_default()
+                        ),
+                    );
+                }
+                return idle(
+                    "blocked",
+                    format!(
+                        "{} task(s) blocked, none queued (see their last_error; unblock them to resume)",
+                        n("blocked")
+                    ),
+                );
+            }
+            if n("waiting_approval") > 0 {
+                return idle(
+                    "waiting_approval",
+                    format!(
+                        "{} task(s) wait for a human decision",
+                        n("waiting_approval")
+                    ),
+                );
+            }
+            return idle(
+                "no_tasks",
+                format!("no queued or running tasks in workspace \"{workspace}\""),
+            );
+        }
+        // Queued tasks exist: look at why none is claimable.
+        let queued = self
+            .store
+            .list_tasks(
+                workspace,
+                &TaskQuery {
+                    states: vec!["queued".into()],
+                    limit: 200,
+                    now,
+                    ..TaskQuery::default()
+                },
+            )
+            .await?;
+        let open = self.open_breakers().await?;
+        let mut dep_state: HashMap<String, String> = HashMap::new();
+        let (mut on_deps, mut on_breakers, mut in_backoff, mut ready) = (0, 0, 0, 0);
+        let mut open_needed: Vec<String> = Vec::new();
+        let mut next_retry = i64::MAX;
+        for t in &queued {
+            let mut deps_done = true;
+            for d in &t.depends_on {
+                if !dep_state.contains_key(d) {
+                    let state = self
+                        .store
+                        .get_task(workspace, d)
+                        .await?
+                        .map(|x| x.state)
+                        .unwrap_or_default();
+                    dep_state.insert(d.clone(), state);
+                }
+                if dep_state.get(d).map(String::as_str) != Some("done") {
+                    deps_done = false;
+                }
+            }
+            let blocking: Vec<&String> = t.requires.iter().filter(|r| open.contains(r)).collect();
+            if !deps_done {
+                on_deps += 1;
+            } else if !blocking.is_empty() {
+                on_breakers += 1;
+                open_needed.extend(blocking.into_iter().cloned());
+            } else if t.next_attempt_at > now {
+                in_backoff += 1;
+                next_retry = next_retry.min(t.next_attempt_at);
+            } else {
+                ready += 1;
+            }
+        }
+        let total = queued.len();
+        if ready == 0 {
+            if on_deps == total {
+                return idle(
+                    "all_blocked_on_dependencies",
+                    format!("all {total} queued task(s) wait for dependencies that are not done"),
+                );
+            }
+            if on_deps + on_breakers == total && on_breakers > 0 {
+                open_needed.sort();
+                open_needed.dedup();
+                return idle(
+                    "breaker_open",
+                    format!(
+                        "queued tasks need breaker(s) {} which are open",
+                        open_needed.join(", ")
+                    ),
+                );
+            }
+            if in_backoff > 0 {
+                return idle(
+                    "backoff",
+                    format!(
+                        "{in_backoff} queued task(s) wait to retry; the next at {}",
+                        crate::time::time(next_retry)
+                    ),
+                );
+            }
+        }
+        let workers = self
+            .store
+            .list_workers(workspace, now - ms(self.config.worker_gone_after_ms))
+            .await?;
+        if workers.is_empty() {
+            return idle(
+                "no_workers",
+                format!(
+                    "{} task(s) are ready but no worker has claimed or heartbeated in the last {} s",
+                    ready.max(1),
+                    self.config.worker_gone_after_ms / 1000
+                ),
+            );
+        }
+        idle(
+            "workers_idle",
+            format!(
+                "{ready} task(s) are ready and {} worker(s) are present but not claiming",
+                workers.len()
+            ),
+        )
+    }
+
+    /// Requeues expired leases (run by one host at a time), alerts on stuck
+    /// tasks and on the backlog.
+    pub async fn sweep(&self) -> Result<()> {
+        let now = warden_store::now_ms();
+        let expired = self.store.expire_leases(now).await?;
+        let mut workspaces: Vec<String> = Vec::new();
+        for t in &expired {
+            self.event(
+                t,
+                "status",
+                json!({ "state": "queued", "reason": "lease expired" }),
+            )
+            .await;
+            if !workspaces.contains(&t.workspace) {
+                workspaces.push(t.workspace.clone());
+            }
+        }
+        for ws in &workspaces {
+            self.announce(ws).await;
+        }
+        Ok(())
+    }
+
+    /// Finds running tasks without any event for `stuck_after_ms` and
+    /// raises a warning per task (SPEC TS-6); resolves the alerts of tasks
+    /// no longer stuck.
+    pub async fn detect_stuck(&self, workspaces: &[String]) -> Result<()> {
+        let now = warden_store::now_ms();
+        for ws in workspaces {
+            let stuck = self
+                .store
+                .list_tasks(
+                    ws,
+                    &TaskQuery {
+                        states: vec!["running".into()],
+                        stuck_for_ms: Some(ms(self.config.stuck_after_ms)),
+                        limit: 100,
+                        now,
+                        ..TaskQuery::default()
+                    },
+                )
+                .await?;
+            let still: std::collections::HashSet<String> =
+                stuck.iter().map(|t| format!("stuck:{}", t.id)).collect();
+            // With 100 listed there may be more: resolve nothing this pass.
+            let complete_list = stuck.len() < 100;
+            for t in stuck {
+                self.alerts
+                    .raise_logged(
+                        Some(ws),
+                        "stuck_task",
+                        Severity::Warning,
+                        &format!("stuck:{}", t.id),
+                        &format!(
+                            "task {} has had no event for {} s at stage \"{}\"",
+                            t.id,
+                            (now - t.last_event_at) / 1000,
+                            t.stage
+                        ),
+                        json!({ "task": t.id, "worker": t.lease_owner }),
+                    )
+                    .await;
+            }
+            // Tasks that moved again: their alerts are resolved.
+            for status in ["open", "acknowledged"]
+                .into_iter()
+                .filter(|_| complete_list)
+            {
+                let open = self.store.list_alerts(Some(ws), Some(status), 500).await?;
+                for a in open {
+                    if a.rule == "stuck_task" && !still.contains(&a.dedup_key) {
+                        let _ = self.alerts.resolve(&a.dedup_key).await;
+                    }
+                }
+            }
+            self.check_backlog(ws).await;
+        }
+        Ok(())
+    }
+}
