@@ -1,0 +1,383 @@
+//! A call upstream: the candidates tried in order with failover, the
+//! response read within its caps or passed on as a stream, the call booked,
+//! and the providers' breakers told (SPEC GW-1, GW-3, GW-5).
+
+use super::*;
+
+impl Gateway {
+    /// Tries the candidates in order.
+    pub(super) async fn attempt(
+        self: &Arc<Self>,
+        req: ChatRequest,
+        plan: Plan,
+        mut record: GatewayCallRow,
+        reservation: Reservation,
+        started: Instant,
+    ) -> std::result::Result<Response, Failure> {
+        let mut body = req.body;
+        if req.stream {
+            // Ask for the usage chunk whatever the client asked: it is what
+            // the call is booked from.
+            let options = body
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(o) = options.as_object_mut() {
+                o.insert("include_usage".to_string(), Value::Bool(true));
+            }
+        }
+        let mut notes: Vec<String> = Vec::new();
+        let mut attempts = 0i64;
+        let mut last: Option<(String, String)> = None;
+        for (i, model) in plan.candidates {
+            let provider = &self.providers[i];
+            let name = provider.cfg.name.clone();
+            let probe = {
+                let now = warden_store::now_ms();
+                let mut breakers = self.breakers.locked();
+                match breakers.entry(name.clone()).or_default().admit(now) {
+                    Admit::Pass => false,
+                    Admit::Probe => true,
+                    Admit::Refuse { retry_at } => {
+                        notes.push(format!(
+                            "{name}: breaker open until {}",
+                            crate::time::time(retry_at)
+                        ));
+                        continue;
+                    }
+                }
+            };
+            // Held until the call is over: for a stream, until it ends.
+            let slot = match &provider.slots {
+                Some(s) => match s.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        notes.push(format!(
+                            "{name}: at its max_concurrent of {}",
+                            provider.cfg.max_concurrent.unwrap_or(0)
+                        ));
+                        if probe {
+                            self.breaker_success(&name);
+                        }
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            attempts += 1;
+            last = Some((name.clone(), model.clone()));
+            body.insert("model".to_string(), Value::String(model.clone()));
+            let payload = match serde_json::to_vec(&body) {
+                Ok(p) => p,
+                Err(e) => {
+                    return Err(Failure::new(
+                        Error::Internal(format!("cannot serialize a request: {e}")),
+                        attempts,
+                        last,
+                    ));
+                }
+            };
+            let mut request = self
+                .client
+                .post(&provider.url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(payload);
+            if let Some(auth) = &provider.auth {
+                request = request.header(header::AUTHORIZATION, auth.clone());
+            }
+            let sent = tokio::time::timeout(provider.timeout, request.send()).await;
+            let response = match sent {
+                Err(_) => {
+                    let why = format!("no response within {} ms", provider.timeout.as_millis());
+                    self.breaker_failure(&name, &why);
+                    notes.push(format!("{name}/{model}: {why}"));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    let why = format!("cannot reach it: {}", http_error(e));
+                    self.breaker_failure(&name, &why);
+                    notes.push(format!("{name}/{model}: {why}"));
+                    continue;
+                }
+                Ok(Ok(r)) => r,
+            };
+            let status = response.status();
+            if is_client_error(status) {
+                // The request is at fault, not the provider: the client
+                // gets the upstream's answer as it is.
+                self.breaker_success(&name);
+                let bytes = self.read_body(response).await.unwrap_or_default();
+                record.status = "failed".to_string();
+                record.http_status = i64::from(status.as_u16());
+                record.attempts = attempts;
+                record.provider = Some(name.clone());
+                record.model = Some(model.clone());
+                record.error = Some(scrub_url(
+                    &format!(
+                        "{name} refused the request with HTTP {}: {}",
+                        status.as_u16(),
+                        crate::validate::truncate(&String::from_utf8_lossy(&bytes), 300)
+                    ),
+                    &provider.url,
+                ));
+                record.latency_ms = started.elapsed().as_millis() as i64;
+                reservation.settle(Amount::default());
+                self.writer.send(Msg::Call(Box::new(record.clone())));
+                return Ok(passthrough(status, bytes, &record, "application/json"));
+            }
+            if !status.is_success() {
+                let bytes = self.read_body(response).await.unwrap_or_default();
+                let why = scrub_url(
+                    &format!(
+                        "HTTP {}: {}",
+                        status.as_u16(),
+                        crate::validate::truncate(&String::from_utf8_lossy(&bytes), 200)
+                    ),
+                    &provider.url,
+                );
+                self.breaker_failure(&name, &why);
+                notes.push(format!("{name}/{model}: {why}"));
+                continue;
+            }
+            record.attempts = attempts;
+            record.provider = Some(name.clone());
+            record.model = Some(model.clone());
+            record.http_status = i64::from(status.as_u16());
+            if req.stream {
+                self.breaker_success(&name);
+                return Ok(self.stream(
+                    response,
+                    Finish {
+                        provider: i,
+                        record,
+                        reservation,
+                        prompt_estimate: req.prompt_tokens,
+                        started,
+                        slot,
+                    },
+                    req.wants_usage,
+                ));
+            }
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json")
+                .to_string();
+            let bytes = match self.read_body(response).await {
+                Ok(b) => b,
+                Err(why) => {
+                    self.breaker_failure(&name, &why);
+                    notes.push(format!("{name}/{model}: {why}"));
+                    continue;
+                }
+            };
+            self.breaker_success(&name);
+            let usage = serde_json::from_slice::<UsageOnly>(&bytes)
+                .ok()
+                .and_then(|u| u.usage);
+            let usage = match usage {
+                Some(u) => u,
+                None => {
+                    record.error = Some("the upstream sent no usage; tokens estimated".to_string());
+                    Usage {
+                        prompt_tokens: req.prompt_tokens,
+                        completion_tokens: (bytes.len() as u64).div_ceil(4),
+                    }
+                }
+            };
+            self.book(&mut record, provider, usage, reservation, started);
+            drop(slot);
+            return Ok(passthrough(status, bytes, &record, &content_type));
+        }
+        let error = if attempts == 0 {
+            Error::Unavailable(format!(
+                "no candidate could take the request: {}",
+                notes.join("; ")
+            ))
+        } else {
+            Error::Unavailable(format!(
+                "every candidate failed ({attempts} tried): {}",
+                notes.join("; ")
+            ))
+        };
+        drop(reservation);
+        Err(Failure::new(error, attempts, last))
+    }
+
+    /// Reads a whole response body under the idle timeout, up to
+    /// `max_response_kib`.
+    pub(super) async fn read_body(
+        &self,
+        response: reqwest::Response,
+    ) -> std::result::Result<Bytes, String> {
+        let idle = Duration::from_millis(self.cfg.idle_timeout_ms);
+        let limit = self.cfg.max_response_kib.saturating_mul(1024);
+        let over = || {
+            format!(
+                "the response body is over the {} KiB limit ([gateway] max_response_kib)",
+                self.cfg.max_response_kib
+            )
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(over());
+        }
+        let read = async {
+            let mut response = response;
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| format!("the response broke off: {}", http_error(e)))?
+            {
+                if body.len() + chunk.len() > limit {
+                    return Err(over());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        match tokio::time::timeout(idle, read).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "the response body did not arrive within {} ms",
+                idle.as_millis()
+            )),
+        }
+    }
+
+    /// Books a call that got an answer: settles its reservation, queues
+    /// its record (`ok` unless the caller marked it `failed`). Usage over
+    /// `max_call_tokens` is booked at that, with a note in the error.
+    pub(super) fn book(
+        &self,
+        record: &mut GatewayCallRow,
+        provider: &Provider,
+        usage: Usage,
+        reservation: Reservation,
+        started: Instant,
+    ) {
+        let max = self.cfg.max_call_tokens;
+        let usage = match usage.capped(max) {
+            Ok(u) => u,
+            Err(u) => {
+                let note = format!(
+                    "the upstream reported {} prompt and {} completion tokens, over the {max} one call may book ([gateway] max_call_tokens); booked {} and {}",
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    u.prompt_tokens,
+                    u.completion_tokens
+                );
+                record.error = Some(match record.error.take() {
+                    Some(e) => format!("{e}; {note}"),
+                    None => note,
+                });
+                u
+            }
+        };
+        let cost = provider.cost_micros(usage.prompt_tokens, usage.completion_tokens);
+        if record.status.is_empty() {
+            record.status = "ok".to_string();
+        }
+        record.prompt_tokens = to_i64(usage.prompt_tokens);
+        record.completion_tokens = to_i64(usage.completion_tokens);
+        record.cost_micros = cost;
+        record.latency_ms = started.elapsed().as_millis() as i64;
+        reservation.settle(Amount {
+            cost_micros: cost,
+            tokens: record
+                .prompt_tokens
+                .saturating_add(record.completion_tokens),
+        });
+        self.writer.send(Msg::Call(Box::new(record.clone())));
+    }
+
+    /// Passes a streamed response on, event by event, as it arrives.
+    pub(super) fn stream(
+        self: &Arc<Self>,
+        response: reqwest::Response,
+        finish: Finish,
+        wants_usage: bool,
+    ) -> Response {
+        let headers = warden_headers(&finish.record);
+        let pump = Pump {
+            gateway: self.clone(),
+            upstream: Box::pin(response.bytes_stream()),
+            splitter: Splitter::default(),
+            pending: std::collections::VecDeque::new(),
+            idle: Duration::from_millis(self.cfg.idle_timeout_ms),
+            max_event: self.cfg.max_stream_event_kib.saturating_mul(1024),
+            wants_usage,
+            usage: None,
+            chunks: 0,
+            done: false,
+            finished: false,
+            ended: None,
+            finish: Some(finish),
+        };
+        let body = ReplyBody::Stream(Box::pin(futures::stream::unfold(
+            pump,
+            |mut pump| async move {
+                pump.next()
+                    .await
+                    .map(|b| (Ok::<Bytes, std::io::Error>(b), pump))
+            },
+        )));
+        let mut r = Response::new(body);
+        *r.status_mut() = StatusCode::OK;
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.extend(headers);
+        r
+    }
+
+    pub(super) fn breaker_success(&self, provider: &str) {
+        let now = warden_store::now_ms();
+        let mut breakers = self.breakers.locked();
+        let b = breakers.entry(provider.to_string()).or_default();
+        if b.success(now) == Change::Closed {
+            let row = b.row(&format!("provider:{provider}"));
+            drop(breakers);
+            tracing::info!(provider, "provider breaker closed: a probe succeeded");
+            self.writer.send(Msg::Breaker { row, opened: false });
+        }
+    }
+
+    pub(super) fn breaker_failure(&self, provider: &str, why: &str) {
+        tracing::warn!(provider, error = why, "provider call failed");
+        let now = warden_store::now_ms();
+        let mut breakers = self.breakers.locked();
+        let b = breakers.entry(provider.to_string()).or_default();
+        if let Change::Opened { reason, .. } = b.failure(now, &self.breaker_policy, why) {
+            let row = b.row(&format!("provider:{provider}"));
+            drop(breakers);
+            tracing::warn!(provider, reason, "provider breaker opened");
+            self.writer.send(Msg::Breaker { row, opened: true });
+        }
+    }
+
+    /// Takes breaker states written by operators or other hosts.
+    pub(super) async fn sync_breakers(&self) {
+        let rows = match self.store.list_breakers().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read breakers");
+                return;
+            }
+        };
+        let mut breakers = self.breakers.locked();
+        for row in rows {
+            if let Some(name) = row.name.strip_prefix("provider:")
+                && self.providers.iter().any(|p| p.cfg.name == name)
+                && breakers.entry(name.to_string()).or_default().adopt(&row)
+            {
+                tracing::info!(provider = name, state = %row.state, "provider breaker changed elsewhere");
+            } else if self.policies.adopt_breaker(&row) {
+                tracing::info!(breaker = %row.name, state = %row.state, "routing policy breaker changed elsewhere");
+            }
+        }
+    }
+}
