@@ -549,7 +549,7 @@ mod tests {
 
     #[test]
     fn the_example_configuration_is_valid() {
-        let text = include_str!("../../../examples/warden.toml");
+        let text = include_str!("../../../../examples/warden.toml");
         let config = Config::parse(text).unwrap();
         config.validate().unwrap();
         let review = config.gate_binding("acme", "review").unwrap();
