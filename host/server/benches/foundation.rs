@@ -218,17 +218,42 @@ async fn runtime_vs_bare() {
     );
 }
 
+/// HTTP-triggered runs on SQLite at the default `synchronous = FULL`
+/// (an acknowledged run survives a power cut) and at `NORMAL` (the
+/// `?synchronous=normal` opt-out), one after the other in the same run,
+/// and their ratio: what durability costs on this machine's disk.
 async fn http_runs() {
+    let full = http_runs_at(None).await;
+    let normal = http_runs_at(Some("normal")).await;
+    for ((clients, f), (_, n)) in full.iter().zip(&normal) {
+        println!(
+            "   {clients} client(s): synchronous=FULL / NORMAL runs/s {:.2}",
+            f / n
+        );
+    }
+}
+
+/// Runs/s per client count, printed with latencies.
+async fn http_runs_at(synchronous: Option<&str>) -> Vec<(usize, f64)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugins dir");
     std::fs::copy(warden_test_artifacts::NOOP, plugins.join("noop.wasm")).expect("copy");
+    let database = match synchronous {
+        Some(level) => format!(
+            "database_url = \"sqlite://{}?synchronous={level}\"\n",
+            dir.path().join("warden.db").display()
+        ),
+        None => String::new(),
+    };
     let config = warden_server::Config::parse(&format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nplugin_dir = \"{}\"\n[auth]\nadmin_token = \"bench-admin-token-0123456789\"\n[http]\nrate_limit_per_sec = 1000000\n",
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nplugin_dir = \"{}\"\n{database}[auth]\nadmin_token = \"bench-admin-token-0123456789\"\n[http]\nrate_limit_per_sec = 1000000\n",
         dir.path().join("data").display(),
         plugins.display()
     ))
     .expect("config");
+    let level = synchronous.unwrap_or("full (default)");
+    let mut rates = Vec::new();
     let server = warden_server::start(config).await.expect("server");
     let url = format!(
         "http://{}/v1/workspaces/bench/playbooks/noop/runs?wait=true",
@@ -272,29 +297,41 @@ async fn http_runs() {
         }
         let elapsed = started.elapsed();
         all.sort();
+        let rate = all.len() as f64 / elapsed.as_secs_f64();
+        rates.push((concurrency, rate));
         println!(
-            "2. HTTP-triggered runs (?wait=true, SQLite), {concurrency} client(s): {:.0} runs/s over {} runs, p50 {:.2} ms, p99 {:.2} ms",
-            all.len() as f64 / elapsed.as_secs_f64(),
+            "2. HTTP-triggered runs (?wait=true, SQLite, synchronous={level}), {concurrency} client(s): {:.0} runs/s over {} runs, p50 {:.2} ms, p99 {:.2} ms",
+            rate,
             all.len(),
             us(percentile(&all, 0.5)) / 1000.0,
             us(percentile(&all, 0.99)) / 1000.0
         );
     }
     server.shutdown(Duration::from_secs(5)).await;
+    rates
 }
 
-/// 20 distinct plugins: the no-op playbook with a different trailing custom
-/// section each, so each has its own digest and its own compilation.
+/// 20 distinct plugins: the no-op playbook as versions 1.0.0 to 1.0.9 and
+/// 1.1.0 to 1.1.9, each with its own digest and its own compilation (a
+/// version is immutable, so 20 builds of one version would load as one).
+/// The version is rewritten in place, at the same length, so every size
+/// in the binary stays right.
 fn twenty_plugins(dir: &std::path::Path) {
     let bytes = std::fs::read(warden_test_artifacts::NOOP).expect("noop.wasm");
+    // The metadata is in the binary twice: the custom section the host
+    // reads at load, and the data the guest's own `meta` export returns.
+    let from = br#""version":"1.0.0""#;
+    let at: Vec<usize> = (0..bytes.len().saturating_sub(from.len()))
+        .filter(|&i| bytes[i..].starts_with(from))
+        .collect();
+    assert!(!at.is_empty(), "noop's metadata names version 1.0.0");
     std::fs::create_dir_all(dir).expect("dir");
     for i in 0..20u8 {
         let mut b = bytes.clone();
-        // A custom section: id 0, size, name length, name, payload.
-        let name = b"bench-variant";
-        b.extend_from_slice(&[0, (1 + name.len() + 1) as u8, name.len() as u8]);
-        b.extend_from_slice(name);
-        b.push(i);
+        let version = format!(r#""version":"1.{}.{}""#, i / 10, i % 10);
+        for &a in &at {
+            b[a..a + from.len()].copy_from_slice(version.as_bytes());
+        }
         std::fs::write(dir.join(format!("plugin-{i:02}.wasm")), b).expect("write");
     }
 }
