@@ -352,8 +352,24 @@ async fn throughput() {
          on the same 2 cores as the hosts)"
     );
     let sqlite = spawn_host(None).await;
-    throughput_on("SQLite, 1 host", std::slice::from_ref(&sqlite)).await;
+    let full = throughput_on("SQLite, 1 host", std::slice::from_ref(&sqlite)).await;
     drop(sqlite);
+    // The same on `synchronous = NORMAL` (the opt-out from the default
+    // FULL), in this run: what durability costs on this machine's disk.
+    let normal_dir = tempfile::tempdir().expect("tempdir");
+    let normal_url = format!(
+        "sqlite://{}?synchronous=normal",
+        normal_dir.path().join("warden.db").display()
+    );
+    let sqlite = spawn_host(Some(&normal_url)).await;
+    let normal = throughput_on("SQLite, synchronous=normal", std::slice::from_ref(&sqlite)).await;
+    drop(sqlite);
+    for ((batch, f), (_, n)) in full.iter().zip(&normal) {
+        println!(
+            "   SQLite synchronous=FULL / NORMAL, batch {batch:>2}: {:.2}",
+            f / n
+        );
+    }
     println!("   (SQLite is single-host: three hosts need PostgreSQL)");
     let Some(schema) = Schema::create().await else {
         println!("   PostgreSQL: SKIPPED (unreachable)");
