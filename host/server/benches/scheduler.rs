@@ -239,17 +239,9 @@ async fn pipeline() {
     let host = spawn_host(None).await;
     let client = Client::new(&host.url, ADMIN).expect("client");
     let ws = "pipeline";
-    let pipeline = [
-        "spec",
-        "plan",
-        "think",
-        "implement",
-        "verify",
-        "review",
-        "pr",
-        "monitor",
-    ];
-    create_tasks(std::slice::from_ref(&client), ws, TASKS, &pipeline).await;
+    // The default pipeline, as the scheduler defines it.
+    let pipeline = warden_server::scheduler::DEFAULT_PIPELINE;
+    create_tasks(std::slice::from_ref(&client), ws, TASKS, pipeline).await;
     let config = WorkerConfig {
         workspace: ws.to_string(),
         worker_id: "pipeline".to_string(),
@@ -285,7 +277,7 @@ async fn pipeline() {
         "   {:<10} {:>5} {:>8} {:>8} {:>8}",
         "stage", "n", "p50", "p95", "p99"
     );
-    for stage in pipeline {
+    for &stage in pipeline {
         let n = s.latencies.get(stage).map_or(0, Vec::len);
         let p = |q| s.percentile(Some(stage), q);
         println!(

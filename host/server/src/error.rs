@@ -15,13 +15,6 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 #[derive(Debug)]
 pub struct ApiError(pub Error);
 
-impl ApiError {
-    /// The domain error.
-    pub fn error(&self) -> &Error {
-        &self.0
-    }
-}
-
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         ApiError(e)

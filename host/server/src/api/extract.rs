@@ -9,15 +9,15 @@ use serde::de::DeserializeOwned;
 
 use crate::api::AppState;
 use crate::auth::Principal;
-use crate::error::Error;
+use crate::error::{ApiError, Error};
 
 /// A JSON body.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
-    type Rejection = crate::error::ApiError;
+    type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, crate::error::ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         if !json_content_type(req.headers()) {
             return Err(
                 Error::invalid("expected a JSON body with Content-Type: application/json").into(),
@@ -63,9 +63,9 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
-    type Rejection = crate::error::ApiError;
+    type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, crate::error::ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.app.config.http.max_body_kib;
         let bytes = axum::body::to_bytes(req.into_body(), limit << 10)
             .await
@@ -76,10 +76,9 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
         if crate::validate::json_has_nul(&bytes) {
             return Err(Error::invalid(crate::validate::NUL_MESSAGE).into());
         }
-        serde_json::from_slice(&bytes)
-            .map(OptionalJson)
-            .map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))
-            .map_err(crate::error::ApiError::from)
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))?;
+        Ok(OptionalJson(value))
     }
 }
 
@@ -108,15 +107,16 @@ fn json_rejection(e: JsonRejection, state: &AppState) -> Error {
 pub struct Body(pub Bytes);
 
 impl FromRequest<AppState> for Body {
-    type Rejection = crate::error::ApiError;
+    type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, crate::error::ApiError> {
-        Bytes::from_request(req, state).await.map(Body).map_err(|e| {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             Error::invalid(format!(
                 "request body over this route's size limit (see docs/api.md), or not readable: {}",
                 e.body_text()
             ))
-        }).map_err(crate::error::ApiError::from)
+        })?;
+        Ok(Body(bytes))
     }
 }
 
@@ -124,24 +124,20 @@ impl FromRequest<AppState> for Body {
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
-    type Rejection = crate::error::ApiError;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, crate::error::ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.uri.query().is_some_and(crate::validate::uri_has_nul) {
             return Err(
                 Error::invalid(format!("invalid query: {}", crate::validate::NUL_MESSAGE)).into(),
             );
         }
-        axum::extract::Query::<T>::from_request_parts(parts, state)
+        let q = axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
-            .map(|q| Query(q.0))
             .map_err(|e: QueryRejection| {
                 Error::invalid(format!("invalid query: {}", e.body_text()))
-            })
-            .map_err(crate::error::ApiError::from)
+            })?;
+        Ok(Query(q.0))
     }
 }
 
@@ -149,32 +145,27 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
 pub struct Path<T>(pub T);
 
 impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
-    type Rejection = crate::error::ApiError;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, crate::error::ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if crate::validate::uri_has_nul(parts.uri.path()) {
             return Err(
                 Error::invalid(format!("invalid path: {}", crate::validate::NUL_MESSAGE)).into(),
             );
         }
-        axum::extract::Path::<T>::from_request_parts(parts, state)
+        let p = axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
-            .map(|p| Path(p.0))
-            .map_err(|e: PathRejection| Error::invalid(format!("invalid path: {}", e.body_text())))
-            .map_err(crate::error::ApiError::from)
+            .map_err(|e: PathRejection| {
+                Error::invalid(format!("invalid path: {}", e.body_text()))
+            })?;
+        Ok(Path(p.0))
     }
 }
 
 impl FromRequestParts<AppState> for Principal {
-    type Rejection = crate::error::ApiError;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, crate::error::ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -183,11 +174,6 @@ impl FromRequestParts<AppState> for Principal {
             .extensions
             .get::<crate::serve::PeerAddr>()
             .map(|p| p.0.ip());
-        state
-            .app
-            .auth
-            .authenticate(header, peer)
-            .await
-            .map_err(crate::error::ApiError::from)
+        Ok(state.app.auth.authenticate(header, peer).await?)
     }
 }

@@ -13,9 +13,7 @@ use crate::error::{Error, Result};
 use crate::gates::Binding;
 
 fn check_stage(stage: &str) -> Result<()> {
-    crate::validate::id("stage", stage)
-        .map_err(Error::InvalidArgument)
-        .map_err(crate::error::ApiError::from)
+    Ok(crate::validate::id("stage", stage).map_err(Error::InvalidArgument)?)
 }
 
 fn binding_view(stage: &str, binding: &Binding, source: &str) -> Value {

@@ -183,13 +183,8 @@ pub async fn list(
 
 async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
     crate::validate::id("task", id).map_err(Error::InvalidArgument)?;
-    state
-        .app
-        .store
-        .get_task(ws, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("task {id} not found in workspace \"{ws}\"")))
-        .map_err(crate::error::ApiError::from)
+    let task = state.app.store.get_task(ws, id).await?;
+    Ok(task.ok_or_else(|| Error::NotFound(format!("task {id} not found in workspace \"{ws}\"")))?)
 }
 
 /// `GET /v1/workspaces/{ws}/tasks/{id}`: the task and its stage runs.
