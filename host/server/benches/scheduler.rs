@@ -344,17 +344,17 @@ async fn throughput() {
          on the same 2 cores as the hosts)"
     );
     let sqlite = spawn_host(None).await;
-    let full = throughput_on("SQLite, 1 host", std::slice::from_ref(&sqlite)).await;
+    let normal = throughput_on("SQLite, 1 host", std::slice::from_ref(&sqlite)).await;
     drop(sqlite);
-    // The same on `synchronous = NORMAL` (the opt-out from the default
-    // FULL), in this run: what durability costs on this machine's disk.
-    let normal_dir = tempfile::tempdir().expect("tempdir");
-    let normal_url = format!(
-        "sqlite://{}?synchronous=normal",
-        normal_dir.path().join("warden.db").display()
+    // The same on `synchronous = FULL` (the opt-in that survives a power
+    // cut), in this run: what that durability costs on this machine's disk.
+    let full_dir = tempfile::tempdir().expect("tempdir");
+    let full_url = format!(
+        "sqlite://{}?synchronous=full",
+        full_dir.path().join("warden.db").display()
     );
-    let sqlite = spawn_host(Some(&normal_url)).await;
-    let normal = throughput_on("SQLite, synchronous=normal", std::slice::from_ref(&sqlite)).await;
+    let sqlite = spawn_host(Some(&full_url)).await;
+    let full = throughput_on("SQLite, synchronous=full", std::slice::from_ref(&sqlite)).await;
     drop(sqlite);
     for ((batch, f), (_, n)) in full.iter().zip(&normal) {
         println!(
