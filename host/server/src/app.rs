@@ -97,11 +97,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let router = crate::api::router(app.clone());
-    let http = tokio::spawn(crate::serve::serve(
+    let router = warden_api::router(app.clone());
+    let http = tokio::spawn(warden_api::serve::serve(
         listener,
         router,
-        crate::serve::HttpLimits::of(&config.http),
+        warden_api::serve::HttpLimits::of(&config.http),
         rx,
     ));
     app.ready.store(true, Ordering::Release);

@@ -1,20 +1,18 @@
-//! The Warden control plane's HTTP API and the `warden` binary, over the
-//! domain in warden-core.
+//! The `warden` binary's library: the wiring that starts the services of
+//! warden-core and serves warden-api's router (`app`), the command line
+//! (`cli`) and `warden demo`.
 //!
-//! `api` only translates HTTP to the services of warden-core and back;
-//! `serve` is the accept loop; `cli` is the command line; `app` starts the
-//! services and the HTTP server. The domain modules are re-exported under
-//! their old paths (`warden_server::scheduler`, …).
+//! The HTTP API and the domain modules are re-exported under their old
+//! paths (`warden_server::api`, `warden_server::scheduler`, …).
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod app;
 pub mod cli;
 pub mod demo;
-pub mod error;
-pub mod serve;
 
 pub use app::{Server, start};
+pub use warden_api as api;
+pub use warden_api::{error, serve};
 pub use warden_core::config::Config;
 pub use warden_core::{
     alerting, alerts, auth, autoheal, breaker, checkpoints, completions, config, dashboard, events,

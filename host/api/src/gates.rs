@@ -7,13 +7,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_store::gates::{DecisionRow, VerdictRow};
 
-use crate::api::{AppState, Json, Path, Query, check_ws, time};
-use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::gates::Binding;
+use crate::{AppState, Json, Path, Query, check_ws, time};
+use warden_core::auth::{Principal, Role};
+use warden_core::gates::Binding;
 
 fn check_stage(stage: &str) -> Result<()> {
-    Ok(crate::validate::id("stage", stage).map_err(Error::InvalidArgument)?)
+    Ok(warden_core::validate::id("stage", stage).map_err(Error::InvalidArgument)?)
 }
 
 fn binding_view(stage: &str, binding: &Binding, source: &str) -> Value {
@@ -66,12 +66,12 @@ fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
     path = "/v1/workspaces/{ws}/gates",
     tag = "gates",
     summary = "the gate bindings in force, by stage",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the bindings", body = crate::api::openapi::GateBindings),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the bindings", body = crate::openapi::GateBindings),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn list(
@@ -96,13 +96,13 @@ pub async fn list(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "the gates bound to a stage",
-    params(crate::api::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the binding", body = crate::openapi::GateBinding),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn get(
@@ -135,15 +135,15 @@ pub async fn get(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "bind gates to a stage",
-    params(crate::api::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
-    request_body = crate::api::schema::Binding,
+    params(crate::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body = crate::schema::Binding,
     responses(
-        (status = 200, description = "the binding", body = crate::api::openapi::GateBinding),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the binding", body = crate::openapi::GateBinding),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn put(
@@ -180,13 +180,13 @@ pub async fn put(
     path = "/v1/workspaces/{ws}/gates/{stage}",
     tag = "gates",
     summary = "remove the API binding of a stage",
-    params(crate::api::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "removed", body = crate::api::openapi::Deleted),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "removed", body = crate::openapi::Deleted),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn delete(
@@ -218,13 +218,13 @@ pub async fn delete(
     path = "/v1/workspaces/{ws}/tasks/{id}/verdicts",
     tag = "gates",
     summary = "the gated transitions of a task with their verdicts",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     responses(
-        (status = 200, description = "the decisions", body = crate::api::openapi::TaskVerdicts),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the decisions", body = crate::openapi::TaskVerdicts),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn task_verdicts(
@@ -233,7 +233,7 @@ pub async fn task_verdicts(
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
     let store = &state.app.store;
     if store.get_task(&ws, &id).await?.is_none() {
@@ -264,12 +264,12 @@ pub struct VerdictQuery {
     path = "/v1/workspaces/{ws}/verdicts",
     tag = "gates",
     summary = "verdicts, newest first",
-    params(crate::api::openapi::WsPath, VerdictQuery),
+    params(crate::openapi::WsPath, VerdictQuery),
     responses(
-        (status = 200, description = "the verdicts", body = crate::api::openapi::VerdictList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the verdicts", body = crate::openapi::VerdictList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn verdicts(
@@ -281,7 +281,7 @@ pub async fn verdicts(
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
     if let Some(g) = &q.gate {
-        crate::validate::plugin(g).map_err(Error::InvalidArgument)?;
+        warden_core::validate::plugin(g).map_err(Error::InvalidArgument)?;
     }
     let rows = state
         .app
@@ -311,12 +311,12 @@ pub struct StatsQuery {
     path = "/v1/workspaces/{ws}/gate-stats",
     tag = "gates",
     summary = "approval statistics per gate and the top rejection reasons",
-    params(crate::api::openapi::WsPath, StatsQuery),
+    params(crate::openapi::WsPath, StatsQuery),
     responses(
-        (status = 200, description = "the statistics", body = crate::api::openapi::AnyObject),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the statistics", body = crate::openapi::AnyObject),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn stats(
@@ -328,7 +328,7 @@ pub async fn stats(
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
     if let Some(g) = &q.gate {
-        crate::validate::plugin(g).map_err(Error::InvalidArgument)?;
+        warden_core::validate::plugin(g).map_err(Error::InvalidArgument)?;
     }
     let hours = q.hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
@@ -347,7 +347,7 @@ pub async fn stats(
     {
         let breaker = store.get_breaker(&format!("gate:{ws}:{}", s.gate)).await?;
         let recent = store
-            .recent_gate_decisions(&ws, &s.gate, crate::gates::BREAKER_WINDOW)
+            .recent_gate_decisions(&ws, &s.gate, warden_core::gates::BREAKER_WINDOW)
             .await?;
         gates.push(json!({
             "gate": s.gate,

@@ -6,10 +6,10 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api::{AppState, Json};
-use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::evidence::ThresholdsUpdate;
+use crate::{AppState, Json};
+use warden_core::auth::Principal;
+use warden_core::evidence::ThresholdsUpdate;
 
 /// `GET /v1/disk-guard`: any token (it shows no workspace data).
 #[utoipa::path(
@@ -19,8 +19,8 @@ use crate::evidence::ThresholdsUpdate;
     tag = "system",
     summary = "the evidence disk guard",
     responses(
-        (status = 200, description = "its status", body = crate::api::schema::GuardStatus),
-        crate::api::openapi::Authenticated
+        (status = 200, description = "its status", body = crate::schema::GuardStatus),
+        crate::openapi::Authenticated
     )
 )]
 pub async fn get(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
@@ -37,12 +37,12 @@ pub async fn get(State(state): State<AppState>, _principal: Principal) -> Result
     path = "/v1/disk-guard",
     tag = "system",
     summary = "change the disk guard thresholds (bootstrap admin)",
-    request_body = crate::api::schema::ThresholdsUpdate,
+    request_body = crate::schema::ThresholdsUpdate,
     responses(
-        (status = 200, description = "its status after a measurement", body = crate::api::schema::GuardStatus),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "its status after a measurement", body = crate::schema::GuardStatus),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn put(

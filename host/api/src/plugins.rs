@@ -9,10 +9,10 @@ use warden_meta::CapabilitySet;
 use warden_store::grants::GrantRow;
 use warden_store::pins::PinRow;
 
-use crate::api::{AppState, Body, Json, Path, Query, check_ws, time};
-use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::registry::{Entry, Selector};
+use crate::{AppState, Body, Json, Path, Query, check_ws, time};
+use warden_core::auth::{Principal, Role};
+use warden_core::registry::{Entry, Selector};
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -102,10 +102,10 @@ async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool
     summary = "the plugins as a workspace sees them",
     params(WorkspaceQuery),
     responses(
-        (status = 200, description = "the plugins and the rejected files", body = crate::api::openapi::PluginList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the plugins and the rejected files", body = crate::openapi::PluginList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn list(
@@ -135,11 +135,11 @@ pub async fn list(
     summary = "one plugin, with each version's imports and limits",
     params(("name" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WorkspaceQuery),
     responses(
-        (status = 200, description = "the plugin", body = crate::api::openapi::Plugin),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the plugin", body = crate::openapi::Plugin),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn inspect(
@@ -148,7 +148,7 @@ pub async fn inspect(
     Path(name): Path<String>,
     Query(q): Query<WorkspaceQuery>,
 ) -> Result<Response> {
-    crate::validate::plugin(&name).map_err(Error::InvalidArgument)?;
+    warden_core::validate::plugin(&name).map_err(Error::InvalidArgument)?;
     let ws = q.workspace.unwrap_or_else(|| principal.home().to_string());
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
@@ -162,13 +162,13 @@ pub async fn inspect(
     path = "/v1/plugins",
     tag = "plugins",
     summary = "upload a .wasm component (bootstrap admin)",
-    request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the .wasm component (any Content-Type)"),
+    request_body(content = crate::openapi::Binary, content_type = "application/octet-stream", description = "the .wasm component (any Content-Type)"),
     responses(
-        (status = 201, description = "added", body = crate::api::openapi::PluginUploaded),
-        (status = 200, description = "this exact file was known already", body = crate::api::openapi::PluginUploaded),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 201, description = "added", body = crate::openapi::PluginUploaded),
+        (status = 200, description = "this exact file was known already", body = crate::openapi::PluginUploaded),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn upload(
@@ -219,12 +219,12 @@ fn pin_view(p: &PinRow) -> Value {
     path = "/v1/workspaces/{ws}/pins",
     tag = "plugins",
     summary = "version pins set over the API",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the pins", body = crate::api::openapi::PinList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the pins", body = crate::openapi::PinList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn list_pins(
@@ -256,14 +256,14 @@ pub struct PinBody {
     path = "/v1/workspaces/{ws}/pins/{plugin}",
     tag = "plugins",
     summary = "pin a plugin to a version, range or digest",
-    params(crate::api::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    params(crate::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     request_body = PinBody,
     responses(
-        (status = 200, description = "the pin and what it resolves to", body = crate::api::openapi::Pin),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the pin and what it resolves to", body = crate::openapi::Pin),
+        crate::openapi::BadRequest,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn set_pin(
@@ -273,7 +273,7 @@ pub async fn set_pin(
     Json(body): Json<PinBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
+    warden_core::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Operator)?;
     let selector = Selector::parse(&body.selector).map_err(Error::InvalidArgument)?;
     let entry = state
@@ -316,13 +316,13 @@ pub async fn set_pin(
     path = "/v1/workspaces/{ws}/pins/{plugin}",
     tag = "plugins",
     summary = "remove a pin",
-    params(crate::api::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    params(crate::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     responses(
         (status = 204, description = "removed"),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn delete_pin(
@@ -331,7 +331,7 @@ pub async fn delete_pin(
     Path((ws, plugin)): Path<(String, String)>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
+    warden_core::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Operator)?;
     if !state.app.store.delete_pin(&ws, &plugin).await? {
         return Err(Error::NotFound(format!(
@@ -358,12 +358,12 @@ fn grant_view(g: &GrantRow) -> Value {
     path = "/v1/workspaces/{ws}/grants",
     tag = "plugins",
     summary = "capability grants set over the API",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the grants", body = crate::api::openapi::GrantList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the grants", body = crate::openapi::GrantList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn list_grants(
@@ -393,13 +393,13 @@ pub struct GrantBody {
     path = "/v1/workspaces/{ws}/grants/{plugin}",
     tag = "plugins",
     summary = "grant capabilities to a plugin",
-    params(crate::api::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    params(crate::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     request_body = GrantBody,
     responses(
-        (status = 200, description = "the grant", body = crate::api::openapi::Grant),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the grant", body = crate::openapi::Grant),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn set_grant(
@@ -409,7 +409,7 @@ pub async fn set_grant(
     Json(body): Json<GrantBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
+    warden_core::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Admin)?;
     let caps =
         CapabilitySet::parse(&body.capabilities).map_err(|e| Error::invalid(e.to_string()))?;
@@ -441,13 +441,13 @@ pub async fn set_grant(
     path = "/v1/workspaces/{ws}/grants/{plugin}",
     tag = "plugins",
     summary = "remove an API grant",
-    params(crate::api::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
+    params(crate::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     responses(
         (status = 204, description = "removed"),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn delete_grant(
@@ -456,7 +456,7 @@ pub async fn delete_grant(
     Path((ws, plugin)): Path<(String, String)>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
+    warden_core::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Admin)?;
     if !state.app.store.delete_grant(&ws, &plugin).await? {
         return Err(Error::NotFound(format!(

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api::AppState;
+use crate::AppState;
 use crate::error::{ApiError, Error};
 
 #[utoipa::path(
@@ -17,7 +17,7 @@ use crate::error::{ApiError, Error};
     summary = "liveness",
     security(()),
     responses(
-        (status = 200, description = "alive", body = crate::api::openapi::Health)
+        (status = 200, description = "alive", body = crate::openapi::Health)
     )
 )]
 pub async fn health() -> Response {
@@ -32,8 +32,8 @@ pub async fn health() -> Response {
     summary = "readiness: the database answers and plugins are loaded",
     security(()),
     responses(
-        (status = 200, description = "ready", body = crate::api::openapi::Ready),
-        crate::api::openapi::NotReady
+        (status = 200, description = "ready", body = crate::openapi::Ready),
+        crate::openapi::NotReady
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Response {
@@ -62,7 +62,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 /// OpenMetrics 1.0.0 when the scraper asks for it in `Accept`. Any valid
 /// token (Prometheus sends one with `authorization: {credentials: ...}`):
 /// the bootstrap admin gets every series, a token scoped to a workspace
-/// only that workspace's (SPEC SE-1; see [`crate::metrics`]).
+/// only that workspace's (SPEC SE-1; see [`warden_core::metrics`]).
 #[utoipa::path(
     get,
     operation_id = "system_metrics",
@@ -71,20 +71,20 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     summary = "Prometheus metrics (any valid token; a workspace's token gets that workspace's series)",
     responses(
         (status = 200, description = "the Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when `Accept` asks for `application/openmetrics-text`",
-            content((crate::api::openapi::Text = "text/plain"), (crate::api::openapi::Text = "application/openmetrics-text"))),
-        crate::api::openapi::Authenticated
+            content((crate::openapi::Text = "text/plain"), (crate::openapi::Text = "application/openmetrics-text"))),
+        crate::openapi::Authenticated
     )
 )]
 pub async fn metrics(
     State(state): State<AppState>,
-    principal: crate::auth::Principal,
+    principal: warden_core::auth::Principal,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    let format = crate::metrics::Format::negotiate(accept);
-    let body = crate::metrics::render(
+    let format = warden_core::metrics::Format::negotiate(accept);
+    let body = warden_core::metrics::render(
         &state.app.metric_sources(),
         principal.workspace.as_deref(),
         format,

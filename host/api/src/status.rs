@@ -19,12 +19,12 @@ use warden_store::gateway::UsageGroup;
 use warden_store::stages::StageDuration;
 use warden_store::tasks::{STATES, TaskRow};
 
-use crate::api::workspace::{alert_view, breaker_view};
-use crate::api::{AppState, Path, Query, check_ws, opt_time, time};
-use crate::app::App;
-use crate::auth::{Principal, Role};
-use crate::dashboard::{self, DEFAULT_WINDOW_HOURS, RECENT_TASKS, Snapshot};
 use crate::error::{Error, Result};
+use crate::workspace::{alert_view, breaker_view};
+use crate::{AppState, Path, Query, check_ws, opt_time, time};
+use warden_core::auth::{Principal, Role};
+use warden_core::dashboard::{self, DEFAULT_WINDOW_HOURS, RECENT_TASKS, Snapshot};
+use warden_core::services::App;
 use warden_core::sync::Unpoisoned as _;
 
 /// How often the stream looks for a change when nothing wakes it.
@@ -59,12 +59,12 @@ fn window_hours(q: &StatusQuery) -> Result<i64> {
     path = "/v1/workspaces/{ws}/status",
     tag = "workspace",
     summary = "what runs, or why nothing does, and everything the dashboard shows of the workspace",
-    params(crate::api::openapi::WsPath, StatusQuery),
+    params(crate::openapi::WsPath, StatusQuery),
     responses(
-        (status = 200, description = "the status", body = crate::api::openapi::WorkspaceStatus),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the status", body = crate::openapi::WorkspaceStatus),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn workspace(
@@ -93,12 +93,12 @@ pub async fn workspace(
     path = "/v1/workspaces/{ws}/status/stream",
     tag = "workspace",
     summary = "the workspace's status as server-sent events, at once and on every change",
-    params(crate::api::openapi::WsPath, StatusQuery),
+    params(crate::openapi::WsPath, StatusQuery),
     responses(
-        (status = 200, description = "`status` events, each the workspace's status", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "`status` events, each the workspace's status", body = crate::openapi::SseEvent, content_type = "text/event-stream"),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn stream(
@@ -299,9 +299,9 @@ async fn produce(app: Arc<App>, retire: Retire) {
     summary = "the status of every workspace the token may see, summed and one by one",
     params(StatusQuery),
     responses(
-        (status = 200, description = "the global status", body = crate::api::openapi::AnyObject),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated
+        (status = 200, description = "the global status", body = crate::openapi::AnyObject),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated
     )
 )]
 pub async fn global(
@@ -411,7 +411,7 @@ pub async fn global(
         let providers = app.config.gateway.providers.iter().map(|p| p.name.as_str());
         (
             app.store.list_alerts(None, Some("open"), 100).await?,
-            crate::breaker::with_providers(app.store.list_breakers().await?, providers),
+            warden_core::breaker::with_providers(app.store.list_breakers().await?, providers),
         )
     } else {
         let s = snaps.first();
@@ -499,7 +499,7 @@ fn task_brief(t: &TaskRow) -> Value {
         "attempts": t.attempts,
         "max_attempts": t.max_attempts,
         "worker": if t.state == "running" { t.lease_owner.clone() } else { None },
-        "last_error": t.last_error.as_deref().map(|e| crate::validate::truncate(e, 300)),
+        "last_error": t.last_error.as_deref().map(|e| warden_core::validate::truncate(e, 300)),
         "used": { "tokens": t.used.tokens, "cost_usd": micros(t.used.cost_micros) },
         "created_at": time(t.created_at),
         "last_event_at": time(t.last_event_at),
@@ -659,7 +659,7 @@ fn run_brief(r: &warden_store::runs::RunRow) -> Value {
         "status": r.status,
         "trigger": r.trigger,
         "actor": r.actor,
-        "error": r.error.as_deref().map(|e| crate::validate::truncate(e, 300)),
+        "error": r.error.as_deref().map(|e| warden_core::validate::truncate(e, 300)),
         "created_at": time(r.created_at),
         "finished_at": opt_time(r.finished_at),
     })

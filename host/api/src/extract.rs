@@ -7,9 +7,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::api::AppState;
-use crate::auth::Principal;
+use crate::AppState;
 use crate::error::{ApiError, Error};
+use warden_core::auth::Principal;
 
 /// A JSON body.
 pub struct Json<T>(pub T);
@@ -29,8 +29,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
                 state.app.config.http.max_body_kib
             ))
         })?;
-        if crate::validate::json_has_nul(&bytes) {
-            return Err(Error::invalid(crate::validate::NUL_MESSAGE).into());
+        if warden_core::validate::json_has_nul(&bytes) {
+            return Err(Error::invalid(warden_core::validate::NUL_MESSAGE).into());
         }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
@@ -73,8 +73,8 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        if crate::validate::json_has_nul(&bytes) {
-            return Err(Error::invalid(crate::validate::NUL_MESSAGE).into());
+        if warden_core::validate::json_has_nul(&bytes) {
+            return Err(Error::invalid(warden_core::validate::NUL_MESSAGE).into());
         }
         let value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid(format!("invalid JSON body: {e}")))?;
@@ -127,10 +127,16 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if parts.uri.query().is_some_and(crate::validate::uri_has_nul) {
-            return Err(
-                Error::invalid(format!("invalid query: {}", crate::validate::NUL_MESSAGE)).into(),
-            );
+        if parts
+            .uri
+            .query()
+            .is_some_and(warden_core::validate::uri_has_nul)
+        {
+            return Err(Error::invalid(format!(
+                "invalid query: {}",
+                warden_core::validate::NUL_MESSAGE
+            ))
+            .into());
         }
         let q = axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
@@ -148,10 +154,12 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if crate::validate::uri_has_nul(parts.uri.path()) {
-            return Err(
-                Error::invalid(format!("invalid path: {}", crate::validate::NUL_MESSAGE)).into(),
-            );
+        if warden_core::validate::uri_has_nul(parts.uri.path()) {
+            return Err(Error::invalid(format!(
+                "invalid path: {}",
+                warden_core::validate::NUL_MESSAGE
+            ))
+            .into());
         }
         let p = axum::extract::Path::<T>::from_request_parts(parts, state)
             .await

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use warden_store::stages::{Claimed, StageRunRow};
 use warden_store::tasks::{STATES, TaskQuery, TaskRow};
 
-use crate::api::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
-use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::scheduler::{ClaimOptions, CreateTask};
+use crate::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
+use warden_core::auth::{Principal, Role};
+use warden_core::scheduler::{ClaimOptions, CreateTask};
 
 /// A task as the API shows it.
 pub fn task_view(t: &TaskRow) -> Value {
@@ -76,16 +76,16 @@ fn claim_view(c: &Claimed) -> Value {
     path = "/v1/workspaces/{ws}/tasks",
     tag = "tasks",
     summary = "create a task",
-    params(crate::api::openapi::WsPath),
-    request_body = crate::api::schema::CreateTask,
+    params(crate::openapi::WsPath),
+    request_body = crate::schema::CreateTask,
     responses(
-        (status = 201, description = "created", body = crate::api::openapi::Task),
-        (status = 200, description = "an unfinished task with the same dedup_key", body = crate::api::openapi::Task),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 201, description = "created", body = crate::openapi::Task),
+        (status = 200, description = "an unfinished task with the same dedup_key", body = crate::openapi::Task),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn create(
@@ -133,12 +133,12 @@ pub struct ListQuery {
     path = "/v1/workspaces/{ws}/tasks",
     tag = "tasks",
     summary = "tasks",
-    params(crate::api::openapi::WsPath, ListQuery),
+    params(crate::openapi::WsPath, ListQuery),
     responses(
-        (status = 200, description = "the tasks", body = crate::api::openapi::TaskList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the tasks", body = crate::openapi::TaskList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn list(
@@ -157,7 +157,7 @@ pub async fn list(
         if !STATES.contains(&s.as_str()) {
             return Err(Error::invalid(format!(
                 "invalid state \"{}\": expected one of {}",
-                crate::validate::truncate(s, 40),
+                warden_core::validate::truncate(s, 40),
                 STATES.join(", ")
             ))
             .into());
@@ -182,7 +182,7 @@ pub async fn list(
 }
 
 async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
-    crate::validate::id("task", id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", id).map_err(Error::InvalidArgument)?;
     let task = state.app.store.get_task(ws, id).await?;
     Ok(task.ok_or_else(|| Error::NotFound(format!("task {id} not found in workspace \"{ws}\"")))?)
 }
@@ -194,13 +194,13 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
     path = "/v1/workspaces/{ws}/tasks/{id}",
     tag = "tasks",
     summary = "one task with its stage runs",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     responses(
-        (status = 200, description = "the task", body = crate::api::openapi::TaskDetail),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the task", body = crate::openapi::TaskDetail),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn get(
@@ -224,14 +224,14 @@ pub async fn get(
     path = "/v1/workspaces/{ws}/tasks/{id}/cancel",
     tag = "tasks",
     summary = "cancel a task",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     responses(
-        (status = 200, description = "the task", body = crate::api::openapi::Task),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the task", body = crate::openapi::Task),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn cancel(
@@ -240,7 +240,7 @@ pub async fn cancel(
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Operator)?;
     let t = state.app.scheduler.cancel(&ws, &id).await?;
     state
@@ -257,14 +257,14 @@ pub async fn cancel(
     path = "/v1/workspaces/{ws}/tasks/{id}/unblock",
     tag = "tasks",
     summary = "unblock a blocked task",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     responses(
-        (status = 200, description = "the task", body = crate::api::openapi::Task),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the task", body = crate::openapi::Task),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn unblock(
@@ -273,7 +273,7 @@ pub async fn unblock(
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Operator)?;
     let t = state.app.scheduler.unblock(&ws, &id).await?;
     state
@@ -305,14 +305,14 @@ pub struct ClaimBody {
     path = "/v1/workspaces/{ws}/tasks/claim",
     tag = "tasks",
     summary = "claim stages to work on (long-poll with wait_ms)",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     request_body = ClaimBody,
     responses(
-        (status = 200, description = "the claims, or why there is nothing to claim", body = crate::api::openapi::ClaimResponse),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the claims, or why there is nothing to claim", body = crate::openapi::ClaimResponse),
+        crate::openapi::BadRequest,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn claim(
@@ -351,15 +351,15 @@ pub struct TokenBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/heartbeat",
     tag = "tasks",
     summary = "extend a lease",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = TokenBody,
     responses(
-        (status = 200, description = "the new expiry", body = crate::api::openapi::HeartbeatResponse),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the new expiry", body = crate::openapi::HeartbeatResponse),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn heartbeat(
@@ -369,7 +369,7 @@ pub async fn heartbeat(
     Json(b): Json<TokenBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Agent)?;
     let t = state
         .app
@@ -389,8 +389,8 @@ pub struct CompleteBody {
     #[serde(default)]
     output: Value,
     /// The stage result the stage's gates judge (SPEC QG-1).
-    #[schema(value_type = Option<crate::api::schema::StageResult>)]
-    result: Option<crate::gates::StageResult>,
+    #[schema(value_type = Option<crate::schema::StageResult>)]
+    result: Option<warden_core::gates::StageResult>,
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/complete`: 200 and the task; the
@@ -402,15 +402,15 @@ pub struct CompleteBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/complete",
     tag = "tasks",
     summary = "complete the claimed stage",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = CompleteBody,
     responses(
-        (status = 200, description = "the task", body = crate::api::openapi::CompleteResponse),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the task", body = crate::openapi::CompleteResponse),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn complete(
@@ -420,7 +420,7 @@ pub async fn complete(
     Json(b): Json<CompleteBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Agent)?;
     if serde_json::to_string(&b.output).map_or(0, |s| s.len()) > 256 * 1024 {
         return Err(Error::invalid("output is over the 256 KiB limit").into());
@@ -453,15 +453,15 @@ pub struct DecisionBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/decision",
     tag = "tasks",
     summary = "a human decision on a task waiting for approval",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = DecisionBody,
     responses(
-        (status = 200, description = "the task", body = crate::api::openapi::DecisionResponse),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the task", body = crate::openapi::DecisionResponse),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn decide(
@@ -471,7 +471,7 @@ pub async fn decide(
     Json(b): Json<DecisionBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Operator)?;
     let approve = match b.decision.as_str() {
         "approve" => true,
@@ -479,7 +479,7 @@ pub async fn decide(
         other => {
             return Err(Error::invalid(format!(
                 "decision \"{}\": expected approve or reject",
-                crate::validate::truncate(other, 40)
+                warden_core::validate::truncate(other, 40)
             ))
             .into());
         }
@@ -518,15 +518,15 @@ pub struct FailBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/fail",
     tag = "tasks",
     summary = "fail the claimed stage",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = FailBody,
     responses(
-        (status = 200, description = "the task", body = crate::api::openapi::FailResponse),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the task", body = crate::openapi::FailResponse),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn fail(
@@ -536,7 +536,7 @@ pub async fn fail(
     Json(b): Json<FailBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Agent)?;
     let (t, failed) = state
         .app
@@ -564,15 +564,15 @@ pub struct EventBody {
     path = "/v1/workspaces/{ws}/tasks/{id}/events",
     tag = "tasks",
     summary = "report progress of a running task",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = EventBody,
     responses(
-        (status = 201, description = "recorded", body = crate::api::openapi::EventSeq),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 201, description = "recorded", body = crate::openapi::EventSeq),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn report(
@@ -582,7 +582,7 @@ pub async fn report(
     Json(b): Json<EventBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Agent)?;
     let seq = state
         .app
@@ -607,13 +607,13 @@ pub struct EventsQuery {
     path = "/v1/workspaces/{ws}/tasks/{id}/events",
     tag = "tasks",
     summary = "the events of a task",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath, EventsQuery),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath, EventsQuery),
     responses(
-        (status = 200, description = "the events", body = crate::api::openapi::TaskEvents),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the events", body = crate::openapi::TaskEvents),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn events(
@@ -656,13 +656,13 @@ pub struct StreamQuery {
     path = "/v1/workspaces/{ws}/tasks/{id}/events/stream",
     tag = "tasks",
     summary = "the task's events as server-sent events; ends once the task is finished",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath, StreamQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath, StreamQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
     responses(
-        (status = 200, description = "one event per task event, `id` its sequence number, `event` its type", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "one event per task event, `id` its sequence number, `event` its type", body = crate::openapi::SseEvent, content_type = "text/event-stream"),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn stream(
@@ -679,7 +679,7 @@ pub async fn stream(
     principal.require(&ws, Role::Viewer)?;
     load(&state, &ws, &id).await?;
     let slot = state.app.streams.open(&principal.token_id)?;
-    let last = crate::api::resume_after(&headers, q.after);
+    let last = crate::resume_after(&headers, q.after);
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     let app = state.app.clone();
     // Subscribed before the first read, so that no event falls between.
@@ -751,12 +751,12 @@ pub async fn stream(
     path = "/v1/workspaces/{ws}/dead-letters",
     tag = "tasks",
     summary = "the dead-letter queue",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "dead tasks", body = crate::api::openapi::DeadLetters),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "dead tasks", body = crate::openapi::DeadLetters),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn dead_letters(
@@ -780,15 +780,15 @@ pub async fn dead_letters(
     path = "/v1/workspaces/{ws}/dead-letters/{id}/redrive",
     tag = "tasks",
     summary = "send a dead task back to the queue",
-    params(crate::api::openapi::WsPath, crate::api::openapi::TaskIdPath),
-    request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
+    params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
+    request_body(content = Option<crate::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
-        (status = 200, description = "the task", body = crate::api::openapi::Task),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the task", body = crate::openapi::Task),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn redrive(
@@ -798,7 +798,7 @@ pub async fn redrive(
     OptionalJson(_body): OptionalJson<Value>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Operator)?;
     let t = state.app.scheduler.redrive(&ws, &id).await?;
     state

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_store::gateway::{CallFilter, GatewayCallRow, UsageDim};
 
-use crate::api::{AppState, Body, Path, Query, check_ws, time};
-use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::gateway::{Caller, ReplyBody};
+use crate::{AppState, Body, Path, Query, check_ws, time};
+use warden_core::auth::{Principal, Role};
+use warden_core::gateway::{Caller, ReplyBody};
 
 /// A header's value as text; an unreadable or over-long one is an error
 /// naming it.
@@ -44,14 +44,14 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>> {
     tag = "gateway",
     summary = "OpenAI-compatible chat completions, plain or streamed",
     params(("x-warden-workspace" = Option<String>, Header, description = "the paying workspace (bootstrap admin token only; default `default`)"), ("x-warden-task" = Option<String>, Header, description = "the task the call belongs to"), ("x-warden-stage" = Option<String>, Header, description = "the stage the call belongs to"), ("x-warden-mode" = Option<String>, Header, description = "the routing mode")),
-    request_body(content = crate::api::openapi::AnyObject, description = "an OpenAI chat completion request"),
+    request_body(content = crate::openapi::AnyObject, description = "an OpenAI chat completion request"),
     responses(
-        (status = 200, description = "the completion; with `\"stream\": true`, server-sent events", content((crate::api::openapi::AnyObject = "application/json"), (crate::api::openapi::SseEvent = "text/event-stream"))),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the completion; with `\"stream\": true`, server-sent events", content((crate::openapi::AnyObject = "application/json"), (crate::openapi::SseEvent = "text/event-stream"))),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn chat(
@@ -72,11 +72,11 @@ pub async fn chat(
     principal.require(&workspace, Role::Agent)?;
     let stage = header(&headers, "x-warden-stage")?;
     if let Some(s) = &stage {
-        crate::validate::id("stage", s)
+        warden_core::validate::id("stage", s)
             .map_err(|e| Error::invalid(format!("x-warden-stage: {e}")))?;
     }
-    if crate::validate::json_has_nul(&body) {
-        return Err(Error::invalid(crate::validate::NUL_MESSAGE).into());
+    if warden_core::validate::json_has_nul(&body) {
+        return Err(Error::invalid(warden_core::validate::NUL_MESSAGE).into());
     }
     let caller = Caller {
         workspace,
@@ -99,8 +99,8 @@ pub async fn chat(
     tag = "gateway",
     summary = "the models of every configured provider (OpenAI format)",
     responses(
-        (status = 200, description = "`{\"object\": \"list\", \"data\": [...]}`", body = crate::api::openapi::AnyObject),
-        crate::api::openapi::Authenticated
+        (status = 200, description = "`{\"object\": \"list\", \"data\": [...]}`", body = crate::openapi::AnyObject),
+        crate::openapi::Authenticated
     )
 )]
 pub async fn models(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
@@ -116,8 +116,8 @@ pub async fn models(State(state): State<AppState>, _principal: Principal) -> Res
     tag = "gateway",
     summary = "the providers with their breakers",
     responses(
-        (status = 200, description = "the providers", body = crate::api::openapi::Providers),
-        crate::api::openapi::Authenticated
+        (status = 200, description = "the providers", body = crate::openapi::Providers),
+        crate::openapi::Authenticated
     )
 )]
 pub async fn providers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
@@ -142,12 +142,12 @@ pub struct UsageQuery {
     path = "/v1/workspaces/{ws}/usage",
     tag = "gateway",
     summary = "tokens and cost of the gateway calls, summed per group",
-    params(crate::api::openapi::WsPath, UsageQuery),
+    params(crate::openapi::WsPath, UsageQuery),
     responses(
-        (status = 200, description = "the totals and `groups`", body = crate::api::openapi::AnyObject),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the totals and `groups`", body = crate::openapi::AnyObject),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn usage(
@@ -170,7 +170,7 @@ pub async fn usage(
         let dim = UsageDim::parse(name).ok_or_else(|| {
             Error::invalid(format!(
                 "group_by: unknown dimension \"{}\": use provider, model, task, stage or mode",
-                crate::validate::truncate(name, 40)
+                warden_core::validate::truncate(name, 40)
             ))
         })?;
         if !dims.contains(&dim) {
@@ -268,12 +268,12 @@ fn call_view(c: &GatewayCallRow) -> Value {
     path = "/v1/workspaces/{ws}/gateway/calls",
     tag = "gateway",
     summary = "recorded gateway calls, newest first",
-    params(crate::api::openapi::WsPath, CallsQuery),
+    params(crate::openapi::WsPath, CallsQuery),
     responses(
-        (status = 200, description = "the calls", body = crate::api::openapi::GatewayCalls),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the calls", body = crate::openapi::GatewayCalls),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn calls(
@@ -290,7 +290,7 @@ pub async fn calls(
         ("provider", &q.provider),
     ] {
         if let Some(v) = v {
-            crate::validate::id(what, v).map_err(Error::InvalidArgument)?;
+            warden_core::validate::id(what, v).map_err(Error::InvalidArgument)?;
         }
     }
     let filter = CallFilter {

@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api::{AppState, opt_time, time};
-use crate::auth::Principal;
 use crate::error::Result;
+use crate::{AppState, opt_time, time};
+use warden_core::auth::Principal;
 
 /// `GET /v1/processes`: every managed process of this host, authorized as
 /// `GET /v1/breakers` is (processes span workspaces).
@@ -17,8 +17,8 @@ use crate::error::Result;
     tag = "system",
     summary = "the managed processes of this host",
     responses(
-        (status = 200, description = "the processes", body = crate::api::openapi::Processes),
-        crate::api::openapi::Authenticated
+        (status = 200, description = "the processes", body = crate::openapi::Processes),
+        crate::openapi::Authenticated
     )
 )]
 pub async fn list(State(state): State<AppState>, _principal: Principal) -> Result<Response> {

@@ -5,16 +5,16 @@
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::Path;
+use crate::Path;
 use crate::error::{Error, Result};
 
-const INDEX: &str = include_str!("../../assets/index.html");
-const SCRIPT: &str = include_str!("../../assets/dashboard.js");
-const STYLE: &str = include_str!("../../assets/dashboard.css");
+const INDEX: &str = include_str!("../assets/index.html");
+const SCRIPT: &str = include_str!("../assets/dashboard.js");
+const STYLE: &str = include_str!("../assets/dashboard.css");
 /// Chart.js 4 (MIT, `assets/vendor/chart.js.LICENSE.md`), as published on
 /// npm (`dist/chart.umd.min.js`).
-const CHART_JS: &str = include_str!("../../assets/vendor/chart.umd.min.js");
-const CHART_JS_LICENSE: &str = include_str!("../../assets/vendor/chart.js.LICENSE.md");
+const CHART_JS: &str = include_str!("../assets/vendor/chart.umd.min.js");
+const CHART_JS_LICENSE: &str = include_str!("../assets/vendor/chart.js.LICENSE.md");
 
 /// Scripts and styles come from this host only; the page talks to this
 /// host only. Chart.js sets element styles from script, which CSP allows.
@@ -50,7 +50,7 @@ fn file(content_type: &'static str, cache: &'static str, body: &'static str) -> 
     summary = "the dashboard (an HTML page; it asks for a token)",
     security(()),
     responses(
-        (status = 200, description = "the page", body = crate::api::openapi::Text, content_type = "text/html")
+        (status = 200, description = "the page", body = crate::openapi::Text, content_type = "text/html")
     )
 )]
 pub async fn page() -> Response {
@@ -78,8 +78,8 @@ pub async fn page() -> Response {
     security(()),
     params(("name" = String, Path, description = "`dashboard.js`, `dashboard.css`, `chart.umd.js` or `chart.js.LICENSE.md`")),
     responses(
-        (status = 200, description = "the file", body = crate::api::openapi::Text, content_type = "text/javascript"),
-        crate::api::openapi::NotFound
+        (status = 200, description = "the file", body = crate::openapi::Text, content_type = "text/javascript"),
+        crate::openapi::NotFound
     )
 )]
 pub async fn asset(Path(name): Path<String>) -> Result<Response> {
@@ -91,7 +91,7 @@ pub async fn asset(Path(name): Path<String>) -> Result<Response> {
         _ => {
             return Err(Error::NotFound(format!(
                 "no asset \"{}\"",
-                crate::validate::truncate(&name, 80)
+                warden_core::validate::truncate(&name, 80)
             ))
             .into());
         }

@@ -1,9 +1,13 @@
-//! The HTTP API: translates HTTP to domain calls and back. No SQL and no
-//! wasm here; every error leaves as the SE-2 envelope.
+//! The HTTP API of the Warden control plane: translates HTTP to domain
+//! calls of warden-core and back. No SQL and no wasm here; every error
+//! leaves as the SE-2 envelope (`error`). `serve` is the accept loop with
+//! the connection limits; `openapi` the document of [`router`].
+#![forbid(unsafe_code)]
 
 mod alerting;
 mod dashboard;
 mod disk;
+pub mod error;
 mod extract;
 mod gates;
 mod gateway;
@@ -12,6 +16,7 @@ mod plugins;
 mod processes;
 mod runs;
 pub mod schema;
+pub mod serve;
 mod status;
 mod system;
 mod tasks;
@@ -31,8 +36,8 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::App;
 use crate::error::{ApiError, Error};
+use warden_core::services::App;
 
 pub use warden_core::time::{opt_time, time};
 
@@ -83,7 +88,9 @@ pub fn routes(limits: &Limits) -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(limits.gateway));
     let sleep = OpenApiRouter::default()
         .routes(routes!(workspace::sleep))
-        .layer(DefaultBodyLimit::max(crate::checkpoints::MAX_BYTES + 1024));
+        .layer(DefaultBodyLimit::max(
+            warden_core::checkpoints::MAX_BYTES + 1024,
+        ));
     OpenApiRouter::default()
         .routes(routes!(dashboard::page))
         .routes(routes!(dashboard::asset))
@@ -213,7 +220,7 @@ async fn route_of(
 
 /// Counts every request for `/metrics`: method, route, status, time to the
 /// response headers. The method and the route are typed labels
-/// ([`crate::metrics::Method`], [`crate::metrics::Route`]): whatever a
+/// ([`warden_core::metrics::Method`], [`warden_core::metrics::Route`]): whatever a
 /// client sends, they take a bounded set of values.
 async fn measure(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -226,7 +233,7 @@ async fn measure(
     let route = res
         .extensions()
         .get::<RouteOf>()
-        .map(|r| crate::metrics::Route::Template(r.0.clone()));
+        .map(|r| warden_core::metrics::Route::Template(r.0.clone()));
     state
         .app
         .metrics
@@ -237,7 +244,7 @@ async fn measure(
 async fn not_found(uri: axum::http::Uri) -> Response {
     ApiError(Error::NotFound(format!(
         "no route for {}",
-        crate::validate::truncate(uri.path(), 200)
+        warden_core::validate::truncate(uri.path(), 200)
     )))
     .into_response()
 }
@@ -245,7 +252,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     let mut r = ApiError(Error::invalid(format!(
         "method {method} is not allowed on {}",
-        crate::validate::truncate(uri.path(), 200)
+        warden_core::validate::truncate(uri.path(), 200)
     )))
     .into_response();
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
@@ -254,7 +261,7 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 
 /// Validates a workspace path segment.
 pub fn check_ws(ws: &str) -> Result<(), Error> {
-    crate::validate::workspace(ws).map_err(Error::InvalidArgument)
+    warden_core::validate::workspace(ws).map_err(Error::InvalidArgument)
 }
 
 /// Where an event stream resumes: after the `Last-Event-ID` a reconnecting

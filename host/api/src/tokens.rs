@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{AppState, Json, Path, Query, check_ws, opt_time, time};
-use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
+use crate::{AppState, Json, Path, Query, check_ws, opt_time, time};
+use warden_core::auth::{Principal, Role};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,14 +26,14 @@ pub struct CreateBody {
     path = "/v1/workspaces/{ws}/tokens",
     tag = "tokens",
     summary = "create a token (the secret is in this response only)",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     request_body = CreateBody,
     responses(
-        (status = 201, description = "the token with its secret", body = crate::api::openapi::TokenCreated),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 201, description = "the token with its secret", body = crate::openapi::TokenCreated),
+        crate::openapi::BadRequest,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn create(
@@ -81,12 +81,12 @@ pub async fn create(
     path = "/v1/workspaces/{ws}/tokens",
     tag = "tokens",
     summary = "the workspace's tokens",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the tokens", body = crate::api::openapi::TokenList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the tokens", body = crate::openapi::TokenList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn list(
@@ -117,13 +117,13 @@ pub async fn list(
     path = "/v1/workspaces/{ws}/tokens/{id}",
     tag = "tokens",
     summary = "revoke a token",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the token", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the token", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 204, description = "revoked"),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn revoke(
@@ -132,7 +132,7 @@ pub async fn revoke(
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("token", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("token", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Admin)?;
     if !state.app.store.revoke_token(&ws, &id).await? {
         return Err(Error::NotFound(format!("token {id} not found in workspace \"{ws}\"")).into());
@@ -160,12 +160,12 @@ pub struct AuditQuery {
     path = "/v1/workspaces/{ws}/audit",
     tag = "tokens",
     summary = "the workspace's audit log",
-    params(crate::api::openapi::WsPath, AuditQuery),
+    params(crate::openapi::WsPath, AuditQuery),
     responses(
-        (status = 200, description = "the entries", body = crate::api::openapi::AuditLog),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the entries", body = crate::openapi::AuditLog),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn audit(

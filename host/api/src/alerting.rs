@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_store::notifications::{NotificationFilter, NotificationRow, SilenceRow};
 
-use crate::api::workspace::alert_view;
-use crate::api::{AppState, Json, OptionalJson, Path, Query, opt_time, time};
-use crate::auth::Principal;
 use crate::error::{Error, Result};
+use crate::workspace::alert_view;
+use crate::{AppState, Json, OptionalJson, Path, Query, opt_time, time};
+use warden_core::auth::Principal;
 
 fn notification_view(n: &NotificationRow) -> Value {
     json!({
@@ -53,10 +53,10 @@ pub struct AlertsQuery {
     summary = "every workspace's alerts and the host's (bootstrap admin)",
     params(AlertsQuery),
     responses(
-        (status = 200, description = "the alerts", body = crate::api::openapi::AlertList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the alerts", body = crate::openapi::AlertList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn list(
@@ -65,9 +65,9 @@ pub async fn list(
     Query(q): Query<AlertsQuery>,
 ) -> Result<Response> {
     principal.require_root()?;
-    crate::api::workspace::check_alert_status(q.status.as_deref())?;
+    crate::workspace::check_alert_status(q.status.as_deref())?;
     if let Some(ws) = &q.workspace {
-        crate::api::check_ws(ws)?;
+        crate::check_ws(ws)?;
     }
     let rows = state
         .app
@@ -93,14 +93,14 @@ pub async fn list(
     tag = "alerts",
     summary = "acknowledge an alert (bootstrap admin)",
     params(("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
-    request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
+    request_body(content = Option<crate::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
-        (status = 200, description = "the alert", body = crate::api::openapi::Alert),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the alert", body = crate::openapi::Alert),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn ack(
@@ -110,7 +110,7 @@ pub async fn ack(
     OptionalJson(_b): OptionalJson<Value>,
 ) -> Result<Response> {
     principal.require_root()?;
-    crate::validate::id("alert", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("alert", &id).map_err(Error::InvalidArgument)?;
     let a = state
         .app
         .store
@@ -151,10 +151,10 @@ pub struct NotificationsQuery {
     summary = "the notification history, newest first (bootstrap admin)",
     params(NotificationsQuery),
     responses(
-        (status = 200, description = "the notifications", body = crate::api::openapi::Notifications),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the notifications", body = crate::openapi::Notifications),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn notifications(
@@ -169,7 +169,7 @@ pub async fn notifications(
         return Err(Error::invalid("status must be pending, delivered or failed").into());
     }
     if let Some(a) = &q.alert {
-        crate::validate::id("alert", a).map_err(Error::InvalidArgument)?;
+        warden_core::validate::id("alert", a).map_err(Error::InvalidArgument)?;
     }
     let rows = state
         .app
@@ -204,10 +204,10 @@ pub struct SilencesQuery {
     summary = "silences (bootstrap admin)",
     params(SilencesQuery),
     responses(
-        (status = 200, description = "the silences", body = crate::api::openapi::SilenceList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the silences", body = crate::openapi::SilenceList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn silences(
@@ -252,10 +252,10 @@ pub struct SilenceBody {
     summary = "silence matching alerts for a while (bootstrap admin)",
     request_body = SilenceBody,
     responses(
-        (status = 201, description = "the silence", body = crate::api::openapi::Silence),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 201, description = "the silence", body = crate::openapi::Silence),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn create_silence(
@@ -270,7 +270,7 @@ pub async fn create_silence(
         ).into());
     }
     if let Some(ws) = &b.workspace {
-        crate::api::check_ws(ws)?;
+        crate::check_ws(ws)?;
     }
     if let Some(s) = &b.severity
         && !matches!(s.as_str(), "critical" | "warning" | "info")
@@ -279,7 +279,7 @@ pub async fn create_silence(
     }
     for (field, v) in [("rule", &b.rule), ("dedup_key", &b.dedup_key)] {
         if let Some(v) = v {
-            crate::validate::text(field, v, 200).map_err(Error::InvalidArgument)?;
+            warden_core::validate::text(field, v, 200).map_err(Error::InvalidArgument)?;
             if v.is_empty() {
                 return Err(Error::invalid(format!("{field} must not be empty")).into());
             }
@@ -288,14 +288,14 @@ pub async fn create_silence(
     let duration = humantime::parse_duration(&b.duration).map_err(|e| {
         Error::invalid(format!(
             "duration \"{}\" is not a duration like 30m or 2h: {e}",
-            crate::validate::truncate(&b.duration, 40)
+            warden_core::validate::truncate(&b.duration, 40)
         ))
     })?;
     if duration.is_zero() || duration > std::time::Duration::from_secs(90 * 86_400) {
         return Err(Error::invalid("duration must be more than 0 and at most 90 days").into());
     }
     let comment = b.comment.unwrap_or_default();
-    crate::validate::text("comment", &comment, 1000).map_err(Error::InvalidArgument)?;
+    warden_core::validate::text("comment", &comment, 1000).map_err(Error::InvalidArgument)?;
     let now = warden_store::now_ms();
     let row = state
         .app
@@ -335,11 +335,11 @@ pub async fn create_silence(
     summary = "end a silence now (bootstrap admin)",
     params(("id" = String, Path, description = "the silence", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "the silence, ended", body = crate::api::openapi::Silence),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the silence, ended", body = crate::openapi::Silence),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn expire_silence(
@@ -348,7 +348,7 @@ pub async fn expire_silence(
     Path(id): Path<String>,
 ) -> Result<Response> {
     principal.require_root()?;
-    crate::validate::id("silence", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("silence", &id).map_err(Error::InvalidArgument)?;
     let now = warden_store::now_ms();
     let row = state.app.store.expire_silence(&id, now).await?;
     state
@@ -374,9 +374,9 @@ pub async fn expire_silence(
     tag = "alerts",
     summary = "the notification sinks with their breakers and queues (bootstrap admin)",
     responses(
-        (status = 200, description = "the sinks", body = crate::api::openapi::Sinks),
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the sinks", body = crate::openapi::Sinks),
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn sinks(State(state): State<AppState>, principal: Principal) -> Result<Response> {
@@ -398,20 +398,20 @@ pub async fn sinks(State(state): State<AppState>, principal: Principal) -> Resul
         let breaker = breakers
             .iter()
             .find(|b| b.name == format!("sink:{}", cfg.name))
-            .map(crate::api::workspace::breaker_view);
+            .map(crate::workspace::breaker_view);
         out.push(json!({
             "name": cfg.name,
             "kind": cfg.kind.name(),
             "severities": cfg.severities,
             "target": match cfg.kind {
-                crate::alerting::SinkKind::Jsonl => cfg.path.clone(),
+                warden_core::alerting::SinkKind::Jsonl => cfg.path.clone(),
                 _ if cfg.url_env.is_some() => cfg.url_env.as_ref().map(|v| format!("${v}")),
-                crate::alerting::SinkKind::Slack => Some("(url in warden.toml)".to_string()),
+                warden_core::alerting::SinkKind::Slack => Some("(url in warden.toml)".to_string()),
                 // The path of a webhook's URL is often its secret.
                 _ => cfg
                     .url
                     .as_deref()
-                    .map(|u| crate::gateway::redact_url(u, false)),
+                    .map(|u| warden_core::gateway::redact_url(u, false)),
             },
             "pending": pending,
             "breaker": breaker.unwrap_or_else(|| json!({ "state": "closed" })),

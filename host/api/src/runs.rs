@@ -15,10 +15,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use warden_store::actions::ActionRow;
 use warden_store::runs::{RunQuery, RunRow};
 
-use crate::api::{AppState, OptionalJson, Path, Query, check_ws, opt_time, time};
-use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::heal::{Trigger, is_terminal, parse_mode};
+use crate::{AppState, OptionalJson, Path, Query, check_ws, opt_time, time};
+use warden_core::auth::{Principal, Role};
+use warden_core::heal::{Trigger, is_terminal, parse_mode};
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -166,16 +166,16 @@ async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Re
     path = "/v1/workspaces/{ws}/playbooks/{name}/runs",
     tag = "runs",
     summary = "run a playbook",
-    params(crate::api::openapi::WsPath, ("name" = String, Path, description = "the playbook plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WaitQuery),
+    params(crate::openapi::WsPath, ("name" = String, Path, description = "the playbook plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WaitQuery),
     request_body(content = Option<TriggerBody>, description = "may be empty: a diagnose run without input"),
     responses(
-        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::api::openapi::RunTriggered),
-        (status = 200, description = "an existing run of the same idempotency key, or with `wait=true` the finished run", body = crate::api::openapi::RunTriggered),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::openapi::RunTriggered),
+        (status = 200, description = "an existing run of the same idempotency key, or with `wait=true` the finished run", body = crate::openapi::RunTriggered),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn trigger(
@@ -186,7 +186,7 @@ pub async fn trigger(
     OptionalJson(body): OptionalJson<TriggerBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::plugin(&name).map_err(Error::InvalidArgument)?;
+    warden_core::validate::plugin(&name).map_err(Error::InvalidArgument)?;
     let mode = parse_mode(body.mode.as_deref().unwrap_or("diagnose"))?;
     let needed = if mode == warden_runtime::types::Mode::Diagnose {
         Role::Agent
@@ -236,16 +236,16 @@ pub struct ApplyBody {
     path = "/v1/workspaces/{ws}/runs/{id}/apply",
     tag = "runs",
     summary = "approve a plan: apply it",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the plan run", pattern = "^[A-Za-z0-9_-]{1,128}$"), WaitQuery),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the plan run", pattern = "^[A-Za-z0-9_-]{1,128}$"), WaitQuery),
     request_body(content = Option<ApplyBody>, description = "may be empty"),
     responses(
-        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::api::openapi::RunTriggered),
-        (status = 200, description = "an existing apply of the same idempotency key, or with `wait=true` the finished run", body = crate::api::openapi::RunTriggered),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::openapi::RunTriggered),
+        (status = 200, description = "an existing apply of the same idempotency key, or with `wait=true` the finished run", body = crate::openapi::RunTriggered),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn apply_plan(
@@ -256,7 +256,7 @@ pub async fn apply_plan(
     OptionalJson(body): OptionalJson<ApplyBody>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("run", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Operator)?;
     check_key(&body.idempotency_key)?;
     let (row, created) = state
@@ -286,13 +286,13 @@ pub async fn apply_plan(
     path = "/v1/workspaces/{ws}/runs/{id}",
     tag = "runs",
     summary = "one run with its actions",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "the run", body = crate::api::openapi::Run),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the run", body = crate::openapi::Run),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn get(
@@ -301,7 +301,7 @@ pub async fn get(
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("run", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
     let row = state.app.heal.get(&ws, &id).await?;
     let actions = ViewActions::read(&state.app.store, &id).await?;
@@ -327,12 +327,12 @@ pub struct ListQuery {
     path = "/v1/workspaces/{ws}/runs",
     tag = "runs",
     summary = "runs, newest first",
-    params(crate::api::openapi::WsPath, ListQuery),
+    params(crate::openapi::WsPath, ListQuery),
     responses(
-        (status = 200, description = "the runs", body = crate::api::openapi::RunList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the runs", body = crate::openapi::RunList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn list(
@@ -351,7 +351,7 @@ pub async fn list(
     {
         return Err(Error::invalid(format!(
             "invalid status \"{}\"",
-            crate::validate::truncate(s, 40)
+            warden_core::validate::truncate(s, 40)
         ))
         .into());
     }
@@ -394,13 +394,13 @@ pub struct ActionsQuery {
     path = "/v1/workspaces/{ws}/runs/{id}/actions",
     tag = "runs",
     summary = "the actions of a run, a page at a time",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), ActionsQuery),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), ActionsQuery),
     responses(
-        (status = 200, description = "the actions", body = crate::api::openapi::ActionList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the actions", body = crate::openapi::ActionList),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn actions(
@@ -410,7 +410,7 @@ pub async fn actions(
     Query(q): Query<ActionsQuery>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("run", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
@@ -449,13 +449,13 @@ pub struct EventsQuery {
     path = "/v1/workspaces/{ws}/runs/{id}/events",
     tag = "runs",
     summary = "the run's events as server-sent events; ends after the final status",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), EventsQuery, ("last-event-id" = Option<String>, Header, description = "resume after this sequence number")),
     responses(
-        (status = 200, description = "one event per run event, `id` its sequence number", body = crate::api::openapi::SseEvent, content_type = "text/event-stream"),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "one event per run event, `id` its sequence number", body = crate::openapi::SseEvent, content_type = "text/event-stream"),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn events(
@@ -466,11 +466,11 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("run", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("run", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Viewer)?;
     state.app.heal.get(&ws, &id).await?;
     let slot = state.app.streams.open(&principal.token_id)?;
-    let last = crate::api::resume_after(&headers, q.after);
+    let last = crate::resume_after(&headers, q.after);
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     let app = state.app.clone();
     tokio::spawn(async move {

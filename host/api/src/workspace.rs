@@ -10,10 +10,10 @@ use warden_store::alerts::AlertRow;
 use warden_store::breakers::BreakerRow;
 use warden_store::settings::SettingsRow;
 
-use crate::api::{AppState, Body, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
-use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::scheduler::{Mode, WorkspaceLimits};
+use crate::{AppState, Body, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
+use warden_core::auth::{Principal, Role};
+use warden_core::scheduler::{Mode, WorkspaceLimits};
 
 fn settings_view(s: &SettingsRow) -> Value {
     json!({
@@ -46,12 +46,12 @@ pub fn alert_view(a: &AlertRow) -> Value {
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
     summary = "the workspace mode",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the mode", body = crate::openapi::ModeView),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn get_mode(
@@ -81,13 +81,13 @@ pub struct ModeBody {
     path = "/v1/workspaces/{ws}/mode",
     tag = "workspace",
     summary = "set the workspace mode (normal, minimal, read-only, emergency-stop)",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     request_body = ModeBody,
     responses(
-        (status = 200, description = "the mode", body = crate::api::openapi::ModeView),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the mode", body = crate::openapi::ModeView),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn set_mode(
@@ -100,7 +100,7 @@ pub async fn set_mode(
     principal.require(&ws, Role::Operator)?;
     let mode = Mode::parse(&b.mode)?;
     if let Some(r) = &b.reason {
-        crate::validate::text("reason", r, 500).map_err(Error::InvalidArgument)?;
+        warden_core::validate::text("reason", r, 500).map_err(Error::InvalidArgument)?;
     }
     let s = state
         .app
@@ -127,12 +127,12 @@ pub async fn set_mode(
     path = "/v1/workspaces/{ws}/settings",
     tag = "workspace",
     summary = "the workspace settings",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the settings", body = crate::api::openapi::Settings),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the settings", body = crate::openapi::Settings),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn get_settings(
@@ -151,7 +151,7 @@ pub async fn get_settings(
 pub struct SettingsBody {
     pipeline: Option<Vec<String>>,
     #[serde(default)]
-    #[schema(value_type = crate::api::schema::WorkspaceLimits)]
+    #[schema(value_type = crate::schema::WorkspaceLimits)]
     limits: WorkspaceLimits,
     #[serde(default)]
     hourly_budget: HourlyBudget,
@@ -172,13 +172,13 @@ pub struct HourlyBudget {
     path = "/v1/workspaces/{ws}/settings",
     tag = "workspace",
     summary = "change the workspace settings (admin)",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     request_body = SettingsBody,
     responses(
-        (status = 200, description = "the settings", body = crate::api::openapi::Settings),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the settings", body = crate::openapi::Settings),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn set_settings(
@@ -228,12 +228,12 @@ pub async fn set_settings(
     path = "/v1/workspaces/{ws}/workers",
     tag = "workspace",
     summary = "every worker seen",
-    params(crate::api::openapi::WsPath),
+    params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the workers", body = crate::api::openapi::WorkerList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the workers", body = crate::openapi::WorkerList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn workers(
@@ -275,12 +275,12 @@ pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
     path = "/v1/workspaces/{ws}/alerts",
     tag = "alerts",
     summary = "the workspace's alerts",
-    params(crate::api::openapi::WsPath, AlertsQuery),
+    params(crate::openapi::WsPath, AlertsQuery),
     responses(
-        (status = 200, description = "the alerts", body = crate::api::openapi::AlertList),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the alerts", body = crate::openapi::AlertList),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn alerts(
@@ -314,15 +314,15 @@ pub async fn alerts(
     path = "/v1/workspaces/{ws}/alerts/{id}/ack",
     tag = "alerts",
     summary = "acknowledge an alert of the workspace",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
-    request_body(content = Option<crate::api::openapi::AnyObject>, description = "ignored; may be empty"),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    request_body(content = Option<crate::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
-        (status = 200, description = "the alert", body = crate::api::openapi::Alert),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the alert", body = crate::openapi::Alert),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn ack_alert(
@@ -332,7 +332,7 @@ pub async fn ack_alert(
     OptionalJson(_b): OptionalJson<Value>,
 ) -> Result<Response> {
     check_ws(&ws)?;
-    crate::validate::id("alert", &id).map_err(Error::InvalidArgument)?;
+    warden_core::validate::id("alert", &id).map_err(Error::InvalidArgument)?;
     principal.require(&ws, Role::Operator)?;
     let a = state
         .app
@@ -353,14 +353,14 @@ pub async fn ack_alert(
     path = "/v1/workspaces/{ws}/agents/{id}/sleep",
     tag = "workspace",
     summary = "store an agent checkpoint (the body is the state blob)",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
-    request_body(content = crate::api::openapi::Binary, content_type = "application/octet-stream", description = "the state blob"),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$"), ("x-checksum-sha256" = Option<String>, Header, description = "hex SHA-256 of the body; a mismatch is refused")),
+    request_body(content = crate::openapi::Binary, content_type = "application/octet-stream", description = "the state blob"),
     responses(
-        (status = 201, description = "stored", body = crate::api::schema::Checkpoint),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Conflict,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 201, description = "stored", body = crate::schema::Checkpoint),
+        crate::openapi::BadRequest,
+        crate::openapi::Conflict,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn sleep(
@@ -375,7 +375,7 @@ pub async fn sleep(
     let declared = headers
         .get("x-checksum-sha256")
         .and_then(|v| v.to_str().ok());
-    let cp = crate::checkpoints::sleep(
+    let cp = warden_core::checkpoints::sleep(
         &state.app.store,
         &state.app.config.checkpoints,
         &ws,
@@ -395,13 +395,13 @@ pub async fn sleep(
     path = "/v1/workspaces/{ws}/agents/{id}/checkpoints",
     tag = "workspace",
     summary = "delete every checkpoint of an agent",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "how many versions were deleted", body = crate::api::openapi::DeletedCheckpoints),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "how many versions were deleted", body = crate::openapi::DeletedCheckpoints),
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn forget_agent(
@@ -411,7 +411,7 @@ pub async fn forget_agent(
 ) -> Result<Response> {
     check_ws(&ws)?;
     principal.require(&ws, Role::Operator)?;
-    let deleted = crate::checkpoints::forget(&state.app.store, &ws, &agent).await?;
+    let deleted = warden_core::checkpoints::forget(&state.app.store, &ws, &agent).await?;
     state
         .app
         .audit(
@@ -433,14 +433,14 @@ pub async fn forget_agent(
     path = "/v1/workspaces/{ws}/agents/{id}/wake",
     tag = "workspace",
     summary = "the newest agent checkpoint that verifies",
-    params(crate::api::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
+    params(crate::openapi::WsPath, ("id" = String, Path, description = "the agent", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "the state blob", body = crate::api::openapi::Binary, content_type = "application/octet-stream",
+        (status = 200, description = "the state blob", body = crate::openapi::Binary, content_type = "application/octet-stream",
             headers(("x-checkpoint-version" = i64, description = "its version"), ("x-checksum-sha256" = String, description = "its hex SHA-256"))),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::NotFound,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        crate::openapi::BadRequest,
+        crate::openapi::NotFound,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn wake(
@@ -450,7 +450,7 @@ pub async fn wake(
 ) -> Result<Response> {
     check_ws(&ws)?;
     principal.require(&ws, Role::Agent)?;
-    let (cp, data) = crate::checkpoints::wake(&state.app.store, &ws, &agent).await?;
+    let (cp, data) = warden_core::checkpoints::wake(&state.app.store, &ws, &agent).await?;
     let mut resp = (StatusCode::OK, data).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -486,14 +486,14 @@ pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
     tag = "breakers",
     summary = "the circuit breakers the token may see (a workspace's token: the host-wide ones and its own)",
     responses(
-        (status = 200, description = "the breakers", body = crate::api::openapi::BreakerList),
-        crate::api::openapi::Authenticated
+        (status = 200, description = "the breakers", body = crate::openapi::BreakerList),
+        crate::openapi::Authenticated
     )
 )]
 pub async fn breakers(State(state): State<AppState>, principal: Principal) -> Result<Response> {
     let mut rows = state.app.store.list_breakers().await?;
     if let Some(ws) = &principal.workspace {
-        rows.retain(|b| crate::dashboard::breaker_bears_on(&b.name, ws));
+        rows.retain(|b| warden_core::dashboard::breaker_bears_on(&b.name, ws));
     }
     Ok(
         axum::Json(json!({ "breakers": rows.iter().map(breaker_view).collect::<Vec<_>>() }))
@@ -521,10 +521,10 @@ pub struct BreakerBody {
     params(("name" = String, Path, description = "the breaker, e.g. `provider:openai`", pattern = "^[A-Za-z0-9:._@-]{1,200}$")),
     request_body = BreakerBody,
     responses(
-        (status = 200, description = "the breaker", body = crate::api::openapi::Breaker),
-        crate::api::openapi::BadRequest,
-        crate::api::openapi::Authenticated,
-        crate::api::openapi::Forbidden
+        (status = 200, description = "the breaker", body = crate::openapi::Breaker),
+        crate::openapi::BadRequest,
+        crate::openapi::Authenticated,
+        crate::openapi::Forbidden
     )
 )]
 pub async fn set_breaker(
@@ -534,7 +534,7 @@ pub async fn set_breaker(
     Json(b): Json<BreakerBody>,
 ) -> Result<Response> {
     principal.require_root()?;
-    crate::validate::text("breaker name", &name, 200).map_err(Error::InvalidArgument)?;
+    warden_core::validate::text("breaker name", &name, 200).map_err(Error::InvalidArgument)?;
     if name.is_empty()
         || !name
             .chars()
@@ -542,7 +542,7 @@ pub async fn set_breaker(
     {
         return Err(Error::invalid(format!(
             "invalid breaker name \"{}\"",
-            crate::validate::truncate(&name, 80)
+            warden_core::validate::truncate(&name, 80)
         ))
         .into());
     }

@@ -49,7 +49,7 @@ pub struct HttpLimits {
 
 impl HttpLimits {
     /// The bounds `[http]` sets.
-    pub fn of(http: &crate::config::HttpConfig) -> Self {
+    pub fn of(http: &warden_core::config::HttpConfig) -> Self {
         HttpLimits {
             header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
             body_idle_timeout: Duration::from_millis(http.body_idle_timeout_ms),
