@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::SemaphorePermit;
+use tokio::time::error::Elapsed;
 use warden_meta::{CapabilitySet, Limits};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -154,18 +156,7 @@ impl Runtime {
 
         let deadline = Duration::from_millis(limits.deadline_ms);
         let started = Instant::now();
-        // A playbook takes a slot of its share first, so that however many
-        // runs there are, the reserved slots stay free for gates and
-        // routing policies.
-        let permits = async {
-            let share = if E::RESERVED_SLOTS {
-                None
-            } else {
-                Some(self.playbook_slots.acquire().await?)
-            };
-            Ok::<_, tokio::sync::AcquireError>((share, self.slots.acquire().await?))
-        };
-        let Ok(Ok(_permits)) = tokio::time::timeout(deadline, permits).await else {
+        let Some(_permits) = self.take_slots::<E>(deadline).await else {
             return Ended::early(
                 RunError::Busy {
                     ms: limits.deadline_ms,
@@ -177,6 +168,77 @@ impl Runtime {
         let stdio_cap = (self.config.limits.stdio_kib as usize) << 10;
         let stdout = CapturePipe::new(stdio_cap);
         let stderr = CapturePipe::new(stdio_cap);
+        let mut store = self.new_store(setup, grants, &limits, &stdout, &stderr);
+        let fuel_set = store.set_fuel(limits.fuel);
+        arm_deadline(&mut store, started + deadline, limits.deadline_ms);
+
+        let outcome = match fuel_set {
+            Err(e) => Ok(Err(e)),
+            Ok(()) => {
+                let call = entry.call(pre, &mut store);
+                // The epoch callback stops a spinning guest; this bounds the
+                // time spent waiting inside host calls as well.
+                tokio::time::timeout(deadline + TICK * 5, call).await
+            }
+        };
+
+        let wall_ms = started.elapsed().as_millis() as u64;
+        let result = settle::<E>(outcome, &stderr, &limits);
+
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let state = store.into_data();
+        let mut call = state.call;
+        log_stdio(&mut call, &stdout, &stderr, stdio_cap);
+        Ended {
+            result,
+            usage: Usage {
+                wall_ms,
+                fuel: limits.fuel.saturating_sub(fuel_left),
+                peak_memory_bytes: state.limiter.peak_memory as u64,
+                steps: call.steps_used,
+                host_calls: call.next_call,
+                step_budget_hit: call.over_budget > 0,
+            },
+            actions: call.actions,
+            logs: call.logs,
+            logs_dropped: call.logs_dropped,
+            limits,
+        }
+    }
+
+    /// An instance slot for a call of `E`, waited for until `deadline`;
+    /// `None` when none came free in time.
+    async fn take_slots<E: Entry>(
+        &self,
+        deadline: Duration,
+    ) -> Option<(Option<SemaphorePermit<'_>>, SemaphorePermit<'_>)> {
+        // A playbook takes a slot of its share first, so that however many
+        // runs there are, the reserved slots stay free for gates and
+        // routing policies.
+        let permits = async {
+            let share = if E::RESERVED_SLOTS {
+                None
+            } else {
+                Some(self.playbook_slots.acquire().await?)
+            };
+            Ok::<_, tokio::sync::AcquireError>((share, self.slots.acquire().await?))
+        };
+        match tokio::time::timeout(deadline, permits).await {
+            Ok(Ok(permits)) => Some(permits),
+            _ => None,
+        }
+    }
+
+    /// The store of one call: its WASI context, writing to `stdout` and
+    /// `stderr`, its memory limiter and its state.
+    fn new_store(
+        &self,
+        setup: CallSetup,
+        grants: CapabilitySet,
+        limits: &EffectiveLimits,
+        stdout: &CapturePipe,
+        stderr: &CapturePipe,
+    ) -> Store<HostState> {
         // No preopens, no environment, no arguments, no network: the only
         // authority a plugin has is what its granted imports give it.
         let wasi = WasiCtxBuilder::new()
@@ -203,91 +265,82 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let fuel_set = store.set_fuel(limits.fuel);
-        let deadline_at = started + deadline;
-        let deadline_ms = limits.deadline_ms;
-        store.set_epoch_deadline(1);
-        // Once per tick: end the call if the deadline passed, else yield to
-        // the executor so that a spinning guest never starves the host.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline_at {
-                Err(wasmtime::Error::new(RunError::Deadline { ms: deadline_ms }))
+        store
+    }
+}
+
+/// How the export's call came back: `Err` when the timeout around it
+/// elapsed, else the trap or the export's answer.
+type Outcome<T> = Result<wasmtime::Result<Result<T, String>>, Elapsed>;
+
+/// Ends the call at `deadline_at` (after `deadline_ms`).
+fn arm_deadline(store: &mut Store<HostState>, deadline_at: Instant, deadline_ms: u64) {
+    store.set_epoch_deadline(1);
+    // Once per tick: end the call if the deadline passed, else yield to
+    // the executor so that a spinning guest never starves the host.
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline_at {
+            Err(wasmtime::Error::new(RunError::Deadline { ms: deadline_ms }))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+}
+
+/// The call's result from its `outcome`: the trap classified, NULs
+/// stripped, the output cap checked.
+fn settle<E: Entry>(
+    outcome: Outcome<E::Output>,
+    stderr: &CapturePipe,
+    limits: &EffectiveLimits,
+) -> Result<E::Output, RunError> {
+    match outcome {
+        Err(_elapsed) => Err(RunError::Deadline {
+            ms: limits.deadline_ms,
+        }),
+        Ok(Err(trap)) => Err(classify(trap, stderr, limits.fuel)),
+        Ok(Ok(Err(mut message))) => {
+            strip_nul(&mut message);
+            Err(RunError::Plugin(message))
+        }
+        Ok(Ok(Ok(mut output))) => {
+            E::strip_nul(&mut output);
+            let bytes = E::output_bytes(&output);
+            if bytes > (limits.output_kib as usize) << 10 {
+                Err(RunError::OutputTooLarge {
+                    bytes,
+                    limit_kib: limits.output_kib,
+                })
             } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
-        let outcome = match fuel_set {
-            Err(e) => Ok(Err(e)),
-            Ok(()) => {
-                let call = entry.call(pre, &mut store);
-                // The epoch callback stops a spinning guest; this bounds the
-                // time spent waiting inside host calls as well.
-                tokio::time::timeout(deadline + TICK * 5, call).await
-            }
-        };
-
-        let wall_ms = started.elapsed().as_millis() as u64;
-        let result = match outcome {
-            Err(_elapsed) => Err(RunError::Deadline { ms: deadline_ms }),
-            Ok(Err(trap)) => Err(classify(trap, &stderr, limits.fuel)),
-            Ok(Ok(Err(mut message))) => {
-                strip_nul(&mut message);
-                Err(RunError::Plugin(message))
-            }
-            Ok(Ok(Ok(mut output))) => {
-                E::strip_nul(&mut output);
-                let bytes = E::output_bytes(&output);
-                if bytes > (limits.output_kib as usize) << 10 {
-                    Err(RunError::OutputTooLarge {
-                        bytes,
-                        limit_kib: limits.output_kib,
-                    })
-                } else {
-                    Ok(output)
-                }
-            }
-        };
-
-        let fuel_left = store.get_fuel().unwrap_or(0);
-        let state = store.into_data();
-        let mut call = state.call;
-        for (pipe, source, level) in [
-            (&stdout, LogSource::Stdout, LogLevel::Info),
-            (&stderr, LogSource::Stderr, LogLevel::Warn),
-        ] {
-            let (bytes, dropped) = pipe.take();
-            for line in String::from_utf8_lossy(&bytes).lines() {
-                if !line.trim().is_empty() {
-                    call.push_log(level, source, line.to_string(), Vec::new());
-                }
-            }
-            if dropped > 0 {
-                call.push_log(
-                    LogLevel::Warn,
-                    LogSource::Host,
-                    format!(
-                        "{dropped} byte(s) of {source:?} dropped over the {} KiB cap",
-                        stdio_cap >> 10
-                    ),
-                    Vec::new(),
-                );
+                Ok(output)
             }
         }
-        Ended {
-            result,
-            usage: Usage {
-                wall_ms,
-                fuel: limits.fuel.saturating_sub(fuel_left),
-                peak_memory_bytes: state.limiter.peak_memory as u64,
-                steps: call.steps_used,
-                host_calls: call.next_call,
-                step_budget_hit: call.over_budget > 0,
-            },
-            actions: call.actions,
-            logs: call.logs,
-            logs_dropped: call.logs_dropped,
-            limits,
+    }
+}
+
+/// Logs what the plugin wrote to stdout and stderr, a line each, and what
+/// the `stdio_cap` dropped.
+fn log_stdio(call: &mut CallState, stdout: &CapturePipe, stderr: &CapturePipe, stdio_cap: usize) {
+    for (pipe, source, level) in [
+        (stdout, LogSource::Stdout, LogLevel::Info),
+        (stderr, LogSource::Stderr, LogLevel::Warn),
+    ] {
+        let (bytes, dropped) = pipe.take();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            if !line.trim().is_empty() {
+                call.push_log(level, source, line.to_string(), Vec::new());
+            }
+        }
+        if dropped > 0 {
+            call.push_log(
+                LogLevel::Warn,
+                LogSource::Host,
+                format!(
+                    "{dropped} byte(s) of {source:?} dropped over the {} KiB cap",
+                    stdio_cap >> 10
+                ),
+                Vec::new(),
+            );
         }
     }
 }

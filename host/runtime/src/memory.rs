@@ -60,6 +60,123 @@ struct Inner {
     next_id: u64,
 }
 
+impl Inner {
+    /// `evidence.compress` of the file at `path`.
+    fn compress_evidence(&mut self, call: &CallInfo, path: &str) -> Result<Applied, HostError> {
+        let file = self
+            .evidence
+            .iter_mut()
+            .find(|f| f.workspace == call.workspace && f.path == *path && !f.compressed)
+            .ok_or_else(|| HostError::NotFound(format!("no evidence file \"{path}\"")))?;
+        file.compressed = true;
+        // JSON compresses about tenfold with zstd; the fake says so.
+        let compressed_bytes = file.bytes / 10;
+        Ok(Applied {
+            before: Some(json!({ "path": path, "bytes": file.bytes })),
+            after: Some(json!({
+                "path": format!("{path}.zst"),
+                "original_bytes": file.bytes,
+                "compressed_bytes": compressed_bytes,
+            })),
+            created_id: None,
+        })
+    }
+
+    /// `tasks.create`: a new queued task at the first stage, or the
+    /// unfinished task that holds `dedup_key` already.
+    fn create_task(
+        &mut self,
+        call: &CallInfo,
+        title: &str,
+        priority: &str,
+        dedup_key: Option<&str>,
+    ) -> Applied {
+        let existing = dedup_key.and_then(|k| {
+            self.tasks.iter().find(|t| {
+                t.workspace == call.workspace
+                    && t.dedup_key.as_deref() == Some(k)
+                    && !matches!(t.summary.state.as_str(), "done" | "cancelled" | "dead")
+            })
+        });
+        let id = match existing {
+            Some(t) => t.summary.id.clone(),
+            None => {
+                self.next_id += 1;
+                let id = format!("t{}", self.next_id);
+                self.tasks.push(MemoryTask {
+                    workspace: call.workspace.clone(),
+                    summary: TaskSummary {
+                        id: id.clone(),
+                        title: title.to_string(),
+                        stage: "spec".into(),
+                        state: "queued".into(),
+                        priority: priority.to_string(),
+                        attempts: 0,
+                        age_secs: 0,
+                        last_event_age_secs: 0,
+                        last_error: None,
+                        lease_expired: false,
+                    },
+                    dedup_key: dedup_key.map(String::from),
+                    lease_expires: None,
+                });
+                id
+            }
+        };
+        Applied {
+            before: None,
+            after: Some(json!({ "id": id })),
+            created_id: Some(id),
+        }
+    }
+
+    /// A mutation of an existing task (requeue, reset, block, unblock),
+    /// its state transition checked.
+    fn change_task(&mut self, call: &CallInfo, mutation: &Mutation) -> Result<Applied, HostError> {
+        let id = mutation.target().unwrap_or_default();
+        let task = self
+            .tasks
+            .iter_mut()
+            .find(|t| t.workspace == call.workspace && t.summary.id == id)
+            .ok_or_else(|| not_found(id))?;
+        let before = snapshot_of(&task.summary);
+        let s = &mut task.summary;
+        match mutation {
+            Mutation::Requeue { .. } | Mutation::Reset { .. } => {
+                if !matches!(
+                    s.state.as_str(),
+                    "running" | "failed" | "blocked" | "queued"
+                ) {
+                    return Err(HostError::Invalid(format!(
+                        "task {id} is {} and cannot be requeued",
+                        s.state
+                    )));
+                }
+                s.state = "queued".into();
+                s.lease_expired = false;
+                if matches!(mutation, Mutation::Reset { .. }) {
+                    s.attempts = 0;
+                    s.last_error = None;
+                }
+            }
+            Mutation::Block { .. } => s.state = "blocked".into(),
+            Mutation::Unblock { .. } => {
+                if s.state != "blocked" {
+                    return Err(HostError::Invalid(format!("task {id} is not blocked")));
+                }
+                s.state = "queued".into();
+            }
+            Mutation::Create { .. } | Mutation::CompressEvidence { .. } => {}
+        }
+        s.last_event_age_secs = 0;
+        Ok(Applied {
+            before: Some(before),
+            after: Some(snapshot_of(s)),
+            created_id: None,
+        })
+    }
+}
+
 /// In-memory tasks, kv, actions and events.
 #[derive(Default)]
 pub struct MemoryBackend {
@@ -264,123 +381,15 @@ impl Backend for MemoryBackend {
         mutation: &Mutation,
     ) -> Result<Applied, HostError> {
         let mut inner = self.lock();
-        if let Mutation::CompressEvidence { path } = mutation {
-            let file = inner
-                .evidence
-                .iter_mut()
-                .find(|f| f.workspace == call.workspace && f.path == *path && !f.compressed)
-                .ok_or_else(|| HostError::NotFound(format!("no evidence file \"{path}\"")))?;
-            file.compressed = true;
-            // JSON compresses about tenfold with zstd; the fake says so.
-            let compressed_bytes = file.bytes / 10;
-            let applied = Applied {
-                before: Some(json!({ "path": path, "bytes": file.bytes })),
-                after: Some(json!({
-                    "path": format!("{path}.zst"),
-                    "original_bytes": file.bytes,
-                    "compressed_bytes": compressed_bytes,
-                })),
-                created_id: None,
-            };
-            inner.actions.push((
-                call.run_id.clone(),
-                ActionRecord {
-                    seq,
-                    mutation: mutation.clone(),
-                    status: ActionStatus::Applied,
-                    before: applied.before.clone(),
-                    after: applied.after.clone(),
-                    detail: None,
-                },
-            ));
-            return Ok(applied);
-        }
-        let applied = if let Mutation::Create {
-            title,
-            priority,
-            dedup_key,
-            ..
-        } = mutation
-        {
-            let existing = dedup_key.as_ref().and_then(|k| {
-                inner.tasks.iter().find(|t| {
-                    t.workspace == call.workspace
-                        && t.dedup_key.as_ref() == Some(k)
-                        && !matches!(t.summary.state.as_str(), "done" | "cancelled" | "dead")
-                })
-            });
-            let id = match existing {
-                Some(t) => t.summary.id.clone(),
-                None => {
-                    inner.next_id += 1;
-                    let id = format!("t{}", inner.next_id);
-                    inner.tasks.push(MemoryTask {
-                        workspace: call.workspace.clone(),
-                        summary: TaskSummary {
-                            id: id.clone(),
-                            title: title.clone(),
-                            stage: "spec".into(),
-                            state: "queued".into(),
-                            priority: priority.clone(),
-                            attempts: 0,
-                            age_secs: 0,
-                            last_event_age_secs: 0,
-                            last_error: None,
-                            lease_expired: false,
-                        },
-                        dedup_key: dedup_key.clone(),
-                        lease_expires: None,
-                    });
-                    id
-                }
-            };
-            Applied {
-                before: None,
-                after: Some(json!({ "id": id })),
-                created_id: Some(id),
-            }
-        } else {
-            let id = mutation.target().unwrap_or_default();
-            let task = inner
-                .tasks
-                .iter_mut()
-                .find(|t| t.workspace == call.workspace && t.summary.id == id)
-                .ok_or_else(|| not_found(id))?;
-            let before = snapshot_of(&task.summary);
-            let s = &mut task.summary;
-            match mutation {
-                Mutation::Requeue { .. } | Mutation::Reset { .. } => {
-                    if !matches!(
-                        s.state.as_str(),
-                        "running" | "failed" | "blocked" | "queued"
-                    ) {
-                        return Err(HostError::Invalid(format!(
-                            "task {id} is {} and cannot be requeued",
-                            s.state
-                        )));
-                    }
-                    s.state = "queued".into();
-                    s.lease_expired = false;
-                    if matches!(mutation, Mutation::Reset { .. }) {
-                        s.attempts = 0;
-                        s.last_error = None;
-                    }
-                }
-                Mutation::Block { .. } => s.state = "blocked".into(),
-                Mutation::Unblock { .. } => {
-                    if s.state != "blocked" {
-                        return Err(HostError::Invalid(format!("task {id} is not blocked")));
-                    }
-                    s.state = "queued".into();
-                }
-                Mutation::Create { .. } | Mutation::CompressEvidence { .. } => {}
-            }
-            s.last_event_age_secs = 0;
-            Applied {
-                before: Some(before),
-                after: Some(snapshot_of(s)),
-                created_id: None,
-            }
+        let applied = match mutation {
+            Mutation::CompressEvidence { path } => inner.compress_evidence(call, path)?,
+            Mutation::Create {
+                title,
+                priority,
+                dedup_key,
+                ..
+            } => inner.create_task(call, title, priority, dedup_key.as_deref()),
+            _ => inner.change_task(call, mutation)?,
         };
         let record = ActionRecord {
             seq,
