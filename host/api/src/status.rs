@@ -317,59 +317,88 @@ pub async fn global(
         snaps.push(dashboard::snapshot(app, ws, hours).await?);
     }
     let now = warden_store::now_ms();
-    let root = principal.workspace.is_none();
-
-    let mut by_state: BTreeMap<String, i64> = BTreeMap::new();
-    let mut by_workspace = Map::new();
-    let mut mode = Map::new();
-    let mut why_idle = Map::new();
-    let mut this_hour = Vec::new();
-    let mut recent: Vec<&TaskRow> = Vec::new();
-    let mut loops = Vec::new();
-    let mut by_gate = Vec::new();
-    let mut by_stage_gates = Vec::new();
-    let (mut decisions, mut verdicts, mut approvals, mut rejections, mut escalations) =
-        (0, 0, 0, 0, 0);
-    let mut providers: BTreeMap<String, UsageGroup> = BTreeMap::new();
-    let mut stages: BTreeMap<String, UsageGroup> = BTreeMap::new();
-    let mut durations: BTreeMap<String, StageDuration> = BTreeMap::new();
-    let mut errors = Vec::new();
+    let mut totals = Totals::default();
     for s in &snaps {
+        totals.add(s);
+    }
+    let (alerts, breakers) = if principal.workspace.is_none() {
+        let providers = app.config.gateway.providers.iter().map(|p| p.name.as_str());
+        (
+            app.store.list_alerts(None, Some("open"), 100).await?,
+            warden_core::breaker::with_providers(app.store.list_breakers().await?, providers),
+        )
+    } else {
+        let s = snaps.first();
+        (
+            s.map(|s| s.alerts.clone()).unwrap_or_default(),
+            s.map(|s| s.breakers.clone()).unwrap_or_default(),
+        )
+    };
+    let mut body = totals.finish();
+    let head = json!({
+        "generated_at": time(now),
+        "window": { "hours": hours, "since": time(now - hours * 3_600_000) },
+        "scope": principal.workspace.as_deref().unwrap_or("all"),
+        "workspaces": names,
+    });
+    let tail = json!({
+        "breakers": breakers.iter().map(breaker_view).collect::<Vec<_>>(),
+        "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
+    });
+    // serde_json's map is sorted by key (no `preserve_order`), so the
+    // answer is the same bytes whatever the order of insertion.
+    for (k, v) in head.as_object().into_iter().flatten().chain(tail.as_object().into_iter().flatten()) {
+        body.insert(k.clone(), v.clone());
+    }
+    Ok(axum::Json(Value::Object(body)).into_response())
+}
+
+/// The sums over every visible workspace's snapshot that `GET /v1/status`
+/// reports.
+#[derive(Default)]
+struct Totals<'a> {
+    by_state: BTreeMap<String, i64>,
+    by_workspace: Map<String, Value>,
+    mode: Map<String, Value>,
+    why_idle: Map<String, Value>,
+    this_hour: Vec<Value>,
+    recent: Vec<&'a TaskRow>,
+    loops: Vec<Value>,
+    by_gate: Vec<Value>,
+    by_stage_gates: Vec<Value>,
+    /// Decisions, verdicts, approvals, rejections, escalations.
+    gate_counts: (i64, i64, i64, i64, i64),
+    providers: BTreeMap<String, UsageGroup>,
+    stages: BTreeMap<String, UsageGroup>,
+    durations: BTreeMap<String, StageDuration>,
+    errors: Vec<(i64, i64, Value)>,
+}
+
+impl<'a> Totals<'a> {
+    /// Adds one workspace's snapshot.
+    fn add(&mut self, s: &'a Snapshot) {
         let ws = s.workspace.as_str();
         for (state, n) in &s.tasks_by_state {
-            *by_state.entry(state.clone()).or_default() += n;
+            *self.by_state.entry(state.clone()).or_default() += n;
         }
-        by_workspace.insert(ws.to_string(), Value::Object(state_counts(s)));
-        mode.insert(
+        self.by_workspace
+            .insert(ws.to_string(), Value::Object(state_counts(s)));
+        self.mode.insert(
             ws.to_string(),
             json!({ "mode": s.settings.mode, "reason": s.settings.mode_reason }),
         );
-        why_idle.insert(ws.to_string(), idle_view(s));
-        this_hour.push(json!({
+        self.why_idle.insert(ws.to_string(), idle_view(s));
+        self.this_hour.push(json!({
             "workspace": ws,
             "tokens": s.usage_this_hour.0,
             "cost_usd": micros(s.usage_this_hour.1),
         }));
-        recent.extend(s.recent_tasks.iter());
-        loops.extend(s.loops.iter().map(loop_view));
-        for g in &s.gates {
-            verdicts += g.total;
-            approvals += g.approvals;
-            rejections += g.rejections;
-            escalations += g.escalations;
-            let mut v = gate_view(g);
-            v["workspace"] = Value::from(ws);
-            by_gate.push(v);
-        }
-        for g in &s.gates_by_stage {
-            decisions += g.decisions;
-            let mut v = stage_gate_view(g);
-            v["workspace"] = Value::from(ws);
-            by_stage_gates.push(v);
-        }
+        self.recent.extend(s.recent_tasks.iter());
+        self.loops.extend(s.loops.iter().map(loop_view));
+        self.add_gates(s);
         for (into, groups) in [
-            (&mut providers, &s.usage_by_provider),
-            (&mut stages, &s.usage_by_stage),
+            (&mut self.providers, &s.usage_by_provider),
+            (&mut self.stages, &s.usage_by_stage),
         ] {
             for g in groups {
                 let key = g.key.first().cloned().flatten().unwrap_or_default();
@@ -382,7 +411,8 @@ pub async fn global(
             }
         }
         for d in &s.stage_durations {
-            let sum = durations
+            let sum = self
+                .durations
                 .entry(d.stage.clone())
                 .or_insert_with(|| StageDuration {
                     stage: d.stage.clone(),
@@ -397,62 +427,78 @@ pub async fn global(
         for e in &s.top_errors {
             let mut v = json!({ "fingerprint": e.fingerprint, "count": e.count, "sample": e.sample, "last_at": time(e.last_at) });
             v["workspace"] = Value::from(ws);
-            errors.push((e.count, e.last_at, v));
+            self.errors.push((e.count, e.last_at, v));
         }
     }
-    recent.sort_by(|a, b| b.last_event_at.cmp(&a.last_event_at).then(b.id.cmp(&a.id)));
-    recent.truncate(RECENT_TASKS as usize);
-    errors.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-    errors.truncate(dashboard::TOP_ERRORS as usize);
-    let mut durations: Vec<StageDuration> = durations.into_values().collect();
-    durations.sort_by(|a, b| b.total_ms.cmp(&a.total_ms).then(a.stage.cmp(&b.stage)));
 
-    let (alerts, breakers) = if root {
-        let providers = app.config.gateway.providers.iter().map(|p| p.name.as_str());
-        (
-            app.store.list_alerts(None, Some("open"), 100).await?,
-            warden_core::breaker::with_providers(app.store.list_breakers().await?, providers),
-        )
-    } else {
-        let s = snaps.first();
-        (
-            s.map(|s| s.alerts.clone()).unwrap_or_default(),
-            s.map(|s| s.breakers.clone()).unwrap_or_default(),
-        )
-    };
-    let mut tasks_by_state = Map::new();
-    for st in STATES {
-        if let Some(n) = by_state.remove(*st) {
-            tasks_by_state.insert((*st).to_string(), Value::from(n));
+    /// Adds one workspace's gate verdicts and decisions.
+    fn add_gates(&mut self, s: &Snapshot) {
+        let ws = s.workspace.as_str();
+        let (decisions, verdicts, approvals, rejections, escalations) = &mut self.gate_counts;
+        for g in &s.gates {
+            *verdicts += g.total;
+            *approvals += g.approvals;
+            *rejections += g.rejections;
+            *escalations += g.escalations;
+            let mut v = gate_view(g);
+            v["workspace"] = Value::from(ws);
+            self.by_gate.push(v);
+        }
+        for g in &s.gates_by_stage {
+            *decisions += g.decisions;
+            let mut v = stage_gate_view(g);
+            v["workspace"] = Value::from(ws);
+            self.by_stage_gates.push(v);
         }
     }
-    for (st, n) in by_state {
-        tasks_by_state.insert(st, Value::from(n));
+
+    /// The summed part of the answer: every key but the scope, the
+    /// window, breakers and alerts.
+    fn finish(self) -> Map<String, Value> {
+        let Totals {
+            mut by_state,
+            mut recent,
+            mut errors,
+            ..
+        } = self;
+        recent.sort_by(|a, b| b.last_event_at.cmp(&a.last_event_at).then(b.id.cmp(&a.id)));
+        recent.truncate(RECENT_TASKS as usize);
+        errors.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        errors.truncate(dashboard::TOP_ERRORS as usize);
+        let mut durations: Vec<StageDuration> = self.durations.into_values().collect();
+        durations.sort_by(|a, b| b.total_ms.cmp(&a.total_ms).then(a.stage.cmp(&b.stage)));
+        let mut tasks_by_state = Map::new();
+        for st in STATES {
+            if let Some(n) = by_state.remove(*st) {
+                tasks_by_state.insert((*st).to_string(), Value::from(n));
+            }
+        }
+        for (st, n) in by_state {
+            tasks_by_state.insert(st, Value::from(n));
+        }
+        let (decisions, verdicts, approvals, rejections, escalations) = self.gate_counts;
+        let body = json!({
+            "tasks_by_state": tasks_by_state,
+            "tasks_by_workspace": self.by_workspace,
+            "quality_gates": gates_summary(decisions, verdicts, approvals, rejections, escalations, self.by_gate, self.by_stage_gates),
+            "recent_tasks": recent.into_iter().map(task_brief).collect::<Vec<_>>(),
+            "token_usage": usage_summary(
+                self.providers.into_iter().collect(),
+                self.stages.into_iter().collect(),
+                json!({ "by_workspace": self.this_hour }),
+            ),
+            "stage_durations": durations.iter().map(duration_view).collect::<Vec<_>>(),
+            "bottleneck_stage": bottleneck_view(&durations),
+            "mode": self.mode,
+            "active_loops": self.loops,
+            "why_idle": self.why_idle,
+            "top_errors": errors.into_iter().map(|e| e.2).collect::<Vec<_>>(),
+        });
+        match body {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
     }
-    let body = json!({
-        "generated_at": time(now),
-        "window": { "hours": hours, "since": time(now - hours * 3_600_000) },
-        "scope": principal.workspace.as_deref().unwrap_or("all"),
-        "workspaces": names,
-        "tasks_by_state": tasks_by_state,
-        "tasks_by_workspace": by_workspace,
-        "quality_gates": gates_summary(decisions, verdicts, approvals, rejections, escalations, by_gate, by_stage_gates),
-        "recent_tasks": recent.into_iter().map(task_brief).collect::<Vec<_>>(),
-        "token_usage": usage_summary(
-            providers.into_iter().collect(),
-            stages.into_iter().collect(),
-            json!({ "by_workspace": this_hour }),
-        ),
-        "stage_durations": durations.iter().map(duration_view).collect::<Vec<_>>(),
-        "bottleneck_stage": bottleneck_view(&durations),
-        "breakers": breakers.iter().map(breaker_view).collect::<Vec<_>>(),
-        "mode": mode,
-        "active_loops": loops,
-        "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
-        "why_idle": why_idle,
-        "top_errors": errors.into_iter().map(|e| e.2).collect::<Vec<_>>(),
-    });
-    Ok(axum::Json(body).into_response())
 }
 
 fn micros(m: i64) -> f64 {
