@@ -52,6 +52,6 @@ async fn main() -> anyhow::Result<()> {
             };
             warden_server::demo::run(listen, dir, options).await
         }
-        other => warden_server::cli::run_client(other).await,
+        other => warden_server::cli::run(other).await,
     }
 }

@@ -213,29 +213,46 @@ impl Policies {
             );
             return Self::configuration_order(&meta.name, Some(&entry), &why, req, providers);
         }
-        let request = warden_runtime::types::RouteRequest {
-            workspace: workspace.to_string(),
-            mode: mode.to_string(),
-            model_hint: (req.model != "auto").then(|| req.model.clone()),
-            prompt_tokens: u32::try_from(req.prompt_tokens).unwrap_or(u32::MAX),
-            max_output_tokens: req.max_tokens.map(|m| u32::try_from(m).unwrap_or(u32::MAX)),
-            task_id: task.map(str::to_string),
-            stage: stage.map(str::to_string),
-            budget_left_usd: left.cost_micros.map(|c| c as f64 / 1e6),
-            budget_left_tokens: left.tokens.map(|t| t.max(0) as u64),
-            providers: providers
-                .iter()
-                .map(|p| warden_runtime::types::ProviderStatus {
-                    name: p.name.clone(),
-                    breaker: p.breaker.clone(),
-                    models: p.models.clone(),
-                    price_input_per_1k: p.price_input_per_1k,
-                    price_output_per_1k: p.price_output_per_1k,
-                    max_context: p.max_context,
-                })
-                .collect(),
+        let request = route_request(workspace, mode, req, task, stage, left, providers);
+        let call = self.route_call(
+            call_id,
+            workspace,
+            &entry,
+            resolved.config.clone(),
+            resolved.limits.clone(),
+        );
+        let outcome = self
+            .runtime
+            .route_request(&entry.plugin, call, &request)
+            .await;
+        for line in &outcome.logs {
+            tracing::debug!(policy = %meta.name, "{}", line.message);
+        }
+        let change = self.breaker_outcome(&meta.name, now, &outcome.result);
+        let mut route = match outcome.result {
+            Ok(d) => decided(&entry, d),
+            Err(e) => {
+                let why = format!("{}: {e}", e.code());
+                self.fallback(workspace, &meta.name, Some(&entry), &why, req, providers)
+                    .await
+            }
         };
-        let call = warden_runtime::RouteCall {
+        route.breaker_change = change;
+        route
+    }
+
+    /// The call of the pinned policy `entry`, with its settings, for
+    /// model call `call_id`.
+    fn route_call(
+        &self,
+        call_id: &str,
+        workspace: &str,
+        entry: &Entry,
+        config: Arc<BTreeMap<String, String>>,
+        limits: warden_meta::Limits,
+    ) -> warden_runtime::RouteCall {
+        let meta = entry.plugin.meta();
+        warden_runtime::RouteCall {
             info: CallInfo {
                 run_id: call_id.to_string(),
                 workspace: workspace.to_string(),
@@ -246,57 +263,31 @@ impl Policies {
                 actor: "gateway".to_string(),
             },
             granted: CapabilitySet::default(),
-            config: resolved.config.clone(),
-            limits: resolved.limits.clone(),
+            config,
+            limits,
             backend: self.backend.clone(),
-        };
-        let outcome = self
-            .runtime
-            .route_request(&entry.plugin, call, &request)
-            .await;
-        for line in &outcome.logs {
-            tracing::debug!(policy = %meta.name, "{}", line.message);
         }
-        let change = {
-            let mut breakers = self.breakers.locked();
-            let b = breakers.entry(meta.name.clone()).or_default();
-            let change = match &outcome.result {
-                Ok(_) => b.success(now),
-                Err(e) => b.failure(now, &self.breaker_policy, &format!("{}: {e}", e.code())),
-            };
-            match change {
-                Change::None => None,
-                Change::Opened { .. } => Some((b.row(&format!("plugin:{}", meta.name)), true)),
-                Change::Closed => Some((b.row(&format!("plugin:{}", meta.name)), false)),
-            }
+    }
+
+    /// Tells policy `name`'s breaker how its call went; the change to
+    /// persist, when it opened or closed.
+    fn breaker_outcome<T>(
+        &self,
+        name: &str,
+        now: i64,
+        result: &Result<T, warden_runtime::RunError>,
+    ) -> Option<(warden_store::breakers::BreakerRow, bool)> {
+        let mut breakers = self.breakers.locked();
+        let b = breakers.entry(name.to_string()).or_default();
+        let change = match result {
+            Ok(_) => b.success(now),
+            Err(e) => b.failure(now, &self.breaker_policy, &format!("{}: {e}", e.code())),
         };
-        let mut route = match outcome.result {
-            Ok(d) => Route {
-                policy: meta.name.clone(),
-                version: meta.version.to_string(),
-                digest: entry.plugin.digest().to_string(),
-                reason: d.reason,
-                candidates: d
-                    .candidates
-                    .into_iter()
-                    .map(|c| Candidate {
-                        provider: c.provider,
-                        model: c.model,
-                    })
-                    .collect(),
-                max_price_per_1k: d.max_price_per_1k,
-                max_context: d.max_context,
-                max_iterations: d.max_iterations,
-                breaker_change: None,
-            },
-            Err(e) => {
-                let why = format!("{}: {e}", e.code());
-                self.fallback(workspace, &meta.name, Some(&entry), &why, req, providers)
-                    .await
-            }
-        };
-        route.breaker_change = change;
-        route
+        match change {
+            Change::None => None,
+            Change::Opened { .. } => Some((b.row(&format!("plugin:{name}")), true)),
+            Change::Closed => Some((b.row(&format!("plugin:{name}")), false)),
+        }
     }
 
     /// The configuration's order: the providers that list the requested
@@ -398,6 +389,64 @@ impl Policies {
         self.alerted
             .locked()
             .retain(|_, at| at.elapsed() < ALERT_EVERY);
+    }
+}
+
+/// What the policy is asked: the request, the budget left and the
+/// providers.
+fn route_request(
+    workspace: &str,
+    mode: &str,
+    req: &ChatRequest,
+    task: Option<&str>,
+    stage: Option<&str>,
+    left: Left,
+    providers: &[ProviderView],
+) -> warden_runtime::types::RouteRequest {
+    warden_runtime::types::RouteRequest {
+        workspace: workspace.to_string(),
+        mode: mode.to_string(),
+        model_hint: (req.model != "auto").then(|| req.model.clone()),
+        prompt_tokens: u32::try_from(req.prompt_tokens).unwrap_or(u32::MAX),
+        max_output_tokens: req.max_tokens.map(|m| u32::try_from(m).unwrap_or(u32::MAX)),
+        task_id: task.map(str::to_string),
+        stage: stage.map(str::to_string),
+        budget_left_usd: left.cost_micros.map(|c| c as f64 / 1e6),
+        budget_left_tokens: left.tokens.map(|t| t.max(0) as u64),
+        providers: providers
+            .iter()
+            .map(|p| warden_runtime::types::ProviderStatus {
+                name: p.name.clone(),
+                breaker: p.breaker.clone(),
+                models: p.models.clone(),
+                price_input_per_1k: p.price_input_per_1k,
+                price_output_per_1k: p.price_output_per_1k,
+                max_context: p.max_context,
+            })
+            .collect(),
+    }
+}
+
+/// The route policy `entry` decided.
+fn decided(entry: &Entry, d: warden_runtime::types::RouteDecision) -> Route {
+    let meta = entry.plugin.meta();
+    Route {
+        policy: meta.name.clone(),
+        version: meta.version.to_string(),
+        digest: entry.plugin.digest().to_string(),
+        reason: d.reason,
+        candidates: d
+            .candidates
+            .into_iter()
+            .map(|c| Candidate {
+                provider: c.provider,
+                model: c.model,
+            })
+            .collect(),
+        max_price_per_1k: d.max_price_per_1k,
+        max_context: d.max_context,
+        max_iterations: d.max_iterations,
+        breaker_change: None,
     }
 }
 

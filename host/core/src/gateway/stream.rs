@@ -1,5 +1,17 @@
 //! Server-sent events of a streamed completion, passed on as they arrive:
 //! split at event boundaries, read for their `usage`, never held back.
+//!
+//! The splitter is our own, not a parser crate's, because the gateway
+//! passes events on byte for byte and must bound what it holds.
+//! `eventsource-stream` 0.2.3 (the maintained SSE parser; issue 16 item 8
+//! asked for it) was tried and does neither: it decodes events into
+//! fields, dropping comments (an upstream's `: keep-alive` would no
+//! longer reach the client) and an unfinished last event; it buffers a
+//! line that never ends without limit (it pulled all 8 MiB of one), so
+//! `max_stream_event_kib` would need a byte guard in front of it that
+//! finds blank lines itself, which is this splitter again; and after one
+//! byte that is not UTF-8 it holds the rest of the stream and yields
+//! nothing more until the end.
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -35,6 +47,10 @@ impl Usage {
 #[derive(Default)]
 pub struct Splitter {
     buf: BytesMut,
+    /// Where the search for the next boundary resumes: the bytes before
+    /// it hold none, so an event that arrives in many chunks is scanned
+    /// once, not once per chunk.
+    scanned: usize,
 }
 
 impl Splitter {
@@ -42,9 +58,12 @@ impl Splitter {
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(end) = boundary(&self.buf) {
+        while let Some(end) = boundary(&self.buf, self.scanned) {
             events.push(self.buf.split_to(end).freeze());
+            self.scanned = 0;
         }
+        // The last two bytes may start a boundary the next chunk ends.
+        self.scanned = self.buf.len().saturating_sub(2);
         events
     }
 
@@ -60,9 +79,9 @@ impl Splitter {
 }
 
 /// The end (exclusive) of the first whole event: after `\n\n` or
-/// `\r\n\r\n`.
-fn boundary(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// `\r\n\r\n`, searched from `from`.
+fn boundary(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
     while i + 1 < buf.len() {
         if buf[i] == b'\n' {
             if buf[i + 1] == b'\n' {
@@ -190,6 +209,35 @@ mod tests {
         let events = s.push(b"NE]\r\n\r\n");
         assert_eq!(events, vec![Bytes::from_static(b"data: [DONE]\r\n\r\n")]);
         assert!(s.rest().is_empty());
+    }
+
+    #[test]
+    fn splits_the_same_whatever_the_chunks() {
+        let text: &[u8] =
+            b"data: {\"a\":1}\r\n\r\n: keep-alive\n\ndata: {\"b\":2}\n\r\ndata: [DONE]\n\n";
+        let whole = Splitter::default().push(text);
+        assert_eq!(whole.len(), 4);
+        for size in 1..text.len() {
+            let mut s = Splitter::default();
+            let events: Vec<Bytes> = text.chunks(size).flat_map(|c| s.push(c)).collect();
+            assert_eq!(events, whole, "chunks of {size}");
+            assert_eq!(s.buffered(), 0);
+        }
+    }
+
+    /// What a parser crate would lose: comments and unknown fields reach
+    /// the client as the upstream wrote them.
+    #[test]
+    fn passes_comments_and_fields_on_byte_for_byte() {
+        let mut s = Splitter::default();
+        let events = s.push(b": OPENROUTER PROCESSING\n\nevent: x\r\nid: 7\r\ndata: {}\r\n\r\n");
+        assert_eq!(
+            events,
+            vec![
+                Bytes::from_static(b": OPENROUTER PROCESSING\n\n"),
+                Bytes::from_static(b"event: x\r\nid: 7\r\ndata: {}\r\n\r\n"),
+            ]
+        );
     }
 
     #[test]

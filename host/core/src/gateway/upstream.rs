@@ -16,14 +16,7 @@ impl Gateway {
     ) -> std::result::Result<Response, Failure> {
         let mut body = req.body;
         if req.stream {
-            // Ask for the usage chunk whatever the client asked: it is what
-            // the call is booked from.
-            let options = body
-                .entry("stream_options")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(o) = options.as_object_mut() {
-                o.insert("include_usage".to_string(), Value::Bool(true));
-            }
+            ask_for_usage(&mut body);
         }
         let mut notes: Vec<String> = Vec::new();
         let mut attempts = 0i64;
@@ -31,37 +24,12 @@ impl Gateway {
         for (i, model) in plan.candidates {
             let provider = &self.providers[i];
             let name = provider.cfg.name.clone();
-            let probe = {
-                let now = warden_store::now_ms();
-                let mut breakers = self.breakers.locked();
-                match breakers.entry(name.clone()).or_default().admit(now) {
-                    Admit::Pass => false,
-                    Admit::Probe => true,
-                    Admit::Refuse { retry_at } => {
-                        notes.push(format!(
-                            "{name}: breaker open until {}",
-                            crate::time::time(retry_at)
-                        ));
-                        continue;
-                    }
+            let slot = match self.admit(provider) {
+                Ok(slot) => slot,
+                Err(note) => {
+                    notes.push(note);
+                    continue;
                 }
-            };
-            // Held until the call is over: for a stream, until it ends.
-            let slot = match &provider.slots {
-                Some(s) => match s.clone().try_acquire_owned() {
-                    Ok(permit) => Some(permit),
-                    Err(_) => {
-                        notes.push(format!(
-                            "{name}: at its max_concurrent of {}",
-                            provider.cfg.max_concurrent.unwrap_or(0)
-                        ));
-                        if probe {
-                            self.breaker_success(&name);
-                        }
-                        continue;
-                    }
-                },
-                None => None,
             };
             attempts += 1;
             last = Some((name.clone(), model.clone()));
@@ -69,100 +37,41 @@ impl Gateway {
             let payload = match serde_json::to_vec(&body) {
                 Ok(p) => p,
                 Err(e) => {
-                    return Err(Failure::new(
-                        Error::Internal(format!("cannot serialize a request: {e}")),
-                        attempts,
-                        last,
-                    ));
+                    let error = Error::Internal(format!("cannot serialize a request: {e}"));
+                    return Err(Failure::new(error, attempts, last));
                 }
             };
-            let mut request = self
-                .client
-                .post(&provider.url)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(payload);
-            if let Some(auth) = &provider.auth {
-                request = request.header(header::AUTHORIZATION, auth.clone());
-            }
-            let sent = tokio::time::timeout(provider.timeout, request.send()).await;
-            let response = match sent {
-                Err(_) => {
-                    let why = format!("no response within {} ms", provider.timeout.as_millis());
+            let response = match self.send(provider, payload).await {
+                Ok(r) => r,
+                Err(why) => {
                     self.breaker_failure(&name, &why);
                     notes.push(format!("{name}/{model}: {why}"));
                     continue;
                 }
-                Ok(Err(e)) => {
-                    let why = format!("cannot reach it: {}", http_error(e));
-                    self.breaker_failure(&name, &why);
-                    notes.push(format!("{name}/{model}: {why}"));
-                    continue;
-                }
-                Ok(Ok(r)) => r,
             };
             let status = response.status();
-            if is_client_error(status) {
-                // The request is at fault, not the provider: the client
-                // gets the upstream's answer as it is.
-                self.breaker_success(&name);
-                let bytes = self.read_body(response).await.unwrap_or_default();
-                record.status = "failed".to_string();
-                record.http_status = i64::from(status.as_u16());
-                record.attempts = attempts;
-                record.provider = Some(name.clone());
-                record.model = Some(model.clone());
-                record.error = Some(scrub_url(
-                    &format!(
-                        "{name} refused the request with HTTP {}: {}",
-                        status.as_u16(),
-                        crate::validate::truncate(&String::from_utf8_lossy(&bytes), 300)
-                    ),
-                    &provider.url,
-                ));
-                record.latency_ms = started.elapsed().as_millis() as i64;
-                reservation.settle(Amount::default());
-                self.writer.send(Msg::Call(Box::new(record.clone())));
-                return Ok(passthrough(status, bytes, &record, "application/json"));
-            }
-            if !status.is_success() {
-                let bytes = self.read_body(response).await.unwrap_or_default();
-                let why = scrub_url(
-                    &format!(
-                        "HTTP {}: {}",
-                        status.as_u16(),
-                        crate::validate::truncate(&String::from_utf8_lossy(&bytes), 200)
-                    ),
-                    &provider.url,
-                );
-                self.breaker_failure(&name, &why);
-                notes.push(format!("{name}/{model}: {why}"));
-                continue;
-            }
             record.attempts = attempts;
             record.provider = Some(name.clone());
             record.model = Some(model.clone());
             record.http_status = i64::from(status.as_u16());
+            if is_client_error(status) {
+                return Ok(self
+                    .refused(provider, response, record, reservation, started)
+                    .await);
+            }
             if req.stream {
                 self.breaker_success(&name);
-                return Ok(self.stream(
-                    response,
-                    Finish {
-                        provider: i,
-                        record,
-                        reservation,
-                        prompt_estimate: req.prompt_tokens,
-                        started,
-                        slot,
-                    },
-                    req.wants_usage,
-                ));
+                let finish = Finish {
+                    provider: i,
+                    record,
+                    reservation,
+                    prompt_estimate: req.prompt_tokens,
+                    started,
+                    slot,
+                };
+                return Ok(self.stream(response, finish, req.wants_usage));
             }
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("application/json")
-                .to_string();
+            let content_type = content_type(&response);
             let bytes = match self.read_body(response).await {
                 Ok(b) => b,
                 Err(why) => {
@@ -172,36 +81,125 @@ impl Gateway {
                 }
             };
             self.breaker_success(&name);
-            let usage = serde_json::from_slice::<UsageOnly>(&bytes)
-                .ok()
-                .and_then(|u| u.usage);
-            let usage = match usage {
-                Some(u) => u,
-                None => {
-                    record.error = Some("the upstream sent no usage; tokens estimated".to_string());
-                    Usage {
-                        prompt_tokens: req.prompt_tokens,
-                        completion_tokens: (bytes.len() as u64).div_ceil(4),
-                    }
-                }
-            };
+            let usage = upstream_usage(&bytes, req.prompt_tokens, &mut record);
             self.book(&mut record, provider, usage, reservation, started);
             drop(slot);
             return Ok(passthrough(status, bytes, &record, &content_type));
         }
-        let error = if attempts == 0 {
-            Error::Unavailable(format!(
-                "no candidate could take the request: {}",
-                notes.join("; ")
-            ))
-        } else {
-            Error::Unavailable(format!(
-                "every candidate failed ({attempts} tried): {}",
-                notes.join("; ")
-            ))
-        };
         drop(reservation);
-        Err(Failure::new(error, attempts, last))
+        Err(Failure::new(exhausted(attempts, &notes), attempts, last))
+    }
+
+    /// Whether `provider` may take a call now: its breaker lets a call (or
+    /// a probe) through and it has a `max_concurrent` slot free, returned
+    /// to be held until the call is over (for a stream, until it ends).
+    /// `Err` says why not.
+    fn admit(
+        &self,
+        provider: &Provider,
+    ) -> std::result::Result<Option<tokio::sync::OwnedSemaphorePermit>, String> {
+        let name = &provider.cfg.name;
+        let probe = {
+            let now = warden_store::now_ms();
+            let mut breakers = self.breakers.locked();
+            match breakers.entry(name.clone()).or_default().admit(now) {
+                Admit::Pass => false,
+                Admit::Probe => true,
+                Admit::Refuse { retry_at } => {
+                    return Err(format!(
+                        "{name}: breaker open until {}",
+                        crate::time::time(retry_at)
+                    ));
+                }
+            }
+        };
+        let Some(slots) = &provider.slots else {
+            return Ok(None);
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => {
+                if probe {
+                    self.breaker_success(name);
+                }
+                Err(format!(
+                    "{name}: at its max_concurrent of {}",
+                    provider.cfg.max_concurrent.unwrap_or(0)
+                ))
+            }
+        }
+    }
+
+    /// Posts `payload` to `provider`: its response, when it answered in
+    /// time with a success or a client error. `Err` says why not: a
+    /// failure that blames the provider, so the next candidate is tried.
+    async fn send(
+        &self,
+        provider: &Provider,
+        payload: Vec<u8>,
+    ) -> std::result::Result<reqwest::Response, String> {
+        let mut request = self
+            .client
+            .post(&provider.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(payload);
+        if let Some(auth) = &provider.auth {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        let response = match tokio::time::timeout(provider.timeout, request.send()).await {
+            Err(_) => {
+                return Err(format!(
+                    "no response within {} ms",
+                    provider.timeout.as_millis()
+                ));
+            }
+            Ok(Err(e)) => return Err(format!("cannot reach it: {}", http_error(e))),
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status();
+        // A client error blames the request: the caller answers it.
+        if is_client_error(status) || status.is_success() {
+            return Ok(response);
+        }
+        let bytes = self.read_body(response).await.unwrap_or_default();
+        Err(scrub_url(
+            &format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                crate::validate::truncate(&String::from_utf8_lossy(&bytes), 200)
+            ),
+            &provider.url,
+        ))
+    }
+
+    /// Answers a request the upstream refused (400, 413, 422). The request
+    /// is at fault, not the provider: the client gets the upstream's
+    /// answer as it is, and the call is booked as failed, at no cost.
+    async fn refused(
+        &self,
+        provider: &Provider,
+        response: reqwest::Response,
+        mut record: GatewayCallRow,
+        reservation: Reservation,
+        started: Instant,
+    ) -> Response {
+        let name = &provider.cfg.name;
+        let status = response.status();
+        self.breaker_success(name);
+        let bytes = self.read_body(response).await.unwrap_or_default();
+        record.status = "failed".to_string();
+        record.error = Some(scrub_url(
+            &format!(
+                "{name} refused the request with HTTP {}: {}",
+                status.as_u16(),
+                crate::validate::truncate(&String::from_utf8_lossy(&bytes), 300)
+            ),
+            &provider.url,
+        ));
+        record.latency_ms = started.elapsed().as_millis() as i64;
+        reservation.settle(Amount::default());
+        self.writer.send(Msg::Call(Box::new(record.clone())));
+        passthrough(status, bytes, &record, "application/json")
     }
 
     /// Reads a whole response body under the idle timeout, up to
@@ -379,5 +377,60 @@ impl Gateway {
                 tracing::info!(breaker = %row.name, state = %row.state, "routing policy breaker changed elsewhere");
             }
         }
+    }
+}
+
+/// Asks a streamed request for the usage chunk whatever the client asked:
+/// it is what the call is booked from.
+fn ask_for_usage(body: &mut Map<String, Value>) {
+    let options = body
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(o) = options.as_object_mut() {
+        o.insert("include_usage".to_string(), Value::Bool(true));
+    }
+}
+
+/// A response's content type, `application/json` when it has none.
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string()
+}
+
+/// The usage a plain answer reports; estimated (and noted in `record`)
+/// when it reports none.
+fn upstream_usage(bytes: &[u8], prompt_tokens: u64, record: &mut GatewayCallRow) -> Usage {
+    let usage = serde_json::from_slice::<UsageOnly>(bytes)
+        .ok()
+        .and_then(|u| u.usage);
+    match usage {
+        Some(u) => u,
+        None => {
+            record.error = Some("the upstream sent no usage; tokens estimated".to_string());
+            Usage {
+                prompt_tokens,
+                completion_tokens: (bytes.len() as u64).div_ceil(4),
+            }
+        }
+    }
+}
+
+/// Why no candidate answered: none could be tried, or every one tried
+/// failed.
+fn exhausted(attempts: i64, notes: &[String]) -> Error {
+    if attempts == 0 {
+        Error::Unavailable(format!(
+            "no candidate could take the request: {}",
+            notes.join("; ")
+        ))
+    } else {
+        Error::Unavailable(format!(
+            "every candidate failed ({attempts} tried): {}",
+            notes.join("; ")
+        ))
     }
 }

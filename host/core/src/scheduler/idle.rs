@@ -8,27 +8,8 @@ impl Scheduler {
     /// work and workers exist but nothing is claimed.
     pub async fn why_idle(&self, workspace: &str) -> Result<Idle> {
         let now = warden_store::now_ms();
-        let settings = self.settings(workspace).await?;
-        let mode = mode_of(Some(&settings));
-        let idle = |reason, message: String| Ok(Idle { reason, message });
-        if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
-            let why = settings
-                .mode_reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default();
-            return idle(
-                "mode",
-                format!("workspace \"{workspace}\" is in {} mode{why}", mode.name()),
-            );
-        }
-        if let Err(Error::ResourceExhausted(m)) =
-            self.check_hourly_budget(workspace, &settings, now).await
-        {
-            return idle("budget_spent", m);
-        }
-        if let Some(m) = self.paused_by_process(workspace) {
-            return idle("process_down", m);
+        if let Some(held) = self.held_back(workspace, now).await? {
+            return Ok(held);
         }
         let counts: BTreeMap<String, i64> = self
             .store
@@ -38,59 +19,109 @@ impl Scheduler {
             .collect();
         let n = |s: &str| counts.get(s).copied().unwrap_or(0);
         if n("running") > 0 {
-            return idle("not_idle", format!("{} stage(s) running", n("running")));
+            return Ok(idle(
+                "not_idle",
+                format!("{} stage(s) running", n("running")),
+            ));
         }
         if n("queued") == 0 {
-            if n("blocked") > 0 {
-                let blocked = self
-                    .store
-                    .list_tasks(
-                        workspace,
-                        &TaskQuery {
-                            states: vec!["blocked".into()],
-                            limit: 100,
-                            now,
-                            ..TaskQuery::default()
-                        },
-                    )
-                    .await?;
-                if let Some(t) = blocked.iter().find(|t| {
-                    t.last_error
-                        .as_deref()
-                        .is_some_and(|e| e.contains("budget"))
-                }) {
-                    return idle(
-                        "budget_spent",
-                        format!(
-                            "task {} stopped: {}",
-                            t.id,
-                            t.last_error.clone().unwrap_or_default()
-                        ),
-                    );
-                }
-                return idle(
-                    "blocked",
-                    format!(
-                        "{} task(s) blocked, none queued (see their last_error; unblock them to resume)",
-                        n("blocked")
-                    ),
-                );
-            }
-            if n("waiting_approval") > 0 {
-                return idle(
-                    "waiting_approval",
-                    format!(
-                        "{} task(s) wait for a human decision",
-                        n("waiting_approval")
-                    ),
-                );
-            }
-            return idle(
-                "no_tasks",
-                format!("no queued or running tasks in workspace \"{workspace}\""),
-            );
+            return self
+                .nothing_queued(workspace, n("blocked"), n("waiting_approval"), now)
+                .await;
         }
         // Queued tasks exist: look at why none is claimable.
+        let mut queued = self.queued_census(workspace, now).await?;
+        if let Some(why) = queued.why_none_ready() {
+            return Ok(why);
+        }
+        self.unclaimed(workspace, queued.ready, now).await
+    }
+
+    /// What holds the whole workspace back: its mode, its spent hourly
+    /// budget, a process it needs being down.
+    async fn held_back(&self, workspace: &str, now: i64) -> Result<Option<Idle>> {
+        let settings = self.settings(workspace).await?;
+        let mode = mode_of(Some(&settings));
+        if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
+            let why = settings
+                .mode_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            return Ok(Some(idle(
+                "mode",
+                format!("workspace \"{workspace}\" is in {} mode{why}", mode.name()),
+            )));
+        }
+        if let Err(Error::ResourceExhausted(m)) =
+            self.check_hourly_budget(workspace, &settings, now).await
+        {
+            return Ok(Some(idle("budget_spent", m)));
+        }
+        Ok(self
+            .paused_by_process(workspace)
+            .map(|m| idle("process_down", m)))
+    }
+
+    /// Why a workspace with nothing queued or running is idle: `blocked`
+    /// tasks (one stopped by its budget named first), tasks `waiting`
+    /// for approval, or no tasks at all.
+    async fn nothing_queued(
+        &self,
+        workspace: &str,
+        blocked: i64,
+        waiting: i64,
+        now: i64,
+    ) -> Result<Idle> {
+        if blocked > 0 {
+            let tasks = self
+                .store
+                .list_tasks(
+                    workspace,
+                    &TaskQuery {
+                        states: vec!["blocked".into()],
+                        limit: 100,
+                        now,
+                        ..TaskQuery::default()
+                    },
+                )
+                .await?;
+            if let Some(t) = tasks.iter().find(|t| {
+                t.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("budget"))
+            }) {
+                return Ok(idle(
+                    "budget_spent",
+                    format!(
+                        "task {} stopped: {}",
+                        t.id,
+                        t.last_error.clone().unwrap_or_default()
+                    ),
+                ));
+            }
+            return Ok(idle(
+                "blocked",
+                format!(
+                    "{blocked} task(s) blocked, none queued (see their last_error; unblock them to resume)"
+                ),
+            ));
+        }
+        if waiting > 0 {
+            return Ok(idle(
+                "waiting_approval",
+                format!("{waiting} task(s) wait for a human decision"),
+            ));
+        }
+        Ok(idle(
+            "no_tasks",
+            format!("no queued or running tasks in workspace \"{workspace}\""),
+        ))
+    }
+
+    /// Sorts the queued tasks (the first 200) by what holds each back:
+    /// dependencies not done, open breakers, backoff, or nothing.
+    async fn queued_census(&self, workspace: &str, now: i64) -> Result<Queued> {
         let queued = self
             .store
             .list_tasks(
@@ -105,9 +136,11 @@ impl Scheduler {
             .await?;
         let open = self.open_breakers().await?;
         let mut dep_state: HashMap<String, String> = HashMap::new();
-        let (mut on_deps, mut on_breakers, mut in_backoff, mut ready) = (0, 0, 0, 0);
-        let mut open_needed: Vec<String> = Vec::new();
-        let mut next_retry = i64::MAX;
+        let mut census = Queued {
+            total: queued.len(),
+            next_retry: i64::MAX,
+            ..Queued::default()
+        };
         for t in &queued {
             let mut deps_done = true;
             for d in &t.depends_on {
@@ -126,67 +159,44 @@ impl Scheduler {
             }
             let blocking: Vec<&String> = t.requires.iter().filter(|r| open.contains(r)).collect();
             if !deps_done {
-                on_deps += 1;
+                census.on_deps += 1;
             } else if !blocking.is_empty() {
-                on_breakers += 1;
-                open_needed.extend(blocking.into_iter().cloned());
+                census.on_breakers += 1;
+                census.open_needed.extend(blocking.into_iter().cloned());
             } else if t.next_attempt_at > now {
-                in_backoff += 1;
-                next_retry = next_retry.min(t.next_attempt_at);
+                census.in_backoff += 1;
+                census.next_retry = census.next_retry.min(t.next_attempt_at);
             } else {
-                ready += 1;
+                census.ready += 1;
             }
         }
-        let total = queued.len();
-        if ready == 0 {
-            if on_deps == total {
-                return idle(
-                    "all_blocked_on_dependencies",
-                    format!("all {total} queued task(s) wait for dependencies that are not done"),
-                );
-            }
-            if on_deps + on_breakers == total && on_breakers > 0 {
-                open_needed.sort();
-                open_needed.dedup();
-                return idle(
-                    "breaker_open",
-                    format!(
-                        "queued tasks need breaker(s) {} which are open",
-                        open_needed.join(", ")
-                    ),
-                );
-            }
-            if in_backoff > 0 {
-                return idle(
-                    "backoff",
-                    format!(
-                        "{in_backoff} queued task(s) wait to retry; the next at {}",
-                        crate::time::time(next_retry)
-                    ),
-                );
-            }
-        }
+        Ok(census)
+    }
+
+    /// Why `ready` tasks are not claimed: no worker seen lately, or
+    /// workers present but not claiming.
+    async fn unclaimed(&self, workspace: &str, ready: usize, now: i64) -> Result<Idle> {
         let workers = self
             .store
             .list_workers(workspace, now - ms(self.config.worker_gone_after_ms))
             .await?;
         if workers.is_empty() {
-            return idle(
+            return Ok(idle(
                 "no_workers",
                 format!(
                     "{} task(s) are ready but no worker has claimed or heartbeated in the last {} s",
                     ready.max(1),
                     self.config.worker_gone_after_ms / 1000
                 ),
-            );
+            ));
         }
-        idle(
+        Ok(idle(
             "workers_idle",
             format!(
                 "{ready} task(s) are ready and {} worker(s) are present but not claiming",
                 workers.len()
             ),
-        )
+        ))
     }
 
     /// Requeues expired leases (run by one host at a time), alerts on stuck
@@ -267,5 +277,66 @@ impl Scheduler {
             self.check_backlog(ws).await;
         }
         Ok(())
+    }
+}
+
+fn idle(reason: &'static str, message: String) -> Idle {
+    Idle { reason, message }
+}
+
+/// Where a workspace's queued tasks stand ([`Scheduler::why_idle`]).
+#[derive(Default)]
+struct Queued {
+    total: usize,
+    /// Waiting for dependencies that are not done.
+    on_deps: usize,
+    /// Needing a breaker that is open.
+    on_breakers: usize,
+    /// Waiting to retry.
+    in_backoff: usize,
+    /// Claimable now.
+    ready: usize,
+    /// The open breakers the `on_breakers` tasks need.
+    open_needed: Vec<String>,
+    /// The soonest retry of a task in backoff.
+    next_retry: i64,
+}
+
+impl Queued {
+    /// Why none is ready, when none is and all wait on dependencies,
+    /// on breakers, or some on backoff.
+    fn why_none_ready(&mut self) -> Option<Idle> {
+        if self.ready > 0 {
+            return None;
+        }
+        let total = self.total;
+        if self.on_deps == total {
+            return Some(idle(
+                "all_blocked_on_dependencies",
+                format!("all {total} queued task(s) wait for dependencies that are not done"),
+            ));
+        }
+        if self.on_deps + self.on_breakers == total && self.on_breakers > 0 {
+            self.open_needed.sort();
+            self.open_needed.dedup();
+            return Some(idle(
+                "breaker_open",
+                format!(
+                    "queued tasks need breaker(s) {} which are open",
+                    self.open_needed.join(", ")
+                ),
+            ));
+        }
+        if self.in_backoff > 0 {
+            return Some(idle(
+                "backoff",
+                format!(
+                    "{} queued task(s) wait to retry; the next at {}",
+                    self.in_backoff,
+                    crate::time::time(self.next_retry)
+                ),
+            ));
+        }
+        None
     }
 }
