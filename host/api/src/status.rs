@@ -347,7 +347,12 @@ pub async fn global(
     });
     // serde_json's map is sorted by key (no `preserve_order`), so the
     // answer is the same bytes whatever the order of insertion.
-    for (k, v) in head.as_object().into_iter().flatten().chain(tail.as_object().into_iter().flatten()) {
+    for (k, v) in head
+        .as_object()
+        .into_iter()
+        .flatten()
+        .chain(tail.as_object().into_iter().flatten())
+    {
         body.insert(k.clone(), v.clone());
     }
     Ok(axum::Json(Value::Object(body)).into_response())

@@ -8,9 +8,6 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{AnyObject, SseEvent};
-
-
 /// `{"status": "ok"}` (`system::health`).
 #[derive(Serialize, ToSchema)]
 pub struct Health {
