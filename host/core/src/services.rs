@@ -119,24 +119,7 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
     })?;
     let (admin_secret, admin_from) =
         crate::auth::bootstrap_secret(config.auth.admin_token.as_deref(), &config.data_dir)?;
-
-    let url = config.database_url();
-    let store = Store::connect(&url)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact(&url)))?;
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
-    match store.sync_mode().await {
-        Ok(mode) => tracing::info!(
-            database = %store.dialect().name(),
-            synchronous = %mode,
-            "commits are acknowledged once the database says they are durable at this level"
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot read the database's synchronous setting"),
-    }
-
+    let store = open_store(&config).await?;
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: Some(config.data_dir.join("cache")),
         max_concurrent_calls: config.limits.max_concurrent_calls,
@@ -154,6 +137,49 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
     }
     registry.rescan().await;
 
+    let (shutdown, rx) = watch::channel(false);
+    let app = Arc::new(services(config, store, runtime, registry, &admin_secret, &rx).await?);
+    start_loops(&app, &rx);
+    Ok(Built {
+        app,
+        shutdown,
+        admin_from,
+    })
+}
+
+/// Opens and migrates the database, and logs when it calls a commit
+/// durable.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    match store.sync_mode().await {
+        Ok(mode) => tracing::info!(
+            database = %store.dialect().name(),
+            synchronous = %mode,
+            "commits are acknowledged once the database says they are durable at this level"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read the database's synchronous setting"),
+    }
+    Ok(store)
+}
+
+/// Builds every service over the store, the runtime and the registry;
+/// interrupted runs are recovered and the gateway's writer is started,
+/// but no background loop yet ([`start_loops`]).
+async fn services(
+    config: Arc<Config>,
+    store: Store,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+    admin_secret: &str,
+    rx: &watch::Receiver<bool>,
+) -> anyhow::Result<App> {
     let alerts = Alerts::new(store.clone());
     let gates = Gates::new(
         store.clone(),
@@ -169,20 +195,14 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
         Some(gates.clone()),
     );
     let hub = EventHub::start_with(store.clone(), config.limits.event_limits());
+    let providers = config.gateway.providers.iter().map(|p| p.name.clone());
     let health = Arc::new(
         Health::new(
             store.clone(),
             registry.clone(),
             vec![config.data_dir.clone()],
         )
-        .with_providers(
-            config
-                .gateway
-                .providers
-                .iter()
-                .map(|p| p.name.clone())
-                .collect(),
-        ),
+        .with_providers(providers.collect()),
     );
     let evidence_dir = config.disk_guard.evidence_dir(&config.data_dir);
     let evidence = Arc::new(
@@ -205,8 +225,6 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
         evidence.clone(),
     );
     heal.recover().await?;
-
-    let (shutdown, rx) = watch::channel(false);
     let gateway = Gateway::start(
         config.clone(),
         store.clone(),
@@ -220,7 +238,7 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
     .context("cannot start the model gateway")?;
     let auth = Auth::new(
         store.clone(),
-        &admin_secret,
+        admin_secret,
         config.http.rate_limit_per_sec,
         config.http.unauthenticated_per_sec,
     );
@@ -232,13 +250,14 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
         scheduler.wake().clone(),
     );
     scheduler.set_processes(processes.clone());
-    let app = Arc::new(App {
-        config: config.clone(),
+    Ok(App {
+        streams: crate::streams::StreamSlots::new(config.http.max_streams_per_token, rx.clone()),
+        config,
         store,
         runtime,
-        registry: registry.clone(),
+        registry,
         heal,
-        scheduler: scheduler.clone(),
+        scheduler,
         gates,
         gateway,
         alerts,
@@ -246,13 +265,17 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
         auth,
         health,
         processes,
-        evidence: evidence.clone(),
+        evidence,
         metrics: crate::metrics::Metrics::default(),
-        streams: crate::streams::StreamSlots::new(config.http.max_streams_per_token, rx.clone()),
         ready: AtomicBool::new(false),
-    });
+    })
+}
 
-    registry.watch(rx.clone());
+/// Starts the background loops: the plugin directory's watcher, the
+/// scheduler's and alerts' loops, the notifier, auto-heal and the disk
+/// guard. Each ends when `rx` says so.
+fn start_loops(app: &Arc<App>, rx: &watch::Receiver<bool>) {
+    app.registry.clone().watch(rx.clone());
     crate::loops::start(
         crate::loops::LoopServices {
             store: app.store.clone(),
@@ -277,16 +300,11 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
         rx.clone(),
     );
     // Every host guards its own disk, so this loop is not a singleton.
-    evidence.start(
+    app.evidence.clone().start(
         app.alerts.clone(),
-        Duration::from_millis(config.disk_guard.check_every_ms),
+        Duration::from_millis(app.config.disk_guard.check_every_ms),
         rx.clone(),
     );
-    Ok(Built {
-        app,
-        shutdown,
-        admin_from,
-    })
 }
 
 /// A database URL without its password, for messages.
