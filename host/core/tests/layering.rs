@@ -5,7 +5,9 @@
 //! - its modules' `crate::` references form no cycle: a lower layer
 //!   (error, time, validate, wake, config; breaker, events, auth; alerts,
 //!   registry; kv; heal, gates, processes; scheduler; gateway; read
-//!   models; services) never uses a higher one.
+//!   models; services) never uses a higher one;
+//! - no source file of the host crates is over 1,000 lines and no
+//!   function over 120, tests left out, so that each stays readable.
 #![expect(
     clippy::unwrap_used,
     reason = "a test helper that cannot read the sources fails the test loudly"
@@ -47,7 +49,7 @@ fn the_domain_crate_names_no_http_server_or_openapi_crate() {
         .collect();
     assert!(
         bad.is_empty(),
-        "warden-core depends on {bad:?}; HTTP server and OpenAPI code belongs in warden-server"
+        "warden-core depends on {bad:?}; HTTP server and OpenAPI code belongs in warden-api"
     );
 }
 
@@ -203,4 +205,106 @@ fn the_cycle_check_finds_a_cycle() {
         found,
         vec![BTreeSet::from(["a".into(), "b".into(), "c".into()])]
     );
+}
+
+/// The longest a source file of host/ may be, tests left out.
+const MAX_FILE_LINES: usize = 1_000;
+/// The longest a function of host/ may be, tests left out.
+const MAX_FN_LINES: usize = 120;
+
+/// The functions of `text` longer than `max` lines, as `(name, lines)`.
+/// Code from the first `#[cfg(test)]` on is left out. Braces are counted
+/// per line, which the sources' formatting (rustfmt) makes reliable
+/// enough for a size check.
+fn long_functions(text: &str, max: usize) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.trim() != "#[cfg(test)]")
+        .collect();
+    let mut long = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let code = lines[i].split("//").next().unwrap_or("").trim_start();
+        let head = [
+            "pub ",
+            "pub(crate) ",
+            "pub(super) ",
+            "async ",
+            "const ",
+            "unsafe ",
+        ]
+        .iter()
+        .fold(code, |c, p| c.strip_prefix(p).unwrap_or(c));
+        let head = head.strip_prefix("async ").unwrap_or(head);
+        let Some(rest) = head.strip_prefix("fn ") else {
+            i += 1;
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let (mut depth, mut opened, mut j) = (0i64, false, i);
+        while j < lines.len() {
+            let l = lines[j].split("//").next().unwrap_or("");
+            if !opened && l.trim_end().ends_with(';') {
+                break;
+            }
+            depth += l.matches('{').count() as i64 - l.matches('}').count() as i64;
+            opened |= l.contains('{');
+            if opened && depth <= 0 {
+                break;
+            }
+            j += 1;
+        }
+        if opened && j - i + 1 > max {
+            long.push((name, j - i + 1));
+        }
+        i = if opened { j + 1 } else { i + 1 };
+    }
+    long
+}
+
+#[test]
+fn no_host_file_or_function_is_too_long() {
+    let host = manifest_dir().parent().unwrap();
+    let mut files = Vec::new();
+    for krate in ["runtime", "store", "core", "api", "server"] {
+        rust_files(&host.join(krate).join("src"), &mut files);
+    }
+    assert!(files.len() > 100, "{} files", files.len());
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = text
+            .lines()
+            .take_while(|l| l.trim() != "#[cfg(test)]")
+            .count();
+        if code > MAX_FILE_LINES {
+            found.push(format!("{}: {code} lines", f.display()));
+        }
+        for (name, n) in long_functions(&text, MAX_FN_LINES) {
+            found.push(format!("{}: fn {name} is {n} lines", f.display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "over {MAX_FILE_LINES} lines per file or {MAX_FN_LINES} per function; split by concern:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_finds_a_long_function() {
+    let body = "    let x = 1;\n".repeat(MAX_FN_LINES);
+    let text = format!(
+        "pub async fn long(a: u8) -> u8 {{\n{body}    x\n}}\n\nfn short() {{}}\n\nfn decl();\n"
+    );
+    assert_eq!(
+        long_functions(&text, MAX_FN_LINES),
+        vec![("long".to_string(), MAX_FN_LINES + 3)]
+    );
+    // Tests are left out.
+    let text = format!("#[cfg(test)]\n{text}");
+    assert!(long_functions(&text, MAX_FN_LINES).is_empty());
 }
