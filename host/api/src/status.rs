@@ -335,27 +335,13 @@ pub async fn global(
         )
     };
     let mut body = totals.finish();
-    let head = json!({
-        "generated_at": time(now),
-        "window": { "hours": hours, "since": time(now - hours * 3_600_000) },
-        "scope": principal.workspace.as_deref().unwrap_or("all"),
-        "workspaces": names,
-    });
-    let tail = json!({
-        "breakers": breakers.iter().map(breaker_view).collect::<Vec<_>>(),
-        "alerts": alerts.iter().map(alert_view).collect::<Vec<_>>(),
-    });
-    // serde_json's map is sorted by key (no `preserve_order`), so the
-    // answer is the same bytes whatever the order of insertion.
-    for (k, v) in head
-        .as_object()
-        .into_iter()
-        .flatten()
-        .chain(tail.as_object().into_iter().flatten())
-    {
-        body.insert(k.clone(), v.clone());
-    }
-    Ok(axum::Json(Value::Object(body)).into_response())
+    body["generated_at"] = json!(time(now));
+    body["window"] = json!({ "hours": hours, "since": time(now - hours * 3_600_000) });
+    body["scope"] = json!(principal.workspace.as_deref().unwrap_or("all"));
+    body["workspaces"] = json!(names);
+    body["breakers"] = Value::Array(breakers.iter().map(breaker_view).collect());
+    body["alerts"] = Value::Array(alerts.iter().map(alert_view).collect());
+    Ok(axum::Json(body).into_response())
 }
 
 /// The sums over every visible workspace's snapshot that `GET /v1/status`
@@ -457,9 +443,9 @@ impl<'a> Totals<'a> {
         }
     }
 
-    /// The summed part of the answer: every key but the scope, the
-    /// window, breakers and alerts.
-    fn finish(self) -> Map<String, Value> {
+    /// The summed part of the answer: every key but those the caller
+    /// adds (time, window, scope, workspaces, breakers and alerts).
+    fn finish(self) -> Value {
         let Totals {
             mut by_state,
             mut recent,
@@ -482,7 +468,7 @@ impl<'a> Totals<'a> {
             tasks_by_state.insert(st, Value::from(n));
         }
         let (decisions, verdicts, approvals, rejections, escalations) = self.gate_counts;
-        let body = json!({
+        json!({
             "tasks_by_state": tasks_by_state,
             "tasks_by_workspace": self.by_workspace,
             "quality_gates": gates_summary(decisions, verdicts, approvals, rejections, escalations, self.by_gate, self.by_stage_gates),
@@ -498,11 +484,7 @@ impl<'a> Totals<'a> {
             "active_loops": self.loops,
             "why_idle": self.why_idle,
             "top_errors": errors.into_iter().map(|e| e.2).collect::<Vec<_>>(),
-        });
-        match body {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
+        })
     }
 }
 
