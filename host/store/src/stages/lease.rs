@@ -1,6 +1,7 @@
 //! Leases held: heartbeats, and the leases that expire or that a host
 //! gives back.
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Fence, fence, select_task};
@@ -102,31 +103,10 @@ impl Store {
                 tx.commit().await?;
                 break;
             }
-            let mut ids = Vec::with_capacity(rows.len());
-            let mut tokens = Vec::with_capacity(rows.len());
-            for row in &rows {
-                ids.push(row.try_get::<String, _>("id")?);
-                if let Some(token) = row.try_get::<Option<i64>, _>("lease_token")? {
-                    tokens.push(token);
-                }
-            }
-            end_open_runs(&mut tx, &tokens, "expired", now).await?;
-            let mut sql = Sql::new(
-                "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
-                 lease_token = NULL, updated_at = ",
-            );
-            let at = sql.arg(now);
-            let list = sql.args(ids.iter().map(String::as_str));
-            sql.push(&format!(
-                "{at}, last_event_at = {at} WHERE id IN ({list}) RETURNING {}",
-                task_columns!()
-            ));
-            let rows = sql.build()?.fetch_all(&mut *tx).await?;
+            let batch = requeue(&mut tx, &rows, "expired", now, "").await?;
             tx.commit().await?;
-            let mut batch = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
-            batch.sort_by(|a, b| a.id.cmp(&b.id));
             expired.extend(batch);
-            if (ids.len() as i64) < EXPIRE_BATCH {
+            if (rows.len() as i64) < EXPIRE_BATCH {
                 break;
             }
         }
@@ -158,33 +138,50 @@ impl Store {
                 tx.commit().await?;
                 continue;
             }
-            let mut ids = Vec::with_capacity(rows.len());
-            let mut held = Vec::with_capacity(rows.len());
-            for row in &rows {
-                ids.push(row.try_get::<String, _>("id")?);
-                if let Some(token) = row.try_get::<Option<i64>, _>("lease_token")? {
-                    held.push(token);
-                }
-            }
-            end_open_runs(&mut tx, &held, "released", now).await?;
-            let mut sql = Sql::new(
-                "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
-                 lease_token = NULL, updated_at = ",
-            );
-            let at = sql.arg(now);
-            let list = sql.args(ids.iter().map(String::as_str));
-            sql.push(&format!(
-                "{at}, last_event_at = {at} WHERE id IN ({list}) AND state = 'running' RETURNING {}",
-                task_columns!()
-            ));
-            let rows = sql.build()?.fetch_all(&mut *tx).await?;
+            let batch = requeue(&mut tx, &rows, "released", now, " AND state = 'running'").await?;
             tx.commit().await?;
-            let mut batch = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
-            batch.sort_by(|a, b| a.id.cmp(&b.id));
             released.extend(batch);
         }
         Ok(released)
     }
+}
+
+/// Requeues the tasks of `rows` (each an `id` and its `lease_token`, read
+/// in `conn`'s transaction) for `expire_leases` and `release_leases`:
+/// their open stage runs end with `outcome`, their leases are cleared and
+/// they are `queued` again, where `filter` (an SQL condition starting
+/// with ` AND`, or empty) still holds. Returns them as they are after,
+/// by id.
+async fn requeue(
+    conn: &mut AnyConnection,
+    rows: &[AnyRow],
+    outcome: &str,
+    now: i64,
+    filter: &str,
+) -> Result<Vec<TaskRow>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut tokens = Vec::with_capacity(rows.len());
+    for row in rows {
+        ids.push(row.try_get::<String, _>("id")?);
+        if let Some(token) = row.try_get::<Option<i64>, _>("lease_token")? {
+            tokens.push(token);
+        }
+    }
+    end_open_runs(conn, &tokens, outcome, now).await?;
+    let mut sql = Sql::new(
+        "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+         lease_token = NULL, updated_at = ",
+    );
+    let at = sql.arg(now);
+    let list = sql.args(ids.iter().map(String::as_str));
+    sql.push(&format!(
+        "{at}, last_event_at = {at} WHERE id IN ({list}){filter} RETURNING {}",
+        task_columns!()
+    ));
+    let rows = sql.build()?.fetch_all(&mut *conn).await?;
+    let mut tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+    tasks.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(tasks)
 }
 
 /// Ends the open stage runs among `tokens` with `outcome`.
