@@ -292,6 +292,14 @@ impl Breaker {
         }
     }
 
+    /// A probe that was admitted but never sent (no free slot, say) is
+    /// given back: the breaker stays half-open and the next call probes.
+    pub fn release_probe(&mut self) {
+        if self.state == State::HalfOpen {
+            self.probe_started = None;
+        }
+    }
+
     /// A request went through and succeeded.
     pub fn success(&mut self, now: i64) -> Change {
         self.failures = 0;

@@ -98,36 +98,15 @@ impl Gateway {
         &self,
         provider: &Provider,
     ) -> std::result::Result<Option<tokio::sync::OwnedSemaphorePermit>, String> {
-        let name = &provider.cfg.name;
-        let probe = {
-            let now = warden_store::now_ms();
-            let mut breakers = self.breakers.locked();
-            match breakers.entry(name.clone()).or_default().admit(now) {
-                Admit::Pass => false,
-                Admit::Probe => true,
-                Admit::Refuse { retry_at } => {
-                    return Err(format!(
-                        "{name}: breaker open until {}",
-                        crate::time::time(retry_at)
-                    ));
-                }
-            }
-        };
-        let Some(slots) = &provider.slots else {
-            return Ok(None);
-        };
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => Ok(Some(permit)),
-            Err(_) => {
-                if probe {
-                    self.breaker_success(name);
-                }
-                Err(format!(
-                    "{name}: at its max_concurrent of {}",
-                    provider.cfg.max_concurrent.unwrap_or(0)
-                ))
-            }
-        }
+        let max = provider.cfg.max_concurrent.unwrap_or(0);
+        let now = warden_store::now_ms();
+        admit_to(
+            &self.breakers,
+            &provider.cfg.name,
+            provider.slots.as_ref(),
+            max,
+            now,
+        )
     }
 
     /// Posts `payload` to `provider`: its response, when it answered in
@@ -432,5 +411,99 @@ fn exhausted(attempts: i64, notes: &[String]) -> Error {
             "every candidate failed ({attempts} tried): {}",
             notes.join("; ")
         ))
+    }
+}
+
+/// [`Gateway::admit`] on the breakers it reads: the breaker of `name` is
+/// asked first, then one of its `slots` (of `max`) is taken. A probe that
+/// finds no slot free was never sent: it is given back and the breaker
+/// stays half-open, so the next call probes; it says nothing of the
+/// provider's health, so it neither closes nor reopens the breaker.
+fn admit_to(
+    breakers: &Mutex<HashMap<String, Breaker>>,
+    name: &str,
+    slots: Option<&Arc<Semaphore>>,
+    max: impl std::fmt::Display,
+    now: i64,
+) -> std::result::Result<Option<tokio::sync::OwnedSemaphorePermit>, String> {
+    let probe = match breakers
+        .locked()
+        .entry(name.to_string())
+        .or_default()
+        .admit(now)
+    {
+        Admit::Pass => false,
+        Admit::Probe => true,
+        Admit::Refuse { retry_at } => {
+            return Err(format!(
+                "{name}: breaker open until {}",
+                crate::time::time(retry_at)
+            ));
+        }
+    };
+    let Some(slots) = slots else {
+        return Ok(None);
+    };
+    match slots.clone().try_acquire_owned() {
+        Ok(permit) => Ok(Some(permit)),
+        Err(_) => {
+            if probe && let Some(b) = breakers.locked().get_mut(name) {
+                b.release_probe();
+            }
+            Err(format!("{name}: at its max_concurrent of {max}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::State;
+
+    /// Regression: a probe admitted while the provider was at its
+    /// `max_concurrent` was counted as a success, so a breaker opened by
+    /// failures closed without a single call reaching the provider.
+    #[test]
+    fn a_probe_that_finds_no_free_slot_leaves_the_breaker_half_open() {
+        let policy = BreakerPolicy::default();
+        let mut b = Breaker::default();
+        let mut now = 0;
+        while b.state() != State::Open {
+            now += 1;
+            assert!(now < 100, "the breaker opens after some failures");
+            b.failure(now, &policy, "HTTP 503");
+        }
+        let retry_at = b.retry_at().unwrap_or(now);
+        let breakers = Mutex::new(HashMap::from([("p".to_string(), b)]));
+        let slots = Arc::new(Semaphore::new(1));
+        let busy = slots.clone().try_acquire_owned();
+        assert!(busy.is_ok(), "a running call holds the one slot");
+
+        let refused = admit_to(&breakers, "p", Some(&slots), 1, retry_at);
+        assert_eq!(
+            refused.err().as_deref(),
+            Some("p: at its max_concurrent of 1")
+        );
+        let state = |b: &Mutex<HashMap<String, Breaker>>| b.locked()["p"].state();
+        assert_eq!(
+            state(&breakers),
+            State::HalfOpen,
+            "not closed by a call never made"
+        );
+
+        // The slot frees: the next call is the probe, and only its
+        // outcome decides.
+        drop(busy);
+        let probe = admit_to(&breakers, "p", Some(&slots), 1, retry_at + 1);
+        assert!(matches!(probe, Ok(Some(_))), "{probe:?}");
+        assert_eq!(state(&breakers), State::HalfOpen);
+        let again = admit_to(&breakers, "p", Some(&slots), 1, retry_at + 2);
+        assert!(
+            again
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.contains("breaker open")),
+            "one probe at a time: {again:?}"
+        );
     }
 }
