@@ -131,7 +131,10 @@ async fn finish_refuses_a_status_that_is_not_an_end(store: Store) -> TestResult 
         )
     );
     assert_eq!(
-        store.get_run("ws", &run.id).await?.map(|r| r.status.to_string()),
+        store
+            .get_run("ws", &run.id)
+            .await?
+            .map(|r| r.status.to_string()),
         Some("running".to_string())
     );
     Ok(())
@@ -291,11 +294,17 @@ async fn interrupt_running_runs_marks_and_releases(store: Store) -> TestResult {
         );
     }
     assert_eq!(
-        store.get_run("ws", &queued.id).await?.map(|r| r.status.to_string()),
+        store
+            .get_run("ws", &queued.id)
+            .await?
+            .map(|r| r.status.to_string()),
         Some("queued".to_string())
     );
     assert_eq!(
-        store.get_run("ws", &ended.id).await?.map(|r| r.status.to_string()),
+        store
+            .get_run("ws", &ended.id)
+            .await?
+            .map(|r| r.status.to_string()),
         Some("succeeded".to_string())
     );
     assert!(
