@@ -17,7 +17,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::WatchStream;
 use warden_store::gateway::UsageGroup;
 use warden_store::stages::StageDuration;
-use warden_store::tasks::{STATES, TaskRow};
+use warden_store::tasks::{STATES, TaskRow, TaskState};
 
 use crate::error::{Error, Result};
 use crate::workspace::{alert_view, breaker_view};
@@ -531,7 +531,7 @@ fn task_brief(t: &TaskRow) -> Value {
         "priority": t.priority,
         "attempts": t.attempts,
         "max_attempts": t.max_attempts,
-        "worker": if t.state == "running" { t.lease_owner.clone() } else { None },
+        "worker": if t.state == TaskState::Running { t.lease_owner.clone() } else { None },
         "last_error": t.last_error.as_deref().map(|e| warden_core::validate::truncate(e, 300)),
         "used": { "tokens": t.used.tokens, "cost_usd": micros(t.used.cost_micros) },
         "created_at": time(t.created_at),
@@ -541,7 +541,7 @@ fn task_brief(t: &TaskRow) -> Value {
 }
 
 fn loop_view(t: &TaskRow) -> Value {
-    let why = if t.state == "blocked" {
+    let why = if t.state == TaskState::Blocked {
         "blocked"
     } else if t.gate_rejections >= dashboard::LOOP_REPEATS {
         "gate_rejections"

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_store::stages::{Claimed, StageRunRow};
-use warden_store::tasks::{STATES, TaskQuery, TaskRow};
+use warden_store::tasks::{STATES, TaskQuery, TaskRow, TaskState};
 
 use crate::error::{Error, Result};
 use crate::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
@@ -36,8 +36,8 @@ pub fn task_view(t: &TaskRow) -> Value {
         "depends_on": t.depends_on,
         "requires": t.requires,
         "dedup_key": t.dedup_key,
-        "lease": if t.state == "running" { json!({ "worker": t.lease_owner, "token": t.lease_token, "expires_at": opt_time(t.lease_expires_at) }) } else { Value::Null },
-        "next_attempt_at": if t.state == "queued" && t.next_attempt_at > warden_store::now_ms() { Value::from(time(t.next_attempt_at)) } else { Value::Null },
+        "lease": if t.state == TaskState::Running { json!({ "worker": t.lease_owner, "token": t.lease_token, "expires_at": opt_time(t.lease_expires_at) }) } else { Value::Null },
+        "next_attempt_at": if t.state == TaskState::Queued && t.next_attempt_at > warden_store::now_ms() { Value::from(time(t.next_attempt_at)) } else { Value::Null },
         "budget": { "tokens": budget(t.budget.tokens), "cost_usd": t.budget.cost_micros.map(|c| c as f64 / 1e6), "steps": budget(t.budget.steps), "wall_ms": budget(t.budget.wall_ms) },
         "used": { "tokens": t.used.tokens, "cost_usd": t.used.cost_micros as f64 / 1e6, "steps": t.used.steps, "wall_ms": t.used.wall_ms },
         "created_at": time(t.created_at),
@@ -168,7 +168,8 @@ pub async fn list(
         return Err(Error::invalid("limit must be between 1 and 500").into());
     }
     let query = TaskQuery {
-        states,
+        // Each is one of STATES, checked above.
+        states: states.iter().filter_map(|s| s.parse().ok()).collect(),
         stuck_for_ms: None,
         lease_expired: false,
         limit,
@@ -690,7 +691,7 @@ pub async fn stream(
             // Read the task's state before its events: an event written
             // after this read is read below or on the next round.
             let finished = match app.store.get_task(&ws, &id).await {
-                Ok(Some(t)) => warden_store::tasks::FINISHED.contains(&t.state.as_str()),
+                Ok(Some(t)) => t.state.is_finished(),
                 _ => return,
             };
             loop {

@@ -13,7 +13,7 @@ use warden_store::settings::SettingsRow;
 use crate::error::{Error, Result};
 use crate::{AppState, Body, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
 use warden_core::auth::{Principal, Role};
-use warden_core::scheduler::{Mode, WorkspaceLimits};
+use warden_core::scheduler::{WorkspaceLimits, WorkspaceMode};
 
 fn settings_view(s: &SettingsRow) -> Value {
     json!({
@@ -98,7 +98,7 @@ pub async fn set_mode(
 ) -> Result<Response> {
     check_ws(&ws)?;
     principal.require(&ws, Role::Operator)?;
-    let mode = Mode::parse(&b.mode)?;
+    let mode = WorkspaceMode::parse(&b.mode)?;
     if let Some(r) = &b.reason {
         warden_core::validate::text("reason", r, 500).map_err(Error::InvalidArgument)?;
     }

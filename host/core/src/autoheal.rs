@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, broadcast, watch};
 use warden_store::alerts::AlertRow;
+use warden_store::runs::RunStatus;
 
 use crate::alerts::Alerts;
 use crate::breaker::{Admit, Breaker, BreakerPolicy, RateWindow};
@@ -261,11 +262,11 @@ impl AutoHeal {
                 continue;
             };
             breaker.admit(started);
-            match r.status.as_str() {
-                "succeeded" => {
+            match r.status {
+                RunStatus::Succeeded => {
                     breaker.success(finished);
                 }
-                "failed" => {
+                RunStatus::Failed => {
                     let why = r.error.as_deref().unwrap_or("failed");
                     breaker.failure(finished, &policy, why);
                 }

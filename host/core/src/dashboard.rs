@@ -17,7 +17,7 @@ use warden_store::gateway::{UsageDim, UsageGroup};
 use warden_store::runs::{RunQuery, RunRow};
 use warden_store::settings::SettingsRow;
 use warden_store::stages::{FailureCount, StageDuration};
-use warden_store::tasks::{TaskQuery, TaskRow};
+use warden_store::tasks::{TaskQuery, TaskRow, TaskState};
 use warden_store::workers::WorkerRow;
 
 use crate::auth::Principal;
@@ -119,7 +119,7 @@ pub async fn snapshot(app: &App, workspace: &str, hours: i64) -> Result<Snapshot
         .list_tasks(
             workspace,
             &TaskQuery {
-                states: vec!["running".into()],
+                states: vec![TaskState::Running],
                 limit: 100,
                 now,
                 ..TaskQuery::default()

@@ -14,12 +14,12 @@ use warden_runtime::types::{
 };
 use warden_runtime::{
     ActionRecord, ActionStatus, Applied, Backend, CallInfo, Mutation, RunEvent, RunOutcome,
-    RunRequest, Runtime, mode_name,
+    RunRequest, Runtime,
 };
 use warden_store::Store;
 use warden_store::actions::ActionRow;
-use warden_store::runs::{Inserted, NewRun, RunEnd, RunQuery, RunRow};
-use warden_store::tasks::{NewTask, TaskChange, TaskQuery, TaskRow};
+use warden_store::runs::{Inserted, NewRun, RunEnd, RunMode, RunQuery, RunRow, RunStatus};
+use warden_store::tasks::{NewTask, TaskChange, TaskQuery, TaskRow, TaskState};
 
 use crate::config::{Config, config_value_string};
 use crate::error::{Error, Result};
@@ -175,7 +175,7 @@ impl Heal {
             .get_run(workspace, plan_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("run {plan_id} not found")))?;
-        if plan.mode != "plan" || plan.status != "succeeded" {
+        if plan.mode != RunMode::Plan || plan.status != RunStatus::Succeeded {
             return Err(Error::FailedPrecondition(format!(
                 "run {plan_id} is a {} run that {}; only a succeeded plan run can be applied",
                 plan.mode, plan.status
@@ -230,7 +230,7 @@ impl Heal {
             plugin: meta.name.clone(),
             version: meta.version.to_string(),
             digest: plugin.digest().to_string(),
-            mode: mode_name(t.mode).to_string(),
+            mode: run_mode(t.mode),
             input: t.input,
             actor: t.actor,
             trigger: t.trigger,
@@ -317,7 +317,7 @@ impl Heal {
             .push(&row.id, "status", json!({ "status": "running" }));
         let end = match self.registry.by_digest(&row.digest) {
             None => RunEnd {
-                status: "failed".into(),
+                status: RunStatus::Failed,
                 report: None,
                 error: Some(format!("plugin {} is no longer stored", row.digest)),
                 error_code: Some("missing".into()),
@@ -410,7 +410,7 @@ impl Heal {
             .granted(&row.workspace, entry)
             .await
             .unwrap_or_default();
-        let mode = parse_mode(&row.mode).unwrap_or(Mode::Diagnose);
+        let mode = runtime_mode(row.mode);
         let backend = Arc::new(DbBackend {
             store: self.store.clone(),
             hub: self.hub.clone(),
@@ -485,7 +485,7 @@ impl Heal {
         let mut ended = false;
         loop {
             let row = self.get(workspace, id).await?;
-            if is_terminal(&row.status) || tokio::time::Instant::now() >= deadline {
+            if row.status.is_terminal() || tokio::time::Instant::now() >= deadline {
                 return Ok(row);
             }
             // Once the final event was seen the row follows within
@@ -556,7 +556,7 @@ impl Heal {
                     plugin: row.plugin.clone(),
                     version: row.version.clone(),
                     digest: row.digest.clone(),
-                    mode: row.mode.clone(),
+                    mode: row.mode,
                     input: row.input.clone(),
                     actor: row.actor.clone(),
                     trigger: "retry".to_string(),
@@ -603,9 +603,31 @@ impl Heal {
     }
 }
 
-/// `succeeded`, `failed` or `interrupted`.
-pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "succeeded" | "failed" | "interrupted")
+/// True for the name of a status a run ends in: `succeeded`, `failed` or
+/// `interrupted` (a run's status, or one a run event carries).
+pub fn is_terminal(status: impl AsRef<str>) -> bool {
+    status
+        .as_ref()
+        .parse::<RunStatus>()
+        .is_ok_and(RunStatus::is_terminal)
+}
+
+/// The stored mode of a run the runtime runs in `mode`.
+fn run_mode(mode: Mode) -> RunMode {
+    match mode {
+        Mode::Diagnose => RunMode::Diagnose,
+        Mode::Plan => RunMode::Plan,
+        Mode::Apply => RunMode::Apply,
+    }
+}
+
+/// The runtime's mode of a stored run.
+fn runtime_mode(mode: RunMode) -> Mode {
+    match mode {
+        RunMode::Diagnose => Mode::Diagnose,
+        RunMode::Plan => Mode::Plan,
+        RunMode::Apply => Mode::Apply,
+    }
 }
 
 fn severity_name(s: warden_runtime::types::Severity) -> &'static str {
@@ -623,7 +645,7 @@ fn end_of(outcome: &RunOutcome) -> RunEnd {
     let limits = serde_json::to_value(&outcome.limits).ok();
     match &outcome.result {
         Ok(report) => RunEnd {
-            status: "succeeded".into(),
+            status: RunStatus::Succeeded,
             report: Some(json!({
                 "summary": report.summary,
                 "findings": report.findings.iter().map(|f| json!({
@@ -640,7 +662,7 @@ fn end_of(outcome: &RunOutcome) -> RunEnd {
             limits,
         },
         Err(e) => RunEnd {
-            status: "failed".into(),
+            status: RunStatus::Failed,
             report: None,
             error: Some(e.to_string()),
             error_code: Some(e.code().to_string()),
@@ -718,13 +740,14 @@ pub fn task_summary(t: &TaskRow, now: i64) -> TaskSummary {
         id: t.id.clone(),
         title: t.title.clone(),
         stage: t.stage.clone(),
-        state: t.state.clone(),
+        state: t.state.as_str().to_string(),
         priority: t.priority.clone(),
         attempts: t.attempts.clamp(0, u32::MAX as i64) as u32,
         age_secs: ((now - t.created_at).max(0) / 1000) as u64,
         last_event_age_secs: ((now - t.last_event_at).max(0) / 1000) as u64,
         last_error: t.last_error.clone(),
-        lease_expired: t.state == "running" && t.lease_expires_at.is_some_and(|at| at < now),
+        lease_expired: t.state == TaskState::Running
+            && t.lease_expires_at.is_some_and(|at| at < now),
     }
 }
 
@@ -764,14 +787,17 @@ impl Backend for DbBackend {
         call: &CallInfo,
         filter: &TaskFilter,
     ) -> Result<Vec<TaskSummary>, HostError> {
-        for s in &filter.states {
-            if !warden_store::tasks::STATES.contains(&s.as_str()) {
-                return Err(HostError::Invalid(format!("unknown task state \"{s}\"")));
-            }
-        }
+        let states = filter
+            .states
+            .iter()
+            .map(|s| {
+                s.parse::<TaskState>()
+                    .map_err(|_| HostError::Invalid(format!("unknown task state \"{s}\"")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let now = warden_store::now_ms();
         let query = TaskQuery {
-            states: filter.states.clone(),
+            states,
             stuck_for_ms: filter
                 .stuck_for_secs
                 .map(|s| s.saturating_mul(1000).min(i64::MAX as u64) as i64),

@@ -8,6 +8,7 @@
 
 use serde_json::json;
 use warden_store::Store;
+use warden_store::tasks::TaskState;
 
 use crate::alerts::{Alerts, Severity};
 use crate::config::Config;
@@ -42,7 +43,7 @@ pub(crate) async fn backlog(
         .count_tasks_by_state(ws)
         .await?
         .into_iter()
-        .find(|(s, _)| s == "queued")
+        .find(|(s, _)| s == TaskState::Queued.as_str())
         .map_or(0, |(_, n)| n);
     let firing = (queued > i64::from(threshold)).then(|| {
         (
@@ -260,14 +261,13 @@ async fn task_alerts(store: &Store, alerts: &Alerts, ws: &str) -> Result<()> {
             _ => continue,
         };
         let Some(task_id) = task_id else { continue };
-        let ended = |state: &str| matches!(state, "done" | "cancelled" | "dead");
         let firing = match store.get_task(ws, task_id).await? {
             None => false,
             Some(t) => match a.rule.as_str() {
-                "infinite_loop" | "same_failure" => t.state == "blocked",
-                "gate_waiting_approval" => t.state == "waiting_approval",
-                "attempt_3" => !ended(&t.state) && stage.is_none_or(|s| s == t.stage),
-                _ => !ended(&t.state),
+                "infinite_loop" | "same_failure" => t.state == TaskState::Blocked,
+                "gate_waiting_approval" => t.state == TaskState::WaitingApproval,
+                "attempt_3" => !t.state.is_finished() && stage.is_none_or(|s| s == t.stage),
+                _ => !t.state.is_finished(),
             },
         };
         let held = matches!(

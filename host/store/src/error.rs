@@ -33,9 +33,40 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// A stored name (a task's state, a run's status or mode, an event's
+    /// kind) is not one this version knows.
+    #[error(
+        "stored {column} holds unknown value \"{value}\" (written by a newer version, or the row is corrupt)"
+    )]
+    UnknownValue {
+        /// The column.
+        column: &'static str,
+        /// The value read.
+        value: String,
+    },
     /// Any other database error (connection lost, timeout, ...).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// A name that is not one of a type's names (`"x".parse::<TaskState>()`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} \"{value}\"")]
+pub struct UnknownName {
+    /// What was parsed (`task state`, `run status`, ...).
+    pub what: &'static str,
+    /// The text given.
+    pub value: String,
+}
+
+impl UnknownName {
+    /// The store error of reading `self.value` from `column`.
+    pub(crate) fn stored_in(self, column: &'static str) -> Error {
+        Error::UnknownValue {
+            column,
+            value: self.value,
+        }
+    }
 }
 
 impl Error {
@@ -65,7 +96,7 @@ impl Error {
     /// disk, which pass.
     pub fn is_refusal(&self) -> bool {
         match self {
-            Error::Corrupt { .. } => true,
+            Error::Corrupt { .. } | Error::UnknownValue { .. } => true,
             Error::Database(
                 sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. },
             ) => true,

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod names;
 mod pool;
 mod util;
 
@@ -56,7 +57,7 @@ pub mod tokens;
 pub mod usage;
 pub mod workers;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, UnknownName};
 pub use pool::{Dialect, Store};
 
 /// Milliseconds since the Unix epoch, now.

@@ -30,6 +30,45 @@ const INTERRUPTED: &str = "the host stopped during the run";
 /// removed in between).
 const INSERT_ATTEMPTS: usize = 3;
 
+crate::names::stored_names! {
+    /// Where a playbook run is (`runs.status`).
+    pub enum RunStatus ("run status") {
+        /// Acknowledged, not started.
+        Queued = "queued",
+        /// Running on this or another host.
+        Running = "running",
+        /// Ended with a report.
+        Succeeded = "succeeded",
+        /// Ended with an error.
+        Failed = "failed",
+        /// The host stopped during the run.
+        Interrupted = "interrupted",
+    }
+}
+
+impl RunStatus {
+    /// True once the run ended: `succeeded`, `failed` or `interrupted`.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Interrupted
+        )
+    }
+}
+
+crate::names::stored_names! {
+    /// What a playbook run may do (`runs.mode`): look, propose, or act.
+    /// Not the workspace's scheduling mode.
+    pub enum RunMode ("run mode") {
+        /// Reads only; mutations are refused.
+        Diagnose = "diagnose",
+        /// Mutations are recorded as planned, not applied.
+        Plan = "plan",
+        /// Mutations are applied.
+        Apply = "apply",
+    }
+}
+
 /// One run, as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunRow {
@@ -43,10 +82,10 @@ pub struct RunRow {
     pub version: String,
     /// The exact digest that ran (SPEC LC-4).
     pub digest: String,
-    /// `diagnose`, `plan` or `apply`.
-    pub mode: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `interrupted`.
-    pub status: String,
+    /// What it may do.
+    pub mode: RunMode,
+    /// Where it is.
+    pub status: RunStatus,
     /// The input JSON.
     pub input: Value,
     /// The report JSON, once succeeded.
@@ -91,7 +130,7 @@ pub struct NewRun {
     /// Digest that will run.
     pub digest: String,
     /// Mode.
-    pub mode: String,
+    pub mode: RunMode,
     /// Input JSON.
     pub input: Value,
     /// Who.
@@ -120,8 +159,8 @@ pub enum Inserted {
 /// How a run ended.
 #[derive(Clone, Debug)]
 pub struct RunEnd {
-    /// `succeeded` or `failed`.
-    pub status: String,
+    /// `Succeeded` or `Failed`.
+    pub status: RunStatus,
     /// Report JSON when succeeded.
     pub report: Option<Value>,
     /// Error text when failed.
@@ -186,7 +225,7 @@ impl Store {
             .bind(&run.plugin)
             .bind(&run.version)
             .bind(&run.digest)
-            .bind(&run.mode)
+            .bind(run.mode.as_str())
             .bind(json_text(&run.input))
             .bind(&run.actor)
             .bind(&run.trigger)
@@ -238,7 +277,7 @@ impl Store {
     /// `running → succeeded | failed` with its results; releases the
     /// exclusive slot. False when the run was not running.
     pub async fn finish_run(&self, id: &str, end: &RunEnd) -> Result<bool> {
-        if end.status != "succeeded" && end.status != "failed" {
+        if !matches!(end.status, RunStatus::Succeeded | RunStatus::Failed) {
             return Err(Error::Conflict(format!(
                 "run \"{id}\" cannot finish as \"{}\" (use succeeded or failed)",
                 end.status
@@ -249,7 +288,7 @@ impl Store {
              finished_at = $8, exclusive_key = NULL WHERE id = $1 AND status = 'running'",
         )
         .bind(id)
-        .bind(&end.status)
+        .bind(end.status.as_str())
         .bind(json_text_opt(end.report.as_ref()))
         .bind(end.error.as_deref())
         .bind(end.error_code.as_deref())
@@ -373,13 +412,13 @@ impl Store {
         .await?;
         let mut counts = RunCounts::default();
         for row in &rows {
-            let status: String = row.try_get("status")?;
+            let status: RunStatus = crate::names::get_name(row, "runs.status")?;
             let n: i64 = row.try_get("n")?;
-            match status.as_str() {
-                "succeeded" => counts.succeeded = n,
-                "failed" => counts.failed = n,
-                "interrupted" => counts.interrupted = n,
-                _ => {}
+            match status {
+                RunStatus::Succeeded => counts.succeeded = n,
+                RunStatus::Failed => counts.failed = n,
+                RunStatus::Interrupted => counts.interrupted = n,
+                RunStatus::Queued | RunStatus::Running => {}
             }
         }
         Ok(counts)
@@ -435,8 +474,8 @@ fn run_from_row(row: &AnyRow) -> Result<RunRow> {
         plugin: row.try_get("plugin")?,
         version: row.try_get("version")?,
         digest: row.try_get("digest")?,
-        mode: row.try_get("mode")?,
-        status: row.try_get("status")?,
+        mode: crate::names::get_name(row, "runs.mode")?,
+        status: crate::names::get_name(row, "runs.status")?,
         input: parse_json("runs.input", &row.try_get::<String, _>("input")?)?,
         report: parse_json_opt("runs.report", row.try_get("report")?)?,
         error: row.try_get("error")?,

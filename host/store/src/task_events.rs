@@ -4,8 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
+
+use crate::tasks::TaskState;
 
 use crate::util::{Sql, clamp_limit, json_text, parse_json};
 use crate::{Dialect, Error, Result, Store};
@@ -45,6 +48,296 @@ impl NewEvent {
             data,
         }
     }
+}
+
+crate::names::stored_names! {
+    /// The kind of a task event (SPEC OB-3), `task_events.kind`.
+    pub enum EventKind ("event type") {
+        /// The task changed state (or a worker says where it is).
+        Status = "status",
+        /// A worker started a tool call (counts a step).
+        ToolStart = "tool_start",
+        /// A tool call's result.
+        ToolResult = "tool_result",
+        /// Model usage (counts against the token and cost budgets).
+        Token = "token",
+        /// A budget was reached.
+        Budget = "budget",
+        /// Why the task stopped.
+        StopReason = "stop_reason",
+        /// A loop guard or a cap stepped in.
+        Guardrails = "guardrails",
+        /// A quality gate's or a human's decision.
+        Gate = "gate",
+        /// A log line.
+        Log = "log",
+    }
+}
+
+impl EventKind {
+    /// The kinds a worker may report (all but `gate`, which only the
+    /// gates and the approvals write).
+    pub const REPORTED: &'static [EventKind] = &[
+        EventKind::Status,
+        EventKind::ToolStart,
+        EventKind::ToolResult,
+        EventKind::Token,
+        EventKind::Budget,
+        EventKind::StopReason,
+        EventKind::Guardrails,
+        EventKind::Log,
+    ];
+}
+
+/// A task event as the host writes it: its kind (`type`) and its body
+/// (`data`), the shape the API shows (`{"type": "status", "data": {...}}`).
+///
+/// The host's own events have typed bodies. A worker's report is stored
+/// as it came ([`NewEvent::new`] with a [`EventKind::REPORTED`] kind): a
+/// worker may report any JSON, under the host's kinds too, so stored
+/// events are read back as a kind and a JSON body ([`TaskEventRow`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum TaskEvent {
+    /// The task's state changed.
+    Status(StatusEvent),
+    /// A tool call started (reported by workers).
+    ToolStart(Value),
+    /// A tool call's result (reported by workers).
+    ToolResult(Value),
+    /// Model usage (reported by workers).
+    Token(Value),
+    /// A budget of the task is spent.
+    Budget(BudgetEvent),
+    /// Why the task stopped.
+    StopReason(StopEvent),
+    /// A loop guard blocked the task.
+    Guardrails(GuardrailsEvent),
+    /// A gate's or a human's decision.
+    Gate(GateEvent),
+    /// A log line (reported by workers).
+    Log(Value),
+}
+
+impl TaskEvent {
+    /// Its kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            TaskEvent::Status(_) => EventKind::Status,
+            TaskEvent::ToolStart(_) => EventKind::ToolStart,
+            TaskEvent::ToolResult(_) => EventKind::ToolResult,
+            TaskEvent::Token(_) => EventKind::Token,
+            TaskEvent::Budget(_) => EventKind::Budget,
+            TaskEvent::StopReason(_) => EventKind::StopReason,
+            TaskEvent::Guardrails(_) => EventKind::Guardrails,
+            TaskEvent::Gate(_) => EventKind::Gate,
+            TaskEvent::Log(_) => EventKind::Log,
+        }
+    }
+
+    /// Its body, as stored in `task_events.data`.
+    pub fn data(&self) -> Value {
+        let data = match self {
+            TaskEvent::Status(e) => serde_json::to_value(e),
+            TaskEvent::Budget(e) => serde_json::to_value(e),
+            TaskEvent::StopReason(e) => serde_json::to_value(e),
+            TaskEvent::Guardrails(e) => serde_json::to_value(e),
+            TaskEvent::Gate(e) => serde_json::to_value(e),
+            TaskEvent::ToolStart(v)
+            | TaskEvent::ToolResult(v)
+            | TaskEvent::Token(v)
+            | TaskEvent::Log(v) => return v.clone(),
+        };
+        // Strings, numbers and JSON values always serialize.
+        data.unwrap_or_default()
+    }
+}
+
+impl From<&TaskEvent> for NewEvent {
+    fn from(event: &TaskEvent) -> NewEvent {
+        NewEvent::new(event.kind().as_str(), event.data())
+    }
+}
+
+impl From<TaskEvent> for NewEvent {
+    fn from(event: TaskEvent) -> NewEvent {
+        NewEvent::from(&event)
+    }
+}
+
+/// The body of a `status` event: the state the task is in now, and what
+/// the change has to say (fields that are `None` are left out).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    /// The task's state.
+    pub state: TaskState,
+    /// Its stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Why (a lease expired or was released, a guard or budget blocked it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A claim's attempt at the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i64>,
+    /// A claim's worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// A claim's fencing token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<i64>,
+    /// The token of the lease whose completion this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_token: Option<i64>,
+    /// When a failed stage is retried (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+    /// The first line of a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Set when an operator redrove a dead task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redriven: Option<bool>,
+    /// Set when an operator unblocked the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unblocked: Option<bool>,
+}
+
+impl StatusEvent {
+    /// `state`, with nothing else said.
+    pub fn new(state: TaskState) -> StatusEvent {
+        StatusEvent {
+            state,
+            stage: None,
+            reason: None,
+            attempt: None,
+            worker: None,
+            token: None,
+            completed_token: None,
+            retry_at: None,
+            error: None,
+            redriven: None,
+            unblocked: None,
+        }
+    }
+
+    /// With the stage.
+    pub fn stage(self, stage: &str) -> StatusEvent {
+        StatusEvent {
+            stage: Some(stage.to_string()),
+            ..self
+        }
+    }
+
+    /// With the reason.
+    pub fn reason(self, reason: &str) -> StatusEvent {
+        StatusEvent {
+            reason: Some(reason.to_string()),
+            ..self
+        }
+    }
+}
+
+impl From<StatusEvent> for TaskEvent {
+    fn from(e: StatusEvent) -> TaskEvent {
+        TaskEvent::Status(e)
+    }
+}
+
+/// The body of a `budget` event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetEvent {
+    /// True: the budget is spent.
+    pub spent: bool,
+    /// Which budget, with its figures.
+    pub message: String,
+}
+
+/// Why a task stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// It passed its last stage.
+    Done,
+    /// It was cancelled.
+    Cancelled,
+    /// It went to the dead-letter queue.
+    DeadLetter,
+}
+
+/// The body of a `stop_reason` event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StopEvent {
+    /// Why.
+    pub reason: Stop,
+    /// The attempts made, when it went to the dead-letter queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
+}
+
+impl StopEvent {
+    /// `reason`, with nothing else said.
+    pub fn new(reason: Stop) -> StopEvent {
+        StopEvent {
+            reason,
+            attempts: None,
+        }
+    }
+}
+
+/// The body of a `guardrails` event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuardrailsEvent {
+    /// The guard's rule (`infinite_loop`, `same_failure`, `budget_spent`).
+    pub guard: String,
+    /// What it says.
+    pub message: String,
+}
+
+/// The body of a `gate` event: the gates' judgement, or a human's
+/// decision on a task waiting for approval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GateEvent {
+    /// The gates bound to the stage judged it.
+    Judged {
+        /// The stored decision.
+        decision_id: String,
+        /// The judged stage.
+        stage: String,
+        /// `approve`, `reject` or `waiting`.
+        outcome: String,
+        /// The quorum that applied.
+        quorum: String,
+        /// One line.
+        summary: String,
+        /// Each gate's verdict.
+        verdicts: Vec<GateVerdict>,
+    },
+    /// A human decided.
+    Human {
+        /// `approve` or `reject`.
+        outcome: String,
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One gate's verdict in a [`GateEvent::Judged`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateVerdict {
+    /// The gate plugin.
+    pub gate: String,
+    /// The digest that ran.
+    pub digest: String,
+    /// `approve`, `reject` or `escalate`.
+    pub decision: String,
+    /// Its score.
+    pub score: i64,
+    /// Why the gate failed, when it did.
+    pub error: Option<String>,
 }
 
 /// Appends `events` (task id, event) of the workspace inside `conn`'s
@@ -292,5 +585,163 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The stored body of `event` as text, as `task_events.data` holds it.
+    fn stored(event: TaskEvent) -> (String, String) {
+        let e = NewEvent::from(event);
+        (e.kind, crate::util::json_text(&e.data))
+    }
+
+    #[test]
+    fn status_events_store_the_json_they_stored_as_strings() {
+        // Each body as the scheduler wrote it with json! before the type.
+        let cases = [
+            (
+                StatusEvent::new(TaskState::Queued).stage("plan"),
+                json!({ "state": "queued", "stage": "plan" }),
+            ),
+            (
+                StatusEvent::new(TaskState::Queued).reason("lease expired"),
+                json!({ "state": "queued", "reason": "lease expired" }),
+            ),
+            (
+                StatusEvent::new(TaskState::Cancelled),
+                json!({ "state": "cancelled" }),
+            ),
+            (
+                StatusEvent {
+                    redriven: Some(true),
+                    ..StatusEvent::new(TaskState::Queued)
+                },
+                json!({ "state": "queued", "redriven": true }),
+            ),
+            (
+                StatusEvent {
+                    completed_token: Some(7),
+                    ..StatusEvent::new(TaskState::WaitingApproval).stage("review")
+                },
+                json!({ "state": "waiting_approval", "stage": "review", "completed_token": 7 }),
+            ),
+            (
+                StatusEvent {
+                    retry_at: Some("2026-01-01T00:00:00.000Z".into()),
+                    attempt: Some(2),
+                    error: Some("boom".into()),
+                    ..StatusEvent::new(TaskState::Queued)
+                },
+                json!({ "state": "queued", "retry_at": "2026-01-01T00:00:00.000Z", "attempt": 2, "error": "boom" }),
+            ),
+            (
+                StatusEvent {
+                    attempt: Some(1),
+                    worker: Some("w1".into()),
+                    token: Some(42),
+                    ..StatusEvent::new(TaskState::Running).stage("implement")
+                },
+                json!({ "state": "running", "stage": "implement", "attempt": 1, "worker": "w1", "token": 42 }),
+            ),
+        ];
+        for (event, before) in cases {
+            let (kind, text) = stored(TaskEvent::Status(event.clone()));
+            assert_eq!(kind, "status");
+            assert_eq!(text, before.to_string(), "{event:?}");
+        }
+    }
+
+    #[test]
+    fn the_other_host_events_store_the_json_they_stored_as_strings() {
+        let cases = [
+            (
+                TaskEvent::Budget(BudgetEvent {
+                    spent: true,
+                    message: "spent".into(),
+                }),
+                "budget",
+                json!({ "spent": true, "message": "spent" }),
+            ),
+            (
+                TaskEvent::StopReason(StopEvent::new(Stop::Done)),
+                "stop_reason",
+                json!({ "reason": "done" }),
+            ),
+            (
+                TaskEvent::StopReason(StopEvent {
+                    attempts: Some(3),
+                    ..StopEvent::new(Stop::DeadLetter)
+                }),
+                "stop_reason",
+                json!({ "reason": "dead_letter", "attempts": 3 }),
+            ),
+            (
+                TaskEvent::Guardrails(GuardrailsEvent {
+                    guard: "infinite_loop".into(),
+                    message: "looping".into(),
+                }),
+                "guardrails",
+                json!({ "guard": "infinite_loop", "message": "looping" }),
+            ),
+            (
+                TaskEvent::Gate(GateEvent::Human {
+                    outcome: "reject".into(),
+                    by: "ops".into(),
+                    reason: "no".into(),
+                }),
+                "gate",
+                json!({ "outcome": "reject", "by": "ops", "reason": "no" }),
+            ),
+            (
+                TaskEvent::Gate(GateEvent::Judged {
+                    decision_id: "d1".into(),
+                    stage: "review".into(),
+                    outcome: "approve".into(),
+                    quorum: "all".into(),
+                    summary: "ok".into(),
+                    verdicts: vec![GateVerdict {
+                        gate: "lint".into(),
+                        digest: "sha256:x".into(),
+                        decision: "approve".into(),
+                        score: 90,
+                        error: None,
+                    }],
+                }),
+                "gate",
+                json!({ "decision_id": "d1", "stage": "review", "outcome": "approve", "quorum": "all", "summary": "ok",
+                        "verdicts": [{ "gate": "lint", "digest": "sha256:x", "decision": "approve", "score": 90, "error": null }] }),
+            ),
+        ];
+        for (event, kind, before) in cases {
+            assert_eq!(
+                stored(event.clone()),
+                (kind.to_string(), before.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_serializes_as_its_type_and_data() {
+        let event = TaskEvent::Status(StatusEvent::new(TaskState::Dead));
+        let wire = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            wire,
+            json!({ "type": "status", "data": { "state": "dead" } })
+        );
+        assert_eq!(serde_json::from_value::<TaskEvent>(wire).unwrap(), event);
+        let log = TaskEvent::Log(json!("a line"));
+        assert_eq!(
+            serde_json::to_value(&log).unwrap(),
+            json!({ "type": "log", "data": "a line" })
+        );
+        for kind in EventKind::ALL {
+            let reported = EventKind::REPORTED.contains(kind);
+            assert_eq!(reported, *kind != EventKind::Gate, "{kind}");
+        }
     }
 }

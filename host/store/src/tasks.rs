@@ -38,13 +38,14 @@ pub(crate) fn task_columns_of(alias: &str) -> String {
 /// States a task no longer leaves (but `dead` can be redriven); a dedup
 /// key is free again once its task reached one (the `tasks_dedup` index
 /// covers the others).
-pub const FINISHED: &[&str] = &["done", "cancelled", "dead"];
+pub const FINISHED: &[TaskState] = &[TaskState::Done, TaskState::Cancelled, TaskState::Dead];
 
 /// How often `create_task` retries after a concurrent create with the same
 /// dedup key won the race (it then finds that task).
 const CREATE_ATTEMPTS: usize = 3;
 
-/// States a task can be in (SPEC TS-1).
+/// The names of the states a task can be in (SPEC TS-1), in the order of
+/// [`TaskState::ALL`].
 pub const STATES: &[&str] = &[
     "queued",
     "running",
@@ -55,6 +56,36 @@ pub const STATES: &[&str] = &[
     "done",
     "cancelled",
 ];
+
+crate::names::stored_names! {
+    /// A task's state (SPEC TS-1), stored in `tasks.state` by its name.
+    pub enum TaskState ("task state") {
+        /// Waiting to be claimed (or for its retry time).
+        Queued = "queued",
+        /// A worker holds a lease on its stage.
+        Running = "running",
+        /// A quality gate's quorum asks a human.
+        WaitingApproval = "waiting_approval",
+        /// Stopped by a loop guard, a budget or an operator.
+        Blocked = "blocked",
+        /// Failed (kept for stored rows; failures are retried, dead or
+        /// blocked).
+        Failed = "failed",
+        /// In the dead-letter queue.
+        Dead = "dead",
+        /// Past its last stage.
+        Done = "done",
+        /// Cancelled.
+        Cancelled = "cancelled",
+    }
+}
+
+impl TaskState {
+    /// True for the states a task no longer leaves ([`FINISHED`]).
+    pub fn is_finished(self) -> bool {
+        FINISHED.contains(&self)
+    }
+}
 
 /// Priorities, most urgent first.
 pub const PRIORITIES: &[&str] = &["urgent", "normal", "low"];
@@ -72,8 +103,8 @@ pub struct TaskRow {
     pub body: String,
     /// Current stage, e.g. `implement`.
     pub stage: String,
-    /// One of [`STATES`].
-    pub state: String,
+    /// Its state.
+    pub state: TaskState,
     /// One of [`PRIORITIES`].
     pub priority: String,
     /// Attempts at the current stage.
@@ -190,7 +221,7 @@ pub struct NewTask {
 #[derive(Clone, Debug, Default)]
 pub struct TaskQuery {
     /// Only these states (empty: all).
-    pub states: Vec<String>,
+    pub states: Vec<TaskState>,
     /// Only tasks whose `last_event_at` is at least this old, in ms.
     pub stuck_for_ms: Option<i64>,
     /// Only `running` tasks whose lease expired.
@@ -290,7 +321,7 @@ impl Store {
 
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workspace);
         for state in &query.states {
-            q = q.bind(state);
+            q = q.bind(state.as_str());
         }
         if let Some(stuck) = query.stuck_for_ms {
             q = q.bind(query.now.saturating_sub(stuck));
@@ -461,7 +492,7 @@ impl Store {
         ))
         .bind(workspace)
         .bind(id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(attempts)
         .bind(last_error)
         .bind(now)
@@ -682,8 +713,9 @@ async fn unfinished_by_dedup_key(
 
 /// The state, attempts and last error after `change`, or why the task's
 /// state refuses it.
-fn transition(task: &TaskRow, change: &TaskChange) -> Result<(&'static str, i64, Option<String>)> {
-    let state = task.state.as_str();
+fn transition(task: &TaskRow, change: &TaskChange) -> Result<(TaskState, i64, Option<String>)> {
+    use TaskState::{Blocked, Failed, Queued, Running};
+    let state = task.state;
     let refuse = |verb: &str| {
         Error::Conflict(format!(
             "task \"{}\" is {} and cannot be {verb}",
@@ -696,26 +728,26 @@ fn transition(task: &TaskRow, change: &TaskChange) -> Result<(&'static str, i64,
                 TaskChange::Reset => ("reset", true),
                 _ => ("requeued", false),
             };
-            if !matches!(state, "running" | "failed" | "blocked" | "queued") {
+            if !matches!(state, Running | Failed | Blocked | Queued) {
                 return Err(refuse(verb));
             }
             if reset {
-                Ok(("queued", 0, None))
+                Ok((Queued, 0, None))
             } else {
-                Ok(("queued", task.attempts, task.last_error.clone()))
+                Ok((Queued, task.attempts, task.last_error.clone()))
             }
         }
         TaskChange::Block { reason } => {
-            if FINISHED.contains(&state) {
+            if state.is_finished() {
                 return Err(refuse("blocked"));
             }
-            Ok(("blocked", task.attempts, Some(reason.clone())))
+            Ok((Blocked, task.attempts, Some(reason.clone())))
         }
         TaskChange::Unblock => {
-            if state != "blocked" {
+            if state != Blocked {
                 return Err(refuse("unblocked"));
             }
-            Ok(("queued", task.attempts, task.last_error.clone()))
+            Ok((Queued, task.attempts, task.last_error.clone()))
         }
     }
 }
@@ -758,7 +790,7 @@ pub(crate) fn task_from_row(row: &AnyRow) -> Result<TaskRow> {
         title: row.try_get("title")?,
         body: row.try_get("body")?,
         stage: row.try_get("stage")?,
-        state: row.try_get("state")?,
+        state: crate::names::get_name(row, "tasks.state")?,
         priority: row.try_get("priority")?,
         attempts: row.try_get("attempts")?,
         last_error: row.try_get("last_error")?,

@@ -75,7 +75,7 @@ impl Scheduler {
             let (settings, open_breakers) = self.store.claim_context(workspace).await?;
             let mode = mode_of(settings.as_ref());
             let settings = settings_or_default(workspace, settings);
-            if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
+            if matches!(mode, WorkspaceMode::ReadOnly | WorkspaceMode::EmergencyStop) {
                 return Err(self.refuse_in_mode(
                     workspace,
                     mode,
@@ -183,24 +183,10 @@ impl Scheduler {
         None
     }
 
-    /// Why a fresh claim may not proceed (the loop guard, a spent budget):
-    /// its rule, severity and reason.
+    /// Why a fresh claim may not proceed under this scheduler's loop
+    /// limit ([`claim_block`]).
     pub(super) fn claim_block(&self, c: &Claimed) -> Option<(&'static str, Severity, String)> {
-        let t = &c.task;
-        let loop_limit = i64::from(self.config.loop_limit);
-        if c.run.attempt > loop_limit {
-            return Some((
-                "infinite_loop",
-                Severity::Critical,
-                format!(
-                    "infinite loop: stage \"{}\" of task {} would be attempted for the {} time without progress (limit {loop_limit})",
-                    t.stage,
-                    t.id,
-                    ordinal(c.run.attempt)
-                ),
-            ));
-        }
-        budget_spent(t).map(|b| ("budget_spent", Severity::Warning, b))
+        claim_block(c, i64::from(self.config.loop_limit))
     }
 
     /// A loop guard or budget blocked `t`: its `guardrails` and `status`
@@ -215,9 +201,12 @@ impl Scheduler {
         summary: &str,
         detail: Value,
     ) {
-        self.event(t, "guardrails", json!({ "guard": rule, "message": reason }))
-            .await;
-        self.event(t, "status", json!({ "state": "blocked", "reason": reason }))
+        let guard = GuardrailsEvent {
+            guard: rule.to_string(),
+            message: reason.to_string(),
+        };
+        self.event(t, TaskEvent::Guardrails(guard)).await;
+        self.event(t, StatusEvent::new(TaskState::Blocked).reason(reason))
             .await;
         self.alerts
             .raise_logged(
@@ -305,6 +294,108 @@ impl Scheduler {
         {
             Ok(t) => Ok(t),
             Err(fence) => Err(Self::fence_error(task_id, &fence)),
+        }
+    }
+}
+
+/// Why a fresh claim may not proceed: the loop guard (its attempt at the
+/// stage is beyond `loop_limit`) or a spent budget of its task; its rule,
+/// severity and reason. The store's [`Claimed::goes_ahead`] is the same
+/// rule, applied in the claim's own statement.
+pub(super) fn claim_block(
+    c: &Claimed,
+    loop_limit: i64,
+) -> Option<(&'static str, Severity, String)> {
+    let t = &c.task;
+    if c.run.attempt > loop_limit {
+        return Some((
+            "infinite_loop",
+            Severity::Critical,
+            format!(
+                "infinite loop: stage \"{}\" of task {} would be attempted for the {} time without progress (limit {loop_limit})",
+                t.stage,
+                t.id,
+                ordinal(c.run.attempt)
+            ),
+        ));
+    }
+    budget_spent(t).map(|b| ("budget_spent", Severity::Warning, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_store::stages::StageRunRow;
+
+    use super::*;
+    use crate::scheduler::tests::task;
+
+    /// A fresh claim of a test task's first stage, its `attempt`th.
+    fn claimed(attempt: i64) -> Claimed {
+        let task = task(0, &["plan", "implement"]);
+        let run = StageRunRow {
+            id: 9,
+            task_id: task.id.clone(),
+            workspace: task.workspace.clone(),
+            stage: task.stage.clone(),
+            attempt,
+            worker_id: "w".into(),
+            claimed_at: 0,
+            expires_at: 1,
+            ended_at: None,
+            outcome: None,
+            error: None,
+            fingerprint: None,
+            output: None,
+        };
+        Claimed {
+            task,
+            run,
+            took_over: None,
+        }
+    }
+
+    #[test]
+    fn a_claim_past_the_loop_limit_is_refused_as_an_infinite_loop() {
+        assert_eq!(claim_block(&claimed(3), 3), None);
+        let (rule, severity, reason) = claim_block(&claimed(4), 3).expect("refused");
+        assert_eq!((rule, severity), ("infinite_loop", Severity::Critical));
+        assert_eq!(
+            reason,
+            "infinite loop: stage \"plan\" of task t would be attempted for the 4th time without progress (limit 3)"
+        );
+    }
+
+    #[test]
+    fn a_claim_of_a_task_with_a_spent_budget_is_refused() {
+        let mut c = claimed(1);
+        c.task.budget.steps = Some(10);
+        c.task.used.steps = 9;
+        assert_eq!(claim_block(&c, 5), None);
+        c.task.used.steps = 10;
+        let (rule, severity, reason) = claim_block(&c, 5).expect("refused");
+        assert_eq!((rule, severity), ("budget_spent", Severity::Warning));
+        assert_eq!(
+            reason,
+            "the step budget of task t is spent (10 of 10 steps)"
+        );
+        // Both at once: the loop guard is the one named.
+        c.run.attempt = 6;
+        assert_eq!(claim_block(&c, 5).map(|b| b.0), Some("infinite_loop"));
+    }
+
+    #[test]
+    fn the_guards_refuse_exactly_the_claims_the_store_holds_back() {
+        for attempt in [1, 3, 4, 9] {
+            for used in [0, 99, 100, 101] {
+                let mut c = claimed(attempt);
+                c.task.budget.tokens = Some(100);
+                c.task.used.tokens = used;
+                assert_eq!(
+                    claim_block(&c, 3).is_none(),
+                    c.goes_ahead(3),
+                    "attempt {attempt}, {used} of 100 tokens"
+                );
+            }
         }
     }
 }

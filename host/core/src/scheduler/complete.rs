@@ -6,11 +6,11 @@ use super::*;
 
 impl Scheduler {
     /// The stage after `task`'s current one in `mode`.
-    pub(super) fn next_stage(task: &TaskRow, mode: Mode) -> AfterComplete {
+    pub(super) fn next_stage(task: &TaskRow, mode: WorkspaceMode) -> AfterComplete {
         let mut i = task.stage_index as usize + 1;
         while i < task.pipeline.len() {
             let stage = &task.pipeline[i];
-            if !(mode == Mode::Minimal && MINIMAL_SKIPS.contains(&stage.as_str())) {
+            if !(mode == WorkspaceMode::Minimal && MINIMAL_SKIPS.contains(&stage.as_str())) {
                 return AfterComplete::Next {
                     stage: stage.clone(),
                     index: i as i64,
@@ -131,7 +131,7 @@ impl Scheduler {
                 if let Some(j) = &judgement {
                     self.after_judgement(&t, j, written.windows).await;
                 }
-                if t.state == "queued"
+                if t.state == TaskState::Queued
                     && let Some(reason) = budget_spent(&t)
                 {
                     // A spent budget stops the task before its next stage.
@@ -142,16 +142,14 @@ impl Scheduler {
                         .store
                         .apply_task_change(workspace, task_id, &change, None)
                         .await?;
+                    let budget = BudgetEvent {
+                        spent: true,
+                        message: reason.clone(),
+                    };
+                    self.event(&blocked, TaskEvent::Budget(budget)).await;
                     self.event(
                         &blocked,
-                        "budget",
-                        json!({ "spent": true, "message": reason }),
-                    )
-                    .await;
-                    self.event(
-                        &blocked,
-                        "status",
-                        json!({ "state": "blocked", "reason": reason }),
+                        StatusEvent::new(TaskState::Blocked).reason(&reason),
                     )
                     .await;
                     return Ok((blocked, true));
@@ -254,8 +252,8 @@ impl Scheduler {
         if let Some(gates) = &self.gates {
             gates.judged(&t.workspace, &j.binding, windows).await;
         }
-        match t.state.as_str() {
-            "waiting_approval" => {
+        match t.state {
+            TaskState::WaitingApproval => {
                 self.alerts
                     .raise_logged(
                         Some(&t.workspace),
@@ -268,7 +266,7 @@ impl Scheduler {
                     )
                     .await;
             }
-            "blocked" => self.loop_blocked(t).await,
+            TaskState::Blocked => self.loop_blocked(t).await,
             _ => {}
         }
     }
@@ -302,7 +300,7 @@ impl Scheduler {
         let Some(task) = self.store.get_task(workspace, task_id).await? else {
             return Err(Error::NotFound(format!("task \"{task_id}\" not found")));
         };
-        if task.state != "waiting_approval" {
+        if task.state != TaskState::WaitingApproval {
             return Err(Error::FailedPrecondition(format!(
                 "task {task_id} is {}, not waiting_approval",
                 task.state
@@ -344,27 +342,142 @@ impl Scheduler {
             tracing::error!(task = task_id, error = %e, "cannot record a human gate decision");
         }
         let _ = self.alerts.resolve(&format!("approval:{task_id}")).await;
-        self.event(
-            &after,
-            "gate",
-            json!({ "outcome": if approve { "approve" } else { "reject" }, "by": actor, "reason": reason }),
-        )
-        .await;
-        self.event(
-            &after,
-            "status",
-            json!({ "state": after.state, "stage": after.stage }),
-        )
-        .await;
-        match after.state.as_str() {
-            "blocked" => self.loop_blocked(&after).await,
-            "done" => {
-                self.event(&after, "stop_reason", json!({ "reason": "done" }))
+        let decision = GateEvent::Human {
+            outcome: if approve { "approve" } else { "reject" }.to_string(),
+            by: actor.to_string(),
+            reason: reason.to_string(),
+        };
+        self.event(&after, TaskEvent::Gate(decision)).await;
+        self.event(&after, StatusEvent::new(after.state).stage(&after.stage))
+            .await;
+        match after.state {
+            TaskState::Blocked => self.loop_blocked(&after).await,
+            TaskState::Done => {
+                self.event(&after, TaskEvent::StopReason(StopEvent::new(Stop::Done)))
                     .await;
                 self.announce(workspace).await;
             }
             _ => self.announce(workspace).await,
         }
         Ok(after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::tests::task;
+
+    #[test]
+    fn minimal_mode_skips_think_and_review() {
+        let p = DEFAULT_PIPELINE;
+        let next = |i, mode| Scheduler::next_stage(&task(i, p), mode);
+        assert_eq!(
+            next(1, WorkspaceMode::Normal),
+            AfterComplete::Next {
+                stage: "think".into(),
+                index: 2
+            }
+        );
+        assert_eq!(
+            next(1, WorkspaceMode::Minimal),
+            AfterComplete::Next {
+                stage: "implement".into(),
+                index: 3
+            }
+        );
+        assert_eq!(
+            next(4, WorkspaceMode::Minimal),
+            AfterComplete::Next {
+                stage: "pr".into(),
+                index: 6
+            }
+        );
+        assert_eq!(next(7, WorkspaceMode::Normal), AfterComplete::Done);
+    }
+
+    #[test]
+    fn the_next_stage_follows_the_pipeline_and_ends_after_the_last() {
+        let p = &["a", "b", "c"];
+        assert_eq!(
+            Scheduler::next_stage(&task(0, p), WorkspaceMode::Normal),
+            AfterComplete::Next {
+                stage: "b".into(),
+                index: 1
+            }
+        );
+        assert_eq!(
+            Scheduler::next_stage(&task(2, p), WorkspaceMode::Normal),
+            AfterComplete::Done
+        );
+        // Minimal mode skipping the last stages ends the task.
+        let p = &["implement", "think", "review"];
+        assert_eq!(
+            Scheduler::next_stage(&task(0, p), WorkspaceMode::Minimal),
+            AfterComplete::Done
+        );
+    }
+
+    #[test]
+    fn a_rejected_stage_goes_back_to_an_earlier_stage_or_the_first_and_loops_block() {
+        let p = &["plan", "implement", "test", "review"];
+        let delta = json!({"reasons": ["too big"]});
+        let back = |t: &TaskRow, to: &str| Scheduler::send_back(t, to, delta.clone(), 5);
+        let t = task(3, p);
+        assert_eq!(
+            back(&t, "implement"),
+            AfterComplete::Back {
+                stage: "implement".into(),
+                index: 1,
+                delta: delta.clone()
+            }
+        );
+        // A stage the pipeline lacks, or one after the current stage,
+        // sends the task to the first stage.
+        for to in ["nowhere", "review"] {
+            let from_test = task(2, p);
+            assert_eq!(
+                back(&from_test, to),
+                AfterComplete::Back {
+                    stage: "plan".into(),
+                    index: 0,
+                    delta: delta.clone()
+                },
+                "{to}"
+            );
+        }
+        // The loop guard: the rejection over the limit blocks the task.
+        let mut looping = task(3, p);
+        looping.gate_rejections = 5;
+        match back(&looping, "implement") {
+            AfterComplete::Block { reason } => {
+                assert!(reason.contains("infinite loop"), "{reason}");
+                assert!(reason.contains("6th time"), "{reason}");
+            }
+            other => panic!("expected a block, got {other:?}"),
+        }
+        looping.gate_rejections = 4;
+        assert!(matches!(
+            back(&looping, "implement"),
+            AfterComplete::Back { .. }
+        ));
+    }
+
+    #[test]
+    fn a_stage_may_send_itself_back_and_a_zero_limit_blocks_at_once() {
+        let p = &["plan", "implement", "review"];
+        let delta = json!({"reasons": ["again"]});
+        assert_eq!(
+            Scheduler::send_back(&task(1, p), "implement", delta.clone(), 5),
+            AfterComplete::Back {
+                stage: "implement".into(),
+                index: 1,
+                delta: delta.clone()
+            }
+        );
+        assert!(matches!(
+            Scheduler::send_back(&task(1, p), "implement", delta, 0),
+            AfterComplete::Block { .. }
+        ));
     }
 }

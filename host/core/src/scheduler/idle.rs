@@ -17,17 +17,16 @@ impl Scheduler {
             .await?
             .into_iter()
             .collect();
-        let n = |s: &str| counts.get(s).copied().unwrap_or(0);
-        if n("running") > 0 {
+        let n = |s: TaskState| counts.get(s.as_str()).copied().unwrap_or(0);
+        if n(TaskState::Running) > 0 {
             return Ok(idle(
                 "not_idle",
-                format!("{} stage(s) running", n("running")),
+                format!("{} stage(s) running", n(TaskState::Running)),
             ));
         }
-        if n("queued") == 0 {
-            return self
-                .nothing_queued(workspace, n("blocked"), n("waiting_approval"), now)
-                .await;
+        if n(TaskState::Queued) == 0 {
+            let (blocked, waiting) = (n(TaskState::Blocked), n(TaskState::WaitingApproval));
+            return self.nothing_queued(workspace, blocked, waiting, now).await;
         }
         // Queued tasks exist: look at why none is claimable.
         let mut queued = self.queued_census(workspace, now).await?;
@@ -42,7 +41,7 @@ impl Scheduler {
     async fn held_back(&self, workspace: &str, now: i64) -> Result<Option<Idle>> {
         let settings = self.settings(workspace).await?;
         let mode = mode_of(Some(&settings));
-        if matches!(mode, Mode::ReadOnly | Mode::EmergencyStop) {
+        if matches!(mode, WorkspaceMode::ReadOnly | WorkspaceMode::EmergencyStop) {
             let why = settings
                 .mode_reason
                 .as_deref()
@@ -79,7 +78,7 @@ impl Scheduler {
                 .list_tasks(
                     workspace,
                     &TaskQuery {
-                        states: vec!["blocked".into()],
+                        states: vec![TaskState::Blocked],
                         limit: 100,
                         now,
                         ..TaskQuery::default()
@@ -127,7 +126,7 @@ impl Scheduler {
             .list_tasks(
                 workspace,
                 &TaskQuery {
-                    states: vec!["queued".into()],
+                    states: vec![TaskState::Queued],
                     limit: 200,
                     now,
                     ..TaskQuery::default()
@@ -135,40 +134,22 @@ impl Scheduler {
             )
             .await?;
         let open = self.open_breakers().await?;
-        let mut dep_state: HashMap<String, String> = HashMap::new();
+        // The state of each dependency (`None`: no such task), read once.
+        let mut dep_state: HashMap<String, Option<TaskState>> = HashMap::new();
         let mut census = Queued {
             total: queued.len(),
             next_retry: i64::MAX,
             ..Queued::default()
         };
         for t in &queued {
-            let mut deps_done = true;
             for d in &t.depends_on {
                 if !dep_state.contains_key(d) {
-                    let state = self
-                        .store
-                        .get_task(workspace, d)
-                        .await?
-                        .map(|x| x.state)
-                        .unwrap_or_default();
+                    let state = self.store.get_task(workspace, d).await?.map(|x| x.state);
                     dep_state.insert(d.clone(), state);
                 }
-                if dep_state.get(d).map(String::as_str) != Some("done") {
-                    deps_done = false;
-                }
             }
-            let blocking: Vec<&String> = t.requires.iter().filter(|r| open.contains(r)).collect();
-            if !deps_done {
-                census.on_deps += 1;
-            } else if !blocking.is_empty() {
-                census.on_breakers += 1;
-                census.open_needed.extend(blocking.into_iter().cloned());
-            } else if t.next_attempt_at > now {
-                census.in_backoff += 1;
-                census.next_retry = census.next_retry.min(t.next_attempt_at);
-            } else {
-                census.ready += 1;
-            }
+            let done = |d: &str| dep_state.get(d) == Some(&Some(TaskState::Done));
+            census.count(hold(t, done, &open, now));
         }
         Ok(census)
     }
@@ -208,8 +189,7 @@ impl Scheduler {
         for t in &expired {
             self.event(
                 t,
-                "status",
-                json!({ "state": "queued", "reason": "lease expired" }),
+                StatusEvent::new(TaskState::Queued).reason("lease expired"),
             )
             .await;
             if !workspaces.contains(&t.workspace) {
@@ -233,7 +213,7 @@ impl Scheduler {
                 .list_tasks(
                     ws,
                     &TaskQuery {
-                        states: vec!["running".into()],
+                        states: vec![TaskState::Running],
                         stuck_for_ms: Some(ms(self.config.stuck_after_ms)),
                         limit: 100,
                         now,
@@ -284,6 +264,38 @@ fn idle(reason: &'static str, message: String) -> Idle {
     Idle { reason, message }
 }
 
+/// What keeps a queued task from being claimed, first reason first.
+#[derive(Debug, PartialEq)]
+enum Hold<'a> {
+    /// A task it depends on is not done (`done` said no, or it does not
+    /// exist).
+    Dependencies,
+    /// It requires these breakers, which are open.
+    Breakers(Vec<&'a String>),
+    /// It waits to retry until then.
+    Backoff(i64),
+    /// Nothing: it is claimable.
+    Ready,
+}
+
+/// What keeps queued task `t` from being claimed at `now`, given whether
+/// each of its dependencies is `done` and which breakers are `open`: the
+/// claim's blocking rules (SPEC TS-1, TS-4) as [`Scheduler::why_idle`]
+/// explains them.
+fn hold<'a>(t: &'a TaskRow, done: impl Fn(&str) -> bool, open: &[String], now: i64) -> Hold<'a> {
+    if !t.depends_on.iter().all(|d| done(d)) {
+        return Hold::Dependencies;
+    }
+    let blocking: Vec<&String> = t.requires.iter().filter(|r| open.contains(r)).collect();
+    if !blocking.is_empty() {
+        return Hold::Breakers(blocking);
+    }
+    if t.next_attempt_at > now {
+        return Hold::Backoff(t.next_attempt_at);
+    }
+    Hold::Ready
+}
+
 /// Where a workspace's queued tasks stand ([`Scheduler::why_idle`]).
 #[derive(Default)]
 struct Queued {
@@ -303,6 +315,22 @@ struct Queued {
 }
 
 impl Queued {
+    /// Counts one queued task held back by `hold`.
+    fn count(&mut self, hold: Hold<'_>) {
+        match hold {
+            Hold::Dependencies => self.on_deps += 1,
+            Hold::Breakers(open) => {
+                self.on_breakers += 1;
+                self.open_needed.extend(open.into_iter().cloned());
+            }
+            Hold::Backoff(at) => {
+                self.in_backoff += 1;
+                self.next_retry = self.next_retry.min(at);
+            }
+            Hold::Ready => self.ready += 1,
+        }
+    }
+
     /// Why none is ready, when none is and all wait on dependencies,
     /// on breakers, or some on backoff.
     fn why_none_ready(&mut self) -> Option<Idle> {
@@ -338,5 +366,88 @@ impl Queued {
             ));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::tests::task;
+
+    fn queued() -> TaskRow {
+        let mut t = task(0, &["plan"]);
+        t.state = TaskState::Queued;
+        t.depends_on = vec!["a".into(), "b".into()];
+        t.requires = vec!["db".into(), "mail".into()];
+        t.next_attempt_at = 500;
+        t
+    }
+
+    #[test]
+    fn a_queued_task_waits_for_all_its_dependencies_first() {
+        let t = queued();
+        let open: Vec<String> = vec!["mail".into()];
+        // One dependency not done (or missing) holds it back, before
+        // breakers and backoff.
+        assert_eq!(hold(&t, |d| d == "a", &open, 0), Hold::Dependencies);
+        assert_eq!(hold(&t, |_| false, &open, 0), Hold::Dependencies);
+        // Then the open breakers it requires, named.
+        let mail = "mail".to_string();
+        assert_eq!(hold(&t, |_| true, &open, 0), Hold::Breakers(vec![&mail]));
+        // Then its backoff, until the retry time is reached.
+        assert_eq!(hold(&t, |_| true, &[], 499), Hold::Backoff(500));
+        assert_eq!(hold(&t, |_| true, &[], 500), Hold::Ready);
+        // A breaker it does not require does not hold it.
+        let other: Vec<String> = vec!["dns".into()];
+        assert_eq!(hold(&t, |_| true, &other, 500), Hold::Ready);
+        // Without dependencies or requirements, only backoff holds it.
+        let mut free = queued();
+        free.depends_on.clear();
+        free.requires.clear();
+        assert_eq!(hold(&free, |_| false, &open, 0), Hold::Backoff(500));
+    }
+
+    fn census(holds: Vec<Hold<'_>>) -> Queued {
+        let mut q = Queued {
+            total: holds.len(),
+            next_retry: i64::MAX,
+            ..Queued::default()
+        };
+        for h in holds {
+            q.count(h);
+        }
+        q
+    }
+
+    #[test]
+    fn an_idle_queue_is_explained_by_what_holds_all_of_it() {
+        let (db, mail) = ("db".to_string(), "mail".to_string());
+        let reason = |holds| census(holds).why_none_ready().map(|i| i.reason);
+        assert_eq!(reason(vec![Hold::Ready, Hold::Dependencies]), None);
+        assert_eq!(
+            reason(vec![Hold::Dependencies, Hold::Dependencies]),
+            Some("all_blocked_on_dependencies")
+        );
+        assert_eq!(
+            reason(vec![Hold::Dependencies, Hold::Breakers(vec![&db])]),
+            Some("breaker_open")
+        );
+        assert_eq!(
+            reason(vec![Hold::Breakers(vec![&db]), Hold::Backoff(9)]),
+            Some("backoff")
+        );
+        let mut q = census(vec![
+            Hold::Breakers(vec![&mail, &db]),
+            Hold::Breakers(vec![&db]),
+        ]);
+        let why = q.why_none_ready().expect("held");
+        assert_eq!(
+            why.message,
+            "queued tasks need breaker(s) db, mail which are open"
+        );
+        let mut q = census(vec![Hold::Backoff(2_000), Hold::Backoff(1_000)]);
+        assert_eq!(q.in_backoff, 2);
+        assert_eq!(q.next_retry, 1_000);
+        assert_eq!(q.why_none_ready().map(|i| i.reason), Some("backoff"));
     }
 }

@@ -19,7 +19,10 @@ use warden_store::stages::{
     Failure, Fence, Judged, LeaseLimits, Written,
 };
 use warden_store::task_events::NewEvent;
-use warden_store::tasks::{NewTask, TaskBudget, TaskQuery, TaskRow};
+pub use warden_store::task_events::{
+    BudgetEvent, EventKind, GateEvent, GuardrailsEvent, StatusEvent, Stop, StopEvent, TaskEvent,
+};
+use warden_store::tasks::{NewTask, TaskBudget, TaskQuery, TaskRow, TaskState};
 use warden_store::usage::UsageDelta;
 use warden_store::{Dialect, Store};
 
@@ -43,10 +46,12 @@ pub use retry::RetryPolicy;
 /// Stages `minimal` mode skips (SPEC TS-7).
 pub const MINIMAL_SKIPS: &[&str] = &["think", "review"];
 
-/// Degradation modes (SPEC TS-7).
+/// A workspace's scheduling mode, how far it is degraded (SPEC TS-7);
+/// stored by name in its settings. Not a playbook run's mode
+/// ([`warden_store::runs::RunMode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Mode {
+pub enum WorkspaceMode {
     /// Everything runs.
     Normal,
     /// `think` and `review` are skipped.
@@ -57,14 +62,14 @@ pub enum Mode {
     EmergencyStop,
 }
 
-impl Mode {
+impl WorkspaceMode {
     /// Parses a mode name.
-    pub fn parse(s: &str) -> Result<Mode> {
+    pub fn parse(s: &str) -> Result<WorkspaceMode> {
         match s {
-            "normal" => Ok(Mode::Normal),
-            "minimal" => Ok(Mode::Minimal),
-            "read-only" => Ok(Mode::ReadOnly),
-            "emergency-stop" => Ok(Mode::EmergencyStop),
+            "normal" => Ok(WorkspaceMode::Normal),
+            "minimal" => Ok(WorkspaceMode::Minimal),
+            "read-only" => Ok(WorkspaceMode::ReadOnly),
+            "emergency-stop" => Ok(WorkspaceMode::EmergencyStop),
             other => Err(Error::invalid(format!(
                 "invalid mode \"{}\": expected normal, minimal, read-only or emergency-stop",
                 crate::validate::truncate(other, 40)
@@ -75,10 +80,10 @@ impl Mode {
     /// The mode's name.
     pub fn name(self) -> &'static str {
         match self {
-            Mode::Normal => "normal",
-            Mode::Minimal => "minimal",
-            Mode::ReadOnly => "read-only",
-            Mode::EmergencyStop => "emergency-stop",
+            WorkspaceMode::Normal => "normal",
+            WorkspaceMode::Minimal => "minimal",
+            WorkspaceMode::ReadOnly => "read-only",
+            WorkspaceMode::EmergencyStop => "emergency-stop",
         }
     }
 }
@@ -176,18 +181,6 @@ pub struct UsageReport {
     /// Cost in US dollars.
     pub cost_usd: f64,
 }
-
-/// Event kinds a worker may report (SPEC OB-3).
-pub const EVENT_KINDS: &[&str] = &[
-    "status",
-    "tool_start",
-    "tool_result",
-    "token",
-    "budget",
-    "stop_reason",
-    "guardrails",
-    "log",
-];
 
 /// The scheduler. Shared behind an `Arc`.
 pub struct Scheduler {
@@ -296,8 +289,8 @@ impl Scheduler {
                 for t in &released {
                     self.event(
                         t,
-                        "status",
-                        json!({ "state": "queued", "reason": "lease released: the host that granted it shut down" }),
+                        StatusEvent::new(TaskState::Queued)
+                            .reason("lease released: the host that granted it shut down"),
                     )
                     .await;
                     if !workspaces.contains(&t.workspace) {
@@ -375,7 +368,7 @@ impl Scheduler {
     }
 
     /// The mode of a workspace.
-    pub async fn mode(&self, workspace: &str) -> Result<(Mode, Option<String>)> {
+    pub async fn mode(&self, workspace: &str) -> Result<(WorkspaceMode, Option<String>)> {
         let s = self.settings(workspace).await?;
         Ok((mode_of(Some(&s)), s.mode_reason))
     }
@@ -384,7 +377,7 @@ impl Scheduler {
     pub async fn set_mode(
         &self,
         workspace: &str,
-        mode: Mode,
+        mode: WorkspaceMode,
         reason: Option<String>,
         actor: &str,
     ) -> Result<SettingsRow> {
@@ -425,7 +418,7 @@ impl Scheduler {
     fn refuse_in_mode(
         &self,
         workspace: &str,
-        mode: Mode,
+        mode: WorkspaceMode,
         reason: &Option<String>,
         what: &str,
     ) -> Error {
@@ -442,7 +435,7 @@ impl Scheduler {
     /// Creates a task (SPEC TS-1); refused in `read-only` mode.
     pub async fn create(&self, workspace: &str, t: CreateTask) -> Result<(TaskRow, bool)> {
         let (mode, reason) = self.mode(workspace).await?;
-        if mode == Mode::ReadOnly {
+        if mode == WorkspaceMode::ReadOnly {
             return Err(self.refuse_in_mode(workspace, mode, &reason, "creating tasks"));
         }
         if t.title.trim().is_empty() {
@@ -529,8 +522,7 @@ impl Scheduler {
             // update holds the task's row would skip it (SKIP LOCKED).
             self.event(
                 &task,
-                "status",
-                json!({ "state": "queued", "stage": task.stage }),
+                StatusEvent::new(TaskState::Queued).stage(&task.stage),
             )
             .await;
             self.announce(workspace).await;
@@ -541,7 +533,10 @@ impl Scheduler {
         Ok((task, created))
     }
 
-    async fn event(&self, task: &TaskRow, kind: &str, data: Value) {
+    async fn event(&self, task: &TaskRow, event: impl Into<TaskEvent>) {
+        let event: TaskEvent = event.into();
+        let NewEvent { kind, data } = NewEvent::from(event);
+        let kind = kind.as_str();
         crate::alerts::info_rule(task, kind, &data);
         if let Err(e) = self
             .store
@@ -606,9 +601,8 @@ impl Scheduler {
             .store
             .cancel_task(workspace, task_id, warden_store::now_ms())
             .await?;
-        self.event(&t, "status", json!({ "state": "cancelled" }))
-            .await;
-        self.event(&t, "stop_reason", json!({ "reason": "cancelled" }))
+        self.event(&t, StatusEvent::new(TaskState::Cancelled)).await;
+        self.event(&t, TaskEvent::StopReason(StopEvent::new(Stop::Cancelled)))
             .await;
         self.announce(workspace).await;
         Ok(t)
@@ -620,8 +614,11 @@ impl Scheduler {
             .store
             .redrive(workspace, task_id, warden_store::now_ms())
             .await?;
-        self.event(&t, "status", json!({ "state": "queued", "redriven": true }))
-            .await;
+        let redriven = StatusEvent {
+            redriven: Some(true),
+            ..StatusEvent::new(TaskState::Queued)
+        };
+        self.event(&t, redriven).await;
         let _ = self.alerts.resolve(&format!("dead:{task_id}")).await;
         self.announce(workspace).await;
         Ok(t)
@@ -639,12 +636,11 @@ impl Scheduler {
                 None,
             )
             .await?;
-        self.event(
-            &after,
-            "status",
-            json!({ "state": "queued", "unblocked": true }),
-        )
-        .await;
+        let unblocked = StatusEvent {
+            unblocked: Some(true),
+            ..StatusEvent::new(TaskState::Queued)
+        };
+        self.event(&after, unblocked).await;
         self.announce(workspace).await;
         Ok(after)
     }
@@ -705,10 +701,10 @@ fn settings_or_default(workspace: &str, row: Option<SettingsRow>) -> SettingsRow
 }
 
 /// The mode of settings as read (`normal` when none are set).
-fn mode_of(settings: Option<&SettingsRow>) -> Mode {
+fn mode_of(settings: Option<&SettingsRow>) -> WorkspaceMode {
     settings
-        .and_then(|s| Mode::parse(&s.mode).ok())
-        .unwrap_or(Mode::Normal)
+        .and_then(|s| WorkspaceMode::parse(&s.mode).ok())
+        .unwrap_or(WorkspaceMode::Normal)
 }
 
 /// (name, used, limit) of each budget a task has.
@@ -735,30 +731,48 @@ fn budget_lines(t: &TaskRow) -> Vec<(&'static str, i64, i64)> {
 /// done; and a wake-up for the other hosts when a stage became claimable
 /// (not when a spent budget is about to block the task).
 fn completion_writes(t: &TaskRow, token: i64, judgement: Option<&Judgement>) -> Also {
-    let mut events = vec![NewEvent::new(
-        "status",
-        json!({ "state": t.state, "stage": t.stage, "completed_token": token }),
-    )];
+    let status = StatusEvent {
+        completed_token: Some(token),
+        ..StatusEvent::new(t.state).stage(&t.stage)
+    };
+    let mut events = vec![NewEvent::from(TaskEvent::Status(status))];
     if let Some(j) = judgement {
-        let verdicts: Vec<Value> = j
-            .verdicts
-            .iter()
-            .map(|v| json!({ "gate": v.gate, "digest": v.digest, "decision": v.decision, "score": v.score, "error": v.error }))
-            .collect();
-        events.push(NewEvent::new(
-            "gate",
-            json!({ "decision_id": j.decision.id, "stage": j.decision.stage, "outcome": j.outcome.name(), "quorum": j.decision.quorum, "summary": j.decision.summary, "verdicts": verdicts }),
-        ));
+        events.push(NewEvent::from(TaskEvent::Gate(gate_event(j))));
     }
-    let claimable = t.state == "queued" && budget_spent(t).is_none();
+    let claimable = t.state == TaskState::Queued && budget_spent(t).is_none();
     // Dependents of a finished task may have become claimable.
-    let done = t.state == "done";
+    let done = t.state == TaskState::Done;
     if done {
-        events.push(NewEvent::new("stop_reason", json!({ "reason": "done" })));
+        events.push(NewEvent::from(TaskEvent::StopReason(StopEvent::new(
+            Stop::Done,
+        ))));
     }
     Also {
         events,
         notify: (claimable || done).then(|| (WAKE_CHANNEL.to_string(), t.workspace.clone())),
+    }
+}
+
+/// The `gate` event of the gates' judgement: the decision and each
+/// verdict.
+fn gate_event(j: &Judgement) -> GateEvent {
+    GateEvent::Judged {
+        decision_id: j.decision.id.clone(),
+        stage: j.decision.stage.clone(),
+        outcome: j.outcome.name().to_string(),
+        quorum: j.decision.quorum.clone(),
+        summary: j.decision.summary.clone(),
+        verdicts: j
+            .verdicts
+            .iter()
+            .map(|v| warden_store::task_events::GateVerdict {
+                gate: v.gate.clone(),
+                digest: v.digest.clone(),
+                decision: v.decision.clone(),
+                score: v.score,
+                error: v.error.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -795,17 +809,18 @@ fn ordinal(n: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn task(stage_index: i64, pipeline: &[&str]) -> TaskRow {
+    /// A running task at `pipeline[stage_index]`, for the rules' tests.
+    pub(super) fn task(stage_index: i64, pipeline: &[&str]) -> TaskRow {
         TaskRow {
             id: "t".into(),
             workspace: "w".into(),
             title: String::new(),
             body: String::new(),
             stage: pipeline[stage_index as usize].into(),
-            state: "running".into(),
+            state: TaskState::Running,
             priority: "normal".into(),
             attempts: 1,
             last_error: None,
@@ -833,101 +848,6 @@ mod tests {
             gate_rejections: 0,
             plan_delta: None,
         }
-    }
-
-    #[test]
-    fn minimal_mode_skips_think_and_review() {
-        let p = DEFAULT_PIPELINE;
-        let next = |i, mode| Scheduler::next_stage(&task(i, p), mode);
-        assert_eq!(
-            next(1, Mode::Normal),
-            AfterComplete::Next {
-                stage: "think".into(),
-                index: 2
-            }
-        );
-        assert_eq!(
-            next(1, Mode::Minimal),
-            AfterComplete::Next {
-                stage: "implement".into(),
-                index: 3
-            }
-        );
-        assert_eq!(
-            next(4, Mode::Minimal),
-            AfterComplete::Next {
-                stage: "pr".into(),
-                index: 6
-            }
-        );
-        assert_eq!(next(7, Mode::Normal), AfterComplete::Done);
-    }
-
-    #[test]
-    fn the_next_stage_follows_the_pipeline_and_ends_after_the_last() {
-        let p = &["a", "b", "c"];
-        assert_eq!(
-            Scheduler::next_stage(&task(0, p), Mode::Normal),
-            AfterComplete::Next {
-                stage: "b".into(),
-                index: 1
-            }
-        );
-        assert_eq!(
-            Scheduler::next_stage(&task(2, p), Mode::Normal),
-            AfterComplete::Done
-        );
-        // Minimal mode skipping the last stages ends the task.
-        let p = &["implement", "think", "review"];
-        assert_eq!(
-            Scheduler::next_stage(&task(0, p), Mode::Minimal),
-            AfterComplete::Done
-        );
-    }
-
-    #[test]
-    fn a_rejected_stage_goes_back_to_an_earlier_stage_or_the_first_and_loops_block() {
-        let p = &["plan", "implement", "test", "review"];
-        let delta = json!({"reasons": ["too big"]});
-        let back = |t: &TaskRow, to: &str| Scheduler::send_back(t, to, delta.clone(), 5);
-        let t = task(3, p);
-        assert_eq!(
-            back(&t, "implement"),
-            AfterComplete::Back {
-                stage: "implement".into(),
-                index: 1,
-                delta: delta.clone()
-            }
-        );
-        // A stage the pipeline lacks, or one after the current stage,
-        // sends the task to the first stage.
-        for to in ["nowhere", "review"] {
-            let from_test = task(2, p);
-            assert_eq!(
-                back(&from_test, to),
-                AfterComplete::Back {
-                    stage: "plan".into(),
-                    index: 0,
-                    delta: delta.clone()
-                },
-                "{to}"
-            );
-        }
-        // The loop guard: the rejection over the limit blocks the task.
-        let mut looping = task(3, p);
-        looping.gate_rejections = 5;
-        match back(&looping, "implement") {
-            AfterComplete::Block { reason } => {
-                assert!(reason.contains("infinite loop"), "{reason}");
-                assert!(reason.contains("6th time"), "{reason}");
-            }
-            other => panic!("expected a block, got {other:?}"),
-        }
-        looping.gate_rejections = 4;
-        assert!(matches!(
-            back(&looping, "implement"),
-            AfterComplete::Back { .. }
-        ));
     }
 
     #[test]

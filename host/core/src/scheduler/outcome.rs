@@ -50,9 +50,15 @@ impl Scheduler {
             Failure::AlreadyFailed(t) => return Ok((t, false)),
             Failure::Failed(t) => t,
         };
-        match t.state.as_str() {
-            "queued" => {
-                self.event(&t, "status", json!({ "state": "queued", "retry_at": crate::time::time(t.next_attempt_at), "attempt": t.attempts, "error": first_line(error) })).await;
+        match t.state {
+            TaskState::Queued => {
+                let retry = StatusEvent {
+                    retry_at: Some(crate::time::time(t.next_attempt_at)),
+                    attempt: Some(t.attempts),
+                    error: Some(first_line(error)),
+                    ..StatusEvent::new(TaskState::Queued)
+                };
+                self.event(&t, retry).await;
                 if t.attempts >= 3 && t.attempts < t.max_attempts {
                     self.alerts
                         .raise_logged(
@@ -69,24 +75,22 @@ impl Scheduler {
                         .await;
                 }
             }
-            "dead" => {
-                self.event(
-                    &t,
-                    "status",
-                    json!({ "state": "dead", "error": first_line(error) }),
-                )
-                .await;
-                self.event(
-                    &t,
-                    "stop_reason",
-                    json!({ "reason": "dead_letter", "attempts": t.attempts }),
-                )
-                .await;
+            TaskState::Dead => {
+                let dead = StatusEvent {
+                    error: Some(first_line(error)),
+                    ..StatusEvent::new(TaskState::Dead)
+                };
+                self.event(&t, dead).await;
+                let stop = StopEvent {
+                    attempts: Some(t.attempts),
+                    ..StopEvent::new(Stop::DeadLetter)
+                };
+                self.event(&t, TaskEvent::StopReason(stop)).await;
                 self.alerts
                     .raise_logged(Some(workspace), "dead_letter", Severity::Warning, &format!("dead:{task_id}"), &format!("task {task_id} moved to the dead-letter queue after {} attempt(s) at stage \"{}\": {}", t.attempts, t.stage, first_line(error)), json!({ "task": task_id }))
                     .await;
             }
-            "blocked" => {
+            TaskState::Blocked => {
                 let reason = t.last_error.clone().unwrap_or_default();
                 self.guard_tripped(
                     &t,
@@ -112,21 +116,25 @@ impl Scheduler {
         kind: &str,
         data: Value,
     ) -> Result<i64> {
-        if !EVENT_KINDS.contains(&kind) {
-            return Err(Error::invalid(format!(
-                "invalid event type \"{}\": expected one of {}",
-                crate::validate::truncate(kind, 40),
-                EVENT_KINDS.join(", ")
-            )));
-        }
+        let kind = match kind.parse::<EventKind>() {
+            Ok(k) if EventKind::REPORTED.contains(&k) => k,
+            _ => {
+                let kinds: Vec<&str> = EventKind::REPORTED.iter().map(|k| k.as_str()).collect();
+                return Err(Error::invalid(format!(
+                    "invalid event type \"{}\": expected one of {}",
+                    crate::validate::truncate(kind, 40),
+                    kinds.join(", ")
+                )));
+            }
+        };
         if serde_json::to_string(&data).map_or(0, |s| s.len()) > 64 * 1024 {
             return Err(Error::invalid("event data is over the 64 KiB limit"));
         }
         // What the event books is checked before it is stored: a refused
         // report leaves no event behind.
         let delta = match kind {
-            "token" => Some(self.token_usage(&data)?),
-            "tool_start" => Some(UsageDelta {
+            EventKind::Token => Some(self.token_usage(&data)?),
+            EventKind::ToolStart => Some(UsageDelta {
                 steps: 1,
                 ..UsageDelta::default()
             }),
@@ -135,7 +143,7 @@ impl Scheduler {
         let now = warden_store::now_ms();
         let seq = self
             .store
-            .add_task_event(workspace, task_id, kind, &data, now)
+            .add_task_event(workspace, task_id, kind.as_str(), &data, now)
             .await?;
         let _ = self.task_events.send(Arc::from(task_id));
         if let Some(delta) = delta {
@@ -231,9 +239,12 @@ impl Scheduler {
                 }
             }
             if let Some(reason) = budget_spent(t) {
-                self.event(t, "budget", json!({ "spent": true, "message": reason }))
-                    .await;
-                if t.state == "queued" {
+                let budget = BudgetEvent {
+                    spent: true,
+                    message: reason.clone(),
+                };
+                self.event(t, TaskEvent::Budget(budget)).await;
+                if t.state == TaskState::Queued {
                     let change = warden_store::tasks::TaskChange::Block {
                         reason: reason.clone(),
                     };

@@ -208,7 +208,7 @@ impl Store {
     ) -> Result<TaskRow> {
         let mut tx = self.begin_write().await?;
         let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
-        if task.state != "waiting_approval" {
+        if task.state != crate::tasks::TaskState::WaitingApproval {
             tx.rollback().await?;
             return Err(Error::Conflict(format!(
                 "task {task_id} is {}, not waiting_approval",

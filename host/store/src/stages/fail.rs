@@ -55,15 +55,15 @@ impl Store {
         let mut next = Next::from(&failed);
         match decision {
             AfterFail::Retry { at } => {
-                next.state = "queued";
+                next.state = crate::tasks::TaskState::Queued;
                 next.next_attempt_at = at;
             }
             AfterFail::Dead => {
-                next.state = "dead";
+                next.state = crate::tasks::TaskState::Dead;
                 next.finished_at = Some(now);
             }
             AfterFail::Block { reason } => {
-                next.state = "blocked";
+                next.state = crate::tasks::TaskState::Blocked;
                 next.last_error = Some(reason);
             }
         }

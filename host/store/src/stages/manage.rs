@@ -2,7 +2,7 @@
 //! one.
 
 use super::select_task;
-use crate::tasks::{FINISHED, TaskRow, end_open_run, task_columns, task_from_row};
+use crate::tasks::{TaskRow, end_open_run, task_columns, task_from_row};
 use crate::util::{clamp_limit, is_unique_violation};
 use crate::{Error, Result, Store};
 
@@ -16,7 +16,7 @@ impl Store {
     pub async fn cancel_task(&self, workspace: &str, task_id: &str, now: i64) -> Result<TaskRow> {
         let mut tx = self.begin_write().await?;
         let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
-        if FINISHED.contains(&task.state.as_str()) {
+        if task.state.is_finished() {
             return Err(Error::Conflict(format!(
                 "task \"{task_id}\" is {} and cannot be cancelled",
                 task.state
@@ -69,7 +69,7 @@ impl Store {
     pub async fn redrive(&self, workspace: &str, task_id: &str, now: i64) -> Result<TaskRow> {
         let mut tx = self.begin_write().await?;
         let task = select_task(&mut tx, self.dialect, workspace, task_id, true).await?;
-        if task.state != "dead" {
+        if task.state != crate::tasks::TaskState::Dead {
             return Err(Error::Conflict(format!(
                 "task \"{task_id}\" is {} and cannot be redriven (only dead tasks can)",
                 task.state

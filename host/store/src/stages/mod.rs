@@ -8,13 +8,13 @@
 //! what they found, so that the decision is made on the row as it is inside
 //! the transaction.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::gates::{DecisionRow, VerdictRow};
-use crate::task_events::NewEvent;
-use crate::tasks::{TaskRow, task_columns, task_from_row};
+use crate::task_events::{NewEvent, StatusEvent, TaskEvent};
+use crate::tasks::{TaskRow, TaskState, task_columns, task_from_row};
 use crate::util::parse_json_opt;
 use crate::{Dialect, Error, Result};
 
@@ -153,10 +153,12 @@ impl Claimed {
     /// The `status` event of this claim going ahead: `running`, with the
     /// stage, attempt, worker and token.
     pub fn running_event(&self) -> NewEvent {
-        NewEvent::new(
-            "status",
-            json!({ "state": "running", "stage": self.task.stage, "attempt": self.run.attempt, "worker": self.run.worker_id, "token": self.run.id }),
-        )
+        NewEvent::from(TaskEvent::Status(StatusEvent {
+            attempt: Some(self.run.attempt),
+            worker: Some(self.run.worker_id.clone()),
+            token: Some(self.run.id),
+            ..StatusEvent::new(TaskState::Running).stage(&self.task.stage)
+        }))
     }
 
     /// False when the claim is to be refused at once: its attempt is
@@ -411,7 +413,7 @@ async fn run_outcome(
 /// current, unexpired lease. The check every lease operation makes inside
 /// its transaction; callers may use it to look before they leap.
 pub fn fence(task: &TaskRow, token: i64, now: i64) -> Option<Fence> {
-    let current = if task.state == "running" {
+    let current = if task.state == TaskState::Running {
         task.lease_token
     } else {
         None

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sqlx::{AnyConnection, Row};
 
 use super::AfterComplete;
-use crate::tasks::{TaskRow, task_columns, task_from_row};
+use crate::tasks::{TaskRow, TaskState, task_columns, task_from_row};
 use crate::util::{Sql, json_text};
 use crate::{Dialect, Result};
 
@@ -23,7 +23,7 @@ pub(super) fn next_columns() -> impl Iterator<Item = &'static str> {
 /// The columns a completion or failure writes, starting from the task as
 /// it was; the lease is always cleared.
 pub(super) struct Next {
-    pub(super) state: &'static str,
+    pub(super) state: TaskState,
     pub(super) stage: String,
     pub(super) stage_index: i64,
     pub(super) attempts: i64,
@@ -40,7 +40,7 @@ pub(super) struct Next {
 impl Next {
     pub(super) fn from(task: &TaskRow) -> Next {
         Next {
-            state: "running",
+            state: TaskState::Running,
             stage: task.stage.clone(),
             stage_index: task.stage_index,
             attempts: task.attempts,
@@ -62,7 +62,7 @@ impl Next {
         let mut next = Next::from(task);
         match decision {
             AfterComplete::Next { stage, index } => {
-                next.state = "queued";
+                next.state = TaskState::Queued;
                 next.stage = stage;
                 next.stage_index = index;
                 next.attempts = 0;
@@ -74,11 +74,11 @@ impl Next {
                 }
             }
             AfterComplete::Done => {
-                next.state = "done";
+                next.state = TaskState::Done;
                 next.finished_at = Some(now);
             }
             AfterComplete::WaitApproval { reason } => {
-                next.state = "waiting_approval";
+                next.state = TaskState::WaitingApproval;
                 next.last_error = Some(reason);
             }
             AfterComplete::Back {
@@ -86,7 +86,7 @@ impl Next {
                 index,
                 delta,
             } => {
-                next.state = "queued";
+                next.state = TaskState::Queued;
                 next.stage = stage;
                 next.stage_index = index;
                 next.attempts = 0;
@@ -95,7 +95,7 @@ impl Next {
                 next.plan_delta = Some(delta);
             }
             AfterComplete::Block { reason } => {
-                next.state = "blocked";
+                next.state = TaskState::Blocked;
                 next.last_error = Some(reason);
             }
         }
@@ -106,7 +106,7 @@ impl Next {
     /// order of [`NEXT_COLUMNS`].
     pub(super) fn values(self, sql: &mut Sql) -> [String; 12] {
         [
-            sql.arg(self.state),
+            sql.arg(self.state.as_str()),
             sql.arg(self.stage),
             sql.arg(self.stage_index),
             sql.arg(self.attempts),
@@ -154,7 +154,7 @@ impl Next {
     /// lasted `wall_ms`.
     pub(super) fn applied(&self, task: &TaskRow, wall_ms: i64, now: i64) -> TaskRow {
         let mut t = task.clone();
-        t.state = self.state.to_string();
+        t.state = self.state;
         t.stage = self.stage.clone();
         t.stage_index = self.stage_index;
         t.attempts = self.attempts;

@@ -216,7 +216,7 @@ pub fn new_run(workspace: &str, plugin: &str) -> NewRun {
         plugin: plugin.to_string(),
         version: "1.0.0".to_string(),
         digest: format!("sha256:{plugin}"),
-        mode: "diagnose".to_string(),
+        mode: warden_store::runs::RunMode::Diagnose,
         input: json!({"why": "test"}),
         actor: "tester".to_string(),
         trigger: "http".to_string(),

@@ -2,10 +2,12 @@
 //! listings and start-up recovery.
 
 use serde_json::json;
-use warden_store::runs::{Inserted, NewRun, RunCounts, RunEnd, RunQuery, RunRow};
+use warden_store::runs::{
+    Inserted, NewRun, RunCounts, RunEnd, RunMode, RunQuery, RunRow, RunStatus,
+};
 use warden_store::{Error, Store, now_ms};
 
-use crate::common::{TestResult, new_run};
+use crate::common::{TestResult, new_run, raw_execute};
 
 conformance!(
     insert_start_finish,
@@ -17,6 +19,7 @@ conformance!(
     list_runs_filters_and_pages,
     count_runs_since_counts_ended_runs,
     duplicate_run_id_already_exists,
+    an_unknown_stored_status_is_an_error,
 );
 
 fn created(inserted: Inserted) -> RunRow {
@@ -28,7 +31,7 @@ fn created(inserted: Inserted) -> RunRow {
 
 fn succeeded() -> RunEnd {
     RunEnd {
-        status: "succeeded".to_string(),
+        status: RunStatus::Succeeded,
         report: Some(json!({"findings": []})),
         error: None,
         error_code: None,
@@ -42,7 +45,7 @@ async fn insert_start_finish(store: Store) -> TestResult {
     let new = NewRun {
         plan_run_id: Some("plan-1".to_string()),
         retry_of: Some("run-0".to_string()),
-        mode: "apply".to_string(),
+        mode: RunMode::Apply,
         ..new_run("ws", "restart")
     };
     let run = created(store.insert_run(&new).await?);
@@ -93,7 +96,7 @@ async fn insert_start_finish(store: Store) -> TestResult {
     let failing = created(store.insert_run(&new_run("ws", "restart")).await?);
     store.start_run(&failing.id).await?;
     let end = RunEnd {
-        status: "failed".to_string(),
+        status: RunStatus::Failed,
         report: None,
         error: Some("fuel exhausted after 1000".to_string()),
         error_code: Some("fuel".to_string()),
@@ -113,7 +116,7 @@ async fn finish_refuses_a_status_that_is_not_an_end(store: Store) -> TestResult 
     let run = created(store.insert_run(&new_run("ws", "restart")).await?);
     store.start_run(&run.id).await?;
     let end = RunEnd {
-        status: "queued".to_string(),
+        status: RunStatus::Queued,
         ..succeeded()
     };
     let err = store
@@ -128,7 +131,10 @@ async fn finish_refuses_a_status_that_is_not_an_end(store: Store) -> TestResult 
         )
     );
     assert_eq!(
-        store.get_run("ws", &run.id).await?.map(|r| r.status),
+        store
+            .get_run("ws", &run.id)
+            .await?
+            .map(|r| r.status.to_string()),
         Some("running".to_string())
     );
     Ok(())
@@ -227,7 +233,7 @@ async fn exclusive_run_conflicts_until_finished(store: Store) -> TestResult {
     let second = created(store.insert_run(&exclusive("ws")).await?);
     store.start_run(&second.id).await?;
     let failed = RunEnd {
-        status: "failed".to_string(),
+        status: RunStatus::Failed,
         error: Some("boom".to_string()),
         ..succeeded()
     };
@@ -288,11 +294,17 @@ async fn interrupt_running_runs_marks_and_releases(store: Store) -> TestResult {
         );
     }
     assert_eq!(
-        store.get_run("ws", &queued.id).await?.map(|r| r.status),
+        store
+            .get_run("ws", &queued.id)
+            .await?
+            .map(|r| r.status.to_string()),
         Some("queued".to_string())
     );
     assert_eq!(
-        store.get_run("ws", &ended.id).await?.map(|r| r.status),
+        store
+            .get_run("ws", &ended.id)
+            .await?
+            .map(|r| r.status.to_string()),
         Some("succeeded".to_string())
     );
     assert!(
@@ -421,7 +433,7 @@ async fn count_runs_since_counts_ended_runs(store: Store) -> TestResult {
             .finish_run(
                 &run.id,
                 &RunEnd {
-                    status: status.to_string(),
+                    status: status.parse()?,
                     ..succeeded()
                 },
             )
@@ -462,6 +474,39 @@ async fn duplicate_run_id_already_exists(store: Store) -> TestResult {
     assert_eq!(
         err.to_string(),
         format!("run \"{}\" already exists", run.id)
+    );
+    Ok(())
+}
+
+/// A status or mode this version does not know is a clear error naming
+/// the column and the value, not a panic.
+async fn an_unknown_stored_status_is_an_error(store: Store) -> TestResult {
+    let run = created(store.insert_run(&new_run("ws", "restart")).await?);
+    raw_execute(&format!(
+        "UPDATE runs SET status = 'paused' WHERE id = '{}'",
+        run.id
+    ))
+    .await?;
+    let err = store
+        .get_run("ws", &run.id)
+        .await
+        .expect_err("paused is not a status");
+    assert!(
+        matches!(&err, Error::UnknownValue { column: "runs.status", value } if value == "paused"),
+        "{err:?}"
+    );
+    raw_execute(&format!(
+        "UPDATE runs SET status = 'queued', mode = 'yolo' WHERE id = '{}'",
+        run.id
+    ))
+    .await?;
+    let err = store
+        .get_run("ws", &run.id)
+        .await
+        .expect_err("yolo is not a mode");
+    assert!(
+        matches!(&err, Error::UnknownValue { column: "runs.mode", value } if value == "yolo"),
+        "{err:?}"
     );
     Ok(())
 }

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 use warden_store::stages::{AfterFail, Failure};
-use warden_store::tasks::{NewTask, STATES, TaskBudget, TaskChange, TaskQuery, TaskRow, TaskUsage};
+use warden_store::tasks::{
+    NewTask, STATES, TaskBudget, TaskChange, TaskQuery, TaskRow, TaskState, TaskUsage,
+};
 use warden_store::{Error, Store, now_ms};
 
 use crate::common::{TestResult, action, claim_req, force_task, new_task, raw_execute};
@@ -21,6 +23,7 @@ conformance!(
     create_stores_the_scheduler_fields,
     create_checks_pipeline_and_dependencies,
     changes_make_the_task_claimable_and_end_its_lease,
+    an_unknown_stored_state_is_an_error,
 );
 
 fn changes() -> Vec<(TaskChange, &'static str)> {
@@ -417,7 +420,10 @@ async fn list_tasks_filters(store: Store) -> TestResult {
         }
     };
     let q = |states: &[&str], stuck: Option<i64>, lease_expired: bool, limit: i64| TaskQuery {
-        states: states.iter().map(|s| s.to_string()).collect(),
+        states: states
+            .iter()
+            .map(|s| s.parse().expect("a task state"))
+            .collect(),
         stuck_for_ms: stuck,
         lease_expired,
         limit,
@@ -554,7 +560,7 @@ async fn create_stores_the_scheduler_fields(store: Store) -> TestResult {
         .list_tasks(
             "ws",
             &TaskQuery {
-                states: vec!["queued".into()],
+                states: vec![TaskState::Queued],
                 ..TaskQuery::default()
             },
         )
@@ -690,5 +696,28 @@ async fn changes_make_the_task_claimable_and_end_its_lease(store: Store) -> Test
             .len(),
         1
     );
+    Ok(())
+}
+
+/// A state this version does not know (a newer version's, or a corrupt
+/// row) is a clear error naming the column and the value, not a panic.
+async fn an_unknown_stored_state_is_an_error(store: Store) -> TestResult {
+    let (task, _) = store
+        .create_task(&new_task("ws", "from the future"))
+        .await?;
+    force_task(&task.id, "paused", None, None).await?;
+    let err = store
+        .get_task("ws", &task.id)
+        .await
+        .expect_err("paused is not a state");
+    assert!(
+        matches!(&err, Error::UnknownValue { column: "tasks.state", value } if value == "paused"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "stored tasks.state holds unknown value \"paused\" (written by a newer version, or the row is corrupt)"
+    );
+    assert!(err.is_refusal());
     Ok(())
 }
