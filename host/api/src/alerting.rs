@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use warden_store::notifications::{NotificationFilter, NotificationRow, SilenceRow};
 
 use crate::error::{Error, Result};
-use crate::workspace::alert_view;
+use crate::views::{self, Answer};
 use crate::{AppState, Json, OptionalJson, Path, Query, opt_time, time};
 use warden_core::auth::Principal;
 
@@ -53,7 +53,7 @@ pub struct AlertsQuery {
     summary = "every workspace's alerts and the host's (bootstrap admin)",
     params(AlertsQuery),
     responses(
-        (status = 200, description = "the alerts", body = crate::openapi::AlertList),
+        (status = 200, description = "the alerts", body = crate::views::AlertList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -78,10 +78,8 @@ pub async fn list(
             q.limit.unwrap_or(100).clamp(1, 500),
         )
         .await?;
-    Ok(
-        axum::Json(json!({ "alerts": rows.iter().map(alert_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let alerts = rows.iter().map(views::Alert::from).collect();
+    Ok(Answer(views::AlertList { alerts }).into_response())
 }
 
 /// `POST /v1/alerts/{id}/ack`: no repeats of an acknowledged alert; its
@@ -95,7 +93,7 @@ pub async fn list(
     params(("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = Option<crate::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
-        (status = 200, description = "the alert", body = crate::openapi::Alert),
+        (status = 200, description = "the alert", body = crate::views::Alert),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -126,7 +124,7 @@ pub async fn ack(
             json!({}),
         )
         .await;
-    Ok(axum::Json(alert_view(&a)).into_response())
+    Ok(Answer(views::Alert::from(&a)).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -398,7 +396,7 @@ pub async fn sinks(State(state): State<AppState>, principal: Principal) -> Resul
         let breaker = breakers
             .iter()
             .find(|b| b.name == format!("sink:{}", cfg.name))
-            .map(crate::workspace::breaker_view);
+            .map(|b| json!(views::Breaker::from(b)));
         out.push(json!({
             "name": cfg.name,
             "kind": cfg.kind.name(),

@@ -1,7 +1,8 @@
 //! The HTTP API of the Warden control plane: translates HTTP to domain
 //! calls of warden-core and back. No SQL and no wasm here; every error
 //! leaves as the SE-2 envelope (`error`). `serve` is the accept loop with
-//! the connection limits; `openapi` the document of [`router`].
+//! the connection limits; `views` the objects it answers, typed;
+//! `openapi` the document of [`router`].
 #![forbid(unsafe_code)]
 
 mod alerting;
@@ -21,6 +22,7 @@ mod status;
 mod system;
 mod tasks;
 mod tokens;
+pub mod views;
 mod workspace;
 
 use std::sync::Arc;

@@ -16,7 +16,8 @@ use warden_store::actions::ActionRow;
 use warden_store::runs::{RunQuery, RunRow};
 
 use crate::error::{Error, Result};
-use crate::{AppState, OptionalJson, Path, Query, check_ws, opt_time, time};
+use crate::views::{self, Answer};
+use crate::{AppState, OptionalJson, Path, Query, check_ws};
 use warden_core::auth::{Principal, Role};
 use warden_core::heal::{Trigger, is_terminal, parse_mode};
 
@@ -39,22 +40,6 @@ pub struct TriggerBody {
 pub struct WaitQuery {
     /// Return the finished run instead of 202 and its id.
     wait: Option<bool>,
-}
-
-fn action_view(a: &ActionRow) -> Value {
-    json!({
-        "seq": a.seq,
-        "call": a.call,
-        "target": a.target,
-        "args": a.args,
-        "status": a.status,
-        "before": a.before,
-        "after": a.after,
-        "detail": a.detail,
-        "actor": a.actor,
-        "digest": a.digest,
-        "at": time(a.at),
-    })
 }
 
 /// Most actions the view of one run carries; `GET …/runs/{id}/actions`
@@ -81,53 +66,6 @@ impl ViewActions {
     }
 }
 
-/// A run as the API shows it; with its first actions split as the report
-/// of SPEC PB-3 wants them (applied, planned, refused), and their count,
-/// when given.
-pub fn run_view(r: &RunRow, actions: Option<&ViewActions>) -> Value {
-    let mut v = json!({
-        "id": r.id,
-        "workspace": r.workspace,
-        "plugin": r.plugin,
-        "version": r.version,
-        "digest": r.digest,
-        "mode": r.mode,
-        "status": r.status,
-        "input": r.input,
-        "report": r.report,
-        "error": r.error,
-        "error_code": r.error_code,
-        "usage": r.usage,
-        "limits": r.limits,
-        "actor": r.actor,
-        "trigger": r.trigger,
-        "idempotency_key": r.idempotency_key,
-        "plan_run_id": r.plan_run_id,
-        "retry_of": r.retry_of,
-        "created_at": time(r.created_at),
-        "started_at": opt_time(r.started_at),
-        "finished_at": opt_time(r.finished_at),
-    });
-    if let Some(actions) = actions {
-        let pick = |statuses: &[&str]| -> Vec<Value> {
-            actions
-                .rows
-                .iter()
-                .filter(|a| statuses.contains(&a.status.as_str()))
-                .map(action_view)
-                .collect()
-        };
-        v["actions"] = json!({
-            "applied": pick(&["applied"]),
-            "planned": pick(&["planned"]),
-            "refused": pick(&["denied", "over_budget", "failed"]),
-            "total": actions.total,
-            "truncated": actions.total > actions.rows.len() as i64,
-        });
-    }
-    v
-}
-
 fn check_key(key: &Option<String>) -> Result<()> {
     if let Some(k) = key
         && (k.is_empty() || k.len() > 200)
@@ -145,18 +83,19 @@ async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Re
         } else {
             StatusCode::OK
         };
-        let body = json!({ "id": row.id, "status": row.status, "digest": row.digest, "created": created, "run": run_view(&row, None) });
-        return Ok((status, axum::Json(body)).into_response());
+        let body = views::RunAccepted::new(&row, created);
+        return Ok((status, Answer(body)).into_response());
     }
     let budget = heal.wait_budget(&row);
     let row = heal.wait(&row.workspace, &row.id, budget).await?;
     let actions = ViewActions::read(&state.app.store, &row.id).await?;
-    let status = if is_terminal(&row.status) {
+    let status = if row.status.is_terminal() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, axum::Json(run_view(&row, Some(&actions)))).into_response())
+    let run = views::Run::with_actions(&row, &actions.rows, actions.total);
+    Ok((status, Answer(run)).into_response())
 }
 
 /// `POST /v1/workspaces/{ws}/playbooks/{name}/runs[?wait=true]`
@@ -169,8 +108,8 @@ async fn respond(state: &AppState, row: RunRow, created: bool, wait: bool) -> Re
     params(crate::openapi::WsPath, ("name" = String, Path, description = "the playbook plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WaitQuery),
     request_body(content = Option<TriggerBody>, description = "may be empty: a diagnose run without input"),
     responses(
-        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::openapi::RunTriggered),
-        (status = 200, description = "an existing run of the same idempotency key, or with `wait=true` the finished run", body = crate::openapi::RunTriggered),
+        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::views::RunTriggered),
+        (status = 200, description = "an existing run of the same idempotency key, or with `wait=true` the finished run", body = crate::views::RunTriggered),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -239,8 +178,8 @@ pub struct ApplyBody {
     params(crate::openapi::WsPath, ("id" = String, Path, description = "the plan run", pattern = "^[A-Za-z0-9_-]{1,128}$"), WaitQuery),
     request_body(content = Option<ApplyBody>, description = "may be empty"),
     responses(
-        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::openapi::RunTriggered),
-        (status = 200, description = "an existing apply of the same idempotency key, or with `wait=true` the finished run", body = crate::openapi::RunTriggered),
+        (status = 202, description = "started (or, with `wait=true`, still running after the wait: the run)", body = crate::views::RunTriggered),
+        (status = 200, description = "an existing apply of the same idempotency key, or with `wait=true` the finished run", body = crate::views::RunTriggered),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -288,7 +227,7 @@ pub async fn apply_plan(
     summary = "one run with its actions",
     params(crate::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "the run", body = crate::openapi::Run),
+        (status = 200, description = "the run", body = crate::views::Run),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -305,7 +244,8 @@ pub async fn get(
     principal.require(&ws, Role::Viewer)?;
     let row = state.app.heal.get(&ws, &id).await?;
     let actions = ViewActions::read(&state.app.store, &id).await?;
-    Ok(axum::Json(run_view(&row, Some(&actions))).into_response())
+    let run = views::Run::with_actions(&row, &actions.rows, actions.total);
+    Ok(Answer(run).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -329,7 +269,7 @@ pub struct ListQuery {
     summary = "runs, newest first",
     params(crate::openapi::WsPath, ListQuery),
     responses(
-        (status = 200, description = "the runs", body = crate::openapi::RunList),
+        (status = 200, description = "the runs", body = crate::views::RunList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -366,10 +306,8 @@ pub async fn list(
         limit,
     };
     let runs = state.app.heal.list(&ws, &query).await?;
-    Ok(
-        axum::Json(json!({ "runs": runs.iter().map(|r| run_view(r, None)).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let runs = runs.iter().map(views::Run::from).collect();
+    Ok(Answer(views::RunList { runs }).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -396,7 +334,7 @@ pub struct ActionsQuery {
     summary = "the actions of a run, a page at a time",
     params(crate::openapi::WsPath, ("id" = String, Path, description = "the run", pattern = "^[A-Za-z0-9_-]{1,128}$"), ActionsQuery),
     responses(
-        (status = 200, description = "the actions", body = crate::openapi::ActionList),
+        (status = 200, description = "the actions", body = crate::views::ActionList),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -426,10 +364,11 @@ pub async fn actions(
     let next_after = (actions.len() as i64 == limit)
         .then(|| actions.last().map(|a| a.seq))
         .flatten();
-    Ok(axum::Json(json!({
-        "actions": actions.iter().map(action_view).collect::<Vec<_>>(),
-        "next_after": next_after,
-    }))
+    let actions = actions.iter().map(views::Action::from).collect();
+    Ok(Answer(views::ActionList {
+        actions,
+        next_after,
+    })
     .into_response())
 }
 
@@ -518,7 +457,7 @@ pub async fn events(
                 patience = Duration::from_secs(2);
             } else {
                 match app.store.get_run(&ws, &id).await {
-                    Ok(Some(run)) if is_terminal(&run.status) => {
+                    Ok(Some(run)) if run.status.is_terminal() => {
                         hub.flush().await;
                         closing = true;
                         continue;
@@ -556,7 +495,7 @@ pub async fn events(
                         // all its events stored: the catch-up sends them.
                         match app.store.get_run(&ws, &id).await {
                             Ok(Some(run)) => {
-                                closing = is_terminal(&run.status);
+                                closing = run.status.is_terminal();
                                 continue 'outer;
                             }
                             _ => break 'outer,

@@ -20,7 +20,7 @@ use warden_store::stages::StageDuration;
 use warden_store::tasks::{STATES, TaskRow, TaskState};
 
 use crate::error::{Error, Result};
-use crate::workspace::{alert_view, breaker_view};
+use crate::views;
 use crate::{AppState, Path, Query, check_ws, opt_time, time};
 use warden_core::auth::{Principal, Role};
 use warden_core::dashboard::{self, DEFAULT_WINDOW_HOURS, RECENT_TASKS, Snapshot};
@@ -339,8 +339,13 @@ pub async fn global(
     body["window"] = json!({ "hours": hours, "since": time(now - hours * 3_600_000) });
     body["scope"] = json!(principal.workspace.as_deref().unwrap_or("all"));
     body["workspaces"] = json!(names);
-    body["breakers"] = Value::Array(breakers.iter().map(breaker_view).collect());
-    body["alerts"] = Value::Array(alerts.iter().map(alert_view).collect());
+    body["breakers"] = json!(
+        breakers
+            .iter()
+            .map(views::Breaker::from)
+            .collect::<Vec<_>>()
+    );
+    body["alerts"] = json!(alerts.iter().map(views::Alert::from).collect::<Vec<_>>());
     Ok(axum::Json(body).into_response())
 }
 
@@ -731,8 +736,8 @@ pub fn workspace_view(s: &Snapshot, hours: i64) -> Value {
         "idle": s.idle.is_some(),
         "why_idle": s.idle,
         "workers": s.workers.iter().map(|w| json!({ "id": w.id, "last_heartbeat_at": time(w.last_heartbeat_at), "active_leases": w.active_leases })).collect::<Vec<_>>(),
-        "alerts": s.alerts.iter().map(alert_view).collect::<Vec<_>>(),
-        "breakers": s.breakers.iter().map(breaker_view).collect::<Vec<_>>(),
+        "alerts": s.alerts.iter().map(views::Alert::from).collect::<Vec<_>>(),
+        "breakers": s.breakers.iter().map(views::Breaker::from).collect::<Vec<_>>(),
         "usage_this_hour": { "tokens": s.usage_this_hour.0, "cost_usd": micros(s.usage_this_hour.1) },
         "hourly_budget": { "tokens": settings.hourly_tokens, "cost_usd": settings.hourly_cost_micros.map(micros) },
         "recent_tasks": s.recent_tasks.iter().map(task_brief).collect::<Vec<_>>(),

@@ -8,66 +8,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_store::stages::{Claimed, StageRunRow};
-use warden_store::tasks::{STATES, TaskQuery, TaskRow, TaskState};
+use warden_store::tasks::{STATES, TaskQuery, TaskRow};
 
 use crate::error::{Error, Result};
+use crate::views::{self, Answer};
 use crate::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
 use warden_core::auth::{Principal, Role};
 use warden_core::scheduler::{ClaimOptions, CreateTask};
-
-/// A task as the API shows it.
-pub fn task_view(t: &TaskRow) -> Value {
-    let budget = |v: Option<i64>| v.map(Value::from).unwrap_or(Value::Null);
-    json!({
-        "id": t.id,
-        "workspace": t.workspace,
-        "title": t.title,
-        "body": t.body,
-        "stage": t.stage,
-        "state": t.state,
-        "priority": t.priority,
-        "pipeline": t.pipeline,
-        "attempts": t.attempts,
-        "max_attempts": t.max_attempts,
-        "total_attempts": t.total_attempts,
-        "last_error": t.last_error,
-        "last_fingerprint": t.last_fingerprint,
-        "depends_on": t.depends_on,
-        "requires": t.requires,
-        "dedup_key": t.dedup_key,
-        "lease": if t.state == TaskState::Running { json!({ "worker": t.lease_owner, "token": t.lease_token, "expires_at": opt_time(t.lease_expires_at) }) } else { Value::Null },
-        "next_attempt_at": if t.state == TaskState::Queued && t.next_attempt_at > warden_store::now_ms() { Value::from(time(t.next_attempt_at)) } else { Value::Null },
-        "budget": { "tokens": budget(t.budget.tokens), "cost_usd": t.budget.cost_micros.map(|c| c as f64 / 1e6), "steps": budget(t.budget.steps), "wall_ms": budget(t.budget.wall_ms) },
-        "used": { "tokens": t.used.tokens, "cost_usd": t.used.cost_micros as f64 / 1e6, "steps": t.used.steps, "wall_ms": t.used.wall_ms },
-        "created_at": time(t.created_at),
-        "updated_at": time(t.updated_at),
-        "last_event_at": time(t.last_event_at),
-        "finished_at": opt_time(t.finished_at),
-        "gate_rejections": t.gate_rejections,
-        "plan_delta": t.plan_delta,
-    })
-}
-
-fn stage_run_view(r: &StageRunRow) -> Value {
-    json!({
-        "token": r.id, "stage": r.stage, "attempt": r.attempt, "worker": r.worker_id,
-        "claimed_at": time(r.claimed_at), "expires_at": time(r.expires_at), "ended_at": opt_time(r.ended_at),
-        "outcome": r.outcome, "error": r.error, "fingerprint": r.fingerprint, "output": r.output,
-    })
-}
-
-fn claim_view(c: &Claimed) -> Value {
-    json!({
-        "token": c.run.id,
-        "task_id": c.task.id,
-        "stage": c.run.stage,
-        "attempt": c.run.attempt,
-        "lease_expires_at": time(c.run.expires_at),
-        "took_over": c.took_over,
-        "task": task_view(&c.task),
-    })
-}
 
 /// `POST /v1/workspaces/{ws}/tasks`
 #[utoipa::path(
@@ -79,8 +26,8 @@ fn claim_view(c: &Claimed) -> Value {
     params(crate::openapi::WsPath),
     request_body = crate::schema::CreateTask,
     responses(
-        (status = 201, description = "created", body = crate::openapi::Task),
-        (status = 200, description = "an unfinished task with the same dedup_key", body = crate::openapi::Task),
+        (status = 201, description = "created", body = crate::views::Task),
+        (status = 200, description = "an unfinished task with the same dedup_key", body = crate::views::Task),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -114,7 +61,7 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(task_view(&task))).into_response())
+    Ok((status, Answer(views::Task::from(&task))).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -135,7 +82,7 @@ pub struct ListQuery {
     summary = "tasks",
     params(crate::openapi::WsPath, ListQuery),
     responses(
-        (status = 200, description = "the tasks", body = crate::openapi::TaskList),
+        (status = 200, description = "the tasks", body = crate::views::TaskList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -176,10 +123,8 @@ pub async fn list(
         now: warden_store::now_ms(),
     };
     let tasks = state.app.store.list_tasks(&ws, &query).await?;
-    Ok(
-        axum::Json(json!({ "tasks": tasks.iter().map(task_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let tasks = tasks.iter().map(views::Task::from).collect();
+    Ok(Answer(views::TaskList { tasks }).into_response())
 }
 
 async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
@@ -197,7 +142,7 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
     summary = "one task with its stage runs",
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     responses(
-        (status = 200, description = "the task", body = crate::openapi::TaskDetail),
+        (status = 200, description = "the task", body = crate::views::TaskDetail),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -213,9 +158,9 @@ pub async fn get(
     principal.require(&ws, Role::Viewer)?;
     let task = load(&state, &ws, &id).await?;
     let runs = state.app.store.list_stage_runs(&id).await?;
-    let mut v = task_view(&task);
-    v["stage_runs"] = runs.iter().map(stage_run_view).collect();
-    Ok(axum::Json(v).into_response())
+    let task = views::Task::from(&task);
+    let stage_runs = runs.iter().map(views::StageRun::from).collect();
+    Ok(Answer(views::TaskDetail { task, stage_runs }).into_response())
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/cancel`
@@ -227,7 +172,7 @@ pub async fn get(
     summary = "cancel a task",
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     responses(
-        (status = 200, description = "the task", body = crate::openapi::Task),
+        (status = 200, description = "the task", body = crate::views::Task),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -248,7 +193,7 @@ pub async fn cancel(
         .app
         .audit(&principal, Some(&ws), "task.cancel", &id, json!({}))
         .await;
-    Ok(axum::Json(task_view(&t)).into_response())
+    Ok(Answer(views::Task::from(&t)).into_response())
 }
 
 /// `POST /v1/workspaces/{ws}/tasks/{id}/unblock`
@@ -260,7 +205,7 @@ pub async fn cancel(
     summary = "unblock a blocked task",
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     responses(
-        (status = 200, description = "the task", body = crate::openapi::Task),
+        (status = 200, description = "the task", body = crate::views::Task),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -281,7 +226,7 @@ pub async fn unblock(
         .app
         .audit(&principal, Some(&ws), "task.unblock", &id, json!({}))
         .await;
-    Ok(axum::Json(task_view(&t)).into_response())
+    Ok(Answer(views::Task::from(&t)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -309,7 +254,7 @@ pub struct ClaimBody {
     params(crate::openapi::WsPath),
     request_body = ClaimBody,
     responses(
-        (status = 200, description = "the claims, or why there is nothing to claim", body = crate::openapi::ClaimResponse),
+        (status = 200, description = "the claims, or why there is nothing to claim", body = crate::views::ClaimResponse),
         crate::openapi::BadRequest,
         crate::openapi::Conflict,
         crate::openapi::Authenticated,
@@ -332,10 +277,9 @@ pub async fn claim(
         wait: Duration::from_millis(b.wait_ms.unwrap_or(0)),
     };
     let (claims, idle) = state.app.scheduler.claim(&ws, opts).await?;
-    Ok(axum::Json(
-        json!({ "claims": claims.iter().map(claim_view).collect::<Vec<_>>(), "idle": idle }),
-    )
-    .into_response())
+    let claims = claims.iter().map(views::Claim::from).collect();
+    let idle = idle.as_ref().map(views::to_json).transpose()?;
+    Ok(Answer(views::ClaimResponse { claims, idle }).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -355,7 +299,7 @@ pub struct TokenBody {
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = TokenBody,
     responses(
-        (status = 200, description = "the new expiry", body = crate::openapi::HeartbeatResponse),
+        (status = 200, description = "the new expiry", body = crate::views::HeartbeatResponse),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -377,10 +321,12 @@ pub async fn heartbeat(
         .scheduler
         .heartbeat(&ws, &id, b.token, b.lease_ms)
         .await?;
-    Ok(
-        axum::Json(json!({ "token": b.token, "lease_expires_at": opt_time(t.lease_expires_at) }))
-            .into_response(),
-    )
+    let lease_expires_at = opt_time(t.lease_expires_at);
+    Ok(Answer(views::HeartbeatResponse {
+        token: b.token,
+        lease_expires_at,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -406,7 +352,7 @@ pub struct CompleteBody {
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = CompleteBody,
     responses(
-        (status = 200, description = "the task", body = crate::openapi::CompleteResponse),
+        (status = 200, description = "the task", body = crate::views::CompleteResponse),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -431,7 +377,8 @@ pub async fn complete(
         .scheduler
         .complete(&ws, &id, b.token, b.output, b.result)
         .await?;
-    Ok(axum::Json(json!({ "completed": completed, "task": task_view(&t) })).into_response())
+    let task = views::Task::from(&t);
+    Ok(Answer(views::CompleteResponse { completed, task }).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -457,7 +404,7 @@ pub struct DecisionBody {
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = DecisionBody,
     responses(
-        (status = 200, description = "the task", body = crate::openapi::DecisionResponse),
+        (status = 200, description = "the task", body = crate::views::DecisionResponse),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -500,7 +447,8 @@ pub async fn decide(
             json!({ "decision": b.decision, "reason": b.reason }),
         )
         .await;
-    Ok(axum::Json(json!({ "task": task_view(&t) })).into_response())
+    let task = views::Task::from(&t);
+    Ok(Answer(views::DecisionResponse { task }).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -522,7 +470,7 @@ pub struct FailBody {
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = FailBody,
     responses(
-        (status = 200, description = "the task", body = crate::openapi::FailResponse),
+        (status = 200, description = "the task", body = crate::views::FailResponse),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -544,7 +492,8 @@ pub async fn fail(
         .scheduler
         .fail(&ws, &id, b.token, &b.error, b.retryable.unwrap_or(true))
         .await?;
-    Ok(axum::Json(json!({ "failed": failed, "task": task_view(&t) })).into_response())
+    let task = views::Task::from(&t);
+    Ok(Answer(views::FailResponse { failed, task }).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -754,7 +703,7 @@ pub async fn stream(
     summary = "the dead-letter queue",
     params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "dead tasks", body = crate::openapi::DeadLetters),
+        (status = 200, description = "dead tasks", body = crate::views::DeadLetters),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -768,10 +717,8 @@ pub async fn dead_letters(
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
     let tasks = state.app.store.list_dead_letters(&ws, 500).await?;
-    Ok(
-        axum::Json(json!({ "dead_letters": tasks.iter().map(task_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let dead_letters = tasks.iter().map(views::Task::from).collect();
+    Ok(Answer(views::DeadLetters { dead_letters }).into_response())
 }
 
 /// `POST /v1/workspaces/{ws}/dead-letters/{id}/redrive`
@@ -784,7 +731,7 @@ pub async fn dead_letters(
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body(content = Option<crate::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
-        (status = 200, description = "the task", body = crate::openapi::Task),
+        (status = 200, description = "the task", body = crate::views::Task),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -806,5 +753,5 @@ pub async fn redrive(
         .app
         .audit(&principal, Some(&ws), "task.redrive", &id, json!({}))
         .await;
-    Ok(axum::Json(task_view(&t)).into_response())
+    Ok(Answer(views::Task::from(&t)).into_response())
 }

@@ -6,12 +6,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_store::alerts::AlertRow;
 use warden_store::breakers::BreakerRow;
 use warden_store::settings::SettingsRow;
 
 use crate::error::{Error, Result};
-use crate::{AppState, Body, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
+use crate::views::{self, Answer};
+use crate::{AppState, Body, Json, OptionalJson, Path, Query, check_ws, time};
 use warden_core::auth::{Principal, Role};
 use warden_core::scheduler::{WorkspaceLimits, WorkspaceMode};
 
@@ -24,18 +24,6 @@ fn settings_view(s: &SettingsRow) -> Value {
         "hourly_budget": { "tokens": s.hourly_tokens, "cost_usd": s.hourly_cost_micros.map(|c| c as f64 / 1e6) },
         "actor": s.actor,
         "updated_at": if s.updated_at > 0 { Value::from(time(s.updated_at)) } else { Value::Null },
-    })
-}
-
-/// An alert as the API shows it.
-pub fn alert_view(a: &AlertRow) -> Value {
-    json!({
-        "id": a.id, "dedup_key": a.dedup_key, "workspace": a.workspace, "rule": a.rule,
-        "severity": a.severity, "status": a.status, "summary": a.summary, "detail": a.detail,
-        "first_at": time(a.first_at), "last_at": time(a.last_at), "count": a.count,
-        "resolved_at": opt_time(a.resolved_at), "acked_by": a.acked_by, "acked_at": opt_time(a.acked_at),
-        "notified_at": opt_time(a.notified_at), "resolve_notified": a.resolve_notified,
-        "silenced_by": a.silenced_by,
     })
 }
 
@@ -277,7 +265,7 @@ pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
     summary = "the workspace's alerts",
     params(crate::openapi::WsPath, AlertsQuery),
     responses(
-        (status = 200, description = "the alerts", body = crate::openapi::AlertList),
+        (status = 200, description = "the alerts", body = crate::views::AlertList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -301,10 +289,8 @@ pub async fn alerts(
             q.limit.unwrap_or(100).clamp(1, 500),
         )
         .await?;
-    Ok(
-        axum::Json(json!({ "alerts": rows.iter().map(alert_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let alerts = rows.iter().map(views::Alert::from).collect();
+    Ok(Answer(views::AlertList { alerts }).into_response())
 }
 
 /// `POST /v1/workspaces/{ws}/alerts/{id}/ack`
@@ -317,7 +303,7 @@ pub async fn alerts(
     params(crate::openapi::WsPath, ("id" = String, Path, description = "the alert", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = Option<crate::openapi::AnyObject>, description = "ignored; may be empty"),
     responses(
-        (status = 200, description = "the alert", body = crate::openapi::Alert),
+        (status = 200, description = "the alert", body = crate::views::Alert),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -343,7 +329,7 @@ pub async fn ack_alert(
         .app
         .audit(&principal, Some(&ws), "alert.ack", &id, json!({}))
         .await;
-    Ok(axum::Json(alert_view(&a)).into_response())
+    Ok(Answer(views::Alert::from(&a)).into_response())
 }
 
 /// `POST /v1/workspaces/{ws}/agents/{id}/sleep`: the body is the state blob.
@@ -471,10 +457,6 @@ pub async fn wake(
     Ok(resp)
 }
 
-pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
-    json!({ "name": b.name, "state": b.state, "failures": b.failures, "reason": b.reason, "opened_at": opt_time(b.opened_at), "retry_at": opt_time(b.retry_at), "updated_at": (b.updated_at > 0).then(|| time(b.updated_at)) })
-}
-
 /// `GET /v1/breakers`: every breaker for the bootstrap admin; for a token
 /// scoped to a workspace, those that bear on it (SPEC SE-1): the host-wide
 /// ones (providers, the routing policy, sinks, processes) and its own
@@ -486,7 +468,7 @@ pub(crate) fn breaker_view(b: &BreakerRow) -> Value {
     tag = "breakers",
     summary = "the circuit breakers the token may see (a workspace's token: the host-wide ones and its own)",
     responses(
-        (status = 200, description = "the breakers", body = crate::openapi::BreakerList),
+        (status = 200, description = "the breakers", body = crate::views::BreakerList),
         crate::openapi::Authenticated
     )
 )]
@@ -495,10 +477,8 @@ pub async fn breakers(State(state): State<AppState>, principal: Principal) -> Re
     if let Some(ws) = &principal.workspace {
         rows.retain(|b| warden_core::dashboard::breaker_bears_on(&b.name, ws));
     }
-    Ok(
-        axum::Json(json!({ "breakers": rows.iter().map(breaker_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let breakers = rows.iter().map(views::Breaker::from).collect();
+    Ok(Answer(views::BreakerList { breakers }).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -521,7 +501,7 @@ pub struct BreakerBody {
     params(("name" = String, Path, description = "the breaker, e.g. `provider:openai`", pattern = "^[A-Za-z0-9:._@-]{1,200}$")),
     request_body = BreakerBody,
     responses(
-        (status = 200, description = "the breaker", body = crate::openapi::Breaker),
+        (status = 200, description = "the breaker", body = crate::views::Breaker),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -571,5 +551,5 @@ pub async fn set_breaker(
             json!({ "state": b.state, "reason": b.reason }),
         )
         .await;
-    Ok(axum::Json(breaker_view(&row)).into_response())
+    Ok(Answer(views::Breaker::from(&row)).into_response())
 }

@@ -5,9 +5,10 @@
 //! documentation cannot drift apart: a handler without an annotation
 //! cannot be registered through `routes!`. This module holds what the
 //! annotations share: the error envelope, the error responses, the bearer
-//! scheme, and the response schemas of the views the handlers build with
-//! `serde_json::json!` (each schema names the function whose output it
-//! describes; schemathesis checks responses against them in CI).
+//! scheme, and the response schemas of the views the handlers still build
+//! with `serde_json::json!` (each schema names the function whose output it
+//! describes; schemathesis checks responses against them in CI). The typed
+//! views of [`crate::views`] document themselves.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;

@@ -1,12 +1,16 @@
-//! The response schemas of the views the handlers build with
+//! The response schemas of the views the handlers still build with
 //! `serde_json::json!`. Schema-only: each mirrors the `json!` of the
-//! function it names; times are RFC 3339 UTC strings.
+//! function it names; times are RFC 3339 UTC strings. The typed views of
+//! [`crate::views`] are their own schemas; an object moves there, and out
+//! of here, once its handlers send the typed view.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+
+use crate::views::{Alert, Breaker};
 
 /// `{"status": "ok"}` (`system::health`).
 #[derive(Serialize, ToSchema)]
@@ -35,157 +39,6 @@ pub struct ReadyDatabase {
     pub latency_ms: f64,
 }
 
-/// A task (`tasks::task_view`).
-#[derive(Serialize, ToSchema)]
-pub struct Task {
-    pub id: String,
-    pub workspace: String,
-    pub title: String,
-    pub body: String,
-    pub stage: String,
-    /// `queued`, `running`, `waiting_approval`, `blocked`, `failed`, `dead`, `done` or `cancelled`.
-    pub state: String,
-    pub priority: String,
-    pub pipeline: Vec<String>,
-    pub attempts: i64,
-    pub max_attempts: i64,
-    pub total_attempts: i64,
-    pub last_error: Option<String>,
-    pub last_fingerprint: Option<String>,
-    pub depends_on: Vec<String>,
-    pub requires: Vec<String>,
-    pub dedup_key: Option<String>,
-    /// Set while the task is `running`.
-    pub lease: Option<Lease>,
-    /// Set while a `queued` task waits for its retry backoff.
-    pub next_attempt_at: Option<String>,
-    pub budget: TaskBudget,
-    pub used: TaskUsed,
-    pub created_at: String,
-    pub updated_at: String,
-    pub last_event_at: String,
-    pub finished_at: Option<String>,
-    pub gate_rejections: i64,
-    /// The reasons of the last gate rejection.
-    pub plan_delta: Option<Value>,
-}
-
-/// The lease of a running [`Task`].
-#[derive(Serialize, ToSchema)]
-pub struct Lease {
-    pub worker: Option<String>,
-    /// The fencing token.
-    pub token: Option<i64>,
-    pub expires_at: Option<String>,
-}
-
-/// A task's budgets; `null` is unlimited.
-#[derive(Serialize, ToSchema)]
-pub struct TaskBudget {
-    pub tokens: Option<i64>,
-    pub cost_usd: Option<f64>,
-    pub steps: Option<i64>,
-    pub wall_ms: Option<i64>,
-}
-
-/// A task's usage so far.
-#[derive(Serialize, ToSchema)]
-pub struct TaskUsed {
-    pub tokens: i64,
-    pub cost_usd: f64,
-    pub steps: i64,
-    pub wall_ms: i64,
-}
-
-/// A task with its stage runs (`tasks::get`).
-#[derive(Serialize, ToSchema)]
-pub struct TaskDetail {
-    #[serde(flatten)]
-    pub task: Task,
-    pub stage_runs: Vec<StageRun>,
-}
-
-/// One claim of a stage (`tasks::stage_run_view`).
-#[derive(Serialize, ToSchema)]
-pub struct StageRun {
-    /// The fencing token.
-    pub token: i64,
-    pub stage: String,
-    pub attempt: i64,
-    pub worker: String,
-    pub claimed_at: String,
-    pub expires_at: String,
-    pub ended_at: Option<String>,
-    pub outcome: Option<String>,
-    pub error: Option<String>,
-    pub fingerprint: Option<String>,
-    pub output: Option<Value>,
-}
-
-/// `tasks::list`.
-#[derive(Serialize, ToSchema)]
-pub struct TaskList {
-    pub tasks: Vec<Task>,
-}
-
-/// `tasks::dead_letters`.
-#[derive(Serialize, ToSchema)]
-pub struct DeadLetters {
-    pub dead_letters: Vec<Task>,
-}
-
-/// `tasks::claim`.
-#[derive(Serialize, ToSchema)]
-pub struct ClaimResponse {
-    pub claims: Vec<Claim>,
-    /// Why nothing was claimable, when nothing was.
-    pub idle: Option<Value>,
-}
-
-/// One claimed stage (`tasks::claim_view`).
-#[derive(Serialize, ToSchema)]
-pub struct Claim {
-    /// The fencing token for heartbeat, complete and fail.
-    pub token: i64,
-    pub task_id: String,
-    pub stage: String,
-    pub attempt: i64,
-    pub lease_expires_at: String,
-    /// The fencing token of the expired lease this claim took over, if it
-    /// took one over.
-    pub took_over: Option<i64>,
-    pub task: Task,
-}
-
-/// `tasks::heartbeat`.
-#[derive(Serialize, ToSchema)]
-pub struct HeartbeatResponse {
-    pub token: i64,
-    pub lease_expires_at: Option<String>,
-}
-
-/// `tasks::complete`.
-#[derive(Serialize, ToSchema)]
-pub struct CompleteResponse {
-    /// False when this token had completed the stage already.
-    pub completed: bool,
-    pub task: Task,
-}
-
-/// `tasks::fail`.
-#[derive(Serialize, ToSchema)]
-pub struct FailResponse {
-    /// False when this token had failed the stage already.
-    pub failed: bool,
-    pub task: Task,
-}
-
-/// `tasks::decide`.
-#[derive(Serialize, ToSchema)]
-pub struct DecisionResponse {
-    pub task: Task,
-}
-
 /// `tasks::report`.
 #[derive(Serialize, ToSchema)]
 pub struct EventSeq {
@@ -206,100 +59,6 @@ pub struct TaskEvent {
     pub kind: String,
     pub data: Value,
     pub at: String,
-}
-
-/// A playbook run (`runs::run_view`).
-#[derive(Serialize, ToSchema)]
-pub struct Run {
-    pub id: String,
-    pub workspace: String,
-    pub plugin: String,
-    pub version: String,
-    pub digest: String,
-    /// `diagnose`, `plan` or `apply`.
-    pub mode: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `interrupted`.
-    pub status: String,
-    pub input: Value,
-    pub report: Option<Value>,
-    pub error: Option<String>,
-    pub error_code: Option<String>,
-    pub usage: Option<Value>,
-    pub limits: Option<Value>,
-    pub actor: String,
-    pub trigger: String,
-    pub idempotency_key: Option<String>,
-    pub plan_run_id: Option<String>,
-    pub retry_of: Option<String>,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// Present when one run is shown (`GET .../runs/{id}`, `?wait=true`).
-    pub actions: Option<RunActions>,
-}
-
-/// The actions of a run as SPEC PB-3's report splits them.
-#[derive(Serialize, ToSchema)]
-pub struct RunActions {
-    pub applied: Vec<Action>,
-    pub planned: Vec<Action>,
-    /// Denied, over budget or failed.
-    pub refused: Vec<Action>,
-    /// How many actions the run has; the lists hold the first 100 of them
-    /// (`GET …/runs/{id}/actions` pages through all).
-    pub total: i64,
-    /// True when the run has more actions than the lists hold.
-    pub truncated: bool,
-}
-
-/// One action of a run (`runs::action_view`).
-#[derive(Serialize, ToSchema)]
-pub struct Action {
-    pub seq: i64,
-    pub call: String,
-    pub target: Option<String>,
-    pub args: Value,
-    pub status: String,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub detail: Option<String>,
-    pub actor: String,
-    pub digest: String,
-    pub at: String,
-}
-
-/// A run just triggered, not waited for (`runs::respond`).
-#[derive(Serialize, ToSchema)]
-pub struct RunAccepted {
-    pub id: String,
-    pub status: String,
-    pub digest: String,
-    /// False when the idempotency key named an existing run.
-    pub created: bool,
-    pub run: Run,
-}
-
-/// What triggering a run answers: [`RunAccepted`], or with `?wait=true`
-/// the run itself.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum RunTriggered {
-    Accepted(RunAccepted),
-    Waited(Run),
-}
-
-/// `runs::list`.
-#[derive(Serialize, ToSchema)]
-pub struct RunList {
-    pub runs: Vec<Run>,
-}
-
-/// `runs::actions`.
-#[derive(Serialize, ToSchema)]
-pub struct ActionList {
-    pub actions: Vec<Action>,
-    /// The `after` of the next page; null when this page is the last.
-    pub next_after: Option<i64>,
 }
 
 /// The gates bound to a stage (`gates::binding_view`).
@@ -387,56 +146,6 @@ pub struct VerdictList {
 #[derive(Serialize, ToSchema)]
 pub struct Deleted {
     pub deleted: bool,
-}
-
-/// An alert (`workspace::alert_view`).
-#[derive(Serialize, ToSchema)]
-pub struct Alert {
-    pub id: String,
-    pub dedup_key: String,
-    /// `null` for the host's own alerts.
-    pub workspace: Option<String>,
-    pub rule: String,
-    /// `critical`, `warning` or `info`.
-    pub severity: String,
-    /// `open`, `acknowledged` or `resolved`.
-    pub status: String,
-    pub summary: String,
-    pub detail: Value,
-    pub first_at: String,
-    pub last_at: String,
-    pub count: i64,
-    pub resolved_at: Option<String>,
-    pub acked_by: Option<String>,
-    pub acked_at: Option<String>,
-    pub notified_at: Option<String>,
-    pub resolve_notified: bool,
-    pub silenced_by: Option<String>,
-}
-
-/// A list of alerts.
-#[derive(Serialize, ToSchema)]
-pub struct AlertList {
-    pub alerts: Vec<Alert>,
-}
-
-/// A circuit breaker (`workspace::breaker_view`).
-#[derive(Serialize, ToSchema)]
-pub struct Breaker {
-    pub name: String,
-    /// `closed`, `open` or `half-open`.
-    pub state: String,
-    pub failures: i64,
-    pub reason: Option<String>,
-    pub opened_at: Option<String>,
-    pub retry_at: Option<String>,
-    pub updated_at: Option<String>,
-}
-
-/// `workspace::breakers`.
-#[derive(Serialize, ToSchema)]
-pub struct BreakerList {
-    pub breakers: Vec<Breaker>,
 }
 
 /// A workspace's status (`workspace::status`): what runs, or why nothing

@@ -4,9 +4,10 @@
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use warden_api::views;
 
-use super::Client;
 use super::print::{self, text};
+use super::{Client, parse};
 
 /// `warden alert ...` (bootstrap admin: alerts span workspaces)
 #[derive(Subcommand, Debug)]
@@ -82,18 +83,19 @@ impl Ls {
             "{:<36} {:<9} {:<13} {:<12} {:<24} {:>5}  summary",
             "ID", "SEVERITY", "STATUS", "WORKSPACE", "RULE", "COUNT"
         );
-        for a in v["alerts"].as_array().into_iter().flatten() {
+        let list: views::AlertList = parse(&v, "a list of alerts")?;
+        for a in &list.alerts {
             println!(
                 "{:<36} {:<9} {:<13} {:<12} {:<24} {:>5}  {}{}",
-                text(&a["id"]),
-                text(&a["severity"]),
-                text(&a["status"]),
-                text(&a["workspace"]),
-                text(&a["rule"]),
-                text(&a["count"]),
-                text(&a["summary"]),
-                a["silenced_by"]
-                    .as_str()
+                a.id,
+                a.severity,
+                a.status,
+                a.workspace.as_deref().unwrap_or("-"),
+                a.rule,
+                a.count,
+                a.summary,
+                a.silenced_by
+                    .as_deref()
                     .map(|s| format!(" (silenced by {s})"))
                     .unwrap_or_default()
             );
@@ -118,10 +120,11 @@ impl Ack {
         if client.json() {
             return print::pretty(&v);
         }
+        let alert: views::Alert = parse(&v, "an alert")?;
         println!(
             "alert {} acknowledged by {}",
-            text(&v["id"]),
-            text(&v["acked_by"])
+            alert.id,
+            alert.acked_by.as_deref().unwrap_or("-")
         );
         Ok(())
     }

@@ -3,8 +3,9 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use warden_api::views;
 
-use super::{Client, print};
+use super::{Client, parse, print};
 
 /// `warden dlq ...`
 #[derive(Subcommand, Debug)]
@@ -39,7 +40,11 @@ impl Ls {
         let v = client
             .get(&format!("/v1/workspaces/{}/dead-letters", self.workspace))
             .await?;
-        print::tasks(client, &v["dead_letters"])
+        if client.json() {
+            return print::pretty(&v["dead_letters"]);
+        }
+        let dead: views::DeadLetters = parse(&v, "the dead-letter queue")?;
+        print::tasks(&dead.dead_letters)
     }
 }
 
@@ -65,12 +70,8 @@ impl Redrive {
                 json!({}),
             )
             .await?;
-        println!(
-            "{} {} at {}",
-            v["id"].as_str().unwrap_or_default(),
-            v["state"].as_str().unwrap_or_default(),
-            v["stage"].as_str().unwrap_or_default()
-        );
+        let task: views::Task = parse(&v, "a task")?;
+        println!("{} {} at {}", task.id, task.state, task.stage);
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub mod alert;
@@ -315,6 +316,13 @@ impl Client {
     }
 }
 
+/// Reads `answer` as the warden-api view `T` (`what` names it): the
+/// commands print typed fields, and an answer that is not what its route
+/// documents is an error saying so, not a blank in a table.
+pub fn parse<T: DeserializeOwned>(answer: &Value, what: &str) -> anyhow::Result<T> {
+    T::deserialize(answer).with_context(|| format!("the server's answer is not {what}"))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
@@ -326,5 +334,22 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// An answer that is not the view its route documents is an error
+    /// that names the view and the field, not a panic or a blank.
+    #[test]
+    fn an_answer_that_is_not_the_view_is_a_clear_error() {
+        let answer = serde_json::json!({ "id": "t1", "state": 3 });
+        let err = parse::<warden_api::views::Task>(&answer, "a task").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("the server's answer is not a task: "),
+            "{text}"
+        );
+        assert!(text.contains("expected a string"), "{text}");
+        let err =
+            parse::<warden_api::views::AlertList>(&Value::Null, "a list of alerts").unwrap_err();
+        assert!(format!("{err:#}").contains("a list of alerts"), "{err:#}");
     }
 }

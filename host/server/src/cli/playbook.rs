@@ -7,8 +7,9 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
+use warden_api::views;
 
-use super::{Client, print};
+use super::{Client, parse, print};
 
 /// `warden playbook ...`
 #[derive(Subcommand, Debug)]
@@ -65,7 +66,8 @@ impl Run {
                 body,
             )
             .await?;
-        let id = started["id"].as_str().unwrap_or_default().to_string();
+        let accepted: views::RunAccepted = parse(&started, "a run just triggered")?;
+        let id = accepted.id;
         if self.no_wait {
             if client.json() {
                 print::pretty(&started)?;
@@ -76,24 +78,23 @@ impl Run {
         }
         eprintln!(
             "run {id} of {} ({}, {})",
-            self.name,
-            self.mode,
-            started["digest"].as_str().unwrap_or("")
+            self.name, self.mode, accepted.digest
         );
         follow(client, ws, &id).await;
-        let run = client
+        let answer = client
             .get(&format!("/v1/workspaces/{ws}/runs/{id}"))
             .await?;
+        let run: views::Run = parse(&answer, "a run")?;
         if client.json() {
-            print::pretty(&run)?;
+            print::pretty(&answer)?;
         } else {
             print_run(&run)?;
         }
-        if run["status"] != "succeeded" {
+        if run.status != "succeeded" {
             bail!(
                 "run {id} {}: {}",
-                run["status"].as_str().unwrap_or("?"),
-                run["error"].as_str().unwrap_or("")
+                run.status,
+                run.error.as_deref().unwrap_or("")
             );
         }
         Ok(())
@@ -149,23 +150,20 @@ fn print_event(frame: &str) {
     }
 }
 
-/// A finished run: its outcome, report, actions and usage.
-fn print_run(run: &Value) -> anyhow::Result<()> {
+/// A finished run: its outcome, report, actions and usage. The report and
+/// the usage are the plugin's and the runtime's JSON, read as such.
+fn print_run(run: &views::Run) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{} {}@{} [{}] {}",
-        run["id"].as_str().unwrap_or(""),
-        run["plugin"].as_str().unwrap_or(""),
-        run["version"].as_str().unwrap_or(""),
-        run["mode"].as_str().unwrap_or(""),
-        run["status"].as_str().unwrap_or("")
+        run.id, run.plugin, run.version, run.mode, run.status
     )?;
-    writeln!(out, "digest {}", run["digest"].as_str().unwrap_or(""))?;
-    if let Some(err) = run["error"].as_str() {
+    writeln!(out, "digest {}", run.digest)?;
+    if let Some(err) = &run.error {
         writeln!(out, "error: {err}")?;
     }
-    let report = &run["report"];
+    let report = run.report.as_ref().unwrap_or(&Value::Null);
     if let Some(summary) = report["summary"].as_str() {
         writeln!(out, "\n{summary}")?;
     }
@@ -182,7 +180,7 @@ fn print_run(run: &Value) -> anyhow::Result<()> {
         }
     }
     print_actions(&mut out, run)?;
-    let u = &run["usage"];
+    let u = run.usage.as_ref().unwrap_or(&Value::Null);
     writeln!(
         out,
         "\nused {} ms, {} fuel, {} KiB peak memory, {} step(s)",
@@ -196,28 +194,30 @@ fn print_run(run: &Value) -> anyhow::Result<()> {
 
 /// The actions of a run, applied, planned and refused, then the manual
 /// ones its report asks a human for.
-fn print_actions(out: &mut impl std::io::Write, run: &Value) -> anyhow::Result<()> {
-    for (title, key) in [
-        ("APPLIED", "applied"),
-        ("PLANNED (not applied)", "planned"),
-        ("REFUSED", "refused"),
-    ] {
-        let list = run["actions"][key].as_array().cloned().unwrap_or_default();
-        if !list.is_empty() {
-            writeln!(out, "\n{title}")?;
-            for a in list {
-                writeln!(
-                    out,
-                    "  #{} {} {} {}",
-                    a["seq"],
-                    a["call"].as_str().unwrap_or(""),
-                    a["target"].as_str().unwrap_or(""),
-                    a["detail"].as_str().unwrap_or("")
-                )?;
+fn print_actions(out: &mut impl std::io::Write, run: &views::Run) -> anyhow::Result<()> {
+    if let Some(actions) = &run.actions {
+        for (title, list) in [
+            ("APPLIED", &actions.applied),
+            ("PLANNED (not applied)", &actions.planned),
+            ("REFUSED", &actions.refused),
+        ] {
+            if !list.is_empty() {
+                writeln!(out, "\n{title}")?;
+                for a in list {
+                    writeln!(
+                        out,
+                        "  #{} {} {} {}",
+                        a.seq,
+                        a.call,
+                        a.target.as_deref().unwrap_or(""),
+                        a.detail.as_deref().unwrap_or("")
+                    )?;
+                }
             }
         }
     }
-    let manual = run["report"]["manual_actions"]
+    let report = run.report.as_ref().unwrap_or(&Value::Null);
+    let manual = report["manual_actions"]
         .as_array()
         .cloned()
         .unwrap_or_default();

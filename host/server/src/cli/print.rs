@@ -4,8 +4,7 @@
 use std::io::Write as _;
 
 use serde_json::Value;
-
-use super::Client;
+use warden_api::views::Task;
 
 /// Prints `v` as pretty JSON: the answer to `--json`.
 pub(super) fn pretty(v: &Value) -> anyhow::Result<()> {
@@ -22,29 +21,26 @@ pub(super) fn text(v: &Value) -> String {
     }
 }
 
-/// A list of tasks (`task ls`, `dlq ls`): a table, or JSON with `--json`.
-pub(super) fn tasks(client: &Client, tasks: &Value) -> anyhow::Result<()> {
-    if client.json() {
-        return pretty(tasks);
-    }
+/// A list of tasks (`task ls`, `dlq ls`) as a table.
+pub(super) fn tasks(tasks: &[Task]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{:<37} {:<17} {:<10} {:<7} {:>8}  TITLE / LAST ERROR",
         "ID", "STATE", "STAGE", "PRIO", "ATTEMPTS"
     )?;
-    for t in tasks.as_array().into_iter().flatten() {
+    for t in tasks {
         writeln!(
             out,
             "{:<37} {:<17} {:<10} {:<7} {:>8}  {}{}",
-            t["id"].as_str().unwrap_or(""),
-            t["state"].as_str().unwrap_or(""),
-            t["stage"].as_str().unwrap_or(""),
-            t["priority"].as_str().unwrap_or(""),
-            format!("{}/{}", t["attempts"], t["max_attempts"]),
-            t["title"].as_str().unwrap_or(""),
-            t["last_error"]
-                .as_str()
+            t.id,
+            t.state,
+            t.stage,
+            t.priority,
+            format!("{}/{}", t.attempts, t.max_attempts),
+            t.title,
+            t.last_error
+                .as_deref()
                 .map(|e| format!(" / {e}"))
                 .unwrap_or_default(),
         )?;

@@ -3,8 +3,9 @@
 
 use clap::Args;
 use serde_json::Value;
+use warden_api::views::Alert;
 
-use super::{Client, print};
+use super::{Client, parse, print};
 
 /// `warden status`
 #[derive(Args, Debug)]
@@ -24,6 +25,7 @@ impl WorkspaceStatus {
         if client.json() {
             return print::pretty(&v);
         }
+        let alerts: Vec<Alert> = parse(&v["alerts"], "a list of alerts")?;
         println!(
             "workspace {workspace}: mode {}",
             v["mode"].as_str().unwrap_or("")
@@ -56,12 +58,8 @@ impl WorkspaceStatus {
                 why.get("reason").and_then(Value::as_str).unwrap_or("")
             );
         }
-        for a in v["alerts"].as_array().into_iter().flatten() {
-            println!(
-                "  alert [{}] {}",
-                a["severity"].as_str().unwrap_or(""),
-                a["summary"].as_str().unwrap_or("")
-            );
+        for a in &alerts {
+            println!("  alert [{}] {}", a.severity, a.summary);
         }
         Ok(())
     }

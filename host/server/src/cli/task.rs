@@ -3,8 +3,9 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use warden_api::views;
 
-use super::{Client, print};
+use super::{Client, parse, print};
 
 /// `warden task ...`
 #[derive(Subcommand, Debug)]
@@ -80,7 +81,8 @@ impl Create {
         if client.json() {
             return print::pretty(&v);
         }
-        println!("{}", v["id"].as_str().unwrap_or_default());
+        let task: views::Task = parse(&v, "a task")?;
+        println!("{}", task.id);
         Ok(())
     }
 }
@@ -106,7 +108,11 @@ impl Ls {
         let v = client
             .get(&format!("/v1/workspaces/{}/tasks{q}", self.workspace))
             .await?;
-        print::tasks(client, &v["tasks"])
+        if client.json() {
+            return print::pretty(&v["tasks"]);
+        }
+        let list: views::TaskList = parse(&v, "a list of tasks")?;
+        print::tasks(&list.tasks)
     }
 }
 
@@ -129,11 +135,8 @@ impl Cancel {
                 json!({}),
             )
             .await?;
-        println!(
-            "{} {}",
-            v["id"].as_str().unwrap_or_default(),
-            v["state"].as_str().unwrap_or_default()
-        );
+        let task: views::Task = parse(&v, "a task")?;
+        println!("{} {}", task.id, task.state);
         Ok(())
     }
 }
@@ -196,11 +199,8 @@ async fn decide(
     if client.json() {
         return print::pretty(&v);
     }
-    println!(
-        "{} {} at {}",
-        v["task"]["id"].as_str().unwrap_or_default(),
-        v["task"]["state"].as_str().unwrap_or_default(),
-        v["task"]["stage"].as_str().unwrap_or_default()
-    );
+    let decided: views::DecisionResponse = parse(&v, "a decided task")?;
+    let task = decided.task;
+    println!("{} {} at {}", task.id, task.state, task.stage);
     Ok(())
 }
