@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use warden_store::gates::{DecisionRow, VerdictRow};
 
 use crate::error::{Error, Result};
-use crate::{AppState, Json, Path, Query, check_ws, time};
-use warden_core::auth::{Principal, Role};
+use crate::{AppState, Json, Operator, Path, Query, Viewer, Workspace, time};
 use warden_core::gates::Binding;
 
 fn check_stage(stage: &str) -> Result<()> {
@@ -76,11 +75,8 @@ fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let bindings = state.app.gates.bindings(&ws).await?;
     let views: Vec<Value> = bindings
         .iter()
@@ -107,12 +103,10 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, stage)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Viewer>,
+    Path((_, stage)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     check_stage(&stage)?;
-    principal.require(&ws, Role::Viewer)?;
     match state.app.gates.binding(&ws, &stage).await? {
         Some((b, api)) => {
             Ok(
@@ -148,13 +142,11 @@ pub async fn get(
 )]
 pub async fn put(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, stage)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, stage)): Path<(String, String)>,
     Json(binding): Json<Binding>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     check_stage(&stage)?;
-    principal.require(&ws, Role::Operator)?;
     state
         .app
         .gates
@@ -191,12 +183,10 @@ pub async fn put(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, stage)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, stage)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     check_stage(&stage)?;
-    principal.require(&ws, Role::Operator)?;
     if !state.app.gates.delete_binding(&ws, &stage).await? {
         return Err(Error::NotFound(format!(
             "no gate binding set over the API for stage \"{stage}\" in workspace {ws}"
@@ -229,12 +219,10 @@ pub async fn delete(
 )]
 pub async fn task_verdicts(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Viewer>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Viewer)?;
     let store = &state.app.store;
     if store.get_task(&ws, &id).await?.is_none() {
         return Err(Error::NotFound(format!("task \"{id}\" not found")).into());
@@ -274,12 +262,9 @@ pub struct VerdictQuery {
 )]
 pub async fn verdicts(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<VerdictQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     if let Some(g) = &q.gate {
         warden_core::validate::plugin(g).map_err(Error::InvalidArgument)?;
     }
@@ -321,12 +306,9 @@ pub struct StatsQuery {
 )]
 pub async fn stats(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<StatsQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     if let Some(g) = &q.gate {
         warden_core::validate::plugin(g).map_err(Error::InvalidArgument)?;
     }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use warden_store::gateway::{CallFilter, GatewayCallRow, UsageDim};
 
 use crate::error::{Error, Result};
-use crate::{AppState, Body, Path, Query, check_ws, time};
+use crate::{AppState, Body, Query, Viewer, Workspace, check_ws, time};
 use warden_core::auth::{Principal, Role};
 use warden_core::gateway::{Caller, ReplyBody};
 
@@ -152,12 +152,9 @@ pub struct UsageQuery {
 )]
 pub async fn usage(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<UsageQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let mut dims = Vec::new();
     for name in q
         .group_by
@@ -278,12 +275,9 @@ fn call_view(c: &GatewayCallRow) -> Value {
 )]
 pub async fn calls(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<CallsQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     for (what, v) in [
         ("task", &q.task),
         ("stage", &q.stage),

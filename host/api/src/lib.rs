@@ -43,7 +43,9 @@ use warden_core::services::App;
 
 pub use warden_core::time::{opt_time, time};
 
-pub use extract::{Body, Json, OptionalJson, Path, Query};
+pub use extract::{
+    Admin, Agent, Body, Json, MinRole, Operator, OptionalJson, Path, Query, Viewer, Workspace,
+};
 
 /// Shared state of every handler.
 #[derive(Clone)]

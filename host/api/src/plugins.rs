@@ -10,7 +10,9 @@ use warden_store::grants::GrantRow;
 use warden_store::pins::PinRow;
 
 use crate::error::{Error, Result};
-use crate::{AppState, Body, Json, Path, Query, check_ws, time};
+use crate::{
+    Admin, AppState, Body, Json, Operator, Path, Query, Viewer, Workspace, check_ws, time,
+};
 use warden_core::auth::{Principal, Role};
 use warden_core::registry::{Entry, Selector};
 
@@ -229,11 +231,8 @@ fn pin_view(p: &PinRow) -> Value {
 )]
 pub async fn list_pins(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let pins = state.app.store.list_pins(&ws).await?;
     Ok(
         axum::Json(json!({ "pins": pins.iter().map(pin_view).collect::<Vec<_>>() }))
@@ -268,13 +267,11 @@ pub struct PinBody {
 )]
 pub async fn set_pin(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, plugin)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, plugin)): Path<(String, String)>,
     Json(body): Json<PinBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Operator)?;
     let selector = Selector::parse(&body.selector).map_err(Error::InvalidArgument)?;
     let entry = state
         .app
@@ -327,12 +324,10 @@ pub async fn set_pin(
 )]
 pub async fn delete_pin(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, plugin)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, plugin)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Operator)?;
     if !state.app.store.delete_pin(&ws, &plugin).await? {
         return Err(Error::NotFound(format!(
             "no pin for plugin \"{plugin}\" in workspace \"{ws}\""
@@ -368,11 +363,8 @@ fn grant_view(g: &GrantRow) -> Value {
 )]
 pub async fn list_grants(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let grants = state.app.store.list_grants(&ws).await?;
     Ok(
         axum::Json(json!({ "grants": grants.iter().map(grant_view).collect::<Vec<_>>() }))
@@ -404,13 +396,11 @@ pub struct GrantBody {
 )]
 pub async fn set_grant(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, plugin)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Admin>,
+    Path((_, plugin)): Path<(String, String)>,
     Json(body): Json<GrantBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Admin)?;
     let caps =
         CapabilitySet::parse(&body.capabilities).map_err(|e| Error::invalid(e.to_string()))?;
     let row = GrantRow {
@@ -452,12 +442,10 @@ pub async fn set_grant(
 )]
 pub async fn delete_grant(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, plugin)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Admin>,
+    Path((_, plugin)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::plugin(&plugin).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Admin)?;
     if !state.app.store.delete_grant(&ws, &plugin).await? {
         return Err(Error::NotFound(format!(
             "no API grant for plugin \"{plugin}\" in workspace \"{ws}\""

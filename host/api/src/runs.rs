@@ -17,7 +17,7 @@ use warden_store::runs::{RunQuery, RunRow};
 
 use crate::error::{Error, Result};
 use crate::views::{self, Answer};
-use crate::{AppState, OptionalJson, Path, Query, check_ws};
+use crate::{AppState, Operator, OptionalJson, Path, Query, Viewer, Workspace, check_ws};
 use warden_core::auth::{Principal, Role};
 use warden_core::heal::{Trigger, is_terminal, parse_mode};
 
@@ -189,14 +189,12 @@ pub struct ApplyBody {
 )]
 pub async fn apply_plan(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<WaitQuery>,
     OptionalJson(body): OptionalJson<ApplyBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("run", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Operator)?;
     check_key(&body.idempotency_key)?;
     let (row, created) = state
         .app
@@ -236,12 +234,10 @@ pub async fn apply_plan(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Viewer>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("run", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Viewer)?;
     let row = state.app.heal.get(&ws, &id).await?;
     let actions = ViewActions::read(&state.app.store, &id).await?;
     let run = views::Run::with_actions(&row, &actions.rows, actions.total);
@@ -277,12 +273,9 @@ pub struct ListQuery {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     if let Some(s) = &q.status
         && !matches!(
             s.as_str(),
@@ -343,13 +336,11 @@ pub struct ActionsQuery {
 )]
 pub async fn actions(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Viewer>,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<ActionsQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("run", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Viewer)?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(Error::invalid(format!("after must be 0 or more, not {after}")).into());
@@ -399,14 +390,12 @@ pub struct EventsQuery {
 )]
 pub async fn events(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Viewer>,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("run", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Viewer)?;
     state.app.heal.get(&ws, &id).await?;
     let slot = state.app.streams.open(&principal.token_id)?;
     let last = crate::resume_after(&headers, q.after);

@@ -21,8 +21,8 @@ use warden_store::tasks::{STATES, TaskRow, TaskState};
 
 use crate::error::{Error, Result};
 use crate::views;
-use crate::{AppState, Path, Query, check_ws, opt_time, time};
-use warden_core::auth::{Principal, Role};
+use crate::{AppState, Query, Viewer, Workspace, opt_time, time};
+use warden_core::auth::Principal;
 use warden_core::dashboard::{self, DEFAULT_WINDOW_HOURS, RECENT_TASKS, Snapshot};
 use warden_core::services::App;
 use warden_core::sync::Unpoisoned as _;
@@ -69,12 +69,9 @@ fn window_hours(q: &StatusQuery) -> Result<i64> {
 )]
 pub async fn workspace(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let hours = window_hours(&q)?;
     let snap = dashboard::snapshot(&state.app, &ws, hours).await?;
     let mut body = workspace_view(&snap, hours);
@@ -103,12 +100,9 @@ pub async fn workspace(
 )]
 pub async fn stream(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, principal, .. }: Workspace<Viewer>,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let hours = window_hours(&q)?;
     let slot = state.app.streams.open(&principal.token_id)?;
     let streams = &state.streams;

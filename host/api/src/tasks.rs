@@ -12,8 +12,9 @@ use warden_store::tasks::{STATES, TaskQuery, TaskRow};
 
 use crate::error::{Error, Result};
 use crate::views::{self, Answer};
-use crate::{AppState, Json, OptionalJson, Path, Query, check_ws, opt_time, time};
-use warden_core::auth::{Principal, Role};
+use crate::{
+    Agent, AppState, Json, Operator, OptionalJson, Path, Query, Viewer, Workspace, opt_time, time,
+};
 use warden_core::scheduler::{ClaimOptions, CreateTask};
 
 /// `POST /v1/workspaces/{ws}/tasks`
@@ -37,12 +38,9 @@ use warden_core::scheduler::{ClaimOptions, CreateTask};
 )]
 pub async fn create(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, principal, .. }: Workspace<Agent>,
     Json(body): Json<CreateTask>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Agent)?;
     let (task, created) = state.app.scheduler.create(&ws, body).await?;
     if created {
         state
@@ -90,12 +88,9 @@ pub struct ListQuery {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let states: Vec<String> = match &q.state {
         Some(s) => s.split(',').map(str::to_string).collect(),
         None => Vec::new(),
@@ -151,11 +146,9 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<TaskRow> {
 )]
 pub async fn get(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Viewer>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let task = load(&state, &ws, &id).await?;
     let runs = state.app.store.list_stage_runs(&id).await?;
     let task = views::Task::from(&task);
@@ -182,12 +175,10 @@ pub async fn get(
 )]
 pub async fn cancel(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Operator)?;
     let t = state.app.scheduler.cancel(&ws, &id).await?;
     state
         .app
@@ -215,12 +206,10 @@ pub async fn cancel(
 )]
 pub async fn unblock(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Operator)?;
     let t = state.app.scheduler.unblock(&ws, &id).await?;
     state
         .app
@@ -263,12 +252,9 @@ pub struct ClaimBody {
 )]
 pub async fn claim(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Agent>,
     Json(b): Json<ClaimBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Agent)?;
     let opts = ClaimOptions {
         worker_id: b.worker_id,
         max: b.max.unwrap_or(1),
@@ -309,13 +295,11 @@ pub struct TokenBody {
 )]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Agent>,
+    Path((_, id)): Path<(String, String)>,
     Json(b): Json<TokenBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Agent)?;
     let t = state
         .app
         .scheduler
@@ -362,13 +346,11 @@ pub struct CompleteBody {
 )]
 pub async fn complete(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Agent>,
+    Path((_, id)): Path<(String, String)>,
     Json(b): Json<CompleteBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Agent)?;
     if serde_json::to_string(&b.output).map_or(0, |s| s.len()) > 256 * 1024 {
         return Err(Error::invalid("output is over the 256 KiB limit").into());
     }
@@ -414,13 +396,11 @@ pub struct DecisionBody {
 )]
 pub async fn decide(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, id)): Path<(String, String)>,
     Json(b): Json<DecisionBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Operator)?;
     let approve = match b.decision.as_str() {
         "approve" => true,
         "reject" => false,
@@ -480,13 +460,11 @@ pub struct FailBody {
 )]
 pub async fn fail(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Agent>,
+    Path((_, id)): Path<(String, String)>,
     Json(b): Json<FailBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Agent)?;
     let (t, failed) = state
         .app
         .scheduler
@@ -527,13 +505,11 @@ pub struct EventBody {
 )]
 pub async fn report(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Agent>,
+    Path((_, id)): Path<(String, String)>,
     Json(b): Json<EventBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Agent)?;
     let seq = state
         .app
         .scheduler
@@ -568,12 +544,10 @@ pub struct EventsQuery {
 )]
 pub async fn events(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Viewer>,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     load(&state, &ws, &id).await?;
     let rows = state
         .app
@@ -617,16 +591,14 @@ pub struct StreamQuery {
 )]
 pub async fn stream(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Viewer>,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<StreamQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures::StreamExt as _;
 
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     load(&state, &ws, &id).await?;
     let slot = state.app.streams.open(&principal.token_id)?;
     let last = crate::resume_after(&headers, q.after);
@@ -711,11 +683,8 @@ pub async fn stream(
 )]
 pub async fn dead_letters(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let tasks = state.app.store.list_dead_letters(&ws, 500).await?;
     let dead_letters = tasks.iter().map(views::Task::from).collect();
     Ok(Answer(views::DeadLetters { dead_letters }).into_response())
@@ -741,13 +710,11 @@ pub async fn dead_letters(
 )]
 pub async fn redrive(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, id)): Path<(String, String)>,
     OptionalJson(_body): OptionalJson<Value>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Operator)?;
     let t = state.app.scheduler.redrive(&ws, &id).await?;
     state
         .app

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::{AppState, Json, Path, Query, check_ws, opt_time, time};
-use warden_core::auth::{Principal, Role};
+use crate::{Admin, AppState, Json, Path, Query, Workspace, opt_time, time};
+use warden_core::auth::Role;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,12 +38,9 @@ pub struct CreateBody {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, principal, .. }: Workspace<Admin>,
     Json(b): Json<CreateBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Admin)?;
     let role = Role::parse(&b.role)?;
     if b.name.trim().is_empty() || b.name.len() > 100 {
         return Err(Error::invalid("name must be 1 to 100 characters").into());
@@ -91,11 +88,8 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Admin>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Admin)?;
     let tokens = state.app.store.list_tokens(&ws).await?;
     let items: Vec<_> = tokens
         .iter()
@@ -128,12 +122,10 @@ pub async fn list(
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Admin>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("token", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Admin)?;
     if !state.app.store.revoke_token(&ws, &id).await? {
         return Err(Error::NotFound(format!("token {id} not found in workspace \"{ws}\"")).into());
     }
@@ -170,12 +162,9 @@ pub struct AuditQuery {
 )]
 pub async fn audit(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Admin>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Admin)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Error::invalid("limit must be between 1 and 1000").into());

@@ -11,8 +11,11 @@ use warden_store::settings::SettingsRow;
 
 use crate::error::{Error, Result};
 use crate::views::{self, Answer};
-use crate::{AppState, Body, Json, OptionalJson, Path, Query, check_ws, time};
-use warden_core::auth::{Principal, Role};
+use crate::{
+    Admin, Agent, AppState, Body, Json, Operator, OptionalJson, Path, Query, Viewer, Workspace,
+    time,
+};
+use warden_core::auth::Principal;
 use warden_core::scheduler::{WorkspaceLimits, WorkspaceMode};
 
 fn settings_view(s: &SettingsRow) -> Value {
@@ -44,11 +47,8 @@ fn settings_view(s: &SettingsRow) -> Value {
 )]
 pub async fn get_mode(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let s = state.app.scheduler.settings(&ws).await?;
     Ok(axum::Json(json!({ "mode": s.mode, "reason": s.mode_reason })).into_response())
 }
@@ -80,12 +80,9 @@ pub struct ModeBody {
 )]
 pub async fn set_mode(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
     Json(b): Json<ModeBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Operator)?;
     let mode = WorkspaceMode::parse(&b.mode)?;
     if let Some(r) = &b.reason {
         warden_core::validate::text("reason", r, 500).map_err(Error::InvalidArgument)?;
@@ -125,11 +122,8 @@ pub async fn set_mode(
 )]
 pub async fn get_settings(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let s = state.app.scheduler.settings(&ws).await?;
     Ok(axum::Json(settings_view(&s)).into_response())
 }
@@ -171,12 +165,9 @@ pub struct HourlyBudget {
 )]
 pub async fn set_settings(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, principal, .. }: Workspace<Admin>,
     Json(b): Json<SettingsBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Admin)?;
     if b.hourly_budget.tokens.is_some_and(|t| t <= 0)
         || b.hourly_budget
             .cost_usd
@@ -226,11 +217,8 @@ pub async fn set_settings(
 )]
 pub async fn workers(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     let rows = state.app.store.list_workers(&ws, 0).await?;
     let items: Vec<Value> = rows
         .iter()
@@ -273,12 +261,9 @@ pub(crate) fn check_alert_status(status: Option<&str>) -> Result<()> {
 )]
 pub async fn alerts(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(ws): Path<String>,
+    Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<AlertsQuery>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Viewer)?;
     check_alert_status(q.status.as_deref())?;
     let rows = state
         .app
@@ -313,13 +298,11 @@ pub async fn alerts(
 )]
 pub async fn ack_alert(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, id)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, id)): Path<(String, String)>,
     OptionalJson(_b): OptionalJson<Value>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
     warden_core::validate::id("alert", &id).map_err(Error::InvalidArgument)?;
-    principal.require(&ws, Role::Operator)?;
     let a = state
         .app
         .store
@@ -351,13 +334,11 @@ pub async fn ack_alert(
 )]
 pub async fn sleep(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, agent)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Agent>,
+    Path((_, agent)): Path<(String, String)>,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Agent)?;
     let declared = headers
         .get("x-checksum-sha256")
         .and_then(|v| v.to_str().ok());
@@ -392,11 +373,9 @@ pub async fn sleep(
 )]
 pub async fn forget_agent(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, agent)): Path<(String, String)>,
+    Workspace { ws, principal, .. }: Workspace<Operator>,
+    Path((_, agent)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Operator)?;
     let deleted = warden_core::checkpoints::forget(&state.app.store, &ws, &agent).await?;
     state
         .app
@@ -431,11 +410,9 @@ pub async fn forget_agent(
 )]
 pub async fn wake(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((ws, agent)): Path<(String, String)>,
+    Workspace { ws, .. }: Workspace<Agent>,
+    Path((_, agent)): Path<(String, String)>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    principal.require(&ws, Role::Agent)?;
     let (cp, data) = warden_core::checkpoints::wake(&state.app.store, &ws, &agent).await?;
     let mut resp = (StatusCode::OK, data).into_response();
     let h = resp.headers_mut();
