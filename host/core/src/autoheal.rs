@@ -24,7 +24,7 @@ use warden_store::runs::RunStatus;
 
 use crate::alerts::Alerts;
 use crate::breaker::{Admit, Breaker, BreakerPolicy, RateWindow};
-use crate::config::Config;
+use crate::config::Workspaces;
 pub use crate::config::autoheal::HealBinding;
 use crate::heal::Trigger;
 
@@ -58,8 +58,9 @@ pub struct AutoHealServices {
     pub heal: Arc<crate::heal::Heal>,
     /// Alerts: what triggers runs, and where a failing playbook raises.
     pub alerts: Alerts,
-    /// The bindings and schedules.
-    pub config: Arc<Config>,
+    /// The `[workspaces.*]` tables: their `[[heal]]` bindings and
+    /// schedules.
+    pub workspaces: Workspaces,
 }
 
 /// Runs the bindings and schedules.
@@ -338,8 +339,7 @@ impl AutoHeal {
 
 /// Every binding of the configuration with its workspace key.
 fn bindings(svc: &AutoHealServices) -> impl Iterator<Item = (&String, &HealBinding)> {
-    svc.config
-        .workspaces
+    svc.workspaces
         .iter()
         .flat_map(|(ws, wc)| wc.heal.iter().map(move |b| (ws, b)))
 }

@@ -32,7 +32,7 @@ use warden_store::tasks::TaskRow;
 
 use crate::alerts::{Alerts, Severity};
 pub use crate::config::gates::{Binding, OnError, Quorum};
-use crate::config::{Config, config_value_string};
+use crate::config::{Workspaces, config_value_string};
 use crate::error::{Error, Result};
 use crate::kv;
 use crate::registry::{Assignments, Entry, Registry};
@@ -265,7 +265,7 @@ pub struct Gates {
     store: Store,
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
-    config: Arc<Config>,
+    config: Workspaces,
     alerts: Alerts,
     /// The API's bindings per workspace, by stage, and when they were read:
     /// a completion in a workspace without gates costs no query.
@@ -278,7 +278,7 @@ impl Gates {
         store: Store,
         runtime: Arc<Runtime>,
         registry: Arc<Registry>,
-        config: Arc<Config>,
+        config: Workspaces,
         alerts: Alerts,
     ) -> Arc<Self> {
         Arc::new(Gates {

@@ -21,7 +21,7 @@ use warden_store::actions::ActionRow;
 use warden_store::runs::{Inserted, NewRun, RunEnd, RunMode, RunQuery, RunRow, RunStatus};
 use warden_store::tasks::{NewTask, TaskChange, TaskQuery, TaskRow, TaskState};
 
-use crate::config::{Config, config_value_string};
+use crate::config::{Workspaces, config_value_string};
 use crate::error::{Error, Result};
 use crate::events::EventHub;
 use crate::health::Health;
@@ -45,6 +45,18 @@ pub struct Trigger {
     pub trigger: String,
 }
 
+/// What the playbook service is built with.
+#[derive(Clone, Debug)]
+pub struct RunsConfig {
+    /// The `[workspaces.*]` tables: each playbook's settings and limits.
+    pub workspaces: Workspaces,
+    /// `[limits] max_runs_per_workspace`: runs at once per workspace.
+    pub max_runs_per_workspace: u32,
+    /// `[http] wait_slack_ms`: how much longer than a run's deadline a
+    /// `?wait=true` request waits.
+    pub wait_slack_ms: u64,
+}
+
 /// The playbook service.
 pub struct Heal {
     store: Store,
@@ -53,7 +65,7 @@ pub struct Heal {
     hub: Arc<EventHub>,
     health: Arc<Health>,
     scheduler: Arc<crate::scheduler::Scheduler>,
-    config: Arc<Config>,
+    config: RunsConfig,
     evidence: Arc<crate::evidence::Evidence>,
     /// Runs executing at once, over all workspaces: the playbooks' share
     /// of the runtime's instance slots, so that a run never waits for a
@@ -124,7 +136,7 @@ impl Heal {
         hub: Arc<EventHub>,
         health: Arc<Health>,
         scheduler: Arc<crate::scheduler::Scheduler>,
-        config: Arc<Config>,
+        config: RunsConfig,
         evidence: Arc<crate::evidence::Evidence>,
     ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(runtime.config().playbook_slots() as usize));
@@ -286,9 +298,7 @@ impl Heal {
         let mut all = self.workspace_slots.locked();
         all.entry(workspace.to_string())
             .or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    self.config.limits.max_runs_per_workspace as usize,
-                ))
+                Arc::new(Semaphore::new(self.config.max_runs_per_workspace as usize))
             })
             .clone()
     }
@@ -399,7 +409,7 @@ impl Heal {
     }
 
     async fn run(&self, row: &RunRow, entry: &Entry) -> RunOutcome {
-        let settings = self.config.plugin(&row.workspace, &row.plugin);
+        let settings = self.config.workspaces.plugin(&row.workspace, &row.plugin);
         let config: BTreeMap<String, String> = settings
             .config
             .iter()
@@ -529,12 +539,16 @@ impl Heal {
                     .limits
                     .resolve(
                         &e.plugin.meta().limits,
-                        &self.config.plugin(&row.workspace, &row.plugin).limits,
+                        &self
+                            .config
+                            .workspaces
+                            .plugin(&row.workspace, &row.plugin)
+                            .limits,
                     )
                     .deadline_ms
             })
             .unwrap_or(self.runtime.config().limits.deadline_ms);
-        Duration::from_millis(deadline + self.config.http.wait_slack_ms)
+        Duration::from_millis(deadline + self.config.wait_slack_ms)
     }
 
     /// At start-up (SPEC RL-4): runs the host was executing when it stopped

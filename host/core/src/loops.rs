@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::alerts::Alerts;
-use crate::config::Config;
 use crate::leader::Leadership;
 use crate::scheduler::Scheduler;
 use crate::sync::Unpoisoned as _;
@@ -40,7 +39,7 @@ pub struct LoopServices {
     /// Where the alert rules raise.
     pub alerts: Alerts,
     /// The alert rules' settings.
-    pub config: Arc<Config>,
+    pub rules: crate::rules::Rules,
 }
 
 /// Starts the loops; they stop when `shutdown` fires.
@@ -56,7 +55,7 @@ async fn leader(svc: Arc<LoopServices>, mut shutdown: watch::Receiver<bool>) {
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_detect = tokio::time::Instant::now();
     let mut last_rules = tokio::time::Instant::now();
-    let rules_every = Duration::from_millis(svc.config.alerting.rules.every_ms);
+    let rules_every = Duration::from_millis(svc.rules.rules.every_ms);
     let vacuum = Vacuum::default();
     loop {
         tokio::select! {
@@ -78,7 +77,8 @@ async fn leader(svc: Arc<LoopServices>, mut shutdown: watch::Receiver<bool>) {
                 Ok(ws) => {
                     for w in ws {
                         if let Err(e) =
-                            crate::rules::evaluate(&svc.store, &svc.alerts, &svc.config, &w).await
+                            crate::rules::evaluate_with(&svc.store, &svc.alerts, &svc.rules, &w)
+                                .await
                         {
                             tracing::warn!(workspace = %w, error = %e, "alert rules failed");
                         }

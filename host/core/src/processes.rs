@@ -26,7 +26,6 @@ use warden_store::Store;
 
 use crate::alerts::{Alerts, Severity};
 use crate::breaker::{Admit, Breaker, BreakerPolicy, State as BreakerState};
-use crate::config::Config;
 pub use crate::config::processes::{HealthCheck, ProcessConfig, validate};
 use crate::sync::Unpoisoned as _;
 use crate::wake::Wake;
@@ -114,12 +113,18 @@ pub struct Processes {
 }
 
 impl Processes {
-    /// Starts a supervisor for every `[[processes]]` entry.
-    pub fn start(config: &Config, store: Store, alerts: Alerts, wake: Arc<Wake>) -> Arc<Self> {
+    /// Starts a supervisor for every `[[processes]]` entry; `workspaces`
+    /// says which processes each workspace `needs`.
+    pub fn start(
+        processes: &[ProcessConfig],
+        workspaces: &crate::config::Workspaces,
+        store: Store,
+        alerts: Alerts,
+        wake: Arc<Wake>,
+    ) -> Arc<Self> {
         let (stop, rx) = watch::channel(false);
         let now = warden_store::now_ms();
-        let entries: Vec<Arc<Entry>> = config
-            .processes
+        let entries: Vec<Arc<Entry>> = processes
             .iter()
             .map(|c| {
                 Arc::new(Entry {
@@ -160,8 +165,7 @@ impl Processes {
                 tokio::spawn(s.run(rx.clone()))
             })
             .collect();
-        let needs = config
-            .workspaces
+        let needs = workspaces
             .iter()
             .filter(|(_, w)| !w.needs.is_empty())
             .map(|(ws, w)| (ws.clone(), w.needs.clone()))

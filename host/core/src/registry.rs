@@ -34,7 +34,7 @@ use warden_runtime::{LoadError, Plugin, Runtime, digest_of};
 use warden_store::Store;
 use warden_store::plugins::PluginRow;
 
-use crate::config::Config;
+use crate::config::Workspaces;
 pub use crate::config::selector::Selector;
 use crate::error::{Error, Result};
 use crate::sync::UnpoisonedRw as _;
@@ -109,8 +109,22 @@ pub struct Registry {
     /// itself needs a restart); `None` when it could not be opened.
     plugins: Option<Arc<Dir>>,
     plugin_dir: PathBuf,
-    config: Arc<Config>,
+    /// The workspaces' plugin settings: pins and grants.
+    config: Workspaces,
     state: RwLock<State>,
+}
+
+/// What the registry is built with: where plugins are kept and dropped,
+/// and the workspaces' plugin settings.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// The data directory; the content-addressed store is
+    /// `<data_dir>/plugins/sha256`.
+    pub data_dir: PathBuf,
+    /// The plugin directory operators drop components into.
+    pub plugin_dir: PathBuf,
+    /// The `[workspaces.*]` tables: pins and grants.
+    pub workspaces: Workspaces,
 }
 
 const BUNDLED: &str = "bundled";
@@ -246,7 +260,7 @@ impl Registry {
     pub async fn open(
         runtime: Arc<Runtime>,
         store: Store,
-        config: Arc<Config>,
+        config: RegistryConfig,
     ) -> Result<Arc<Self>> {
         let cas_dir = config.data_dir.join("plugins").join("sha256");
         let cas = files::open_root(&cas_dir)
@@ -264,8 +278,8 @@ impl Registry {
             cas: Arc::new(cas),
             cas_dir,
             plugins,
-            plugin_dir: config.plugin_dir.clone(),
-            config,
+            plugin_dir: config.plugin_dir,
+            config: config.workspaces,
             state: RwLock::default(),
         });
         registry.load_stored().await?;

@@ -17,9 +17,28 @@ use crate::error::Result;
 
 /// Evaluates the rules of one workspace under `config`.
 pub async fn evaluate(store: &Store, alerts: &Alerts, config: &Config, ws: &str) -> Result<()> {
+    let rules = Rules {
+        rules: config.alerting.rules.clone(),
+        backlog_threshold: config.scheduler.backlog_threshold,
+    };
+    evaluate_with(store, alerts, &rules, ws).await
+}
+
+/// What the rules are evaluated with: `[alerting.rules]` and the
+/// scheduler's `backlog_threshold`.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    /// `[alerting.rules]`.
+    pub rules: RulesConfig,
+    /// `[scheduler] backlog_threshold`.
+    pub backlog_threshold: u32,
+}
+
+/// Evaluates the rules of one workspace under `rules`.
+pub async fn evaluate_with(store: &Store, alerts: &Alerts, rules: &Rules, ws: &str) -> Result<()> {
     let now = warden_store::now_ms();
-    let cfg = &config.alerting.rules;
-    backlog(store, alerts, config.scheduler.backlog_threshold, ws).await?;
+    let cfg = &rules.rules;
+    backlog(store, alerts, rules.backlog_threshold, ws).await?;
     build_test(store, alerts, cfg, ws, now).await?;
     gate_spike(store, alerts, cfg, ws, now).await?;
     fingerprints(store, alerts, cfg, ws, now).await?;

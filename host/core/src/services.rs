@@ -127,7 +127,16 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
         max_wasm_bytes: (config.limits.max_plugin_mib as usize) << 20,
         limits: config.host_limits(),
     })?);
-    let registry = Registry::open(runtime.clone(), store.clone(), config.clone()).await?;
+    let registry = Registry::open(
+        runtime.clone(),
+        store.clone(),
+        crate::registry::RegistryConfig {
+            data_dir: config.data_dir.clone(),
+            plugin_dir: config.plugin_dir.clone(),
+            workspaces: config.workspace_settings(),
+        },
+    )
+    .await?;
     if config.bundled_plugins {
         for (name, bytes) in bundled {
             if let Err(e) = registry.add_bundled(name, bytes).await {
@@ -181,11 +190,12 @@ async fn services(
     rx: &watch::Receiver<bool>,
 ) -> anyhow::Result<App> {
     let alerts = Alerts::new(store.clone());
+    let workspaces = config.workspace_settings();
     let gates = Gates::new(
         store.clone(),
         runtime.clone(),
         registry.clone(),
-        config.clone(),
+        workspaces.clone(),
         alerts.clone(),
     );
     let scheduler = Scheduler::new(
@@ -221,15 +231,25 @@ async fn services(
         hub,
         health.clone(),
         scheduler.clone(),
-        config.clone(),
+        crate::heal::RunsConfig {
+            workspaces: workspaces.clone(),
+            max_runs_per_workspace: config.limits.max_runs_per_workspace,
+            wait_slack_ms: config.http.wait_slack_ms,
+        },
         evidence.clone(),
     );
     heal.recover().await?;
-    let gateway = Gateway::start(
-        config.clone(),
-        store.clone(),
+    let policies = crate::gateway::Policies::new(
         registry.clone(),
         runtime.clone(),
+        &config.gateway,
+        workspaces.clone(),
+        alerts.clone(),
+    );
+    let gateway = Gateway::start(
+        config.gateway.clone(),
+        policies,
+        store.clone(),
         scheduler.clone(),
         alerts.clone(),
         rx.clone(),
@@ -242,9 +262,15 @@ async fn services(
         config.http.rate_limit_per_sec,
         config.http.unauthenticated_per_sec,
     );
-    let notifier = crate::alerting::Notifier::new(store.clone(), config.clone(), alerts.clone());
+    let notifier = crate::alerting::Notifier::new(
+        store.clone(),
+        config.alerting.clone(),
+        &config.data_dir,
+        alerts.clone(),
+    );
     let processes = Processes::start(
-        &config,
+        &config.processes,
+        &workspaces,
         store.clone(),
         alerts.clone(),
         scheduler.wake().clone(),
@@ -281,7 +307,10 @@ fn start_loops(app: &Arc<App>, rx: &watch::Receiver<bool>) {
             store: app.store.clone(),
             scheduler: app.scheduler.clone(),
             alerts: app.alerts.clone(),
-            config: app.config.clone(),
+            rules: crate::rules::Rules {
+                rules: app.config.alerting.rules.clone(),
+                backlog_threshold: app.config.scheduler.backlog_threshold,
+            },
         },
         rx.clone(),
     );
@@ -295,7 +324,7 @@ fn start_loops(app: &Arc<App>, rx: &watch::Receiver<bool>) {
             store: app.store.clone(),
             heal: app.heal.clone(),
             alerts: app.alerts.clone(),
-            config: app.config.clone(),
+            workspaces: app.config.workspace_settings(),
         },
         rx.clone(),
     );

@@ -26,7 +26,6 @@ use warden_store::notifications::{NewNotification, SilenceRow};
 
 use crate::alerts::{Alerts, Severity};
 use crate::breaker::{Admit, Breaker, BreakerPolicy, Change};
-use crate::config::Config;
 pub use config::{AlertingConfig, SinkConfig, SinkKind};
 use sinks::{Kind, Target};
 
@@ -43,7 +42,7 @@ struct Sink {
 /// The notifier.
 pub struct Notifier {
     store: Store,
-    config: Arc<Config>,
+    config: AlertingConfig,
     alerts: Alerts,
     sinks: Vec<Arc<Sink>>,
     client: reqwest::Client,
@@ -52,16 +51,21 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Over the store, with the sinks of the configuration.
-    pub fn new(store: Store, config: Arc<Config>, alerts: Alerts) -> Arc<Notifier> {
+    /// Over the store, with the sinks of `[alerting]`; a file sink's
+    /// relative path is under `data_dir`.
+    pub fn new(
+        store: Store,
+        config: AlertingConfig,
+        data_dir: &std::path::Path,
+        alerts: Alerts,
+    ) -> Arc<Notifier> {
         let sinks = config
-            .alerting
             .effective_sinks()
             .into_iter()
             .map(|cfg| {
                 Arc::new(Sink {
                     target: Target {
-                        file: cfg.file(&config.data_dir),
+                        file: cfg.file(data_dir),
                         cfg,
                     },
                     breaker: Mutex::new(Breaker::default()),
@@ -102,7 +106,7 @@ impl Notifier {
     /// queues due notifications whenever an alert changes (or every
     /// `poll_ms`) and keeps every sink's worker going.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-        let poll = Duration::from_millis(self.config.alerting.poll_ms);
+        let poll = Duration::from_millis(self.config.poll_ms);
         let mut leadership = crate::leader::Leadership::new("alerting");
         loop {
             tokio::select! {
@@ -134,7 +138,7 @@ impl Notifier {
     /// Queues the notifications that are due now. Returns how many.
     pub async fn queue_due(&self) -> crate::error::Result<usize> {
         let now = warden_store::now_ms();
-        let cfg = &self.config.alerting;
+        let cfg = &self.config;
         let due = self
             .store
             .alerts_to_notify(now - cfg.repeat_interval_ms as i64, 2000)

@@ -18,6 +18,7 @@ pub mod selector;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use warden_meta::{CapabilitySet, Limits};
@@ -478,16 +479,36 @@ impl Config {
         }
     }
 
+    /// The `[workspaces.*]` tables as the services that read plugin
+    /// settings, grants and gate bindings hold them.
+    pub fn workspace_settings(&self) -> Workspaces {
+        Workspaces(Arc::new(self.workspaces.clone()))
+    }
+}
+
+/// The `[workspaces.*]` tables (plugin settings, grants, gate bindings,
+/// gateway and heal settings per workspace, `"*"` for every workspace):
+/// the slice of the configuration the registry, gates, runs and the
+/// gateway's policies are built with. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Workspaces(Arc<BTreeMap<String, WorkspaceConfig>>);
+
+impl Workspaces {
+    /// The settings of `workspace` itself (not merged with `"*"`).
+    pub fn get(&self, workspace: &str) -> Option<&WorkspaceConfig> {
+        self.0.get(workspace)
+    }
+
+    /// Each workspace key (`"*"` included) with its settings.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &WorkspaceConfig)> {
+        self.0.iter()
+    }
+
     /// The plugin settings of `plugin` in `workspace`, merged with those
     /// of `"*"` (the workspace's own values win for pin, config and
     /// limits; grants are added together).
     pub fn plugin(&self, workspace: &str, plugin: &str) -> PluginConfig {
-        let get = |ws: &str| {
-            self.workspaces
-                .get(ws)
-                .and_then(|w| w.plugins.get(plugin))
-                .cloned()
-        };
+        let get = |ws: &str| self.0.get(ws).and_then(|w| w.plugins.get(plugin)).cloned();
         let mut merged = get("*").unwrap_or_default();
         if let Some(own) = get(workspace) {
             merged.pin = own.pin.or(merged.pin);
@@ -508,7 +529,7 @@ impl Config {
     pub fn gate_binding(&self, workspace: &str, stage: &str) -> Option<gates::Binding> {
         [workspace, "*"]
             .iter()
-            .find_map(|ws| self.workspaces.get(*ws)?.gates.get(stage).cloned())
+            .find_map(|ws| self.0.get(*ws)?.gates.get(stage).cloned())
     }
 
     /// warden.toml's gate bindings of `workspace`, by stage (`"*"`'s
@@ -516,7 +537,7 @@ impl Config {
     pub fn gate_bindings(&self, workspace: &str) -> BTreeMap<String, gates::Binding> {
         let mut all = BTreeMap::new();
         for ws in ["*", workspace] {
-            if let Some(w) = self.workspaces.get(ws) {
+            if let Some(w) = self.0.get(ws) {
                 all.extend(w.gates.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
         }
@@ -527,7 +548,7 @@ impl Config {
     /// in this workspace (or `"*"`).
     pub fn has_grant_config(&self, workspace: &str, plugin: &str) -> bool {
         [workspace, "*"].iter().any(|ws| {
-            self.workspaces
+            self.0
                 .get(*ws)
                 .and_then(|w| w.plugins.get(plugin))
                 .is_some_and(|p| !p.grants.is_empty())
@@ -552,9 +573,17 @@ mod tests {
         let text = include_str!("../../../../examples/warden.toml");
         let config = Config::parse(text).unwrap();
         config.validate().unwrap();
-        let review = config.gate_binding("acme", "review").unwrap();
+        let review = config
+            .workspace_settings()
+            .gate_binding("acme", "review")
+            .unwrap();
         assert_eq!(review.quorum.to_string(), "2-of-3");
-        assert!(config.gate_binding("other", "review").is_none());
+        assert!(
+            config
+                .workspace_settings()
+                .gate_binding("other", "review")
+                .is_none()
+        );
     }
 
     #[test]
@@ -657,12 +686,15 @@ mod tests {
         )
         .unwrap();
         config.validate().unwrap();
-        let p = config.plugin("acme", "p");
+        let p = config.workspace_settings().plugin("acme", "p");
         assert_eq!(p.grants, vec!["health:read", "tasks:read"]);
         assert_eq!(p.pin.as_deref(), Some("1.0.0"));
         assert_eq!(config_value_string(&p.config["a"]), "1");
         assert_eq!(config_value_string(&p.config["b"]), "3");
-        assert_eq!(config.plugin("other", "p").grants, vec!["health:read"]);
+        assert_eq!(
+            config.workspace_settings().plugin("other", "p").grants,
+            vec!["health:read"]
+        );
     }
 
     fn invalid(text: &str) -> String {

@@ -34,9 +34,7 @@ use warden_store::gateway::GatewayCallRow;
 
 use crate::alerts::Alerts;
 use crate::breaker::{Admit, Breaker, BreakerPolicy, Change};
-use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::registry::Registry;
 use crate::scheduler::Scheduler;
 use budget::{Account, Amount, Ledger, Limits, Reservation};
 pub use config::{GatewayConfig, ProviderConfig, WorkspaceGateway};
@@ -53,7 +51,8 @@ pub enum ReplyBody {
     Stream(BoxStream<'static, std::result::Result<Bytes, std::io::Error>>),
 }
 use crate::sync::Unpoisoned as _;
-use policy::{Policies, Route};
+pub use policy::Policies;
+use policy::Route;
 use stream::{Splitter, Usage};
 use writer::{Msg, Writer};
 
@@ -155,17 +154,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway and starts its writer and breaker sync.
+    /// Builds the gateway under `[gateway]` (`cfg`) with the workspaces'
+    /// routing `policies`, and starts its writer and breaker sync.
     pub async fn start(
-        config: Arc<Config>,
+        cfg: GatewayConfig,
+        policies: Policies,
         store: Store,
-        registry: Arc<Registry>,
-        runtime: Arc<warden_runtime::Runtime>,
         scheduler: Arc<Scheduler>,
         alerts: Alerts,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Gateway>> {
-        let cfg = config.gateway.clone();
         let mut providers = Vec::with_capacity(cfg.providers.len());
         for p in &cfg.providers {
             let key = p.api_key_env.as_deref().and_then(|var| match std::env::var(var) {
@@ -220,7 +218,7 @@ impl Gateway {
         let writer = Writer::start(store.clone(), scheduler, alerts.clone());
         let gateway = Arc::new(Gateway {
             breaker_policy: cfg.breaker_policy(),
-            policies: Policies::new(registry, runtime, config.clone(), alerts),
+            policies,
             cfg,
             providers,
             client,

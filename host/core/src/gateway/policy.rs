@@ -23,7 +23,7 @@ use super::ChatRequest;
 use super::budget::Left;
 use crate::alerts::{Alerts, Severity};
 use crate::breaker::{Admit, Breaker, BreakerPolicy, Change};
-use crate::config::{Config, config_value_string};
+use crate::config::{Workspaces, config_value_string};
 use crate::registry::{Entry, Registry};
 use crate::sync::Unpoisoned as _;
 
@@ -80,7 +80,11 @@ struct Resolved {
 pub struct Policies {
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
-    config: Arc<Config>,
+    /// `[gateway] policy`: the policy of a workspace that names none.
+    default_policy: String,
+    /// The `[workspaces.*]` tables: each workspace's policy, mode and the
+    /// policy plugins' settings.
+    config: Workspaces,
     alerts: Alerts,
     cache: Mutex<HashMap<String, Resolved>>,
     alerted: Mutex<HashMap<String, Instant>>,
@@ -91,10 +95,13 @@ pub struct Policies {
 }
 
 impl Policies {
+    /// The policies under `[gateway]` (`gateway`) and the workspaces'
+    /// settings.
     pub fn new(
         registry: Arc<Registry>,
         runtime: Arc<Runtime>,
-        config: Arc<Config>,
+        gateway: &super::GatewayConfig,
+        config: Workspaces,
         alerts: Alerts,
     ) -> Self {
         Policies {
@@ -105,7 +112,8 @@ impl Policies {
             alerted: Mutex::default(),
             backend: Arc::new(RouterBackend),
             breakers: Mutex::default(),
-            breaker_policy: config.gateway.breaker_policy(),
+            breaker_policy: gateway.breaker_policy(),
+            default_policy: gateway.policy.clone(),
             config,
         }
     }
@@ -126,7 +134,7 @@ impl Policies {
 
     /// `[workspaces.<ws>.gateway]`, else `"*"`'s.
     pub fn workspace_gateway(&self, workspace: &str) -> super::WorkspaceGateway {
-        let get = |ws: &str| self.config.workspaces.get(ws).map(|w| w.gateway.clone());
+        let get = |ws: &str| self.config.get(ws).map(|w| w.gateway.clone());
         let mut merged = get("*").unwrap_or_default();
         if let Some(own) = get(workspace) {
             merged.policy = own.policy.or(merged.policy);
@@ -144,7 +152,7 @@ impl Policies {
         let name = self
             .workspace_gateway(workspace)
             .policy
-            .unwrap_or_else(|| self.config.gateway.policy.clone());
+            .unwrap_or_else(|| self.default_policy.clone());
         let entry = match self.registry.pinned(workspace, &name).await {
             Ok(e) if e.plugin.meta().kind != PluginKind::RoutingPolicy => Err(format!(
                 "plugin \"{name}\" is a {}, not a routing-policy",
@@ -175,7 +183,7 @@ impl Policies {
 
     /// Decides where a request goes.
     #[allow(clippy::too_many_arguments)]
-    pub async fn route(
+    pub(super) async fn route(
         &self,
         workspace: &str,
         call_id: &str,
