@@ -278,7 +278,9 @@ pub async fn set_pin(
         .registry
         .resolve(&plugin, &selector)
         .map_err(|e| match e {
-            Error::NotFound(m) => Error::FailedPrecondition(format!("cannot pin: {m}")),
+            e @ (Error::NotFound(_) | Error::NoVersion { .. }) => {
+                Error::FailedPrecondition(format!("cannot pin: {e}"))
+            }
             other => other,
         })?;
     let row = PinRow {

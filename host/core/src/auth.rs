@@ -355,10 +355,14 @@ pub fn bootstrap_secret(configured: Option<&str>, data_dir: &Path) -> Result<(St
         }
     }
     let secret = new_secret();
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| Error::Internal(format!("cannot create {}: {e}", data_dir.display())))?;
-    write_private(&path, &secret)
-        .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
+        doing: format!("cannot create {}", data_dir.display()),
+        source,
+    })?;
+    write_private(&path, &secret).map_err(|source| Error::Io {
+        doing: format!("cannot write {}", path.display()),
+        source,
+    })?;
     // `mode` applies only when the file is created; one that existed (too
     // short to be a token) keeps its bits otherwise.
     restrict(&path, 0o600)?;
@@ -374,7 +378,10 @@ pub fn private_dir(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|source| Error::Io {
+            doing: format!("cannot create {}", dir.display()),
+            source,
+        })?;
     restrict(dir, 0o700)
 }
 
@@ -382,17 +389,22 @@ pub fn private_dir(dir: &Path) -> Result<()> {
 /// the change. An error names the path (a file owned by another user).
 fn restrict(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Internal(format!("cannot read {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        doing: format!("cannot read {}", path.display()),
+        source,
+    })?;
     let was = meta.permissions().mode() & 0o7777;
     if was == mode {
         return Ok(());
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
-        Error::Internal(format!(
-            "cannot set the permissions of {} to {mode:o} (they are {was:o}): {e}",
-            path.display()
-        ))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        Error::Io {
+            doing: format!(
+                "cannot set the permissions of {} to {mode:o} (they are {was:o})",
+                path.display()
+            ),
+            source,
+        }
     })?;
     tracing::warn!(
         path = %path.display(),
@@ -434,7 +446,7 @@ mod tests {
             "this needs the admin role; the token has operator"
         );
         let e = p.require("b", Role::Viewer).unwrap_err();
-        assert_eq!(e.code(), "PERMISSION_DENIED");
+        assert!(matches!(e, Error::PermissionDenied(_)), "{e:?}");
         assert!(p.require_root().is_err());
     }
 }

@@ -230,11 +230,10 @@ impl Heal {
         let granted = self.registry.granted(workspace, &entry).await?;
         plugin
             .check_grants(&plugin.effective_grants(&granted))
-            .map_err(|e| {
-                Error::PermissionDenied(format!(
-                    "{e}; grant it in warden.toml ([workspaces.{workspace}.plugins.{}] grants) or with PUT /v1/workspaces/{workspace}/grants/{}",
-                    meta.name, meta.name
-                ))
+            .map_err(|source| Error::NotGranted {
+                plugin: meta.name.clone(),
+                workspace: workspace.to_string(),
+                source,
             })?;
         let new = NewRun {
             id: warden_store::new_id(),

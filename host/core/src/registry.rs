@@ -263,8 +263,10 @@ impl Registry {
         config: RegistryConfig,
     ) -> Result<Arc<Self>> {
         let cas_dir = config.data_dir.join("plugins").join("sha256");
-        let cas = files::open_root(&cas_dir)
-            .map_err(|e| Error::Internal(format!("cannot open {}: {e}", cas_dir.display())))?;
+        let cas = files::open_root(&cas_dir).map_err(|source| Error::Io {
+            doing: format!("cannot open {}", cas_dir.display()),
+            source,
+        })?;
         let plugins = match files::open_root(&config.plugin_dir) {
             Ok(dir) => Some(Arc::new(dir)),
             Err(e) => {
@@ -802,11 +804,12 @@ impl Registry {
             Selector::Req(req) => live_first(&|e| req.matches(e.version())),
             Selector::Digest(d) => versions.iter().find(|e| e.plugin.digest() == d).cloned(),
         };
-        found.ok_or_else(|| match selector {
-            Selector::Latest => Error::NotFound(format!(
-                "plugin \"{name}\" has no live version (its files were removed); pin a version or digest to use a stored one"
-            )),
-            other => Error::NotFound(format!("plugin \"{name}\" has no version matching \"{other}\"")),
+        found.ok_or_else(|| Error::NoVersion {
+            plugin: name.to_string(),
+            selector: match selector {
+                Selector::Latest => None,
+                other => Some(other.to_string()),
+            },
         })
     }
 

@@ -13,6 +13,7 @@
 //! every few seconds; several hosts on one PostgreSQL can each admit their
 //! one last call.
 
+use crate::error::{Budget, Error, Result};
 use crate::sync::Unpoisoned as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,13 +45,17 @@ pub enum Account {
 }
 
 impl Account {
-    /// How errors name it.
-    fn describe(&self) -> String {
+    /// Its budget of `measure` (`cost`, `token`), as errors name it.
+    fn budget(&self, measure: &'static str) -> Budget {
         match self {
-            Account::Hour { workspace, .. } => {
-                format!("the hourly {{}} budget of workspace \"{workspace}\"")
-            }
-            Account::Task { id, .. } => format!("the {{}} budget of task {id}"),
+            Account::Hour { workspace, .. } => Budget::Hourly {
+                workspace: workspace.clone(),
+                measure,
+            },
+            Account::Task { id, .. } => Budget::Task {
+                task: id.clone(),
+                measure,
+            },
         }
     }
 }
@@ -182,12 +187,12 @@ impl Ledger {
     }
 
     /// Reserves `amount` on every account, or on none: the error names the
-    /// budget that refused.
+    /// budget that refused, [`Error::BudgetSpent`] when it is spent.
     pub fn reserve(
         self: &Arc<Self>,
         budgets: &[(Account, Limits)],
         amount: Amount,
-    ) -> Result<Reservation, String> {
+    ) -> Result<Reservation> {
         let mut accounts = self.lock();
         for (account, limits) in budgets {
             let e = accounts.entry(account.clone()).or_insert_with(Entry::new);
@@ -209,7 +214,7 @@ impl Ledger {
                 ),
             ] {
                 let Some(limit) = limit else { continue };
-                let name = account.describe().replace("{}", what);
+                let budget = account.budget(what);
                 let show = |v: i64| {
                     if what == "cost" {
                         format!("${:.4}", v as f64 / 1e6)
@@ -218,20 +223,19 @@ impl Ledger {
                     }
                 };
                 if spent >= limit {
-                    return Err(format!(
-                        "{name} is spent: {} of {}",
-                        show(spent),
-                        show(limit)
-                    ));
+                    return Err(Error::BudgetSpent {
+                        budget,
+                        figures: format!(": {} of {}", show(spent), show(limit)),
+                    });
                 }
                 if e.in_flight > 0 && spent.saturating_add(reserved).saturating_add(wants) > limit {
-                    return Err(format!(
-                        "{name} has no room for this call: {} spent and {} reserved by {} call(s) in flight, of {}; retry when they finish",
+                    return Err(Error::ResourceExhausted(format!(
+                        "{budget} has no room for this call: {} spent and {} reserved by {} call(s) in flight, of {}; retry when they finish",
                         show(spent),
                         show(reserved),
                         e.in_flight,
                         show(limit)
-                    ));
+                    )));
                 }
             }
         }
@@ -318,6 +322,7 @@ mod tests {
         let b = ledger.reserve(&budgets, amount(400)).unwrap();
         // 800 reserved: a third would pass the limit while two are in flight.
         let err = ledger.reserve(&budgets, amount(400)).err().unwrap();
+        let err = err.to_string();
         assert!(
             err.contains("the hourly cost budget of workspace \"ws\" has no room"),
             "{err}"
@@ -332,7 +337,7 @@ mod tests {
         c.settle(amount(900));
         let err = ledger.reserve(&budgets, amount(1)).err().unwrap();
         assert_eq!(
-            err,
+            err.to_string(),
             "the hourly cost budget of workspace \"ws\" is spent: $0.0012 of $0.0010"
         );
     }
@@ -363,8 +368,12 @@ mod tests {
         ];
         let err = ledger.reserve(&budgets, amount(1)).err().unwrap();
         assert_eq!(
-            err,
+            err.to_string(),
             "the token budget of task t1 is spent: 100 tokens of 100 tokens"
+        );
+        assert!(
+            matches!(&err, Error::BudgetSpent { budget: Budget::Task { task, measure: "token" }, .. } if task == "t1"),
+            "{err:?}"
         );
         // Nothing was reserved on the hour.
         assert_eq!(ledger.left(&hour(), cost(1_000)).cost_micros, Some(1_000));

@@ -345,10 +345,7 @@ impl Gateway {
             self.count_iteration(&workspace, id, stage, route.max_iterations)
                 .await?;
         }
-        let reservation = self
-            .ledger
-            .reserve(&budgets, plan.reserve)
-            .map_err(Error::ResourceExhausted)?;
+        let reservation = self.ledger.reserve(&budgets, plan.reserve)?;
         let record = GatewayCallRow {
             id: call_id,
             workspace,
@@ -372,7 +369,7 @@ impl Gateway {
             Err(failure) => {
                 let record = GatewayCallRow {
                     status: "failed".to_string(),
-                    http_status: i64::from(failure.error.status().as_u16()),
+                    http_status: i64::from(Failure::STATUS.as_u16()),
                     attempts: failure.attempts,
                     provider: failure.provider,
                     model: failure.model,
@@ -402,6 +399,8 @@ struct Plan {
 
 /// A request that got no upstream answer.
 struct Failure {
+    /// `Unavailable` (no candidate took the call) or `Internal` (the
+    /// request could not be sent): both answered [`Failure::STATUS`].
     error: Error,
     attempts: i64,
     provider: Option<String>,
@@ -409,6 +408,10 @@ struct Failure {
 }
 
 impl Failure {
+    /// What the client is answered, and the call's record keeps: 503
+    /// `UNAVAILABLE` (docs/gateway.md, "every candidate failed").
+    const STATUS: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
     fn new(error: Error, attempts: i64, last: Option<(String, String)>) -> Failure {
         let (provider, model) = last.map_or((None, None), |(p, m)| (Some(p), Some(m)));
         Failure {

@@ -233,40 +233,44 @@ impl Scheduler {
         if let Some(limit) = settings.hourly_tokens
             && tokens >= limit
         {
-            return Err(Error::ResourceExhausted(format!(
-                "the hourly token budget of workspace \"{workspace}\" is spent ({tokens} of {limit} tokens this hour)"
-            )));
+            return Err(Error::BudgetSpent {
+                budget: crate::error::Budget::Hourly {
+                    workspace: workspace.to_string(),
+                    measure: "token",
+                },
+                figures: format!(" ({tokens} of {limit} tokens this hour)"),
+            });
         }
         if let Some(limit) = settings.hourly_cost_micros
             && cost >= limit
         {
-            return Err(Error::ResourceExhausted(format!(
-                "the hourly cost budget of workspace \"{workspace}\" is spent (${:.2} of ${:.2} this hour)",
-                cost as f64 / 1e6,
-                limit as f64 / 1e6
-            )));
+            return Err(Error::BudgetSpent {
+                budget: crate::error::Budget::Hourly {
+                    workspace: workspace.to_string(),
+                    measure: "cost",
+                },
+                figures: format!(
+                    " (${:.2} of ${:.2} this hour)",
+                    cost as f64 / 1e6,
+                    limit as f64 / 1e6
+                ),
+            });
         }
         Ok(())
     }
 
     pub(super) fn fence_error(task_id: &str, fence: &Fence) -> Error {
         match fence {
-            Fence::Stale {
-                token,
-                current: Some(current),
-            } => Error::FailedPrecondition(format!(
-                "stale fencing token {token} for task {task_id}: the current lease is {current}; this worker's lease expired and the stage was claimed again"
-            )),
-            Fence::Stale {
-                token,
-                current: None,
-            } => Error::FailedPrecondition(format!(
-                "stale fencing token {token} for task {task_id}: the task holds no lease (it was requeued, cancelled or finished)"
-            )),
-            Fence::Expired { token, expired_at } => Error::FailedPrecondition(format!(
-                "the lease {token} of task {task_id} expired at {}; claim the stage again",
-                crate::time::time(*expired_at)
-            )),
+            Fence::Stale { token, current } => Error::StaleLease {
+                task: task_id.to_string(),
+                token: *token,
+                current: *current,
+            },
+            Fence::Expired { token, expired_at } => Error::LeaseExpired {
+                task: task_id.to_string(),
+                token: *token,
+                expired_at: *expired_at,
+            },
         }
     }
 

@@ -52,10 +52,10 @@ impl Scheduler {
                 format!("workspace \"{workspace}\" is in {} mode{why}", mode.name()),
             )));
         }
-        if let Err(Error::ResourceExhausted(m)) =
+        if let Err(spent @ Error::BudgetSpent { .. }) =
             self.check_hourly_budget(workspace, &settings, now).await
         {
-            return Ok(Some(idle("budget_spent", m)));
+            return Ok(Some(idle("budget_spent", spent.to_string())));
         }
         Ok(self
             .paused_by_process(workspace)
@@ -85,11 +85,10 @@ impl Scheduler {
                     },
                 )
                 .await?;
-            if let Some(t) = tasks.iter().find(|t| {
-                t.last_error
-                    .as_deref()
-                    .is_some_and(|e| e.contains("budget"))
-            }) {
+            if let Some(t) = tasks
+                .iter()
+                .find(|t| Blocked::by(t.last_error.as_deref()) == Blocked::Budget)
+            {
                 return Ok(idle(
                     "budget_spent",
                     format!(
@@ -296,6 +295,41 @@ fn hold<'a>(t: &'a TaskRow, done: impl Fn(&str) -> bool, open: &[String], now: i
     Hold::Ready
 }
 
+/// What stopped a blocked task, read from its stored `last_error`, which
+/// holds the reason it was blocked for. A spent budget of the task is
+/// the text [`budget_spent`] writes (`the <budget> budget of task <id> is
+/// spent (<figures>)`, whichever path blocked it); every other reason (the
+/// loop guard, the same failure again and again, a playbook or an
+/// operator) is `Other`, even when it mentions a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    /// One of the task's own budgets is spent.
+    Budget,
+    /// Anything else, or no reason stored.
+    Other,
+}
+
+impl Blocked {
+    /// The measures [`budget_lines`] names.
+    const MEASURES: [&'static str; 4] = ["token", "cost", "step", "wall time"];
+
+    fn by(last_error: Option<&str>) -> Blocked {
+        let spent = last_error
+            .and_then(|e| e.strip_prefix("the "))
+            .and_then(|e| {
+                Self::MEASURES
+                    .iter()
+                    .find_map(|m| e.strip_prefix(m)?.strip_prefix(" budget of task "))
+            })
+            .is_some_and(|rest| rest.contains(" is spent ("));
+        if spent {
+            Blocked::Budget
+        } else {
+            Blocked::Other
+        }
+    }
+}
+
 /// Where a workspace's queued tasks stand ([`Scheduler::why_idle`]).
 #[derive(Default)]
 struct Queued {
@@ -449,5 +483,37 @@ mod tests {
         assert_eq!(q.in_backoff, 2);
         assert_eq!(q.next_retry, 1_000);
         assert_eq!(q.why_none_ready().map(|i| i.reason), Some("backoff"));
+    }
+
+    #[test]
+    fn a_spent_budget_is_recognised_from_the_stored_reason() {
+        // What `budget_spent` writes for each measure (its own test in
+        // scheduler/mod.rs pins the token one).
+        for reason in [
+            "the token budget of task t is spent (100 of 100 tokens)",
+            "the cost budget of task t is spent ($1.00 of $1.00)",
+            "the step budget of task t is spent (10 of 10 steps)",
+            "the wall time budget of task t is spent (60 of 60 s)",
+        ] {
+            assert_eq!(Blocked::by(Some(reason)), Blocked::Budget, "{reason}");
+        }
+    }
+
+    #[test]
+    fn other_block_reasons_are_not_a_spent_budget() {
+        for reason in [
+            None,
+            Some(""),
+            Some(
+                "infinite loop: stage \"x\" of task t would be attempted for the 6th time without progress (limit 5)",
+            ),
+            Some(
+                "the same failure 3 times in a row (fingerprint ab12): the token budget of task t is spent (1 of 1 tokens)",
+            ),
+            Some("blocked by a playbook: over budget"),
+            Some("the hourly token budget of workspace \"w\" is spent (1 of 1 tokens this hour)"),
+        ] {
+            assert_eq!(Blocked::by(reason), Blocked::Other, "{reason:?}");
+        }
     }
 }

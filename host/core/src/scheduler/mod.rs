@@ -422,14 +422,12 @@ impl Scheduler {
         reason: &Option<String>,
         what: &str,
     ) -> Error {
-        let why = reason
-            .as_deref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
-        Error::FailedPrecondition(format!(
-            "workspace \"{workspace}\" is in {} mode{why}: {what} is refused; switch it back with PUT /v1/workspaces/{workspace}/mode",
-            mode.name()
-        ))
+        Error::ModeRefuses {
+            workspace: workspace.to_string(),
+            mode: mode.name(),
+            reason: reason.clone(),
+            what: what.to_string(),
+        }
     }
 
     /// Creates a task (SPEC TS-1); refused in `read-only` mode.
