@@ -173,3 +173,38 @@ async fn serve_with_defaults_lists_and_runs_diagnose_system() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Regression: with `RUST_BACKTRACE=1` in the environment (common on a
+/// Rust developer's machine), a failing command printed the Rust stack
+/// trace of its error under the one line that says what was wrong.
+#[test]
+fn a_failing_command_says_what_went_wrong_without_a_stack_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let cases: [&[&str]; 2] = [
+        &["serve", "--config", missing.to_str().unwrap()],
+        &[
+            "task",
+            "cancel",
+            "t1",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "x",
+        ],
+    ];
+    for args in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LIB_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("backtrace"), "{args:?}: {stderr}");
+        assert!(!stderr.contains(".rs:"), "no source locations: {stderr}");
+    }
+}
