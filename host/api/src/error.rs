@@ -115,25 +115,13 @@ impl Code {
     }
 }
 
-/// The error and its sources, outermost first, for the log.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let code = Code::of(&e);
         let message = if code == Code::Internal {
             // The request id is on the request's span.
-            tracing::error!(error = %chain(&e), "internal error");
+            tracing::error!(error = %warden_core::error::chain(&e), "internal error");
             "the server could not complete the request; it has been logged (see x-request-id)"
                 .to_string()
         } else {

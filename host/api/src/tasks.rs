@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_store::tasks::{STATES, TaskQuery, TaskRow};
+use warden_store::tasks::{STATES, TaskQuery, TaskRow, TaskState};
 
 use crate::error::{Error, Result};
 use crate::views::{self, Answer};
@@ -91,27 +91,26 @@ pub async fn list(
     Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response> {
-    let states: Vec<String> = match &q.state {
-        Some(s) => s.split(',').map(str::to_string).collect(),
-        None => Vec::new(),
-    };
-    for s in &states {
-        if !STATES.contains(&s.as_str()) {
-            return Err(Error::invalid(format!(
-                "invalid state \"{}\": expected one of {}",
-                warden_core::validate::truncate(s, 40),
-                STATES.join(", ")
-            ))
-            .into());
-        }
-    }
+    let states = q
+        .state
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| {
+            s.parse::<TaskState>().map_err(|_| {
+                Error::invalid(format!(
+                    "invalid state \"{}\": expected one of {}",
+                    warden_core::validate::truncate(s, 40),
+                    STATES.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(Error::invalid("limit must be between 1 and 500").into());
     }
     let query = TaskQuery {
-        // Each is one of STATES, checked above.
-        states: states.iter().filter_map(|s| s.parse().ok()).collect(),
+        states,
         stuck_for_ms: None,
         lease_expired: false,
         limit,

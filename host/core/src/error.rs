@@ -7,6 +7,19 @@
 //! that are told apart. The text of each is what the client reads: it does
 //! not change when a kind gets a variant of its own.
 
+/// An error with its sources, outermost first, joined by `: `: for
+/// messages and logs.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -618,9 +618,8 @@ impl Heal {
 
 /// True for the name of a status a run ends in: `succeeded`, `failed` or
 /// `interrupted` (a run's status, or one a run event carries).
-pub fn is_terminal(status: impl AsRef<str>) -> bool {
+pub fn is_terminal(status: &str) -> bool {
     status
-        .as_ref()
         .parse::<RunStatus>()
         .is_ok_and(RunStatus::is_terminal)
 }

@@ -14,7 +14,7 @@ use warden_store::Store;
 
 use crate::alerts::Alerts;
 use crate::auth::{Auth, Principal};
-use crate::config::Config;
+use crate::config::{Config, Workspaces};
 use crate::events::EventHub;
 use crate::gates::Gates;
 use crate::gateway::Gateway;
@@ -127,13 +127,16 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
         max_wasm_bytes: (config.limits.max_plugin_mib as usize) << 20,
         limits: config.host_limits(),
     })?);
+    // The [workspaces.*] tables, copied once, shared by every service
+    // that reads them.
+    let workspaces = config.workspace_settings();
     let registry = Registry::open(
         runtime.clone(),
         store.clone(),
         crate::registry::RegistryConfig {
             data_dir: config.data_dir.clone(),
             plugin_dir: config.plugin_dir.clone(),
-            workspaces: config.workspace_settings(),
+            workspaces: workspaces.clone(),
         },
     )
     .await?;
@@ -147,8 +150,19 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
     registry.rescan().await;
 
     let (shutdown, rx) = watch::channel(false);
-    let app = Arc::new(services(config, store, runtime, registry, &admin_secret, &rx).await?);
-    start_loops(&app, &rx);
+    let app = Arc::new(
+        services(
+            config,
+            &workspaces,
+            store,
+            runtime,
+            registry,
+            &admin_secret,
+            &rx,
+        )
+        .await?,
+    );
+    start_loops(&app, &workspaces, &rx);
     Ok(Built {
         app,
         shutdown,
@@ -183,6 +197,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// but no background loop yet ([`start_loops`]).
 async fn services(
     config: Arc<Config>,
+    workspaces: &Workspaces,
     store: Store,
     runtime: Arc<Runtime>,
     registry: Arc<Registry>,
@@ -190,7 +205,6 @@ async fn services(
     rx: &watch::Receiver<bool>,
 ) -> anyhow::Result<App> {
     let alerts = Alerts::new(store.clone());
-    let workspaces = config.workspace_settings();
     let gates = Gates::new(
         store.clone(),
         runtime.clone(),
@@ -270,7 +284,7 @@ async fn services(
     );
     let processes = Processes::start(
         &config.processes,
-        &workspaces,
+        workspaces,
         store.clone(),
         alerts.clone(),
         scheduler.wake().clone(),
@@ -300,7 +314,7 @@ async fn services(
 /// Starts the background loops: the plugin directory's watcher, the
 /// scheduler's and alerts' loops, the notifier, auto-heal and the disk
 /// guard. Each ends when `rx` says so.
-fn start_loops(app: &Arc<App>, rx: &watch::Receiver<bool>) {
+fn start_loops(app: &Arc<App>, workspaces: &Workspaces, rx: &watch::Receiver<bool>) {
     app.registry.clone().watch(rx.clone());
     crate::loops::start(
         crate::loops::LoopServices {
@@ -324,7 +338,7 @@ fn start_loops(app: &Arc<App>, rx: &watch::Receiver<bool>) {
             store: app.store.clone(),
             heal: app.heal.clone(),
             alerts: app.alerts.clone(),
-            workspaces: app.config.workspace_settings(),
+            workspaces: workspaces.clone(),
         },
         rx.clone(),
     );

@@ -678,23 +678,11 @@ fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// An error with its sources, for messages.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
-}
-
 /// A reqwest error for messages, without its URL: a provider's or a
 /// sink's URL may hold a key (in its query or its path), and these texts
 /// end up in logs, call records, breaker reasons and alerts.
 pub(crate) fn http_error(e: reqwest::Error) -> String {
-    error_chain(&e.without_url())
+    crate::error::chain(&e.without_url())
 }
 
 /// `text` without `url` or the parts of it that may be a secret (a
