@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 
 use crate::Result;
 
-/// Defines a `Copy` enum stored by name: `ALL`, `as_str`, `FromStr` (an
+/// Defines a `Copy` enum stored by name: `ALL`, `NAMES`, `as_str`, `FromStr` (an
 /// unknown name is an [`crate::UnknownName`]), `Display`, serde as the
 /// name, and comparison with a name (`state == "queued"`, for tests and
 /// callers that hold a name from outside).
@@ -28,6 +28,9 @@ macro_rules! stored_names {
         impl $name {
             /// Every value, in order.
             pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// Every stored name, in the order of [`Self::ALL`].
+            pub const NAMES: &'static [&'static str] = &[$($text,)+];
 
             /// The stored name.
             pub fn as_str(self) -> &'static str {

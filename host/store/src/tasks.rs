@@ -46,16 +46,7 @@ const CREATE_ATTEMPTS: usize = 3;
 
 /// The names of the states a task can be in (SPEC TS-1), in the order of
 /// [`TaskState::ALL`].
-pub const STATES: &[&str] = &[
-    "queued",
-    "running",
-    "waiting_approval",
-    "blocked",
-    "failed",
-    "dead",
-    "done",
-    "cancelled",
-];
+pub const STATES: &[&str] = TaskState::NAMES;
 
 crate::names::stored_names! {
     /// A task's state (SPEC TS-1), stored in `tasks.state` by its name.
