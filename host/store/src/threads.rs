@@ -21,13 +21,19 @@
 //!
 //! Every call takes the workspace: a thread of another workspace is not
 //! found.
+//!
+//! Long-polling readers on every host learn of a new message from
+//! [`MESSAGES_CHANNEL`] (PostgreSQL `NOTIFY`, sent by the post's own
+//! transaction, so only once the message is visible).
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::audit::{AuditRow, append_audit_in, audit_from_row};
 use crate::names::get_name;
+use crate::notify::pg_notify;
 use crate::util::{
     Sql, clamp_limit, is_unique_violation, json_text, json_text_opt, parse_json, parse_json_opt,
     parse_strings, strings_text,
@@ -50,6 +56,12 @@ pub const DEFAULT_LIST_LIMIT: i64 = 100;
 
 /// The most threads one listing returns.
 pub const MAX_LIST_LIMIT: i64 = 500;
+
+/// The PostgreSQL channel a post notifies when it commits, with a
+/// [`ThreadNotice`] as JSON, so that long-polling readers on every host
+/// wake (`Store::listen`). A post on SQLite (a single host) notifies
+/// nothing: the caller wakes its own readers.
+pub const MESSAGES_CHANNEL: &str = "warden_thread_messages";
 
 /// Audit entries [`Store::list_thread_audit`] returns by default, and at
 /// most.
@@ -299,6 +311,32 @@ pub struct Posted {
     /// True when the key had been used: `message` is the original and
     /// nothing was written.
     pub replay: bool,
+}
+
+/// The payload of a [`MESSAGES_CHANNEL`] notification: message `seq` of
+/// a thread was posted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadNotice {
+    /// Workspace.
+    pub workspace: String,
+    /// The thread.
+    pub thread_id: String,
+    /// The message's seq.
+    pub seq: i64,
+}
+
+impl ThreadNotice {
+    /// The notification's payload: JSON.
+    pub fn payload(&self) -> String {
+        json!({ "workspace": self.workspace, "thread_id": self.thread_id, "seq": self.seq })
+            .to_string()
+    }
+
+    /// Reads a notification's payload; `None` for one this version does
+    /// not understand.
+    pub fn parse(payload: &str) -> Option<ThreadNotice> {
+        serde_json::from_str(payload).ok()
+    }
 }
 
 /// A participant's read cursor after [`Store::mark_thread_read`].
@@ -687,11 +725,12 @@ impl Store {
         let seq: Option<i64> = sqlx::query_scalar(
             "UPDATE threads SET last_seq = last_seq + 1, \
              updated_at = CASE WHEN updated_at < $3 THEN $3 ELSE updated_at END \
-             WHERE workspace = $1 AND id = $2 AND state <> 'closed' RETURNING last_seq",
+             WHERE workspace = $1 AND id = $2 AND state <> $4 RETURNING last_seq",
         )
         .bind(&message.workspace)
         .bind(&message.thread_id)
         .bind(message.at)
+        .bind(ThreadState::Closed.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(seq) = seq else {
@@ -718,6 +757,15 @@ impl Store {
         match inserted {
             Ok(row) => {
                 let posted = message_from_row(&row)?;
+                if self.dialect == Dialect::Postgres {
+                    // Delivered at commit, and only if it commits.
+                    let notice = ThreadNotice {
+                        workspace: posted.workspace.clone(),
+                        thread_id: posted.thread_id.clone(),
+                        seq: posted.seq,
+                    };
+                    pg_notify(&mut tx, MESSAGES_CHANNEL, &notice.payload()).await?;
+                }
                 tx.commit().await?;
                 Ok(Posted {
                     message: posted,
@@ -1196,6 +1244,22 @@ mod tests {
             "bot".parse::<ParticipantKind>().unwrap_err().to_string(),
             "unknown participant kind \"bot\""
         );
+    }
+
+    #[test]
+    fn a_notice_reads_back_from_its_payload() {
+        let notice = ThreadNotice {
+            workspace: "ws".into(),
+            thread_id: "t1".into(),
+            seq: 42,
+        };
+        let payload: Value = serde_json::from_str(&notice.payload()).unwrap();
+        assert_eq!(
+            payload,
+            json!({"workspace": "ws", "thread_id": "t1", "seq": 42})
+        );
+        assert_eq!(ThreadNotice::parse(&notice.payload()), Some(notice));
+        assert_eq!(ThreadNotice::parse("t1 42"), None);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! numbers, cursor reads (TH-2) and audit trail (TH-5).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde_json::json;
 use warden_store::threads::{
-    MAX_BODY_BYTES, MAX_READ_LIMIT, MessageKind, NewMessage, NewParticipant, NewThread,
-    ParticipantKind, StateChange, ThreadQuery, ThreadState,
+    MAX_BODY_BYTES, MAX_READ_LIMIT, MESSAGES_CHANNEL, MessageKind, NewMessage, NewParticipant,
+    NewThread, ParticipantKind, StateChange, ThreadNotice, ThreadQuery, ThreadState,
 };
 use warden_store::{Error, Store, new_id, now_ms};
 
@@ -21,6 +22,7 @@ conformance!(
     reads_are_bounded_and_paged,
     cursors_never_move_back_and_count_what_is_unread,
     bodies_over_the_limit_are_refused,
+    a_post_notifies_every_host_once_it_commits,
     concurrent_posts_from_several_hosts_number_without_gaps,
 );
 
@@ -708,6 +710,40 @@ async fn bodies_over_the_limit_are_refused(store: Store) -> TestResult {
         store.get_thread("ws", id).await?.expect("thread").last_seq,
         1
     );
+    Ok(())
+}
+
+/// The next notice `listener` receives, within 5 s.
+async fn next_notice(
+    listener: &mut warden_store::notify::Listener,
+) -> anyhow::Result<Option<ThreadNotice>> {
+    let payload = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await??;
+    Ok(ThreadNotice::parse(&payload))
+}
+
+async fn a_post_notifies_every_host_once_it_commits(store: Store) -> TestResult {
+    let (thread, _) = store.create_thread(&new_thread("ws")).await?;
+    let id = thread.id.as_str();
+    let Some(mut listener) = store.listen(MESSAGES_CHANNEL).await? else {
+        // SQLite is one host: nothing to notify, and nothing is sent.
+        assert_eq!(store.dialect(), warden_store::Dialect::Sqlite);
+        return Ok(());
+    };
+    let first = keyed(message("ws", id, "exec", "one"), "k1");
+    store.post_thread_message(&first).await?;
+    let expected = |seq| ThreadNotice {
+        workspace: "ws".to_string(),
+        thread_id: id.to_string(),
+        seq,
+    };
+    assert_eq!(next_notice(&mut listener).await?, Some(expected(1)));
+    // A replay writes nothing and notifies nothing: the next notice is
+    // the next message's.
+    assert!(store.post_thread_message(&first).await?.replay);
+    store
+        .post_thread_message(&message("ws", id, "review", "two"))
+        .await?;
+    assert_eq!(next_notice(&mut listener).await?, Some(expected(2)));
     Ok(())
 }
 
