@@ -2,8 +2,8 @@
 //! (SPEC SE-3). Playbook actions have their own table, `actions`.
 
 use serde_json::Value;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::util::{clamp_limit, json_text, parse_json};
 use crate::{Result, Store, now_ms};
@@ -82,7 +82,7 @@ impl Store {
     }
 }
 
-fn audit_from_row(row: &AnyRow) -> Result<AuditRow> {
+pub(crate) fn audit_from_row(row: &AnyRow) -> Result<AuditRow> {
     Ok(AuditRow {
         id: row.try_get("id")?,
         at: row.try_get("at")?,
@@ -92,4 +92,31 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRow> {
         target: row.try_get("target")?,
         detail: parse_json("audit_log.detail", &row.try_get::<String, _>("detail")?)?,
     })
+}
+
+/// [`Store::append_audit`] on `conn`, inside the caller's transaction, so
+/// that a change and its audit entry commit together; `at` is the time of
+/// the change.
+pub(crate) async fn append_audit_in(
+    conn: &mut AnyConnection,
+    actor: &str,
+    workspace: &str,
+    action: &str,
+    target: &str,
+    detail: &Value,
+    at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, workspace, action, target, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(at)
+    .bind(actor)
+    .bind(workspace)
+    .bind(action)
+    .bind(target)
+    .bind(json_text(detail))
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -25,6 +25,37 @@ pub enum Error {
     /// The row is not in a state that allows the change; the text says why.
     #[error("{0}")]
     Conflict(String),
+    /// A post to a closed thread, or a participant added to one (SPEC
+    /// TH-1). Callers answer it as a failed precondition.
+    #[error(
+        "thread \"{thread}\" is closed and takes no new messages or participants (reopen it first)"
+    )]
+    ThreadClosed {
+        /// The thread's id.
+        thread: String,
+    },
+    /// A name that is not a participant of the thread: the sender or a
+    /// recipient of a message, or the reader of a cursor. Callers answer
+    /// it as an invalid argument.
+    #[error("\"{name}\" is not a participant of thread \"{thread}\" (add it to the thread first)")]
+    NotParticipant {
+        /// The thread's id.
+        thread: String,
+        /// The name given.
+        name: String,
+    },
+    /// A value is larger than the store takes (a thread message's body,
+    /// [`crate::threads::MAX_BODY_BYTES`]). Callers answer it as an
+    /// invalid argument.
+    #[error("{what} is {size} bytes, more than the {max} allowed (make it smaller)")]
+    TooLarge {
+        /// What was too large, e.g. `message body`.
+        what: &'static str,
+        /// Its size in bytes.
+        size: usize,
+        /// The most allowed, in bytes.
+        max: usize,
+    },
     /// A stored JSON column does not parse.
     #[error("stored {column} is not valid JSON: {message}")]
     Corrupt {

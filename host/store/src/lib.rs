@@ -53,6 +53,7 @@ pub mod settings;
 pub mod stages;
 pub mod task_events;
 pub mod tasks;
+pub mod threads;
 pub mod tokens;
 pub mod usage;
 pub mod workers;

@@ -116,6 +116,7 @@ mod tests {
     use crate::runs::{RunMode, RunStatus};
     use crate::task_events::EventKind;
     use crate::tasks::{STATES, TaskState};
+    use crate::threads::{MessageKind, ParticipantKind, ThreadState};
 
     #[test]
     fn every_name_reads_back_as_its_value() {
@@ -137,6 +138,9 @@ mod tests {
         round_trip(RunStatus::ALL);
         round_trip(RunMode::ALL);
         round_trip(EventKind::ALL);
+        round_trip(ThreadState::ALL);
+        round_trip(ParticipantKind::ALL);
+        round_trip(MessageKind::ALL);
     }
 
     #[test]

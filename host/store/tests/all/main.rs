@@ -29,6 +29,7 @@ mod settings;
 mod stages;
 mod task_events;
 mod tasks;
+mod threads;
 mod tokens;
 mod usage;
 mod workers;
