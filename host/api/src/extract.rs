@@ -307,7 +307,10 @@ mod tests {
                 },
                 ..Config::default()
             };
-            let built = warden_core::services::build(config, &[]).await.unwrap();
+            let built =
+                warden_core::services::build(config, &[], &warden_core::outbound::Disconnected)
+                    .await
+                    .unwrap();
             let state = AppState {
                 app: built.app.clone(),
                 streams: Arc::default(),

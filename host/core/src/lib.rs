@@ -32,6 +32,7 @@ pub mod kv;
 pub mod leader;
 pub mod loops;
 pub mod metrics;
+pub mod outbound;
 pub mod processes;
 pub mod registry;
 pub mod rules;

@@ -113,15 +113,17 @@ pub struct Processes {
 }
 
 impl Processes {
-    /// Starts a supervisor for every `[[processes]]` entry; `workspaces`
-    /// says which processes each workspace `needs`.
+    /// Starts a supervisor for every `[[processes]]` entry, probing health
+    /// URLs through clients of `connector`; `workspaces` says which
+    /// processes each workspace `needs`.
     pub fn start(
         processes: &[ProcessConfig],
         workspaces: &crate::config::Workspaces,
+        connector: &dyn crate::outbound::Connector,
         store: Store,
         alerts: Alerts,
         wake: Arc<Wake>,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, crate::outbound::Error> {
         let (stop, rx) = watch::channel(false);
         let now = warden_store::now_ms();
         let entries: Vec<Arc<Entry>> = processes
@@ -143,39 +145,37 @@ impl Processes {
                 })
             })
             .collect();
-        let supervisors = entries
-            .iter()
-            .map(|e| {
-                let s = Supervisor {
-                    policy: BreakerPolicy {
-                        failures: 1,
-                        backoff_ms: e.config.restart_backoff_ms.clone(),
-                        window: crate::breaker::RateWindow::default(),
-                    },
-                    client: reqwest::Client::builder()
-                        .timeout(Duration::from_millis(e.config.health_timeout_ms))
-                        .build()
-                        .unwrap_or_default(),
-                    entry: e.clone(),
-                    store: store.clone(),
-                    alerts: alerts.clone(),
-                    wake: wake.clone(),
-                    breaker: Breaker::default(),
-                };
-                tokio::spawn(s.run(rx.clone()))
-            })
-            .collect();
+        let mut supervisors = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let s = Supervisor {
+                policy: BreakerPolicy {
+                    failures: 1,
+                    backoff_ms: e.config.restart_backoff_ms.clone(),
+                    window: crate::breaker::RateWindow::default(),
+                },
+                client: connector.client(&crate::outbound::Options {
+                    timeout: Some(Duration::from_millis(e.config.health_timeout_ms)),
+                    ..Default::default()
+                })?,
+                entry: e.clone(),
+                store: store.clone(),
+                alerts: alerts.clone(),
+                wake: wake.clone(),
+                breaker: Breaker::default(),
+            };
+            supervisors.push(tokio::spawn(s.run(rx.clone())));
+        }
         let needs = workspaces
             .iter()
             .filter(|(_, w)| !w.needs.is_empty())
             .map(|(ws, w)| (ws.clone(), w.needs.clone()))
             .collect();
-        Arc::new(Processes {
+        Ok(Arc::new(Processes {
             entries,
             needs,
             stop,
             supervisors: tokio::sync::Mutex::new(supervisors),
-        })
+        }))
     }
 
     /// A snapshot of every process, in configuration order.
@@ -241,7 +241,7 @@ struct Supervisor {
     wake: Arc<Wake>,
     breaker: Breaker,
     policy: BreakerPolicy,
-    client: reqwest::Client,
+    client: Arc<dyn crate::outbound::Client>,
 }
 
 impl Supervisor {
@@ -373,7 +373,7 @@ impl Supervisor {
             let check = async {
                 tick.tick().await;
                 match (&c.health_url, pid_only) {
-                    (Some(url), false) => probe(&self.client, url).await,
+                    (Some(url), false) => probe(self.client.as_ref(), url).await,
                     _ => Ok(()),
                 }
             };
@@ -531,10 +531,11 @@ impl Supervisor {
 }
 
 /// One HTTP probe: 2xx within the client's timeout is healthy.
-async fn probe(client: &reqwest::Client, url: &str) -> Result<(), String> {
-    match client.get(url).send().await {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("{url} answered {}", r.status())),
+async fn probe(client: &dyn crate::outbound::Client, url: &str) -> Result<(), String> {
+    let request = crate::outbound::Request::new(http::Method::GET, url);
+    match client.send(request).await {
+        Ok(r) if r.status.is_success() => Ok(()),
+        Ok(r) => Err(format!("{url} answered {}", r.status)),
         Err(e) => Err(format!("{url}: {e}")),
     }
 }

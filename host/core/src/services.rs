@@ -20,6 +20,7 @@ use crate::gates::Gates;
 use crate::gateway::Gateway;
 use crate::heal::Heal;
 use crate::health::Health;
+use crate::outbound::Connector;
 use crate::processes::Processes;
 use crate::registry::Registry;
 use crate::scheduler::Scheduler;
@@ -105,11 +106,16 @@ pub struct Built {
     pub admin_from: String,
 }
 
-/// Builds every service from `config`, adds the `bundled` plugins (name,
-/// component bytes) when the configuration asks for them, recovers
-/// interrupted runs and starts the background loops. The caller serves
+/// Builds every service from `config`, with `connector` for the outbound
+/// HTTP of the gateway, the alert sinks and the health probes, adds the
+/// `bundled` plugins (name, component bytes) when the configuration asks
+/// for them, recovers interrupted runs and starts the background loops. The caller serves
 /// the API and sets [`App::ready`].
-pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<Built> {
+pub async fn build(
+    config: Config,
+    bundled: &[(&str, &[u8])],
+    connector: &dyn Connector,
+) -> anyhow::Result<Built> {
     let config = Arc::new(config);
     crate::auth::private_dir(&config.data_dir).with_context(|| {
         format!(
@@ -154,10 +160,13 @@ pub async fn build(config: Config, bundled: &[(&str, &[u8])]) -> anyhow::Result<
         services(
             config,
             &workspaces,
-            store,
-            runtime,
-            registry,
+            Foundation {
+                store,
+                runtime,
+                registry,
+            },
             &admin_secret,
+            connector,
             &rx,
         )
         .await?,
@@ -192,33 +201,13 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// Builds every service over the store, the runtime and the registry;
-/// interrupted runs are recovered and the gateway's writer is started,
-/// but no background loop yet ([`start_loops`]).
-async fn services(
-    config: Arc<Config>,
-    workspaces: &Workspaces,
-    store: Store,
-    runtime: Arc<Runtime>,
-    registry: Arc<Registry>,
-    admin_secret: &str,
-    rx: &watch::Receiver<bool>,
-) -> anyhow::Result<App> {
-    let alerts = Alerts::new(store.clone());
-    let gates = Gates::new(
-        store.clone(),
-        runtime.clone(),
-        registry.clone(),
-        workspaces.clone(),
-        alerts.clone(),
-    );
-    let scheduler = Scheduler::new(
-        store.clone(),
-        config.scheduler.clone(),
-        alerts.clone(),
-        Some(gates.clone()),
-    );
-    let hub = EventHub::start_with(store.clone(), config.limits.event_limits());
+/// The health snapshots (over the data directory and the providers) and
+/// the evidence store that runs write to.
+fn health_and_evidence(
+    config: &Config,
+    store: &Store,
+    registry: &Arc<Registry>,
+) -> anyhow::Result<(Arc<Health>, Arc<crate::evidence::Evidence>)> {
     let providers = config.gateway.providers.iter().map(|p| p.name.clone());
     let health = Arc::new(
         Health::new(
@@ -238,6 +227,49 @@ async fn services(
                 )
             })?,
     );
+    Ok((health, evidence))
+}
+
+/// What every service is built over.
+struct Foundation {
+    store: Store,
+    runtime: Arc<Runtime>,
+    registry: Arc<Registry>,
+}
+
+/// Builds every service over the store, the runtime and the registry,
+/// with `connector` for their outbound HTTP; interrupted runs are
+/// recovered and the gateway's writer is started, but no background loop
+/// yet ([`start_loops`]).
+async fn services(
+    config: Arc<Config>,
+    workspaces: &Workspaces,
+    foundation: Foundation,
+    admin_secret: &str,
+    connector: &dyn Connector,
+    rx: &watch::Receiver<bool>,
+) -> anyhow::Result<App> {
+    let Foundation {
+        store,
+        runtime,
+        registry,
+    } = foundation;
+    let alerts = Alerts::new(store.clone());
+    let gates = Gates::new(
+        store.clone(),
+        runtime.clone(),
+        registry.clone(),
+        workspaces.clone(),
+        alerts.clone(),
+    );
+    let scheduler = Scheduler::new(
+        store.clone(),
+        config.scheduler.clone(),
+        alerts.clone(),
+        Some(gates.clone()),
+    );
+    let hub = EventHub::start_with(store.clone(), config.limits.event_limits());
+    let (health, evidence) = health_and_evidence(&config, &store, &registry)?;
     let heal = Heal::new(
         store.clone(),
         registry.clone(),
@@ -263,6 +295,7 @@ async fn services(
     let gateway = Gateway::start(
         config.gateway.clone(),
         policies,
+        connector,
         store.clone(),
         scheduler.clone(),
         alerts.clone(),
@@ -280,15 +313,19 @@ async fn services(
         store.clone(),
         config.alerting.clone(),
         &config.data_dir,
+        connector,
         alerts.clone(),
-    );
+    )
+    .context("cannot start the alert notifier")?;
     let processes = Processes::start(
         &config.processes,
         workspaces,
+        connector,
         store.clone(),
         alerts.clone(),
         scheduler.wake().clone(),
-    );
+    )
+    .context("cannot start the managed processes")?;
     scheduler.set_processes(processes.clone());
     Ok(App {
         streams: crate::streams::StreamSlots::new(config.http.max_streams_per_token, rx.clone()),

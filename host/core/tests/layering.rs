@@ -1,7 +1,8 @@
 //! The domain crate's layering, checked on its sources (issue 16):
 //!
-//! - its manifest names no HTTP server, middleware or OpenAPI crate, so
-//!   the domain cannot come to depend on the API again;
+//! - its manifest names no HTTP server, middleware or OpenAPI crate, and
+//!   none is in its dependency tree (`cargo tree -e normal`), so the
+//!   domain cannot come to depend on the API or an HTTP stack again;
 //! - its modules' `crate::` references form no cycle: a lower layer
 //!   (error, time, validate, wake, config; breaker, events, auth; alerts,
 //!   registry; kv; heal, gates, processes; scheduler; gateway; read
@@ -50,6 +51,64 @@ fn the_domain_crate_names_no_http_server_or_openapi_crate() {
     assert!(
         bad.is_empty(),
         "warden-core depends on {bad:?}; HTTP server and OpenAPI code belongs in warden-api"
+    );
+}
+
+/// Crates the domain must not pull in at all, through any dependency:
+/// the HTTP stack (outbound HTTP goes through `outbound::Connector`,
+/// which the `warden` binary backs with reqwest) and the server and
+/// OpenAPI crates.
+const FORBIDDEN_ANYWHERE: &[&str] = &[
+    "axum",
+    "tower",
+    "tower-http",
+    "hyper",
+    "hyper-util",
+    "reqwest",
+    "utoipa",
+];
+
+/// What `cargo tree -p warden-core -e normal` names (the issue's own
+/// check): every crate the domain is built with, one per line.
+#[test]
+fn no_http_stack_is_in_the_domain_crates_dependency_tree() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "warden-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .current_dir(manifest_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        names.contains("tokio") && names.contains("warden-store"),
+        "cargo tree printed no dependencies: {text}"
+    );
+    let bad: Vec<&&str> = FORBIDDEN_ANYWHERE
+        .iter()
+        .filter(|n| names.contains(**n))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "warden-core's dependency tree holds {bad:?}; run `cargo tree -p warden-core -e normal -i <crate>` to see which dependency brings it"
     );
 }
 

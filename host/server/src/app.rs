@@ -90,7 +90,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         app,
         shutdown,
         admin_from,
-    } = warden_core::services::build(config, bundled::BUNDLED).await?;
+    } = warden_core::services::build(config, bundled::BUNDLED, &crate::outbound::Reqwest).await?;
     let config = app.config.clone();
     let rx = shutdown.subscribe();
     let listener = tokio::net::TcpListener::bind(config.listen)

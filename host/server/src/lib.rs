@@ -1,6 +1,7 @@
 //! The `warden` binary's library: the wiring that starts the services of
 //! warden-core and serves warden-api's router (`app`), the command line
-//! (`cli`) and `warden demo`.
+//! (`cli`), `warden demo`, and the reqwest client behind warden-core's
+//! outbound HTTP (`outbound`).
 //!
 //! The HTTP API and the domain modules are re-exported under their old
 //! paths (`warden_server::api`, `warden_server::scheduler`, …).
@@ -9,6 +10,7 @@
 pub mod app;
 pub mod cli;
 pub mod demo;
+pub mod outbound;
 
 pub use app::{Server, start};
 pub use warden_api as api;

@@ -45,7 +45,7 @@ pub struct Notifier {
     config: AlertingConfig,
     alerts: Alerts,
     sinks: Vec<Arc<Sink>>,
-    client: reqwest::Client,
+    client: Arc<dyn crate::outbound::Client>,
     policy: BreakerPolicy,
     source: String,
 }
@@ -57,8 +57,9 @@ impl Notifier {
         store: Store,
         config: AlertingConfig,
         data_dir: &std::path::Path,
+        connector: &dyn crate::outbound::Connector,
         alerts: Alerts,
-    ) -> Arc<Notifier> {
+    ) -> Result<Arc<Notifier>, crate::outbound::Error> {
         let sinks = config
             .effective_sinks()
             .into_iter()
@@ -74,14 +75,13 @@ impl Notifier {
                 })
             })
             .collect();
-        // Redirects are not followed: alerts (and a PagerDuty routing key)
-        // go only where the operator pointed them.
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Arc::new(Notifier {
+        // Redirects are never followed (outbound::Connector): alerts (and
+        // a PagerDuty routing key) go only where the operator pointed them.
+        let client = connector.client(&crate::outbound::Options {
+            connect_timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        })?;
+        Ok(Arc::new(Notifier {
             store,
             config,
             alerts,
@@ -94,7 +94,7 @@ impl Notifier {
                 window: crate::breaker::RateWindow::default(),
             },
             source: format!("warden@{}", hostname()),
-        })
+        }))
     }
 
     /// The configured sinks.
@@ -260,7 +260,7 @@ impl Notifier {
         tokio::spawn(async move {
             loop {
                 sink.dirty.store(false, Ordering::SeqCst);
-                deliver(&store, &client, &alerts, &policy, &sink).await;
+                deliver(&store, client.as_ref(), &alerts, &policy, &sink).await;
                 sink.running.store(false, Ordering::SeqCst);
                 // Work queued after the last look and before `running` went
                 // down found the worker still running: take it now.
@@ -277,7 +277,7 @@ impl Notifier {
 /// try again).
 async fn deliver(
     store: &Store,
-    client: &reqwest::Client,
+    client: &dyn crate::outbound::Client,
     alerts: &Alerts,
     policy: &BreakerPolicy,
     sink: &Sink,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use warden_store::alerts::AlertRow;
 
 use super::config::{SinkConfig, SinkKind};
+use crate::outbound::{Client, Request};
 use crate::time::{opt_time, time};
 
 /// `trigger`, `repeat` or `resolve`.
@@ -189,7 +190,7 @@ pub struct Target {
 
 impl Target {
     /// Sends one payload.
-    pub async fn send(&self, client: &reqwest::Client, payload: &Value) -> Result<(), Failed> {
+    pub async fn send(&self, client: &dyn Client, payload: &Value) -> Result<(), Failed> {
         match self.cfg.kind {
             SinkKind::Jsonl => self.append(payload).await,
             SinkKind::Pagerduty => {
@@ -212,7 +213,7 @@ impl Target {
         }
     }
 
-    async fn post(&self, client: &reqwest::Client, body: &Value) -> Result<(), Failed> {
+    async fn post(&self, client: &dyn Client, body: &Value) -> Result<(), Failed> {
         let Some(url) = self.cfg.resolved_url() else {
             return Err(Failed {
                 message: format!(
@@ -222,40 +223,31 @@ impl Target {
                 retry: true,
             });
         };
-        let sent = client
-            .post(&url)
-            .timeout(Duration::from_millis(self.cfg.timeout_ms))
-            .json(body)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) if r.status().is_redirection() => Err(Failed {
+        let mut request = Request::post_json(&url, body);
+        request.timeout = Some(Duration::from_millis(self.cfg.timeout_ms));
+        match client.send(request).await {
+            Ok(r) if r.status.is_success() => Ok(()),
+            Ok(r) if r.status.is_redirection() => Err(Failed {
                 message: format!(
                     "HTTP {}: the sink answered with a redirect, which is not followed (it could send alerts anywhere); set its url to the final address",
-                    r.status()
+                    r.status
                 ),
                 retry: false,
             }),
             Ok(r) => {
-                let status = r.status();
-                let text: String = r
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect();
+                let status = r.status;
+                // 300 characters of at most 4 bytes each.
+                let text: String = r.text_prefix(1200).await.chars().take(300).collect();
                 Err(Failed {
                     // An error page may echo the address it was posted to.
                     message: crate::gateway::scrub_url(&format!("HTTP {status}: {text}"), &url),
                     retry: status.is_server_error()
-                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                        || status == reqwest::StatusCode::REQUEST_TIMEOUT,
+                        || status == http::StatusCode::TOO_MANY_REQUESTS
+                        || status == http::StatusCode::REQUEST_TIMEOUT,
                 })
             }
             Err(e) => Err(Failed {
-                message: crate::gateway::scrub_url(&crate::gateway::http_error(e), &url),
+                message: crate::gateway::scrub_url(&e.to_string(), &url),
                 retry: true,
             }),
         }

@@ -168,7 +168,7 @@ impl GatewayConfig {
             if !seen.insert(p.name.as_str()) {
                 return Err(format!("{at}: the name is used twice"));
             }
-            let url = reqwest::Url::parse(&p.base_url)
+            let url = url::Url::parse(&p.base_url)
                 .map_err(|e| format!("{at}: base_url \"{}\": {e}", p.base_url))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(format!("{at}: base_url must be http:// or https://"));

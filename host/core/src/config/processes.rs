@@ -134,8 +134,8 @@ pub fn validate(config: &Config) -> Result<(), String> {
                 return Err(format!("{at}: health = \"http\" needs health_url"));
             }
             (HealthCheck::Http, Some(url)) => {
-                let parsed = reqwest::Url::parse(url)
-                    .map_err(|e| format!("{at}: health_url \"{url}\": {e}"))?;
+                let parsed =
+                    url::Url::parse(url).map_err(|e| format!("{at}: health_url \"{url}\": {e}"))?;
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(format!(
                         "{at}: health_url \"{url}\" must be an http or https URL"

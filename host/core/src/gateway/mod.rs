@@ -139,7 +139,7 @@ struct TaskInfo {
 pub struct Gateway {
     cfg: GatewayConfig,
     providers: Vec<Provider>,
-    client: reqwest::Client,
+    client: Arc<dyn crate::outbound::Client>,
     breaker_policy: BreakerPolicy,
     breakers: Mutex<HashMap<String, Breaker>>,
     ledger: Arc<Ledger>,
@@ -155,10 +155,12 @@ pub struct Gateway {
 
 impl Gateway {
     /// Builds the gateway under `[gateway]` (`cfg`) with the workspaces'
-    /// routing `policies`, and starts its writer and breaker sync.
+    /// routing `policies`, calling providers through a client of
+    /// `connector`, and starts its writer and breaker sync.
     pub async fn start(
         cfg: GatewayConfig,
         policies: Policies,
+        connector: &dyn crate::outbound::Connector,
         store: Store,
         scheduler: Arc<Scheduler>,
         alerts: Alerts,
@@ -201,12 +203,12 @@ impl Gateway {
         // Redirects are not followed: a provider that answers one is
         // failing (it counts against its breaker), and following it would
         // send the prompt and the key to an address nobody configured.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()?;
+        let client = connector.client(&crate::outbound::Options {
+            pool_idle_timeout: Some(Duration::from_secs(90)),
+            pool_max_idle_per_host: Some(256),
+            tcp_nodelay: true,
+            ..Default::default()
+        })?;
         let mut breakers = HashMap::new();
         for row in store.list_breakers().await? {
             if let Some(name) = row.name.strip_prefix("provider:") {
@@ -450,7 +452,7 @@ struct Finish {
 /// failed with what was delivered.
 struct Pump {
     gateway: Arc<Gateway>,
-    upstream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    upstream: crate::outbound::Body,
     splitter: Splitter,
     pending: std::collections::VecDeque<Bytes>,
     idle: Duration,
@@ -534,7 +536,7 @@ impl Pump {
                     }
                 }
                 Ok(Some(Err(e))) => {
-                    self.fail(format!("the stream broke off: {}", http_error(e)), true);
+                    self.fail(format!("the stream broke off: {e}"), true);
                 }
                 Err(_) => {
                     self.fail(
@@ -678,20 +680,13 @@ fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// A reqwest error for messages, without its URL: a provider's or a
-/// sink's URL may hold a key (in its query or its path), and these texts
-/// end up in logs, call records, breaker reasons and alerts.
-pub(crate) fn http_error(e: reqwest::Error) -> String {
-    crate::error::chain(&e.without_url())
-}
-
 /// `text` without `url` or the parts of it that may be a secret (a
 /// webhook's path, a query): an error page may echo the address it was
 /// sent to, and these texts become log lines, call records, stored
 /// notifications, breaker reasons and alert texts.
 pub(crate) fn scrub_url(text: &str, url: &str) -> String {
     let mut out = text.replace(url, "<url>");
-    if let Ok(u) = reqwest::Url::parse(url) {
+    if let Ok(u) = url::Url::parse(url) {
         let path = u.path().trim_end_matches('/');
         if path.trim_matches('/').len() >= 4 {
             out = out.replace(path, "/…");
@@ -710,7 +705,7 @@ pub(crate) fn scrub_url(text: &str, url: &str) -> String {
 /// is often its secret); a query, which may hold a key, and a user and
 /// password are never shown.
 pub fn redact_url(url: &str, keep_path: bool) -> String {
-    let Ok(u) = reqwest::Url::parse(url) else {
+    let Ok(u) = url::Url::parse(url) else {
         return "(not a valid URL)".to_string();
     };
     let host = u.host_str().unwrap_or("");
@@ -729,7 +724,7 @@ pub fn redact_url(url: &str, keep_path: bool) -> String {
 /// `<base_url>/chat/completions`, with the base URL's query (some
 /// providers take their key or API version there) after the path.
 fn chat_url(base_url: &str) -> std::result::Result<String, String> {
-    let mut url = reqwest::Url::parse(base_url).map_err(|e| e.to_string())?;
+    let mut url = url::Url::parse(base_url).map_err(|e| e.to_string())?;
     let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
     url.set_path(&path);
     Ok(url.to_string())

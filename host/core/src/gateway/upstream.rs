@@ -49,7 +49,7 @@ impl Gateway {
                     continue;
                 }
             };
-            let status = response.status();
+            let status = response.status;
             record.attempts = attempts;
             record.provider = Some(name.clone());
             record.model = Some(model.clone());
@@ -116,26 +116,28 @@ impl Gateway {
         &self,
         provider: &Provider,
         payload: Vec<u8>,
-    ) -> std::result::Result<reqwest::Response, String> {
-        let mut request = self
-            .client
-            .post(&provider.url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(payload);
+    ) -> std::result::Result<crate::outbound::Response, String> {
+        let mut request = crate::outbound::Request::new(http::Method::POST, &provider.url);
+        request.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(auth) = &provider.auth {
-            request = request.header(header::AUTHORIZATION, auth.clone());
+            request.headers.insert(header::AUTHORIZATION, auth.clone());
         }
-        let response = match tokio::time::timeout(provider.timeout, request.send()).await {
+        request.body = Bytes::from(payload);
+        let response = match tokio::time::timeout(provider.timeout, self.client.send(request)).await
+        {
             Err(_) => {
                 return Err(format!(
                     "no response within {} ms",
                     provider.timeout.as_millis()
                 ));
             }
-            Ok(Err(e)) => return Err(format!("cannot reach it: {}", http_error(e))),
+            Ok(Err(e)) => return Err(format!("cannot reach it: {e}")),
             Ok(Ok(r)) => r,
         };
-        let status = response.status();
+        let status = response.status;
         // A client error blames the request: the caller answers it.
         if is_client_error(status) || status.is_success() {
             return Ok(response);
@@ -157,13 +159,13 @@ impl Gateway {
     async fn refused(
         &self,
         provider: &Provider,
-        response: reqwest::Response,
+        response: crate::outbound::Response,
         mut record: GatewayCallRow,
         reservation: Reservation,
         started: Instant,
     ) -> Response {
         let name = &provider.cfg.name;
-        let status = response.status();
+        let status = response.status;
         self.breaker_success(name);
         let bytes = self.read_body(response).await.unwrap_or_default();
         record.status = "failed".to_string();
@@ -185,7 +187,7 @@ impl Gateway {
     /// `max_response_kib`.
     pub(super) async fn read_body(
         &self,
-        response: reqwest::Response,
+        response: crate::outbound::Response,
     ) -> std::result::Result<Bytes, String> {
         let idle = Duration::from_millis(self.cfg.idle_timeout_ms);
         let limit = self.cfg.max_response_kib.saturating_mul(1024);
@@ -195,7 +197,7 @@ impl Gateway {
                 self.cfg.max_response_kib
             )
         };
-        if response.content_length().is_some_and(|n| n > limit as u64) {
+        if response.content_length.is_some_and(|n| n > limit as u64) {
             return Err(over());
         }
         let read = async {
@@ -204,7 +206,7 @@ impl Gateway {
             while let Some(chunk) = response
                 .chunk()
                 .await
-                .map_err(|e| format!("the response broke off: {}", http_error(e)))?
+                .map_err(|e| format!("the response broke off: {e}"))?
             {
                 if body.len() + chunk.len() > limit {
                     return Err(over());
@@ -271,14 +273,14 @@ impl Gateway {
     /// Passes a streamed response on, event by event, as it arrives.
     pub(super) fn stream(
         self: &Arc<Self>,
-        response: reqwest::Response,
+        response: crate::outbound::Response,
         finish: Finish,
         wants_usage: bool,
     ) -> Response {
         let headers = warden_headers(&finish.record);
         let pump = Pump {
             gateway: self.clone(),
-            upstream: Box::pin(response.bytes_stream()),
+            upstream: response.body,
             splitter: Splitter::default(),
             pending: std::collections::VecDeque::new(),
             idle: Duration::from_millis(self.cfg.idle_timeout_ms),
@@ -371,9 +373,9 @@ fn ask_for_usage(body: &mut Map<String, Value>) {
 }
 
 /// A response's content type, `application/json` when it has none.
-fn content_type(response: &reqwest::Response) -> String {
+fn content_type(response: &crate::outbound::Response) -> String {
     response
-        .headers()
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
