@@ -21,6 +21,7 @@ mod hostile;
 mod isolation;
 mod lifecycle;
 mod logs;
+mod mcp;
 mod metrics;
 mod openapi;
 mod plugindir;

@@ -12,6 +12,7 @@ pub mod error;
 mod extract;
 mod gates;
 mod gateway;
+pub mod mcp;
 pub mod openapi;
 mod plugins;
 mod processes;
@@ -177,6 +178,7 @@ pub fn router(app: Arc<App>) -> Router {
     };
     let (routes, _) = routes(&limits).split_for_parts();
     routes
+        .merge(mcp::router(&state, mcp::MAX_SESSIONS))
         .route_layer(axum::middleware::from_fn(route_of))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

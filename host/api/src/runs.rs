@@ -21,7 +21,7 @@ use crate::{AppState, Operator, OptionalJson, Path, Query, Viewer, Workspace, ch
 use warden_core::auth::{Principal, Role};
 use warden_core::heal::{Trigger, is_terminal, parse_mode};
 
-#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[derive(Deserialize, Default, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// `diagnose` (default), `plan` or `apply`.
@@ -124,15 +124,30 @@ pub async fn trigger(
     Query(q): Query<WaitQuery>,
     OptionalJson(body): OptionalJson<TriggerBody>,
 ) -> Result<Response> {
-    check_ws(&ws)?;
-    warden_core::validate::plugin(&name).map_err(Error::InvalidArgument)?;
+    let (row, created) = trigger_in(&state.app, &principal, &ws, &name, body, "http").await?;
+    respond(&state, row, created, q.wait.unwrap_or(false)).await
+}
+
+/// Starts a run of playbook `name` in `ws` for `principal`, or finds the
+/// one of the same idempotency key (`true` when it started one);
+/// `via` is how it was asked for (`http`, `mcp`).
+pub(crate) async fn trigger_in(
+    app: &warden_core::App,
+    principal: &Principal,
+    ws: &str,
+    name: &str,
+    body: TriggerBody,
+    via: &str,
+) -> Result<(RunRow, bool)> {
+    check_ws(ws)?;
+    warden_core::validate::plugin(name).map_err(Error::InvalidArgument)?;
     let mode = parse_mode(body.mode.as_deref().unwrap_or("diagnose"))?;
     let needed = if mode == warden_runtime::types::Mode::Diagnose {
         Role::Agent
     } else {
         Role::Operator
     };
-    principal.require(&ws, needed)?;
+    principal.require(ws, needed)?;
     check_key(&body.idempotency_key)?;
     let input = body.input.unwrap_or(Value::Null);
     if serde_json::to_string(&input).map_or(0, |s| s.len()) > 256 * 1024 {
@@ -143,22 +158,20 @@ pub async fn trigger(
         input,
         idempotency_key: body.idempotency_key,
         actor: principal.name.clone(),
-        trigger: "http".to_string(),
+        trigger: via.to_string(),
     };
-    let (row, created) = state.app.heal.trigger(&ws, &name, trigger).await?;
+    let (row, created) = app.heal.trigger(ws, name, trigger).await?;
     if created {
-        state
-            .app
-            .audit(
-                &principal,
-                Some(&ws),
-                "run.create",
-                &row.id,
-                json!({ "plugin": name, "mode": row.mode, "digest": row.digest }),
-            )
-            .await;
+        app.audit(
+            principal,
+            Some(ws),
+            "run.create",
+            &row.id,
+            json!({ "plugin": name, "mode": row.mode, "digest": row.digest }),
+        )
+        .await;
     }
-    respond(&state, row, created, q.wait.unwrap_or(false)).await
+    Ok((row, created))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]

@@ -105,7 +105,7 @@ pub struct Binding {
 
 /// A stage's result as a worker submits it with the completion (SPEC
 /// QG-1): what the gates judge.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageResult {
     /// The unified diff.
@@ -125,7 +125,7 @@ pub struct StageResult {
 }
 
 /// `diff_stats` of a stage result.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiffStatsIn {
     /// Files changed.
@@ -137,7 +137,7 @@ pub struct DiffStatsIn {
 }
 
 /// `tests` of a stage result.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestsIn {
     /// Passed.
@@ -153,7 +153,7 @@ pub struct TestsIn {
 }
 
 /// One rubric score.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RubricIn {
     /// Who scored.
@@ -165,7 +165,7 @@ pub struct RubricIn {
 }
 
 /// One artifact.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactIn {
     /// Name.

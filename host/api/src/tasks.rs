@@ -15,6 +15,7 @@ use crate::views::{self, Answer};
 use crate::{
     Agent, AppState, Json, Operator, OptionalJson, Path, Query, Viewer, Workspace, opt_time, time,
 };
+use warden_core::App;
 use warden_core::scheduler::{ClaimOptions, CreateTask};
 
 /// `POST /v1/workspaces/{ws}/tasks`
@@ -217,11 +218,11 @@ pub async fn unblock(
     Ok(Answer(views::Task::from(&t)).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,128}$")]
-    worker_id: String,
+    pub(crate) worker_id: String,
     #[schema(minimum = 1, maximum = 100)]
     max: Option<u32>,
     #[schema(minimum = 1000)]
@@ -254,6 +255,11 @@ pub async fn claim(
     Workspace { ws, .. }: Workspace<Agent>,
     Json(b): Json<ClaimBody>,
 ) -> Result<Response> {
+    Ok(Answer(claim_in(&state.app, &ws, b).await?).into_response())
+}
+
+/// Claims for `ws` as `b` asks (the HTTP route and the MCP tool).
+pub(crate) async fn claim_in(app: &App, ws: &str, b: ClaimBody) -> Result<views::ClaimResponse> {
     let opts = ClaimOptions {
         worker_id: b.worker_id,
         max: b.max.unwrap_or(1),
@@ -261,16 +267,16 @@ pub async fn claim(
         stages: b.stages,
         wait: Duration::from_millis(b.wait_ms.unwrap_or(0)),
     };
-    let (claims, idle) = state.app.scheduler.claim(&ws, opts).await?;
+    let (claims, idle) = app.scheduler.claim(ws, opts).await?;
     let claims = claims.iter().map(views::Claim::from).collect();
     let idle = idle.as_ref().map(views::to_json).transpose()?;
-    Ok(Answer(views::ClaimResponse { claims, idle }).into_response())
+    Ok(views::ClaimResponse { claims, idle })
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
-    token: i64,
+    pub(crate) token: i64,
     lease_ms: Option<u64>,
 }
 
@@ -298,21 +304,25 @@ pub async fn heartbeat(
     Path((_, id)): Path<(String, String)>,
     Json(b): Json<TokenBody>,
 ) -> Result<Response> {
-    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    let t = state
-        .app
-        .scheduler
-        .heartbeat(&ws, &id, b.token, b.lease_ms)
-        .await?;
-    let lease_expires_at = opt_time(t.lease_expires_at);
-    Ok(Answer(views::HeartbeatResponse {
-        token: b.token,
-        lease_expires_at,
-    })
-    .into_response())
+    Ok(Answer(heartbeat_in(&state.app, &ws, &id, b).await?).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+/// Extends the lease of task `id` (the HTTP route and the MCP tool).
+pub(crate) async fn heartbeat_in(
+    app: &App,
+    ws: &str,
+    id: &str,
+    b: TokenBody,
+) -> Result<views::HeartbeatResponse> {
+    warden_core::validate::id("task", id).map_err(Error::InvalidArgument)?;
+    let t = app.scheduler.heartbeat(ws, id, b.token, b.lease_ms).await?;
+    Ok(views::HeartbeatResponse {
+        token: b.token,
+        lease_expires_at: opt_time(t.lease_expires_at),
+    })
+}
+
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
     token: i64,
@@ -320,6 +330,7 @@ pub struct CompleteBody {
     output: Value,
     /// The stage result the stage's gates judge (SPEC QG-1).
     #[schema(value_type = Option<crate::schema::StageResult>)]
+    #[schemars(with = "Option<crate::schema::StageResult>")]
     result: Option<warden_core::gates::StageResult>,
 }
 
@@ -349,17 +360,27 @@ pub async fn complete(
     Path((_, id)): Path<(String, String)>,
     Json(b): Json<CompleteBody>,
 ) -> Result<Response> {
-    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
+    Ok(Answer(complete_in(&state.app, &ws, &id, b).await?).into_response())
+}
+
+/// Completes the claimed stage of task `id` (the HTTP route and the MCP
+/// tool).
+pub(crate) async fn complete_in(
+    app: &App,
+    ws: &str,
+    id: &str,
+    b: CompleteBody,
+) -> Result<views::CompleteResponse> {
+    warden_core::validate::id("task", id).map_err(Error::InvalidArgument)?;
     if serde_json::to_string(&b.output).map_or(0, |s| s.len()) > 256 * 1024 {
         return Err(Error::invalid("output is over the 256 KiB limit").into());
     }
-    let (t, completed) = state
-        .app
+    let (t, completed) = app
         .scheduler
-        .complete(&ws, &id, b.token, b.output, b.result)
+        .complete(ws, id, b.token, b.output, b.result)
         .await?;
     let task = views::Task::from(&t);
-    Ok(Answer(views::CompleteResponse { completed, task }).into_response())
+    Ok(views::CompleteResponse { completed, task })
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -430,7 +451,7 @@ pub async fn decide(
     Ok(Answer(views::DecisionResponse { task }).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailBody {
     token: i64,
@@ -463,17 +484,26 @@ pub async fn fail(
     Path((_, id)): Path<(String, String)>,
     Json(b): Json<FailBody>,
 ) -> Result<Response> {
-    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    let (t, failed) = state
-        .app
-        .scheduler
-        .fail(&ws, &id, b.token, &b.error, b.retryable.unwrap_or(true))
-        .await?;
-    let task = views::Task::from(&t);
-    Ok(Answer(views::FailResponse { failed, task }).into_response())
+    Ok(Answer(fail_in(&state.app, &ws, &id, b).await?).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+/// Fails the claimed stage of task `id` (the HTTP route and the MCP tool).
+pub(crate) async fn fail_in(
+    app: &App,
+    ws: &str,
+    id: &str,
+    b: FailBody,
+) -> Result<views::FailResponse> {
+    warden_core::validate::id("task", id).map_err(Error::InvalidArgument)?;
+    let (t, failed) = app
+        .scheduler
+        .fail(ws, id, b.token, &b.error, b.retryable.unwrap_or(true))
+        .await?;
+    let task = views::Task::from(&t);
+    Ok(views::FailResponse { failed, task })
+}
+
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBody {
     /// `status`, `tool_start`, `tool_result`, `token`, `budget`,
@@ -508,13 +538,15 @@ pub async fn report(
     Path((_, id)): Path<(String, String)>,
     Json(b): Json<EventBody>,
 ) -> Result<Response> {
-    warden_core::validate::id("task", &id).map_err(Error::InvalidArgument)?;
-    let seq = state
-        .app
-        .scheduler
-        .report(&ws, &id, &b.kind, b.data)
-        .await?;
+    let seq = report_in(&state.app, &ws, &id, b).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({ "seq": seq }))).into_response())
+}
+
+/// Records a progress event of task `id`: its sequence number (the HTTP
+/// route and the MCP tool).
+pub(crate) async fn report_in(app: &App, ws: &str, id: &str, b: EventBody) -> Result<i64> {
+    warden_core::validate::id("task", id).map_err(Error::InvalidArgument)?;
+    Ok(app.scheduler.report(ws, id, &b.kind, b.data).await?)
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]

@@ -30,6 +30,11 @@ impl StreamSlots {
         })
     }
 
+    /// Turns true when the host starts shutting down.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.clone()
+    }
+
     /// A slot for one more stream of `token_id`, or RESOURCE_EXHAUSTED.
     pub fn open(self: &Arc<Self>, token_id: &str) -> Result<StreamSlot, Error> {
         if *self.stopping.borrow() {
