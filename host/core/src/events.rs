@@ -82,6 +82,96 @@ struct RunCount {
     told_queue_full: bool,
 }
 
+/// One of the host's own events in a run's stream (SPEC OB-3), as it is
+/// stored: its kind and its data, the same JSON as always.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostEvent {
+    /// `status` `{"status": "queued", "digest"}`: the run was created.
+    Queued { digest: String },
+    /// `status` `{"status"}`: the run started (`running`) or was found
+    /// cut off by a restart (`interrupted`).
+    Status(warden_store::runs::RunStatus),
+    /// `status` `{"status", "error"}`: the run ended (`error` is null
+    /// when it succeeded).
+    Ended {
+        status: warden_store::runs::RunStatus,
+        error: Option<String>,
+    },
+    /// `budget` `{"budget": "steps", "limit", "spent"}`: the step budget
+    /// ran out.
+    StepBudget { limit: u64, spent: u64 },
+    /// `stop_reason` `{"reason": "completed"}`.
+    Completed,
+    /// `stop_reason` `{"reason", "message"}`: the run stopped on an error
+    /// (`reason` is its code).
+    Stopped { reason: String, message: String },
+    /// `guardrails` `{"limit", "message"}`: a limit stopped the run, or
+    /// the run's events are capped from here on (`limit` `events`).
+    Guardrails { limit: String, message: String },
+}
+
+impl HostEvent {
+    /// The events that close a run's stream before its final status
+    /// (SPEC OB-3): the step budget when it ran out, a limit that stopped
+    /// the run, then why it stopped.
+    pub fn closing(outcome: &warden_runtime::RunOutcome) -> Vec<HostEvent> {
+        let mut events = Vec::with_capacity(3);
+        if outcome.usage.step_budget_hit {
+            events.push(HostEvent::StepBudget {
+                limit: outcome.limits.steps,
+                spent: outcome.usage.steps,
+            });
+        }
+        match &outcome.result {
+            Ok(_) => events.push(HostEvent::Completed),
+            Err(e) => {
+                if e.is_limit() {
+                    events.push(HostEvent::Guardrails {
+                        limit: e.code().to_string(),
+                        message: e.to_string(),
+                    });
+                }
+                events.push(HostEvent::Stopped {
+                    reason: e.code().to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        events
+    }
+
+    /// The event's kind, as stored and streamed.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HostEvent::Queued { .. } | HostEvent::Status(_) | HostEvent::Ended { .. } => "status",
+            HostEvent::StepBudget { .. } => "budget",
+            HostEvent::Completed | HostEvent::Stopped { .. } => "stop_reason",
+            HostEvent::Guardrails { .. } => "guardrails",
+        }
+    }
+
+    /// The event's data, as stored and streamed.
+    pub fn data(&self) -> Value {
+        match self {
+            HostEvent::Queued { digest } => json!({ "status": "queued", "digest": digest }),
+            HostEvent::Status(status) => json!({ "status": status.as_str() }),
+            HostEvent::Ended { status, error } => {
+                json!({ "status": status.as_str(), "error": error })
+            }
+            HostEvent::StepBudget { limit, spent } => {
+                json!({ "budget": "steps", "limit": limit, "spent": spent })
+            }
+            HostEvent::Completed => json!({ "reason": "completed" }),
+            HostEvent::Stopped { reason, message } => {
+                json!({ "reason": reason, "message": message })
+            }
+            HostEvent::Guardrails { limit, message } => {
+                json!({ "limit": limit, "message": message })
+            }
+        }
+    }
+}
+
 /// The hub. Cheap to share behind an `Arc`.
 pub struct EventHub {
     runs: Mutex<HashMap<String, RunCount>>,
@@ -127,8 +217,8 @@ impl EventHub {
 
     /// Appends one of the host's own events to a run's stream (`status`,
     /// `stop_reason`, `budget`, `guardrails`). Never blocks; never dropped.
-    pub fn push(&self, run_id: &str, kind: &str, data: Value) {
-        self.append(run_id, kind, data, Origin::Host);
+    pub fn push(&self, run_id: &str, event: HostEvent) {
+        self.append(run_id, event.kind(), event.data(), Origin::Host);
     }
 
     /// Appends an event a plugin's run made (`tool_start`, `tool_result`,
@@ -190,9 +280,13 @@ impl EventHub {
                         self.limits.max_event_queue_kib
                     )
                 };
-                let data = json!({ "limit": "events", "message": message });
-                let bytes = "guardrails".len() + json_len(&data);
-                self.send(run_id, seq, "guardrails", data, bytes);
+                let event = HostEvent::Guardrails {
+                    limit: "events".to_string(),
+                    message,
+                };
+                let data = event.data();
+                let bytes = event.kind().len() + json_len(&data);
+                self.send(run_id, seq, event.kind(), data, bytes);
             }
         }
     }
@@ -368,6 +462,76 @@ mod tests {
         (store, hub)
     }
 
+    /// Each host event is stored as the `json!` it replaced wrote it:
+    /// same kind, same keys, same nulls.
+    #[test]
+    fn host_events_keep_their_kinds_and_json() {
+        use warden_store::runs::RunStatus;
+        let cases = [
+            (
+                HostEvent::Queued {
+                    digest: "sha256:ab".into(),
+                },
+                "status",
+                r#"{"digest":"sha256:ab","status":"queued"}"#,
+            ),
+            (
+                HostEvent::Ended {
+                    status: RunStatus::Succeeded,
+                    error: None,
+                },
+                "status",
+                r#"{"error":null,"status":"succeeded"}"#,
+            ),
+            (
+                HostEvent::Ended {
+                    status: RunStatus::Failed,
+                    error: Some("trap".into()),
+                },
+                "status",
+                r#"{"error":"trap","status":"failed"}"#,
+            ),
+            (
+                HostEvent::Status(RunStatus::Interrupted),
+                "status",
+                r#"{"status":"interrupted"}"#,
+            ),
+            (
+                HostEvent::StepBudget {
+                    limit: 100,
+                    spent: 101,
+                },
+                "budget",
+                r#"{"budget":"steps","limit":100,"spent":101}"#,
+            ),
+            (
+                HostEvent::Completed,
+                "stop_reason",
+                r#"{"reason":"completed"}"#,
+            ),
+            (
+                HostEvent::Stopped {
+                    reason: "timeout".into(),
+                    message: "over 5 s".into(),
+                },
+                "stop_reason",
+                r#"{"message":"over 5 s","reason":"timeout"}"#,
+            ),
+            (
+                HostEvent::Guardrails {
+                    limit: "fuel".into(),
+                    message: "out of fuel".into(),
+                },
+                "guardrails",
+                r#"{"limit":"fuel","message":"out of fuel"}"#,
+            ),
+        ];
+        for (event, kind, data) in cases {
+            assert_eq!(event.kind(), kind, "{event:?}");
+            assert_eq!(event.data().to_string(), data, "{event:?}");
+        }
+    }
+
     async fn stored(store: &Store, run: &str) -> Vec<RunEventRow> {
         store.list_run_events(run, 0, 1000).await.unwrap()
     }
@@ -379,12 +543,23 @@ mod tests {
             ..EventLimits::default()
         })
         .await;
-        hub.push("r", "status", json!({ "status": "running" }));
+        hub.push(
+            "r",
+            HostEvent::Queued {
+                digest: "sha256:00".into(),
+            },
+        );
         let text = "x".repeat(1000);
         for _ in 0..10 {
             hub.push_plugin("r", "log", json!({ "message": text }));
         }
-        hub.push("r", "status", json!({ "status": "succeeded" }));
+        hub.push(
+            "r",
+            HostEvent::Ended {
+                status: warden_store::runs::RunStatus::Succeeded,
+                error: None,
+            },
+        );
         hub.flush().await;
         let rows = stored(&store, "r").await;
         let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
@@ -413,7 +588,7 @@ mod tests {
         for i in 0..10 {
             hub.push_plugin("r", "tool_start", json!({ "call": i }));
         }
-        hub.push("r", "stop_reason", json!({ "reason": "completed" }));
+        hub.push("r", HostEvent::Completed);
         hub.flush().await;
         let kinds: Vec<String> = stored(&store, "r")
             .await
@@ -445,7 +620,13 @@ mod tests {
         for _ in 0..10 {
             hub.push_plugin("r", "log", json!({ "message": text }));
         }
-        hub.push("r", "status", json!({ "status": "succeeded" }));
+        hub.push(
+            "r",
+            HostEvent::Ended {
+                status: warden_store::runs::RunStatus::Succeeded,
+                error: None,
+            },
+        );
         hub.flush().await;
         let kinds: Vec<String> = stored(&store, "r")
             .await

@@ -23,7 +23,7 @@ use warden_store::tasks::{NewTask, TaskChange, TaskQuery, TaskRow, TaskState};
 
 use crate::config::{Workspaces, config_value_string};
 use crate::error::{Error, Result};
-use crate::events::EventHub;
+use crate::events::{EventHub, HostEvent};
 use crate::health::Health;
 use crate::kv::{self, unavailable};
 use crate::registry::{Entry, Registry};
@@ -255,8 +255,9 @@ impl Heal {
             Inserted::Created(row) => {
                 self.hub.push(
                     &row.id,
-                    "status",
-                    json!({ "status": "queued", "digest": row.digest }),
+                    HostEvent::Queued {
+                        digest: row.digest.clone(),
+                    },
                 );
                 self.spawn(row.clone());
                 Ok((row, true))
@@ -323,7 +324,7 @@ impl Heal {
             }
         }
         self.hub
-            .push(&row.id, "status", json!({ "status": "running" }));
+            .push(&row.id, HostEvent::Status(RunStatus::Running));
         let end = match self.registry.by_digest(&row.digest) {
             None => RunEnd {
                 status: RunStatus::Failed,
@@ -368,8 +369,10 @@ impl Heal {
         }
         self.hub.push(
             &row.id,
-            "status",
-            json!({ "status": end.status, "error": end.error }),
+            HostEvent::Ended {
+                status: end.status,
+                error: end.error.clone(),
+            },
         );
         self.hub.close(&row.id);
         if closing.elapsed() > Duration::from_millis(200) {
@@ -448,27 +451,8 @@ impl Heal {
 
     /// Emits the closing events of the OB-3 contract.
     fn report_outcome(&self, run_id: &str, outcome: &RunOutcome) {
-        if outcome.usage.step_budget_hit {
-            self.hub.push(run_id, "budget", json!({ "budget": "steps", "limit": outcome.limits.steps, "spent": outcome.usage.steps }));
-        }
-        match &outcome.result {
-            Ok(_) => self
-                .hub
-                .push(run_id, "stop_reason", json!({ "reason": "completed" })),
-            Err(e) => {
-                if e.is_limit() {
-                    self.hub.push(
-                        run_id,
-                        "guardrails",
-                        json!({ "limit": e.code(), "message": e.to_string() }),
-                    );
-                }
-                self.hub.push(
-                    run_id,
-                    "stop_reason",
-                    json!({ "reason": e.code(), "message": e.to_string() }),
-                );
-            }
+        for event in HostEvent::closing(outcome) {
+            self.hub.push(run_id, event);
         }
     }
 
@@ -557,7 +541,7 @@ impl Heal {
         for row in self.store.interrupt_running_runs().await? {
             tracing::warn!(run = %row.id, plugin = %row.plugin, "run interrupted by a host stop");
             self.hub
-                .push(&row.id, "status", json!({ "status": "interrupted" }));
+                .push(&row.id, HostEvent::Status(RunStatus::Interrupted));
             let idempotent = self
                 .registry
                 .by_digest(&row.digest)
