@@ -2,12 +2,22 @@
 //! values both, so that a test of a view sees every field's spelling.
 
 use serde_json::json;
+use warden_core::gates::{Binding, OnError, Quorum};
 use warden_store::actions::ActionRow;
 use warden_store::alerts::AlertRow;
+use warden_store::audit::AuditRow;
 use warden_store::breakers::BreakerRow;
+use warden_store::gates::{DecisionRow, ReasonRow, VerdictRow};
+use warden_store::grants::GrantRow;
+use warden_store::notifications::{NotificationRow, SilenceRow};
+use warden_store::pins::PinRow;
 use warden_store::runs::RunRow;
+use warden_store::settings::SettingsRow;
 use warden_store::stages::{Claimed, StageRunRow};
+use warden_store::task_events::TaskEventRow;
 use warden_store::tasks::{TaskBudget, TaskRow, TaskUsage};
+use warden_store::tokens::TokenRow;
+use warden_store::workers::WorkerRow;
 
 /// 2026-01-02T03:04:05.678Z.
 pub const AT: i64 = 1_767_323_045_678;
@@ -262,6 +272,326 @@ pub fn breakers() -> Vec<BreakerRow> {
             opened_at: None,
             retry_at: None,
             updated_at: 0,
+        },
+    ]
+}
+
+/// A token used and revoked, and one never used.
+pub fn tokens() -> Vec<TokenRow> {
+    vec![
+        TokenRow {
+            id: "0190a1b2-dddd-7eee-8fff-000000000006".to_string(),
+            name: "ci \"runner\"".to_string(),
+            workspace: "acme".to_string(),
+            role: "agent".to_string(),
+            hash: "not shown".to_string(),
+            created_at: AT - 60_000,
+            last_used_at: Some(AT - 1),
+            revoked_at: Some(AT),
+        },
+        TokenRow {
+            id: "0190a1b2-dddd-7eee-8fff-000000000007".to_string(),
+            name: "cli".to_string(),
+            workspace: "acme".to_string(),
+            role: "viewer".to_string(),
+            hash: "not shown either".to_string(),
+            created_at: AT,
+            last_used_at: None,
+            revoked_at: None,
+        },
+    ]
+}
+
+/// Audit entries, with details and without.
+pub fn audit() -> Vec<AuditRow> {
+    vec![
+        AuditRow {
+            id: 17,
+            at: AT,
+            actor: "admin".to_string(),
+            workspace: Some("acme".to_string()),
+            action: "pin.set".to_string(),
+            target: "stuck-tasks".to_string(),
+            detail: json!({ "selector": "^1.2", "digest": "sha256:abcd" }),
+        },
+        AuditRow {
+            id: 18,
+            at: AT + 1,
+            actor: "bootstrap-admin".to_string(),
+            workspace: None,
+            action: "grant.delete".to_string(),
+            target: "stuck-tasks".to_string(),
+            detail: json!({}),
+        },
+    ]
+}
+
+/// A pin set over the API.
+pub fn pin() -> PinRow {
+    PinRow {
+        workspace: "acme".to_string(),
+        plugin: "stuck-tasks".to_string(),
+        selector: "^1.2".to_string(),
+        canary: Some("1.3.0".to_string()),
+        canary_percent: 10,
+        actor: "ops".to_string(),
+        updated_at: AT,
+    }
+}
+
+/// A grant of two capabilities, and one of none.
+pub fn grants() -> Vec<GrantRow> {
+    vec![
+        GrantRow {
+            workspace: "acme".to_string(),
+            plugin: "stuck-tasks".to_string(),
+            capabilities: vec!["tasks:read".to_string(), "tasks:write".to_string()],
+            actor: "admin".to_string(),
+            updated_at: AT,
+        },
+        GrantRow {
+            workspace: "acme".to_string(),
+            plugin: "lint".to_string(),
+            capabilities: Vec::new(),
+            actor: "admin".to_string(),
+            updated_at: AT + 1,
+        },
+    ]
+}
+
+/// A silence of one workspace's rule still in force at [`AT`], and a
+/// host-wide one of a dedup-key prefix that ended.
+pub fn silences() -> Vec<SilenceRow> {
+    vec![
+        SilenceRow {
+            id: "0190a1b2-eeee-7fff-8aaa-000000000008".to_string(),
+            workspace: Some("acme".to_string()),
+            rule: Some("budget_80".to_string()),
+            severity: Some("warning".to_string()),
+            dedup_key: None,
+            comment: "known: the \"big\" migration".to_string(),
+            created_by: "admin".to_string(),
+            created_at: AT - 60_000,
+            ends_at: AT + 7_200_000,
+        },
+        SilenceRow {
+            id: "0190a1b2-eeee-7fff-8aaa-000000000009".to_string(),
+            workspace: None,
+            rule: None,
+            severity: None,
+            dedup_key: Some("breaker:*".to_string()),
+            comment: String::new(),
+            created_by: "bootstrap-admin".to_string(),
+            created_at: AT - 120_000,
+            ends_at: AT,
+        },
+    ]
+}
+
+/// A notification delivered, and one failing.
+pub fn notifications() -> Vec<NotificationRow> {
+    vec![
+        NotificationRow {
+            id: "0190a1b2-ffff-7aaa-8bbb-00000000000a".to_string(),
+            sink: "ops-webhook".to_string(),
+            kind: "trigger".to_string(),
+            severity: "warning".to_string(),
+            dedup_key: "budget_80:acme".to_string(),
+            alert_ids: vec!["0190a1b2-bbbb-7ccc-8ddd-000000000004".to_string()],
+            payload: json!({ "text": "80% of the hourly budget", "count": 3 }),
+            status: "delivered".to_string(),
+            attempts: 1,
+            next_at: AT,
+            created_at: AT - 5,
+            delivered_at: Some(AT + 2),
+            last_error: None,
+        },
+        NotificationRow {
+            id: "0190a1b2-ffff-7aaa-8bbb-00000000000b".to_string(),
+            sink: "pager".to_string(),
+            kind: "resolve".to_string(),
+            severity: "critical".to_string(),
+            dedup_key: "breaker:provider:openai".to_string(),
+            alert_ids: Vec::new(),
+            payload: json!(null),
+            status: "pending".to_string(),
+            attempts: 3,
+            next_at: AT + 30_000,
+            created_at: AT,
+            delivered_at: None,
+            last_error: Some("HTTP 502".to_string()),
+        },
+    ]
+}
+
+/// A worker holding two leases, and one idle.
+pub fn workers() -> Vec<WorkerRow> {
+    vec![
+        WorkerRow {
+            workspace: "acme".to_string(),
+            id: "worker-1".to_string(),
+            first_seen_at: AT - 3_600_000,
+            last_heartbeat_at: AT,
+            active_leases: 2,
+        },
+        WorkerRow {
+            workspace: "acme".to_string(),
+            id: "worker-\"2\"".to_string(),
+            first_seen_at: AT - 1,
+            last_heartbeat_at: AT - 1,
+            active_leases: 0,
+        },
+    ]
+}
+
+/// Settings changed over the API, and the defaults never changed.
+pub fn settings() -> Vec<SettingsRow> {
+    vec![
+        SettingsRow {
+            workspace: "acme".to_string(),
+            mode: "read-only".to_string(),
+            mode_reason: Some("breaker \"provider:openai\" open".to_string()),
+            pipeline: Some(vec!["plan".to_string(), "implement".to_string()]),
+            limits: json!({ "lease_ms": 30000, "max_running": 4 }),
+            hourly_tokens: Some(1_000_000),
+            hourly_cost_micros: Some(2_500_000),
+            actor: "ops".to_string(),
+            updated_at: AT,
+        },
+        SettingsRow {
+            workspace: "default".to_string(),
+            mode: "normal".to_string(),
+            mode_reason: None,
+            pipeline: None,
+            limits: json!({}),
+            hourly_tokens: None,
+            hourly_cost_micros: None,
+            actor: "system".to_string(),
+            updated_at: 0,
+        },
+    ]
+}
+
+/// A binding by quorum with relaxed config, and one with the defaults.
+pub fn bindings() -> Vec<(String, Binding, &'static str)> {
+    let relax = [(
+        "lint".to_string(),
+        [("max_warnings".to_string(), json!(50))]
+            .into_iter()
+            .collect(),
+    )]
+    .into_iter()
+    .collect();
+    vec![
+        (
+            "review".to_string(),
+            Binding {
+                gates: vec!["lint".to_string(), "tests".to_string(), "size".to_string()],
+                quorum: Quorum::KOfN { k: 2, n: 3 },
+                reject_to: "implement".to_string(),
+                on_error: OnError::Reject,
+                relax,
+                relax_minutes: 15,
+            },
+            "api",
+        ),
+        (
+            "implement".to_string(),
+            Binding {
+                gates: vec!["lint".to_string()],
+                quorum: Quorum::All,
+                reject_to: "plan".to_string(),
+                on_error: OnError::Escalate,
+                relax: Default::default(),
+                relax_minutes: 30,
+            },
+            "config",
+        ),
+    ]
+}
+
+/// A decision of two verdicts, one of them failed, and a decision of
+/// none yet.
+pub fn decisions() -> Vec<DecisionRow> {
+    let decision = |id: &str, outcome: &str, token: i64| DecisionRow {
+        id: id.to_string(),
+        workspace: "acme".to_string(),
+        task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+        stage: "review".to_string(),
+        token,
+        quorum: "2-of-3".to_string(),
+        outcome: outcome.to_string(),
+        approvals: 1,
+        rejections: 1,
+        escalations: 0,
+        summary: "lint: \"too long\"".to_string(),
+        created_at: AT + token,
+    };
+    vec![
+        decision("0190a1b2-abab-7cdc-8efe-00000000000c", "reject", 42),
+        decision("0190a1b2-abab-7cdc-8efe-00000000000d", "pending", 43),
+    ]
+}
+
+/// The verdicts of the first of [`decisions`].
+pub fn verdicts() -> Vec<VerdictRow> {
+    let verdict = |id: &str, gate: &str| VerdictRow {
+        id: id.to_string(),
+        decision_id: "0190a1b2-abab-7cdc-8efe-00000000000c".to_string(),
+        workspace: "acme".to_string(),
+        task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+        stage: "review".to_string(),
+        gate: gate.to_string(),
+        version: "0.3.1".to_string(),
+        digest: "sha256:beef".to_string(),
+        decision: "approve".to_string(),
+        score: 87,
+        error: None,
+        relaxed: false,
+        wall_ms: 12,
+        created_at: AT,
+        reasons: Vec::new(),
+    };
+    vec![
+        verdict("0190a1b2-acac-7ded-8fef-00000000000e", "tests"),
+        VerdictRow {
+            decision: "reject".to_string(),
+            score: -1,
+            error: Some("trap: \"unreachable\"".to_string()),
+            relaxed: true,
+            reasons: vec![
+                ReasonRow {
+                    category: "size".to_string(),
+                    message: "diff too long".to_string(),
+                },
+                ReasonRow {
+                    category: "quality".to_string(),
+                    message: "line 3: \"todo\"".to_string(),
+                },
+            ],
+            ..verdict("0190a1b2-acac-7ded-8fef-00000000000f", "lint")
+        },
+    ]
+}
+
+/// Events of a task: a status change and a log line.
+pub fn task_events() -> Vec<TaskEventRow> {
+    vec![
+        TaskEventRow {
+            task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+            workspace: "acme".to_string(),
+            seq: 1,
+            kind: "status".to_string(),
+            data: json!({ "state": "running", "stage": "implement" }),
+            at: AT,
+        },
+        TaskEventRow {
+            task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+            workspace: "acme".to_string(),
+            seq: 2,
+            kind: "log".to_string(),
+            data: json!("compiling \"core\""),
+            at: AT + 1,
         },
     ]
 }

@@ -152,3 +152,304 @@ fn a_retry_time_past_is_null() {
     let task = Task::at(&samples::queued_task(), samples::FAR + 1);
     assert_eq!(task.next_attempt_at, None);
 }
+
+#[test]
+fn a_token_just_created_shows_its_secret() {
+    check(
+        TokenCreated::new(&samples::tokens()[0], "wdn_secret\"1"),
+        r#"{"created_at":"2026-01-02T03:03:05.678Z","id":"0190a1b2-dddd-7eee-8fff-000000000006","name":"ci \"runner\"","role":"agent","token":"wdn_secret\"1","workspace":"acme"}"#,
+    );
+}
+
+#[test]
+fn tokens_keep_their_nulls_and_hide_their_hash() {
+    check(
+        TokenList {
+            tokens: samples::tokens().iter().map(TokenInfo::from).collect(),
+        },
+        r#"{"tokens":[{"created_at":"2026-01-02T03:03:05.678Z","id":"0190a1b2-dddd-7eee-8fff-000000000006","last_used_at":"2026-01-02T03:04:05.677Z","name":"ci \"runner\"","revoked_at":"2026-01-02T03:04:05.678Z","role":"agent","workspace":"acme"},{"created_at":"2026-01-02T03:04:05.678Z","id":"0190a1b2-dddd-7eee-8fff-000000000007","last_used_at":null,"name":"cli","revoked_at":null,"role":"viewer","workspace":"acme"}]}"#,
+    );
+}
+
+#[test]
+fn an_audit_log_keeps_its_details() {
+    check(
+        AuditLog {
+            entries: samples::audit().iter().map(AuditEntry::from).collect(),
+        },
+        r#"{"entries":[{"action":"pin.set","actor":"admin","at":"2026-01-02T03:04:05.678Z","detail":{"digest":"sha256:abcd","selector":"^1.2"},"id":17,"target":"stuck-tasks"},{"action":"grant.delete","actor":"bootstrap-admin","at":"2026-01-02T03:04:05.679Z","detail":{},"id":18,"target":"stuck-tasks"}]}"#,
+    );
+}
+
+#[test]
+fn a_listed_pin_has_no_resolves_to_key() {
+    check(
+        PinList {
+            pins: vec![Pin::from(&samples::pin())],
+        },
+        r#"{"pins":[{"actor":"ops","plugin":"stuck-tasks","selector":"^1.2","updated_at":"2026-01-02T03:04:05.678Z"}]}"#,
+    );
+}
+
+#[test]
+fn a_pin_just_set_says_what_it_resolves_to() {
+    check(
+        Pin {
+            resolves_to: Some(PinTarget {
+                version: "1.2.3".to_string(),
+                digest: "sha256:abcd".to_string(),
+            }),
+            ..Pin::from(&samples::pin())
+        },
+        r#"{"actor":"ops","plugin":"stuck-tasks","resolves_to":{"digest":"sha256:abcd","version":"1.2.3"},"selector":"^1.2","updated_at":"2026-01-02T03:04:05.678Z"}"#,
+    );
+}
+
+#[test]
+fn grants_listed_and_one_just_set() {
+    let grants = samples::grants();
+    check(
+        GrantList {
+            grants: grants.iter().map(Grant::from).collect(),
+        },
+        r#"{"grants":[{"actor":"admin","capabilities":["tasks:read","tasks:write"],"plugin":"stuck-tasks","updated_at":"2026-01-02T03:04:05.678Z"},{"actor":"admin","capabilities":[],"plugin":"lint","updated_at":"2026-01-02T03:04:05.679Z"}]}"#,
+    );
+    check(
+        Grant::from(&grants[0]),
+        r#"{"actor":"admin","capabilities":["tasks:read","tasks:write"],"plugin":"stuck-tasks","updated_at":"2026-01-02T03:04:05.678Z"}"#,
+    );
+}
+
+/// A version of the sample plugin as `PluginVersion::new` builds it (a
+/// unit test has no compiled plugin to build it from).
+fn plugin_version(live: bool, source_path: Option<&str>, detail: bool) -> PluginVersion {
+    let limits = warden_meta::Limits {
+        deadline_ms: Some(5000),
+        fuel: Some(1_000_000),
+        ..Default::default()
+    };
+    PluginVersion {
+        version: "1.2.3".to_string(),
+        digest: "sha256:abcd".to_string(),
+        size: 12345,
+        source: "directory".to_string(),
+        source_path: source_path.map(str::to_string),
+        state: if live { "active" } else { "retired" }.to_string(),
+        added_at: warden_core::time::time(samples::AT),
+        capabilities_requested: vec!["tasks:read".to_string(), "tasks:write".to_string()],
+        capabilities_required: vec!["tasks:read".to_string()],
+        imports: detail.then(|| vec!["warden:plugin/tasks@0.1.0".to_string()]),
+        limits: detail.then(|| serde_json::to_value(&limits).unwrap()),
+        idempotent: true,
+        concurrent: false,
+    }
+}
+
+/// The sample plugin, pinned to a live version or with nothing to pin to.
+fn plugin(detail: bool, pinned: bool) -> Plugin {
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Plugin {
+        name: "stuck-tasks".to_string(),
+        kind: "playbook".to_string(),
+        description: "requeues \"stuck\" tasks".to_string(),
+        latest: pinned.then(|| "1.2.3".to_string()),
+        versions: vec![
+            plugin_version(true, Some("/plugins/stuck.wasm"), detail),
+            plugin_version(false, None, detail),
+        ],
+        workspace: "acme".to_string(),
+        pin: PinInForce {
+            selector: "^1.2".to_string(),
+            source: "api".to_string(),
+        },
+        pinned_version: pinned.then(|| "1.2.3".to_string()),
+        pinned_digest: pinned.then(|| "sha256:abcd".to_string()),
+        capabilities_requested: if pinned {
+            names(&["tasks:read"])
+        } else {
+            Vec::new()
+        },
+        capabilities_granted: if pinned {
+            names(&["tasks:read"])
+        } else {
+            Vec::new()
+        },
+        missing_grants: if pinned {
+            names(&["tasks:write"])
+        } else {
+            Vec::new()
+        },
+        state: if pinned { "active" } else { "retired" }.to_string(),
+    }
+}
+
+#[test]
+fn one_plugin_shows_its_imports_and_limits() {
+    check(
+        plugin(true, true),
+        r#"{"capabilities_granted":["tasks:read"],"capabilities_requested":["tasks:read"],"description":"requeues \"stuck\" tasks","kind":"playbook","latest":"1.2.3","missing_grants":["tasks:write"],"name":"stuck-tasks","pin":{"selector":"^1.2","source":"api"},"pinned_digest":"sha256:abcd","pinned_version":"1.2.3","state":"active","versions":[{"added_at":"2026-01-02T03:04:05.678Z","capabilities_requested":["tasks:read","tasks:write"],"capabilities_required":["tasks:read"],"concurrent":false,"digest":"sha256:abcd","idempotent":true,"imports":["warden:plugin/tasks@0.1.0"],"limits":{"deadline_ms":5000,"fuel":1000000},"size":12345,"source":"directory","source_path":"/plugins/stuck.wasm","state":"active","version":"1.2.3"},{"added_at":"2026-01-02T03:04:05.678Z","capabilities_requested":["tasks:read","tasks:write"],"capabilities_required":["tasks:read"],"concurrent":false,"digest":"sha256:abcd","idempotent":true,"imports":["warden:plugin/tasks@0.1.0"],"limits":{"deadline_ms":5000,"fuel":1000000},"size":12345,"source":"directory","source_path":null,"state":"retired","version":"1.2.3"}],"workspace":"acme"}"#,
+    );
+}
+
+#[test]
+fn listed_plugins_leave_out_imports_and_limits_and_list_the_rejected() {
+    let rejected = [
+        warden_core::registry::Rejection {
+            source: "/plugins/bad.wasm".to_string(),
+            digest: Some("sha256:dead".to_string()),
+            reason: "not a \"component\"".to_string(),
+            at: samples::AT,
+        },
+        warden_core::registry::Rejection {
+            source: "upload".to_string(),
+            digest: None,
+            reason: "empty".to_string(),
+            at: samples::AT + 1,
+        },
+    ];
+    check(
+        PluginList {
+            plugins: vec![plugin(false, true), plugin(false, false)],
+            rejected: rejected.iter().map(Rejection::from).collect(),
+        },
+        r#"{"plugins":[{"capabilities_granted":["tasks:read"],"capabilities_requested":["tasks:read"],"description":"requeues \"stuck\" tasks","kind":"playbook","latest":"1.2.3","missing_grants":["tasks:write"],"name":"stuck-tasks","pin":{"selector":"^1.2","source":"api"},"pinned_digest":"sha256:abcd","pinned_version":"1.2.3","state":"active","versions":[{"added_at":"2026-01-02T03:04:05.678Z","capabilities_requested":["tasks:read","tasks:write"],"capabilities_required":["tasks:read"],"concurrent":false,"digest":"sha256:abcd","idempotent":true,"size":12345,"source":"directory","source_path":"/plugins/stuck.wasm","state":"active","version":"1.2.3"},{"added_at":"2026-01-02T03:04:05.678Z","capabilities_requested":["tasks:read","tasks:write"],"capabilities_required":["tasks:read"],"concurrent":false,"digest":"sha256:abcd","idempotent":true,"size":12345,"source":"directory","source_path":null,"state":"retired","version":"1.2.3"}],"workspace":"acme"},{"capabilities_granted":[],"capabilities_requested":[],"description":"requeues \"stuck\" tasks","kind":"playbook","latest":null,"missing_grants":[],"name":"stuck-tasks","pin":{"selector":"^1.2","source":"api"},"pinned_digest":null,"pinned_version":null,"state":"retired","versions":[{"added_at":"2026-01-02T03:04:05.678Z","capabilities_requested":["tasks:read","tasks:write"],"capabilities_required":["tasks:read"],"concurrent":false,"digest":"sha256:abcd","idempotent":true,"size":12345,"source":"directory","source_path":"/plugins/stuck.wasm","state":"active","version":"1.2.3"},{"added_at":"2026-01-02T03:04:05.678Z","capabilities_requested":["tasks:read","tasks:write"],"capabilities_required":["tasks:read"],"concurrent":false,"digest":"sha256:abcd","idempotent":true,"size":12345,"source":"directory","source_path":null,"state":"retired","version":"1.2.3"}],"workspace":"acme"}],"rejected":[{"at":1767323045678,"digest":"sha256:dead","reason":"not a \"component\"","source":"/plugins/bad.wasm"},{"at":1767323045679,"digest":null,"reason":"empty","source":"upload"}]}"#,
+    );
+    check(
+        PluginList {
+            plugins: Vec::new(),
+            rejected: Vec::new(),
+        },
+        r#"{"plugins":[],"rejected":[]}"#,
+    );
+}
+
+#[test]
+fn an_uploaded_plugin_shows_its_version_in_detail() {
+    check(
+        PluginUploaded {
+            name: "stuck-tasks".to_string(),
+            kind: "playbook".to_string(),
+            description: String::new(),
+            version: plugin_version(true, None, true),
+        },
+        r#"{"description":"","kind":"playbook","name":"stuck-tasks","version":{"added_at":"2026-01-02T03:04:05.678Z","capabilities_requested":["tasks:read","tasks:write"],"capabilities_required":["tasks:read"],"concurrent":false,"digest":"sha256:abcd","idempotent":true,"imports":["warden:plugin/tasks@0.1.0"],"limits":{"deadline_ms":5000,"fuel":1000000},"size":12345,"source":"directory","source_path":null,"state":"active","version":"1.2.3"}}"#,
+    );
+}
+
+#[test]
+fn silences_in_force_and_ended() {
+    check(
+        SilenceList {
+            silences: samples::silences()
+                .iter()
+                .map(|s| Silence::at(s, samples::AT))
+                .collect(),
+        },
+        r#"{"silences":[{"active":true,"comment":"known: the \"big\" migration","created_at":"2026-01-02T03:03:05.678Z","created_by":"admin","dedup_key":null,"ends_at":"2026-01-02T05:04:05.678Z","id":"0190a1b2-eeee-7fff-8aaa-000000000008","rule":"budget_80","severity":"warning","workspace":"acme"},{"active":false,"comment":"","created_at":"2026-01-02T03:02:05.678Z","created_by":"bootstrap-admin","dedup_key":"breaker:*","ends_at":"2026-01-02T03:04:05.678Z","id":"0190a1b2-eeee-7fff-8aaa-000000000009","rule":null,"severity":null,"workspace":null}]}"#,
+    );
+}
+
+#[test]
+fn notifications_delivered_and_pending() {
+    check(
+        Notifications {
+            notifications: samples::notifications()
+                .iter()
+                .map(Notification::from)
+                .collect(),
+        },
+        r#"{"notifications":[{"alert_ids":["0190a1b2-bbbb-7ccc-8ddd-000000000004"],"attempts":1,"created_at":"2026-01-02T03:04:05.673Z","dedup_key":"budget_80:acme","delivered_at":"2026-01-02T03:04:05.680Z","id":"0190a1b2-ffff-7aaa-8bbb-00000000000a","kind":"trigger","last_error":null,"next_at":"2026-01-02T03:04:05.678Z","payload":{"count":3,"text":"80% of the hourly budget"},"severity":"warning","sink":"ops-webhook","status":"delivered"},{"alert_ids":[],"attempts":3,"created_at":"2026-01-02T03:04:05.678Z","dedup_key":"breaker:provider:openai","delivered_at":null,"id":"0190a1b2-ffff-7aaa-8bbb-00000000000b","kind":"resolve","last_error":"HTTP 502","next_at":"2026-01-02T03:04:35.678Z","payload":null,"severity":"critical","sink":"pager","status":"pending"}]}"#,
+    );
+}
+
+#[test]
+fn workers_busy_and_idle() {
+    check(
+        WorkerList {
+            workers: samples::workers().iter().map(Worker::from).collect(),
+        },
+        r#"{"workers":[{"active_leases":2,"first_seen_at":"2026-01-02T02:04:05.678Z","id":"worker-1","last_heartbeat_at":"2026-01-02T03:04:05.678Z"},{"active_leases":0,"first_seen_at":"2026-01-02T03:04:05.677Z","id":"worker-\"2\"","last_heartbeat_at":"2026-01-02T03:04:05.677Z"}]}"#,
+    );
+}
+
+#[test]
+fn settings_changed_and_never_changed() {
+    let settings = samples::settings();
+    check(
+        Settings::from(&settings[0]),
+        r#"{"actor":"ops","hourly_budget":{"cost_usd":2.5,"tokens":1000000},"limits":{"lease_ms":30000,"max_running":4},"mode":"read-only","mode_reason":"breaker \"provider:openai\" open","pipeline":["plan","implement"],"updated_at":"2026-01-02T03:04:05.678Z"}"#,
+    );
+    check(
+        Settings::from(&settings[1]),
+        r#"{"actor":"system","hourly_budget":{"cost_usd":null,"tokens":null},"limits":{},"mode":"normal","mode_reason":null,"pipeline":null,"updated_at":null}"#,
+    );
+}
+
+#[test]
+fn modes_with_and_without_a_reason() {
+    let settings = samples::settings();
+    check(
+        ModeView::from(&settings[0]),
+        r#"{"mode":"read-only","reason":"breaker \"provider:openai\" open"}"#,
+    );
+    check(
+        ModeView::from(&settings[1]),
+        r#"{"mode":"normal","reason":null}"#,
+    );
+}
+
+#[test]
+fn bindings_by_quorum_with_relaxed_config_and_by_default() {
+    let bindings = samples::bindings();
+    check(
+        GateBindings {
+            bindings: bindings
+                .iter()
+                .map(|(stage, b, source)| GateBinding::new(stage, b, source))
+                .collect(),
+        },
+        r#"{"bindings":[{"gates":["lint","tests","size"],"on_error":"reject","quorum":"2-of-3","reject_to":"implement","relax":{"lint":{"max_warnings":50}},"relax_minutes":15,"source":"api","stage":"review"},{"gates":["lint"],"on_error":"escalate","quorum":"all","reject_to":"plan","relax_minutes":30,"source":"config","stage":"implement"}]}"#,
+    );
+    let (stage, b, source) = &bindings[0];
+    check(
+        GateBinding::new(stage, b, source),
+        r#"{"gates":["lint","tests","size"],"on_error":"reject","quorum":"2-of-3","reject_to":"implement","relax":{"lint":{"max_warnings":50}},"relax_minutes":15,"source":"api","stage":"review"}"#,
+    );
+}
+
+#[test]
+fn a_task_s_decisions_each_carry_their_own_verdicts() {
+    let verdicts = samples::verdicts();
+    check(
+        TaskVerdicts {
+            task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+            decisions: samples::decisions()
+                .iter()
+                .map(|d| GateDecision::new(d, &verdicts))
+                .collect(),
+        },
+        r#"{"decisions":[{"approvals":1,"at":"2026-01-02T03:04:05.720Z","escalations":0,"id":"0190a1b2-abab-7cdc-8efe-00000000000c","outcome":"reject","quorum":"2-of-3","rejections":1,"stage":"review","summary":"lint: \"too long\"","token":42,"verdicts":[{"at":"2026-01-02T03:04:05.678Z","decision":"approve","decision_id":"0190a1b2-abab-7cdc-8efe-00000000000c","digest":"sha256:beef","error":null,"gate":"tests","id":"0190a1b2-acac-7ded-8fef-00000000000e","reasons":[],"relaxed":false,"score":87,"stage":"review","task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","version":"0.3.1","wall_ms":12},{"at":"2026-01-02T03:04:05.678Z","decision":"reject","decision_id":"0190a1b2-abab-7cdc-8efe-00000000000c","digest":"sha256:beef","error":"trap: \"unreachable\"","gate":"lint","id":"0190a1b2-acac-7ded-8fef-00000000000f","reasons":[{"category":"size","message":"diff too long"},{"category":"quality","message":"line 3: \"todo\""}],"relaxed":true,"score":-1,"stage":"review","task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","version":"0.3.1","wall_ms":12}]},{"approvals":1,"at":"2026-01-02T03:04:05.721Z","escalations":0,"id":"0190a1b2-abab-7cdc-8efe-00000000000d","outcome":"pending","quorum":"2-of-3","rejections":1,"stage":"review","summary":"lint: \"too long\"","token":43,"verdicts":[]}],"task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}"#,
+    );
+}
+
+#[test]
+fn verdicts_with_reasons_and_an_error() {
+    check(
+        VerdictList {
+            verdicts: samples::verdicts().iter().map(Verdict::from).collect(),
+        },
+        r#"{"verdicts":[{"at":"2026-01-02T03:04:05.678Z","decision":"approve","decision_id":"0190a1b2-abab-7cdc-8efe-00000000000c","digest":"sha256:beef","error":null,"gate":"tests","id":"0190a1b2-acac-7ded-8fef-00000000000e","reasons":[],"relaxed":false,"score":87,"stage":"review","task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","version":"0.3.1","wall_ms":12},{"at":"2026-01-02T03:04:05.678Z","decision":"reject","decision_id":"0190a1b2-abab-7cdc-8efe-00000000000c","digest":"sha256:beef","error":"trap: \"unreachable\"","gate":"lint","id":"0190a1b2-acac-7ded-8fef-00000000000f","reasons":[{"category":"size","message":"diff too long"},{"category":"quality","message":"line 3: \"todo\""}],"relaxed":true,"score":-1,"stage":"review","task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","version":"0.3.1","wall_ms":12}]}"#,
+    );
+    check(Deleted { deleted: true }, r#"{"deleted":true}"#);
+}
+
+#[test]
+fn task_events_name_their_kind_type() {
+    check(
+        TaskEvents {
+            events: samples::task_events().iter().map(TaskEvent::from).collect(),
+        },
+        r#"{"events":[{"at":"2026-01-02T03:04:05.678Z","data":{"stage":"implement","state":"running"},"seq":1,"type":"status"},{"at":"2026-01-02T03:04:05.679Z","data":"compiling \"core\"","seq":2,"type":"log"}]}"#,
+    );
+    check(EventSeq { seq: 7 }, r#"{"seq":7}"#);
+}
