@@ -20,6 +20,8 @@ mod alert;
 mod gate;
 mod plugin;
 mod run;
+mod status;
+mod system;
 mod task;
 mod token;
 mod workspace;
@@ -36,6 +38,10 @@ pub use plugin::{
     PluginVersion, Rejection,
 };
 pub use run::{Action, ActionList, Run, RunAccepted, RunActions, RunList, RunTriggered};
+pub use status::{HourlyUsage, LiveWorker, RunningTask, WorkspaceStatus};
+pub use system::{
+    CallPolicy, GatewayCall, GatewayCalls, GatewayUsage, GatewayUsageGroup, Process, Processes,
+};
 pub use task::{
     Claim, ClaimResponse, CompleteResponse, DeadLetters, DecisionResponse, EventSeq, FailResponse,
     HeartbeatResponse, Lease, StageRun, Task, TaskBudget, TaskDetail, TaskEvent, TaskEvents,

@@ -2,12 +2,16 @@
 //! values both, so that a test of a view sees every field's spelling.
 
 use serde_json::json;
+use warden_core::dashboard::Snapshot;
 use warden_core::gates::{Binding, OnError, Quorum};
+use warden_core::processes::{ProcessState, ProcessStatus};
+use warden_core::scheduler::Idle;
 use warden_store::actions::ActionRow;
 use warden_store::alerts::AlertRow;
 use warden_store::audit::AuditRow;
 use warden_store::breakers::BreakerRow;
-use warden_store::gates::{DecisionRow, ReasonRow, VerdictRow};
+use warden_store::gates::{DecisionRow, GateStats, ReasonRow, VerdictRow};
+use warden_store::gateway::{GatewayCallRow, UsageGroup};
 use warden_store::grants::GrantRow;
 use warden_store::notifications::{NotificationRow, SilenceRow};
 use warden_store::pins::PinRow;
@@ -592,6 +596,167 @@ pub fn task_events() -> Vec<TaskEventRow> {
             kind: "log".to_string(),
             data: json!("compiling \"core\""),
             at: AT + 1,
+        },
+    ]
+}
+
+/// A busy workspace's snapshot, and an empty one that is not idle.
+pub fn snapshots() -> Vec<Snapshot> {
+    let busy = Snapshot {
+        workspace: "acme".to_string(),
+        now: AT,
+        since: AT - 86_400_000,
+        settings: settings()[0].clone(),
+        tasks_by_state: vec![("queued".to_string(), 3), ("running".to_string(), 1)],
+        running: vec![running_task()],
+        workers: workers(),
+        idle: Some(Idle {
+            reason: "budget_spent",
+            message: "the hourly \"tokens\" budget is spent".to_string(),
+        }),
+        alerts: vec![alert()],
+        breakers: breakers(),
+        usage_this_hour: (1234, 2_500_001),
+        recent_tasks: vec![running_task(), queued_task()],
+        loops: vec![queued_task()],
+        gates: vec![GateStats {
+            gate: "lint".to_string(),
+            total: 4,
+            approvals: 3,
+            rejections: 1,
+            escalations: 0,
+            errors: 0,
+            mean_score: 72.5,
+        }],
+        gates_by_stage: Vec::new(),
+        usage_by_provider: Vec::new(),
+        usage_by_stage: Vec::new(),
+        stage_durations: Vec::new(),
+        top_errors: Vec::new(),
+        runs: vec![run()],
+    };
+    let empty = Snapshot {
+        workspace: "default".to_string(),
+        settings: settings()[1].clone(),
+        tasks_by_state: Vec::new(),
+        running: Vec::new(),
+        workers: Vec::new(),
+        idle: None,
+        alerts: Vec::new(),
+        breakers: Vec::new(),
+        usage_this_hour: (0, 0),
+        recent_tasks: Vec::new(),
+        loops: Vec::new(),
+        gates: Vec::new(),
+        runs: Vec::new(),
+        ..busy.clone()
+    };
+    vec![busy, empty]
+}
+
+/// A process backing off after an exit, and one running.
+pub fn processes() -> Vec<ProcessStatus> {
+    vec![
+        ProcessStatus {
+            name: "agent-\"a\"".to_string(),
+            state: ProcessState::BackingOff,
+            pid: None,
+            restarts: 4,
+            failed_restarts: 2,
+            last_exit: Some("exited with exit status: 3".to_string()),
+            since: AT - 5_000,
+            next_restart_at: Some(AT + 2_000),
+            breaker: "open",
+        },
+        ProcessStatus {
+            name: "indexer".to_string(),
+            state: ProcessState::Running,
+            pid: Some(4242),
+            restarts: 0,
+            failed_restarts: 0,
+            last_exit: None,
+            since: AT,
+            next_restart_at: None,
+            breaker: "closed",
+        },
+    ]
+}
+
+/// A routed call that succeeded, and one that failed before any provider.
+pub fn gateway_calls() -> Vec<GatewayCallRow> {
+    vec![
+        GatewayCallRow {
+            id: "0190a1b2-adad-7eae-8faf-000000000010".to_string(),
+            workspace: "acme".to_string(),
+            task_id: Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string()),
+            stage: Some("implement".to_string()),
+            mode: "apply".to_string(),
+            requested_model: "auto".to_string(),
+            provider: Some("openai".to_string()),
+            model: Some("gpt-4o-mini".to_string()),
+            policy: "cheapest".to_string(),
+            policy_version: "1.0.0".to_string(),
+            policy_digest: "sha256:cafe".to_string(),
+            route_reason: "the \"cheapest\" model".to_string(),
+            stream: true,
+            status: "ok".to_string(),
+            http_status: 200,
+            attempts: 1,
+            prompt_tokens: 1200,
+            completion_tokens: 340,
+            cost_micros: 1_234,
+            latency_ms: 850,
+            error: None,
+            created_at: AT,
+        },
+        GatewayCallRow {
+            id: "0190a1b2-adad-7eae-8faf-000000000011".to_string(),
+            workspace: "acme".to_string(),
+            task_id: None,
+            stage: None,
+            mode: "plan".to_string(),
+            requested_model: "gpt-5".to_string(),
+            provider: None,
+            model: None,
+            policy: "default".to_string(),
+            policy_version: String::new(),
+            policy_digest: String::new(),
+            route_reason: String::new(),
+            stream: false,
+            status: "error".to_string(),
+            http_status: 404,
+            attempts: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_micros: 0,
+            latency_ms: 3,
+            error: Some("no provider serves \"gpt-5\"".to_string()),
+            created_at: AT + 1,
+        },
+    ]
+}
+
+/// Usage by provider and task: a group with a task, one without.
+pub fn usage_groups() -> Vec<UsageGroup> {
+    vec![
+        UsageGroup {
+            key: vec![
+                Some("openai".to_string()),
+                Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string()),
+            ],
+            calls: 12,
+            failed: 1,
+            prompt_tokens: 12_000,
+            completion_tokens: 3_400,
+            cost_micros: 12_345,
+        },
+        UsageGroup {
+            key: vec![Some("anthropic".to_string()), None],
+            calls: 2,
+            failed: 0,
+            prompt_tokens: 100,
+            completion_tokens: 30,
+            cost_micros: 7,
         },
     ]
 }

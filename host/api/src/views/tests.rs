@@ -453,3 +453,61 @@ fn task_events_name_their_kind_type() {
     );
     check(EventSeq { seq: 7 }, r#"{"seq":7}"#);
 }
+
+/// The status answer: the documented fields typed, the dashboard's beside
+/// them, stamped with the time of the snapshot and the window's start.
+#[test]
+fn a_workspace_status_busy_and_empty() {
+    for (i, snap) in samples::snapshots().iter().enumerate() {
+        let mut status = crate::status::workspace_view(snap, 24);
+        let expected = [
+            r#"{"active_loops":[{"attempts":1,"created_at":"2026-01-02T03:04:05.678Z","finished_at":"2026-01-02T03:04:05.683Z","gate_rejections":0,"id":"0190a1b2-c3d4-7e5f-8a9b-000000000002","last_error":null,"last_event_at":"2026-01-02T03:04:05.678Z","max_attempts":5,"priority":"normal","same_failures":0,"stage":"plan","state":"queued","title":"Write docs","total_attempts":1,"used":{"cost_usd":0.0,"tokens":0},"why":"attempts","worker":null,"workspace":"default"}],"alerts":[{"acked_at":"2026-01-02T03:04:05.680Z","acked_by":"admin","count":3,"dedup_key":"budget_80:acme","detail":{"used_pct":81.5},"first_at":"2026-01-02T03:04:05.673Z","id":"0190a1b2-bbbb-7ccc-8ddd-000000000004","last_at":"2026-01-02T03:04:05.678Z","notified_at":"2026-01-02T03:04:05.674Z","resolve_notified":false,"resolved_at":null,"rule":"budget_80","severity":"warning","silenced_by":null,"status":"acknowledged","summary":"80% of the hourly budget","workspace":"acme"}],"bottleneck_stage":null,"breakers":[{"failures":5,"name":"provider:openai","opened_at":"2026-01-02T03:04:05.678Z","reason":"5 failures in a row","retry_at":"2026-01-02T03:04:35.678Z","state":"open","updated_at":"2026-01-02T03:04:05.678Z"},{"failures":0,"name":"gate:acme:lint","opened_at":null,"reason":null,"retry_at":null,"state":"closed","updated_at":null}],"hourly_budget":{"cost_usd":2.5,"tokens":1000000},"idle":true,"mode":"read-only","mode_reason":"breaker \"provider:openai\" open","playbook_runs":[{"actor":"admin","created_at":"2026-01-02T03:04:05.678Z","error":null,"finished_at":null,"id":"0190a1b2-aaaa-7bbb-8ccc-000000000003","mode":"apply","plugin":"stuck-tasks","status":"succeeded","trigger":"http","version":"1.2.0"}],"quality_gates":{"approval_rate":0.75,"approvals":3,"by_gate":[{"approval_rate":0.75,"approvals":3,"errors":0,"escalations":0,"gate":"lint","mean_score":72.5,"rejection_rate":0.25,"rejections":1,"verdicts":4}],"by_stage":[],"decisions":0,"escalations":0,"rejection_rate":0.25,"rejections":1,"verdicts":4},"recent_tasks":[{"attempts":2,"created_at":"2026-01-02T03:03:05.678Z","finished_at":null,"id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","last_error":"tests failed","last_event_at":"2026-01-02T03:04:05.677Z","max_attempts":3,"priority":"urgent","stage":"implement","state":"running","title":"Fix the \"login\" bug","used":{"cost_usd":0.250001,"tokens":1234},"worker":"worker-1","workspace":"acme"},{"attempts":1,"created_at":"2026-01-02T03:04:05.678Z","finished_at":"2026-01-02T03:04:05.683Z","id":"0190a1b2-c3d4-7e5f-8a9b-000000000002","last_error":null,"last_event_at":"2026-01-02T03:04:05.678Z","max_attempts":5,"priority":"normal","stage":"plan","state":"queued","title":"Write docs","used":{"cost_usd":0.0,"tokens":0},"worker":null,"workspace":"default"}],"running":[{"attempt":2,"lease_expires_at":"2026-01-02T03:04:35.678Z","stage":"implement","task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","title":"Fix the \"login\" bug","token":42,"worker":"worker-1"}],"stage_durations":[],"tasks_by_state":{"queued":3,"running":1},"token_usage":{"by_provider":[],"by_stage":[],"calls":0,"completion_tokens":0,"cost_usd":0.0,"failed":0,"prompt_tokens":0,"tokens":0},"top_errors":[],"usage_this_hour":{"cost_usd":2.500001,"tokens":1234},"why_idle":{"message":"the hourly \"tokens\" budget is spent","reason":"budget_spent"},"window":{"hours":24},"workers":[{"active_leases":2,"id":"worker-1","last_heartbeat_at":"2026-01-02T03:04:05.678Z"},{"active_leases":0,"id":"worker-\"2\"","last_heartbeat_at":"2026-01-02T03:04:05.677Z"}],"workspace":"acme"}"#,
+            r#"{"active_loops":[],"alerts":[],"bottleneck_stage":null,"breakers":[],"hourly_budget":{"cost_usd":null,"tokens":null},"idle":false,"mode":"normal","mode_reason":null,"playbook_runs":[],"quality_gates":{"approval_rate":0.0,"approvals":0,"by_gate":[],"by_stage":[],"decisions":0,"escalations":0,"rejection_rate":0.0,"rejections":0,"verdicts":0},"recent_tasks":[],"running":[],"stage_durations":[],"tasks_by_state":{},"token_usage":{"by_provider":[],"by_stage":[],"calls":0,"completion_tokens":0,"cost_usd":0.0,"failed":0,"prompt_tokens":0,"tokens":0},"top_errors":[],"usage_this_hour":{"cost_usd":0.0,"tokens":0},"why_idle":null,"window":{"hours":24},"workers":[],"workspace":"default"}"#,
+        ];
+        check(status.clone(), expected[i]);
+        crate::status::stamp(&mut status, snap);
+        let expected = [
+            r#"{"active_loops":[{"attempts":1,"created_at":"2026-01-02T03:04:05.678Z","finished_at":"2026-01-02T03:04:05.683Z","gate_rejections":0,"id":"0190a1b2-c3d4-7e5f-8a9b-000000000002","last_error":null,"last_event_at":"2026-01-02T03:04:05.678Z","max_attempts":5,"priority":"normal","same_failures":0,"stage":"plan","state":"queued","title":"Write docs","total_attempts":1,"used":{"cost_usd":0.0,"tokens":0},"why":"attempts","worker":null,"workspace":"default"}],"alerts":[{"acked_at":"2026-01-02T03:04:05.680Z","acked_by":"admin","count":3,"dedup_key":"budget_80:acme","detail":{"used_pct":81.5},"first_at":"2026-01-02T03:04:05.673Z","id":"0190a1b2-bbbb-7ccc-8ddd-000000000004","last_at":"2026-01-02T03:04:05.678Z","notified_at":"2026-01-02T03:04:05.674Z","resolve_notified":false,"resolved_at":null,"rule":"budget_80","severity":"warning","silenced_by":null,"status":"acknowledged","summary":"80% of the hourly budget","workspace":"acme"}],"bottleneck_stage":null,"breakers":[{"failures":5,"name":"provider:openai","opened_at":"2026-01-02T03:04:05.678Z","reason":"5 failures in a row","retry_at":"2026-01-02T03:04:35.678Z","state":"open","updated_at":"2026-01-02T03:04:05.678Z"},{"failures":0,"name":"gate:acme:lint","opened_at":null,"reason":null,"retry_at":null,"state":"closed","updated_at":null}],"generated_at":"2026-01-02T03:04:05.678Z","hourly_budget":{"cost_usd":2.5,"tokens":1000000},"idle":true,"mode":"read-only","mode_reason":"breaker \"provider:openai\" open","playbook_runs":[{"actor":"admin","created_at":"2026-01-02T03:04:05.678Z","error":null,"finished_at":null,"id":"0190a1b2-aaaa-7bbb-8ccc-000000000003","mode":"apply","plugin":"stuck-tasks","status":"succeeded","trigger":"http","version":"1.2.0"}],"quality_gates":{"approval_rate":0.75,"approvals":3,"by_gate":[{"approval_rate":0.75,"approvals":3,"errors":0,"escalations":0,"gate":"lint","mean_score":72.5,"rejection_rate":0.25,"rejections":1,"verdicts":4}],"by_stage":[],"decisions":0,"escalations":0,"rejection_rate":0.25,"rejections":1,"verdicts":4},"recent_tasks":[{"attempts":2,"created_at":"2026-01-02T03:03:05.678Z","finished_at":null,"id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","last_error":"tests failed","last_event_at":"2026-01-02T03:04:05.677Z","max_attempts":3,"priority":"urgent","stage":"implement","state":"running","title":"Fix the \"login\" bug","used":{"cost_usd":0.250001,"tokens":1234},"worker":"worker-1","workspace":"acme"},{"attempts":1,"created_at":"2026-01-02T03:04:05.678Z","finished_at":"2026-01-02T03:04:05.683Z","id":"0190a1b2-c3d4-7e5f-8a9b-000000000002","last_error":null,"last_event_at":"2026-01-02T03:04:05.678Z","max_attempts":5,"priority":"normal","stage":"plan","state":"queued","title":"Write docs","used":{"cost_usd":0.0,"tokens":0},"worker":null,"workspace":"default"}],"running":[{"attempt":2,"lease_expires_at":"2026-01-02T03:04:35.678Z","stage":"implement","task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","title":"Fix the \"login\" bug","token":42,"worker":"worker-1"}],"stage_durations":[],"tasks_by_state":{"queued":3,"running":1},"token_usage":{"by_provider":[],"by_stage":[],"calls":0,"completion_tokens":0,"cost_usd":0.0,"failed":0,"prompt_tokens":0,"tokens":0},"top_errors":[],"usage_this_hour":{"cost_usd":2.500001,"tokens":1234},"why_idle":{"message":"the hourly \"tokens\" budget is spent","reason":"budget_spent"},"window":{"hours":24,"since":"2026-01-01T03:04:05.678Z"},"workers":[{"active_leases":2,"id":"worker-1","last_heartbeat_at":"2026-01-02T03:04:05.678Z"},{"active_leases":0,"id":"worker-\"2\"","last_heartbeat_at":"2026-01-02T03:04:05.677Z"}],"workspace":"acme"}"#,
+            r#"{"active_loops":[],"alerts":[],"bottleneck_stage":null,"breakers":[],"generated_at":"2026-01-02T03:04:05.678Z","hourly_budget":{"cost_usd":null,"tokens":null},"idle":false,"mode":"normal","mode_reason":null,"playbook_runs":[],"quality_gates":{"approval_rate":0.0,"approvals":0,"by_gate":[],"by_stage":[],"decisions":0,"escalations":0,"rejection_rate":0.0,"rejections":0,"verdicts":0},"recent_tasks":[],"running":[],"stage_durations":[],"tasks_by_state":{},"token_usage":{"by_provider":[],"by_stage":[],"calls":0,"completion_tokens":0,"cost_usd":0.0,"failed":0,"prompt_tokens":0,"tokens":0},"top_errors":[],"usage_this_hour":{"cost_usd":0.0,"tokens":0},"why_idle":null,"window":{"hours":24,"since":"2026-01-01T03:04:05.678Z"},"workers":[],"workspace":"default"}"#,
+        ];
+        check(status, expected[i]);
+    }
+}
+
+#[test]
+fn processes_backing_off_and_running() {
+    check(
+        Processes {
+            processes: samples::processes().iter().map(Process::from).collect(),
+        },
+        r#"{"processes":[{"breaker":"open","failed_restarts":2,"last_exit":"exited with exit status: 3","name":"agent-\"a\"","next_restart_at":"2026-01-02T03:04:07.678Z","pid":null,"restarts":4,"since":"2026-01-02T03:04:00.678Z","state":"backing-off"},{"breaker":"closed","failed_restarts":0,"last_exit":null,"name":"indexer","next_restart_at":null,"pid":4242,"restarts":0,"since":"2026-01-02T03:04:05.678Z","state":"running"}]}"#,
+    );
+}
+
+#[test]
+fn gateway_calls_routed_and_refused() {
+    check(
+        GatewayCalls {
+            calls: samples::gateway_calls()
+                .iter()
+                .map(GatewayCall::from)
+                .collect(),
+        },
+        r#"{"calls":[{"at":"2026-01-02T03:04:05.678Z","attempts":1,"completion_tokens":340,"cost_usd":0.001234,"error":null,"http_status":200,"id":"0190a1b2-adad-7eae-8faf-000000000010","latency_ms":850,"mode":"apply","model":"gpt-4o-mini","policy":{"digest":"sha256:cafe","name":"cheapest","reason":"the \"cheapest\" model","version":"1.0.0"},"prompt_tokens":1200,"provider":"openai","requested_model":"auto","stage":"implement","status":"ok","stream":true,"task_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"},{"at":"2026-01-02T03:04:05.679Z","attempts":0,"completion_tokens":0,"cost_usd":0.0,"error":"no provider serves \"gpt-5\"","http_status":404,"id":"0190a1b2-adad-7eae-8faf-000000000011","latency_ms":3,"mode":"plan","model":null,"policy":{"digest":"","name":"default","reason":"","version":""},"prompt_tokens":0,"provider":null,"requested_model":"gpt-5","stage":null,"status":"error","stream":false,"task_id":null}]}"#,
+    );
+}
+
+#[test]
+fn usage_by_provider_and_task_and_in_all() {
+    use warden_store::gateway::UsageDim;
+    let since = samples::AT - 3_600_000;
+    let dims = [UsageDim::Provider, UsageDim::Task];
+    check(
+        GatewayUsage::new("acme", since, &dims, &samples::usage_groups()),
+        r#"{"calls":14,"completion_tokens":3430,"cost_usd":0.012352,"group_by":["provider","task"],"groups":[{"calls":12,"completion_tokens":3400,"cost_usd":0.012345,"failed":1,"prompt_tokens":12000,"provider":"openai","task":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","total_tokens":15400},{"calls":2,"completion_tokens":30,"cost_usd":7e-6,"failed":0,"prompt_tokens":100,"provider":"anthropic","task":null,"total_tokens":130}],"prompt_tokens":12100,"since":"2026-01-02T02:04:05.678Z","workspace":"acme"}"#,
+    );
+    check(
+        GatewayUsage::new("acme", since, &[], &[]),
+        r#"{"calls":0,"completion_tokens":0,"cost_usd":0.0,"group_by":[],"groups":[],"prompt_tokens":0,"since":"2026-01-02T02:04:05.678Z","workspace":"acme"}"#,
+    );
+}
