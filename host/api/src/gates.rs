@@ -4,11 +4,11 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::views::{self, Answer};
-use crate::{AppState, Json, Operator, Path, Query, Viewer, Workspace, time};
+use crate::{AppState, Json, Operator, Path, Query, Viewer, Workspace};
 use warden_core::gates::Binding;
 
 fn check_stage(stage: &str) -> Result<()> {
@@ -290,35 +290,7 @@ pub async fn stats(
         let recent = store
             .recent_gate_decisions(&ws, &s.gate, warden_core::gates::BREAKER_WINDOW)
             .await?;
-        gates.push(json!({
-            "gate": s.gate,
-            "verdicts": s.total,
-            "approvals": s.approvals,
-            "rejections": s.rejections,
-            "escalations": s.escalations,
-            "errors": s.errors,
-            "approval_rate": if s.total > 0 { s.approvals as f64 / s.total as f64 } else { 0.0 },
-            "rejection_rate": if s.total > 0 { s.rejections as f64 / s.total as f64 } else { 0.0 },
-            "mean_score": s.mean_score,
-            "recent_rejections": recent.iter().filter(|d| *d == "reject").count(),
-            "recent_window": recent.len(),
-            "breaker": breaker.map(|b| json!({ "state": b.state, "reason": b.reason, "until": b.retry_at.map(time) })),
-        }));
+        gates.push(views::GateStatistic::new(s, breaker.as_ref(), &recent));
     }
-    let (total, approvals) = stats
-        .iter()
-        .fold((0, 0), |(t, a), s| (t + s.total, a + s.approvals));
-    let top: Vec<Value> = top
-        .iter()
-        .map(|r| json!({ "gate": r.gate, "category": r.category, "message": r.message, "count": r.count }))
-        .collect();
-    Ok(axum::Json(json!({
-        "workspace": ws,
-        "since": time(since),
-        "verdicts": total,
-        "approval_rate": if total > 0 { approvals as f64 / total as f64 } else { 0.0 },
-        "gates": gates,
-        "top_rejection_reasons": top,
-    }))
-    .into_response())
+    Ok(Answer(views::GateStatistics::new(&ws, since, &stats, gates, &top)).into_response())
 }

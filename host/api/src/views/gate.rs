@@ -1,12 +1,14 @@
 //! Quality gates (SPEC QG-1..QG-4): the bindings of a stage, the verdicts
-//! of each gate and the gated transitions they decided.
+//! of each gate and the gated transitions they decided, and the gates'
+//! statistics.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use warden_core::gates::Binding;
 use warden_core::time::time;
-use warden_store::gates::{DecisionRow, ReasonRow, VerdictRow};
+use warden_store::breakers::BreakerRow;
+use warden_store::gates::{DecisionRow, GateStats, ReasonCount, ReasonRow, VerdictRow};
 
 /// The gates bound to a stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -173,4 +175,129 @@ pub struct VerdictList {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Deleted {
     pub deleted: bool,
+}
+
+/// `gates::stats`: per gate, verdict counts and approval rate; the top
+/// rejection reasons.
+///
+/// Not a schema of its own: the document describes the answer as an
+/// object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateStatistics {
+    pub workspace: String,
+    /// The window's start.
+    pub since: String,
+    pub verdicts: i64,
+    /// Approvals over verdicts, 0 when there were none.
+    pub approval_rate: f64,
+    pub gates: Vec<GateStatistic>,
+    pub top_rejection_reasons: Vec<TopReason>,
+}
+
+impl GateStatistics {
+    /// The statistics of `workspace` since `since` (ms): the totals of
+    /// every gate's `stats`, the figures of the `gates` shown (one, when
+    /// the query names it), and `top` the most given reasons.
+    pub fn new(
+        workspace: &str,
+        since: i64,
+        stats: &[GateStats],
+        gates: Vec<GateStatistic>,
+        top: &[ReasonCount],
+    ) -> GateStatistics {
+        let verdicts = stats.iter().map(|s| s.total).sum();
+        let approvals = stats.iter().map(|s| s.approvals).sum();
+        GateStatistics {
+            workspace: workspace.to_string(),
+            since: time(since),
+            verdicts,
+            approval_rate: rate(approvals, verdicts),
+            gates,
+            top_rejection_reasons: top.iter().map(TopReason::from).collect(),
+        }
+    }
+}
+
+/// `part` over `total`, 0 when `total` is.
+fn rate(part: i64, total: i64) -> f64 {
+    if total > 0 {
+        part as f64 / total as f64
+    } else {
+        0.0
+    }
+}
+
+/// The figures of one gate in [`GateStatistics`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateStatistic {
+    pub gate: String,
+    pub verdicts: i64,
+    pub approvals: i64,
+    pub rejections: i64,
+    pub escalations: i64,
+    pub errors: i64,
+    pub approval_rate: f64,
+    pub rejection_rate: f64,
+    pub mean_score: f64,
+    /// Rejections among the last `recent_window` decisions.
+    pub recent_rejections: u64,
+    pub recent_window: u64,
+    /// The gate's breaker, once it has one.
+    pub breaker: Option<GateBreaker>,
+}
+
+impl GateStatistic {
+    /// The figures of `s`, with its breaker and its `recent` decisions
+    /// (`approve`, `reject`, ...), newest first.
+    pub fn new(s: &GateStats, breaker: Option<&BreakerRow>, recent: &[String]) -> GateStatistic {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        GateStatistic {
+            gate: s.gate.clone(),
+            verdicts: s.total,
+            approvals: s.approvals,
+            rejections: s.rejections,
+            escalations: s.escalations,
+            errors: s.errors,
+            approval_rate: rate(s.approvals, s.total),
+            rejection_rate: rate(s.rejections, s.total),
+            mean_score: s.mean_score,
+            recent_rejections: count(recent.iter().filter(|d| *d == "reject").count()),
+            recent_window: count(recent.len()),
+            breaker: breaker.map(|b| GateBreaker {
+                state: b.state.clone(),
+                reason: b.reason.clone(),
+                until: b.retry_at.map(time),
+            }),
+        }
+    }
+}
+
+/// The breaker of a gate in [`GateStatistic`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateBreaker {
+    /// `closed`, `open` or `half-open`.
+    pub state: String,
+    pub reason: Option<String>,
+    /// When it is tried again, while open.
+    pub until: Option<String>,
+}
+
+/// A rejection reason and how often gates gave it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopReason {
+    pub gate: String,
+    pub category: String,
+    pub message: String,
+    pub count: i64,
+}
+
+impl From<&ReasonCount> for TopReason {
+    fn from(r: &ReasonCount) -> TopReason {
+        TopReason {
+            gate: r.gate.clone(),
+            category: r.category.clone(),
+            message: r.message.clone(),
+            count: r.count,
+        }
+    }
 }

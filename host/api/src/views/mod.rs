@@ -30,8 +30,8 @@ pub use alert::{
     Alert, AlertList, Breaker, BreakerList, Notification, Notifications, Silence, SilenceList,
 };
 pub use gate::{
-    Deleted, GateBinding, GateBindings, GateDecision, TaskVerdicts, Verdict, VerdictList,
-    VerdictReason,
+    Deleted, GateBinding, GateBindings, GateBreaker, GateDecision, GateStatistic, GateStatistics,
+    TaskVerdicts, TopReason, Verdict, VerdictList, VerdictReason,
 };
 pub use plugin::{
     Grant, GrantList, Pin, PinInForce, PinList, PinTarget, Plugin, PluginList, PluginUploaded,

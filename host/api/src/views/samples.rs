@@ -10,7 +10,7 @@ use warden_store::actions::ActionRow;
 use warden_store::alerts::AlertRow;
 use warden_store::audit::AuditRow;
 use warden_store::breakers::BreakerRow;
-use warden_store::gates::{DecisionRow, GateStats, ReasonRow, VerdictRow};
+use warden_store::gates::{DecisionRow, GateStats, ReasonCount, ReasonRow, VerdictRow};
 use warden_store::gateway::{GatewayCallRow, UsageGroup};
 use warden_store::grants::GrantRow;
 use warden_store::notifications::{NotificationRow, SilenceRow};
@@ -759,4 +759,39 @@ pub fn usage_groups() -> Vec<UsageGroup> {
             cost_micros: 7,
         },
     ]
+}
+
+/// Verdict counts of two gates in a window: one with verdicts, one with
+/// none.
+pub fn gate_stats() -> Vec<GateStats> {
+    vec![
+        GateStats {
+            gate: "lint".to_string(),
+            total: 3,
+            approvals: 2,
+            rejections: 1,
+            escalations: 0,
+            errors: 1,
+            mean_score: 66.666_666_666_666_67,
+        },
+        GateStats {
+            gate: "tests".to_string(),
+            total: 0,
+            approvals: 0,
+            rejections: 0,
+            escalations: 0,
+            errors: 0,
+            mean_score: 0.0,
+        },
+    ]
+}
+
+/// The most given rejection reasons.
+pub fn top_reasons() -> Vec<ReasonCount> {
+    vec![ReasonCount {
+        gate: "lint".to_string(),
+        category: "size".to_string(),
+        message: "diff \"too\" long".to_string(),
+        count: 4,
+    }]
 }

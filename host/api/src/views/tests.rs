@@ -511,3 +511,33 @@ fn usage_by_provider_and_task_and_in_all() {
         r#"{"calls":0,"completion_tokens":0,"cost_usd":0.0,"group_by":[],"groups":[],"prompt_tokens":0,"since":"2026-01-02T02:04:05.678Z","workspace":"acme"}"#,
     );
 }
+
+#[test]
+fn gate_statistics_with_a_breaker_and_without() {
+    let since = samples::AT - 86_400_000;
+    let stats = samples::gate_stats();
+    let breakers = samples::breakers();
+    let recent = ["reject", "approve", "reject"].map(str::to_string);
+    let gates = vec![
+        GateStatistic::new(&stats[0], Some(&breakers[0]), &recent),
+        GateStatistic::new(&stats[1], None, &[]),
+    ];
+    check(
+        GateStatistics::new("acme", since, &stats, gates, &samples::top_reasons()),
+        r#"{"approval_rate":0.6666666666666666,"gates":[{"approval_rate":0.6666666666666666,"approvals":2,"breaker":{"reason":"5 failures in a row","state":"open","until":"2026-01-02T03:04:35.678Z"},"errors":1,"escalations":0,"gate":"lint","mean_score":66.66666666666667,"recent_rejections":2,"recent_window":3,"rejection_rate":0.3333333333333333,"rejections":1,"verdicts":3},{"approval_rate":0.0,"approvals":0,"breaker":null,"errors":0,"escalations":0,"gate":"tests","mean_score":0.0,"recent_rejections":0,"recent_window":0,"rejection_rate":0.0,"rejections":0,"verdicts":0}],"since":"2026-01-01T03:04:05.678Z","top_rejection_reasons":[{"category":"size","count":4,"gate":"lint","message":"diff \"too\" long"}],"verdicts":3,"workspace":"acme"}"#,
+    );
+    check(
+        GateStatistics::new("acme", since, &[], Vec::new(), &[]),
+        r#"{"approval_rate":0.0,"gates":[],"since":"2026-01-01T03:04:05.678Z","top_rejection_reasons":[],"verdicts":0,"workspace":"acme"}"#,
+    );
+}
+
+/// With `?gate=`, the totals stay those of every gate.
+#[test]
+fn gate_statistics_of_one_gate_keep_the_totals_of_all() {
+    let stats = samples::gate_stats();
+    let one = vec![GateStatistic::new(&stats[1], None, &[])];
+    let shown = GateStatistics::new("acme", samples::AT, &stats, one, &[]);
+    assert_eq!(shown.verdicts, 3);
+    assert_eq!(shown.gates.len(), 1);
+}

@@ -88,34 +88,27 @@ impl Stats {
         if client.json() {
             return print::pretty(&v);
         }
+        let stats: views::GateStatistics = parse(&v, "the gates' statistics")?;
         println!(
             "{:<24} {:>8} {:>9} {:>9}  breaker",
             "GATE", "VERDICTS", "APPROVED", "REJECTED"
         );
-        for g in v["gates"].as_array().into_iter().flatten() {
+        // The counts print unpadded, as they did when they were JSON
+        // values (whose `Display` ignores the width).
+        for g in &stats.gates {
             println!(
-                "{:<24} {:>8} {:>8.0}% {:>8.0}%  {}",
-                g["gate"].as_str().unwrap_or_default(),
-                g["verdicts"],
-                g["approval_rate"].as_f64().unwrap_or(0.0) * 100.0,
-                g["rejection_rate"].as_f64().unwrap_or(0.0) * 100.0,
-                g["breaker"]["state"].as_str().unwrap_or("closed"),
+                "{:<24} {} {:>8.0}% {:>8.0}%  {}",
+                g.gate,
+                g.verdicts,
+                g.approval_rate * 100.0,
+                g.rejection_rate * 100.0,
+                g.breaker.as_ref().map_or("closed", |b| b.state.as_str()),
             );
         }
-        let top = v["top_rejection_reasons"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !top.is_empty() {
+        if !stats.top_rejection_reasons.is_empty() {
             println!("\ntop rejection reasons:");
-            for r in top {
-                println!(
-                    "{:>5}  {} [{}] {}",
-                    r["count"],
-                    r["gate"].as_str().unwrap_or_default(),
-                    r["category"].as_str().unwrap_or_default(),
-                    r["message"].as_str().unwrap_or_default()
-                );
+            for r in &stats.top_rejection_reasons {
+                println!("{}  {} [{}] {}", r.count, r.gate, r.category, r.message);
             }
         }
         Ok(())
