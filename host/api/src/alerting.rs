@@ -7,30 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warden_store::notifications::{NotificationFilter, NotificationRow, SilenceRow};
+use warden_store::notifications::{NotificationFilter, SilenceRow};
 
 use crate::error::{Error, Result};
 use crate::views::{self, Answer};
-use crate::{AppState, Json, OptionalJson, Path, Query, opt_time, time};
+use crate::{AppState, Json, OptionalJson, Path, Query};
 use warden_core::auth::Principal;
-
-fn notification_view(n: &NotificationRow) -> Value {
-    json!({
-        "id": n.id, "sink": n.sink, "kind": n.kind, "severity": n.severity,
-        "dedup_key": n.dedup_key, "alert_ids": n.alert_ids, "status": n.status,
-        "attempts": n.attempts, "next_at": time(n.next_at), "created_at": time(n.created_at),
-        "delivered_at": opt_time(n.delivered_at), "last_error": n.last_error,
-        "payload": n.payload,
-    })
-}
-
-fn silence_view(s: &SilenceRow, now: i64) -> Value {
-    json!({
-        "id": s.id, "workspace": s.workspace, "rule": s.rule, "severity": s.severity,
-        "dedup_key": s.dedup_key, "comment": s.comment, "created_by": s.created_by,
-        "created_at": time(s.created_at), "ends_at": time(s.ends_at), "active": s.ends_at > now,
-    })
-}
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -149,7 +131,7 @@ pub struct NotificationsQuery {
     summary = "the notification history, newest first (bootstrap admin)",
     params(NotificationsQuery),
     responses(
-        (status = 200, description = "the notifications", body = crate::openapi::Notifications),
+        (status = 200, description = "the notifications", body = crate::views::Notifications),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -179,10 +161,8 @@ pub async fn notifications(
             limit: q.limit.unwrap_or(100),
         })
         .await?;
-    Ok(axum::Json(
-        json!({ "notifications": rows.iter().map(notification_view).collect::<Vec<_>>() }),
-    )
-    .into_response())
+    let notifications = rows.iter().map(views::Notification::from).collect();
+    Ok(Answer(views::Notifications { notifications }).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -202,7 +182,7 @@ pub struct SilencesQuery {
     summary = "silences (bootstrap admin)",
     params(SilencesQuery),
     responses(
-        (status = 200, description = "the silences", body = crate::openapi::SilenceList),
+        (status = 200, description = "the silences", body = crate::views::SilenceList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -220,10 +200,8 @@ pub async fn silences(
         .store
         .list_silences((!q.all.unwrap_or(false)).then_some(now))
         .await?;
-    Ok(axum::Json(
-        json!({ "silences": rows.iter().map(|s| silence_view(s, now)).collect::<Vec<_>>() }),
-    )
-    .into_response())
+    let silences = rows.iter().map(|s| views::Silence::at(s, now)).collect();
+    Ok(Answer(views::SilenceList { silences }).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -250,7 +228,7 @@ pub struct SilenceBody {
     summary = "silence matching alerts for a while (bootstrap admin)",
     request_body = SilenceBody,
     responses(
-        (status = 201, description = "the silence", body = crate::openapi::Silence),
+        (status = 201, description = "the silence", body = crate::views::Silence),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -310,7 +288,7 @@ pub async fn create_silence(
             ends_at: now + duration.as_millis() as i64,
         })
         .await?;
-    let view = silence_view(&row, now);
+    let view = views::Silence::at(&row, now);
     state
         .app
         .audit(
@@ -318,10 +296,10 @@ pub async fn create_silence(
             row.workspace.as_deref(),
             "silence.create",
             &row.id,
-            view.clone(),
+            views::to_json(&view)?,
         )
         .await;
-    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+    Ok((StatusCode::CREATED, Answer(view)).into_response())
 }
 
 /// `DELETE /v1/silences/{id}`: ends it now; notifications resume.
@@ -333,7 +311,7 @@ pub async fn create_silence(
     summary = "end a silence now (bootstrap admin)",
     params(("id" = String, Path, description = "the silence", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "the silence, ended", body = crate::openapi::Silence),
+        (status = 200, description = "the silence, ended", body = crate::views::Silence),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -360,7 +338,7 @@ pub async fn expire_silence(
         )
         .await;
     state.app.alerts.wake_handle().notify_one();
-    Ok(axum::Json(silence_view(&row, now)).into_response())
+    Ok(Answer(views::Silence::at(&row, now)).into_response())
 }
 
 /// `GET /v1/alerting/sinks`: each sink, where it routes, its breaker and

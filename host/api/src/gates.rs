@@ -4,58 +4,15 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use warden_store::gates::{DecisionRow, VerdictRow};
+use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::{AppState, Json, Operator, Path, Query, Viewer, Workspace, time};
+use crate::views::{self, Answer};
+use crate::{AppState, Json, Operator, Path, Query, Viewer, Workspace};
 use warden_core::gates::Binding;
 
 fn check_stage(stage: &str) -> Result<()> {
     Ok(warden_core::validate::id("stage", stage).map_err(Error::InvalidArgument)?)
-}
-
-fn binding_view(stage: &str, binding: &Binding, source: &str) -> Value {
-    let mut v = serde_json::to_value(binding).unwrap_or_default();
-    v["stage"] = json!(stage);
-    v["source"] = json!(source);
-    v
-}
-
-/// A verdict as the API shows it.
-pub fn verdict_view(v: &VerdictRow) -> Value {
-    json!({
-        "id": v.id,
-        "decision_id": v.decision_id,
-        "task_id": v.task_id,
-        "stage": v.stage,
-        "gate": v.gate,
-        "version": v.version,
-        "digest": v.digest,
-        "decision": v.decision,
-        "score": v.score,
-        "reasons": v.reasons.iter().map(|r| json!({ "category": r.category, "message": r.message })).collect::<Vec<_>>(),
-        "error": v.error,
-        "relaxed": v.relaxed,
-        "wall_ms": v.wall_ms,
-        "at": time(v.created_at),
-    })
-}
-
-fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
-    json!({
-        "id": d.id,
-        "stage": d.stage,
-        "token": d.token,
-        "quorum": d.quorum,
-        "outcome": d.outcome,
-        "approvals": d.approvals,
-        "rejections": d.rejections,
-        "escalations": d.escalations,
-        "summary": d.summary,
-        "at": time(d.created_at),
-        "verdicts": verdicts.iter().filter(|v| v.decision_id == d.id).map(verdict_view).collect::<Vec<_>>(),
-    })
 }
 
 /// `GET /v1/workspaces/{ws}/gates`: the bindings in force, by stage.
@@ -67,7 +24,7 @@ fn decision_view(d: &DecisionRow, verdicts: &[VerdictRow]) -> Value {
     summary = "the gate bindings in force, by stage",
     params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the bindings", body = crate::openapi::GateBindings),
+        (status = 200, description = "the bindings", body = crate::views::GateBindings),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -78,11 +35,11 @@ pub async fn list(
     Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
     let bindings = state.app.gates.bindings(&ws).await?;
-    let views: Vec<Value> = bindings
+    let bindings = bindings
         .iter()
-        .map(|(stage, (b, source))| binding_view(stage, b, source))
+        .map(|(stage, (b, source))| views::GateBinding::new(stage, b, source))
         .collect();
-    Ok(axum::Json(json!({ "bindings": views })).into_response())
+    Ok(Answer(views::GateBindings { bindings }).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/gates/{stage}`
@@ -94,7 +51,7 @@ pub async fn list(
     summary = "the gates bound to a stage",
     params(crate::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "the binding", body = crate::openapi::GateBinding),
+        (status = 200, description = "the binding", body = crate::views::GateBinding),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -109,10 +66,8 @@ pub async fn get(
     check_stage(&stage)?;
     match state.app.gates.binding(&ws, &stage).await? {
         Some((b, api)) => {
-            Ok(
-                axum::Json(binding_view(&stage, &b, if api { "api" } else { "config" }))
-                    .into_response(),
-            )
+            let source = if api { "api" } else { "config" };
+            Ok(Answer(views::GateBinding::new(&stage, &b, source)).into_response())
         }
         None => Err(Error::NotFound(format!(
             "no gates are bound to stage \"{stage}\" in workspace {ws}"
@@ -132,7 +87,7 @@ pub async fn get(
     params(crate::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     request_body = crate::schema::Binding,
     responses(
-        (status = 200, description = "the binding", body = crate::openapi::GateBinding),
+        (status = 200, description = "the binding", body = crate::views::GateBinding),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -162,7 +117,7 @@ pub async fn put(
             serde_json::to_value(&binding).unwrap_or_default(),
         )
         .await;
-    Ok(axum::Json(binding_view(&stage, &binding, "api")).into_response())
+    Ok(Answer(views::GateBinding::new(&stage, &binding, "api")).into_response())
 }
 
 /// `DELETE /v1/workspaces/{ws}/gates/{stage}`: removes the API's binding.
@@ -174,7 +129,7 @@ pub async fn put(
     summary = "remove the API binding of a stage",
     params(crate::openapi::WsPath, ("stage" = String, Path, description = "the stage", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
-        (status = 200, description = "removed", body = crate::openapi::Deleted),
+        (status = 200, description = "removed", body = crate::views::Deleted),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -197,7 +152,7 @@ pub async fn delete(
         .app
         .audit(&principal, Some(&ws), "gates.unbind", &stage, json!({}))
         .await;
-    Ok(axum::Json(json!({ "deleted": true })).into_response())
+    Ok(Answer(views::Deleted { deleted: true }).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/tasks/{id}/verdicts`: the gated transitions of
@@ -210,7 +165,7 @@ pub async fn delete(
     summary = "the gated transitions of a task with their verdicts",
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     responses(
-        (status = 200, description = "the decisions", body = crate::openapi::TaskVerdicts),
+        (status = 200, description = "the decisions", body = crate::views::TaskVerdicts),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -229,11 +184,15 @@ pub async fn task_verdicts(
     }
     let decisions = store.list_gate_decisions(&ws, &id).await?;
     let verdicts = store.list_task_verdicts(&ws, &id).await?;
-    let views: Vec<Value> = decisions
+    let decisions = decisions
         .iter()
-        .map(|d| decision_view(d, &verdicts))
+        .map(|d| views::GateDecision::new(d, &verdicts))
         .collect();
-    Ok(axum::Json(json!({ "task_id": id, "decisions": views })).into_response())
+    Ok(Answer(views::TaskVerdicts {
+        task_id: id,
+        decisions,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -254,7 +213,7 @@ pub struct VerdictQuery {
     summary = "verdicts, newest first",
     params(crate::openapi::WsPath, VerdictQuery),
     responses(
-        (status = 200, description = "the verdicts", body = crate::openapi::VerdictList),
+        (status = 200, description = "the verdicts", body = crate::views::VerdictList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -273,8 +232,8 @@ pub async fn verdicts(
         .store
         .list_gate_verdicts(&ws, q.gate.as_deref(), q.limit.unwrap_or(100))
         .await?;
-    let views: Vec<Value> = rows.iter().map(verdict_view).collect();
-    Ok(axum::Json(json!({ "verdicts": views })).into_response())
+    let verdicts = rows.iter().map(views::Verdict::from).collect();
+    Ok(Answer(views::VerdictList { verdicts }).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -331,35 +290,7 @@ pub async fn stats(
         let recent = store
             .recent_gate_decisions(&ws, &s.gate, warden_core::gates::BREAKER_WINDOW)
             .await?;
-        gates.push(json!({
-            "gate": s.gate,
-            "verdicts": s.total,
-            "approvals": s.approvals,
-            "rejections": s.rejections,
-            "escalations": s.escalations,
-            "errors": s.errors,
-            "approval_rate": if s.total > 0 { s.approvals as f64 / s.total as f64 } else { 0.0 },
-            "rejection_rate": if s.total > 0 { s.rejections as f64 / s.total as f64 } else { 0.0 },
-            "mean_score": s.mean_score,
-            "recent_rejections": recent.iter().filter(|d| *d == "reject").count(),
-            "recent_window": recent.len(),
-            "breaker": breaker.map(|b| json!({ "state": b.state, "reason": b.reason, "until": b.retry_at.map(time) })),
-        }));
+        gates.push(views::GateStatistic::new(s, breaker.as_ref(), &recent));
     }
-    let (total, approvals) = stats
-        .iter()
-        .fold((0, 0), |(t, a), s| (t + s.total, a + s.approvals));
-    let top: Vec<Value> = top
-        .iter()
-        .map(|r| json!({ "gate": r.gate, "category": r.category, "message": r.message, "count": r.count }))
-        .collect();
-    Ok(axum::Json(json!({
-        "workspace": ws,
-        "since": time(since),
-        "verdicts": total,
-        "approval_rate": if total > 0 { approvals as f64 / total as f64 } else { 0.0 },
-        "gates": gates,
-        "top_rejection_reasons": top,
-    }))
-    .into_response())
+    Ok(Answer(views::GateStatistics::new(&ws, since, &stats, gates, &top)).into_response())
 }

@@ -6,11 +6,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use warden_store::gateway::{CallFilter, GatewayCallRow, UsageDim};
+use serde_json::json;
+use warden_store::gateway::{CallFilter, UsageDim};
 
 use crate::error::{Error, Result};
-use crate::{AppState, Body, Query, Viewer, Workspace, check_ws, time};
+use crate::views::{self, Answer};
+use crate::{AppState, Body, Query, Viewer, Workspace, check_ws};
 use warden_core::auth::{Principal, Role};
 use warden_core::gateway::{Caller, ReplyBody};
 
@@ -185,39 +186,7 @@ pub async fn usage(
         .store
         .gateway_usage(&ws, &dims, since, until)
         .await?;
-    let (mut calls, mut cost, mut prompt, mut completion) = (0, 0, 0, 0);
-    let groups: Vec<Value> = groups
-        .iter()
-        .map(|g| {
-            calls += g.calls;
-            cost += g.cost_micros;
-            prompt += g.prompt_tokens;
-            completion += g.completion_tokens;
-            let mut v = json!({
-                "calls": g.calls,
-                "failed": g.failed,
-                "prompt_tokens": g.prompt_tokens,
-                "completion_tokens": g.completion_tokens,
-                "total_tokens": g.prompt_tokens + g.completion_tokens,
-                "cost_usd": g.cost_micros as f64 / 1e6,
-            });
-            for (dim, value) in dims.iter().zip(&g.key) {
-                v[dim.name()] = json!(value);
-            }
-            v
-        })
-        .collect();
-    Ok(axum::Json(json!({
-        "workspace": ws,
-        "since": time(since),
-        "group_by": dims.iter().map(|d| d.name()).collect::<Vec<_>>(),
-        "calls": calls,
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "cost_usd": cost as f64 / 1e6,
-        "groups": groups,
-    }))
-    .into_response())
+    Ok(Answer(views::GatewayUsage::new(&ws, since, &dims, &groups)).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -233,30 +202,6 @@ pub struct CallsQuery {
     limit: Option<i64>,
 }
 
-/// A recorded call as the API shows it.
-fn call_view(c: &GatewayCallRow) -> Value {
-    json!({
-        "id": c.id,
-        "task_id": c.task_id,
-        "stage": c.stage,
-        "mode": c.mode,
-        "requested_model": c.requested_model,
-        "provider": c.provider,
-        "model": c.model,
-        "policy": { "name": c.policy, "version": c.policy_version, "digest": c.policy_digest, "reason": c.route_reason },
-        "stream": c.stream,
-        "status": c.status,
-        "http_status": c.http_status,
-        "attempts": c.attempts,
-        "prompt_tokens": c.prompt_tokens,
-        "completion_tokens": c.completion_tokens,
-        "cost_usd": c.cost_micros as f64 / 1e6,
-        "latency_ms": c.latency_ms,
-        "error": c.error,
-        "at": time(c.created_at),
-    })
-}
-
 /// `GET /v1/workspaces/{ws}/gateway/calls?task=&stage=&provider=&limit=`:
 /// recorded calls, newest first, each with the policy build that routed it.
 #[utoipa::path(
@@ -267,7 +212,7 @@ fn call_view(c: &GatewayCallRow) -> Value {
     summary = "recorded gateway calls, newest first",
     params(crate::openapi::WsPath, CallsQuery),
     responses(
-        (status = 200, description = "the calls", body = crate::openapi::GatewayCalls),
+        (status = 200, description = "the calls", body = crate::views::GatewayCalls),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -294,8 +239,6 @@ pub async fn calls(
         limit: q.limit.unwrap_or(100),
     };
     let rows = state.app.store.list_gateway_calls(&ws, &filter).await?;
-    Ok(
-        axum::Json(json!({ "calls": rows.iter().map(call_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let calls = rows.iter().map(views::GatewayCall::from).collect();
+    Ok(Answer(views::GatewayCalls { calls }).into_response())
 }

@@ -388,7 +388,7 @@ impl Warden {
             let (_, ws) = caller_as(&ctx, Role::Agent)?;
             let (task, body) = args.get()?;
             let seq = crate::tasks::report_in(&self.app, &ws, &task, body).await?;
-            Ok(json!({ "seq": seq }))
+            Ok(views::EventSeq { seq })
         };
         Ok(answer(call.await))
     }

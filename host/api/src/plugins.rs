@@ -4,15 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use warden_meta::CapabilitySet;
 use warden_store::grants::GrantRow;
 use warden_store::pins::PinRow;
 
 use crate::error::{Error, Result};
-use crate::{
-    Admin, AppState, Body, Json, Operator, Path, Query, Viewer, Workspace, check_ws, time,
-};
+use crate::views::{self, Answer};
+use crate::{Admin, AppState, Body, Json, Operator, Path, Query, Viewer, Workspace, check_ws};
 use warden_core::auth::{Principal, Role};
 use warden_core::registry::{Entry, Selector};
 
@@ -24,27 +23,15 @@ pub struct WorkspaceQuery {
     workspace: Option<String>,
 }
 
-fn version_view(state: &AppState, e: &Entry) -> Value {
-    let p = &e.plugin;
-    let meta = p.meta();
-    json!({
-        "version": meta.version.to_string(),
-        "digest": p.digest(),
-        "size": p.size(),
-        "source": e.source,
-        "source_path": e.source_path,
-        "state": if state.app.registry.is_live(p.digest()) { "active" } else { "retired" },
-        "added_at": time(e.added_at),
-        "capabilities_requested": meta.capabilities.names(),
-        "capabilities_required": p.required_capabilities().names(),
-        "imports": p.imports().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "limits": meta.limits,
-        "idempotent": meta.idempotent,
-        "concurrent": meta.concurrent,
-    })
-}
-
-async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool) -> Result<Value> {
+/// Plugin `name` as workspace `workspace` sees it: the pin in force, the
+/// version it picks and that version's grants; each version's imports and
+/// limits only in `detail`.
+async fn plugin_view(
+    state: &AppState,
+    name: &str,
+    workspace: &str,
+    detail: bool,
+) -> Result<views::Plugin> {
     let registry = &state.app.registry;
     let versions = registry.versions(name);
     let Some(newest) = versions.first() else {
@@ -69,30 +56,41 @@ async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool
         None => (Vec::new(), Vec::new()),
     };
     let latest = registry.resolve(name, &Selector::Latest).ok();
-    let mut view = json!({
-        "name": name,
-        "kind": meta.kind.to_string(),
-        "description": meta.description,
-        "latest": latest.as_ref().map(|e| e.plugin.meta().version.to_string()),
-        "versions": versions.iter().map(|e| version_view(state, e)).collect::<Vec<_>>(),
-        "workspace": workspace,
-        "pin": { "selector": selector.to_string(), "source": pin_source },
-        "pinned_version": pinned.as_ref().map(|e| e.plugin.meta().version.to_string()),
-        "pinned_digest": pinned.as_ref().map(|e| e.plugin.digest().to_string()),
-        "capabilities_requested": pinned.as_ref().map(|e| e.plugin.meta().capabilities.names()).unwrap_or_default(),
-        "capabilities_granted": granted,
-        "missing_grants": missing,
-        "state": if latest.is_some() { "active" } else { "retired" },
-    });
-    if !detail && let Some(v) = view["versions"].as_array_mut() {
-        for version in v {
-            if let Some(o) = version.as_object_mut() {
-                o.remove("imports");
-                o.remove("limits");
-            }
+    Ok(views::Plugin {
+        name: name.to_string(),
+        kind: meta.kind.to_string(),
+        description: meta.description.clone(),
+        latest: latest.as_ref().map(|e| e.plugin.meta().version.to_string()),
+        versions: versions
+            .iter()
+            .map(|e| version_view(state, e, detail))
+            .collect(),
+        workspace: workspace.to_string(),
+        pin: views::PinInForce {
+            selector: selector.to_string(),
+            source: pin_source.to_string(),
+        },
+        pinned_version: pinned.as_ref().map(|e| e.plugin.meta().version.to_string()),
+        pinned_digest: pinned.as_ref().map(|e| e.plugin.digest().to_string()),
+        capabilities_requested: pinned
+            .as_ref()
+            .map(|e| e.plugin.meta().capabilities.names())
+            .unwrap_or_default(),
+        capabilities_granted: granted,
+        missing_grants: missing,
+        state: if latest.is_some() {
+            "active"
+        } else {
+            "retired"
         }
-    }
-    Ok(view)
+        .to_string(),
+    })
+}
+
+/// Version `e`, active while the registry still runs it.
+fn version_view(state: &AppState, e: &Entry, detail: bool) -> views::PluginVersion {
+    let live = state.app.registry.is_live(e.plugin.digest());
+    views::PluginVersion::new(e, live, detail)
 }
 
 /// `GET /v1/plugins[?workspace=]`
@@ -104,7 +102,7 @@ async fn plugin_view(state: &AppState, name: &str, workspace: &str, detail: bool
     summary = "the plugins as a workspace sees them",
     params(WorkspaceQuery),
     responses(
-        (status = 200, description = "the plugins and the rejected files", body = crate::openapi::PluginList),
+        (status = 200, description = "the plugins and the rejected files", body = crate::views::PluginList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -122,10 +120,9 @@ pub async fn list(
     for name in state.app.registry.names() {
         plugins.push(plugin_view(&state, &name, &ws, false).await?);
     }
-    Ok(
-        axum::Json(json!({ "plugins": plugins, "rejected": state.app.registry.rejected() }))
-            .into_response(),
-    )
+    let rejected = state.app.registry.rejected();
+    let rejected = rejected.iter().map(views::Rejection::from).collect();
+    Ok(Answer(views::PluginList { plugins, rejected }).into_response())
 }
 
 /// `GET /v1/plugins/{name}[?workspace=]`
@@ -137,7 +134,7 @@ pub async fn list(
     summary = "one plugin, with each version's imports and limits",
     params(("name" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$"), WorkspaceQuery),
     responses(
-        (status = 200, description = "the plugin", body = crate::openapi::Plugin),
+        (status = 200, description = "the plugin", body = crate::views::Plugin),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -154,7 +151,7 @@ pub async fn inspect(
     let ws = q.workspace.unwrap_or_else(|| principal.home().to_string());
     check_ws(&ws)?;
     principal.require(&ws, Role::Viewer)?;
-    Ok(axum::Json(plugin_view(&state, &name, &ws, true).await?).into_response())
+    Ok(Answer(plugin_view(&state, &name, &ws, true).await?).into_response())
 }
 
 /// `POST /v1/plugins`: the body is the `.wasm`.
@@ -166,8 +163,8 @@ pub async fn inspect(
     summary = "upload a .wasm component (bootstrap admin)",
     request_body(content = crate::openapi::Binary, content_type = "application/octet-stream", description = "the .wasm component (any Content-Type)"),
     responses(
-        (status = 201, description = "added", body = crate::openapi::PluginUploaded),
-        (status = 200, description = "this exact file was known already", body = crate::openapi::PluginUploaded),
+        (status = 201, description = "added", body = crate::views::PluginUploaded),
+        (status = 200, description = "this exact file was known already", body = crate::views::PluginUploaded),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -206,12 +203,13 @@ pub async fn upload(
     } else {
         StatusCode::CREATED
     };
-    let view = json!({ "name": meta.name, "kind": meta.kind.to_string(), "description": meta.description, "version": version_view(&state, &entry) });
-    Ok((status, axum::Json(view)).into_response())
-}
-
-fn pin_view(p: &PinRow) -> Value {
-    json!({ "plugin": p.plugin, "selector": p.selector, "actor": p.actor, "updated_at": time(p.updated_at) })
+    let view = views::PluginUploaded {
+        name: meta.name.clone(),
+        kind: meta.kind.to_string(),
+        description: meta.description.clone(),
+        version: version_view(&state, &entry, true),
+    };
+    Ok((status, Answer(view)).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/pins`
@@ -223,7 +221,7 @@ fn pin_view(p: &PinRow) -> Value {
     summary = "version pins set over the API",
     params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the pins", body = crate::openapi::PinList),
+        (status = 200, description = "the pins", body = crate::views::PinList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -234,10 +232,8 @@ pub async fn list_pins(
     Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
     let pins = state.app.store.list_pins(&ws).await?;
-    Ok(
-        axum::Json(json!({ "pins": pins.iter().map(pin_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let pins = pins.iter().map(views::Pin::from).collect();
+    Ok(Answer(views::PinList { pins }).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -258,7 +254,7 @@ pub struct PinBody {
     params(crate::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     request_body = PinBody,
     responses(
-        (status = 200, description = "the pin and what it resolves to", body = crate::openapi::Pin),
+        (status = 200, description = "the pin and what it resolves to", body = crate::views::Pin),
         crate::openapi::BadRequest,
         crate::openapi::Conflict,
         crate::openapi::Authenticated,
@@ -303,9 +299,14 @@ pub async fn set_pin(
             json!({ "selector": row.selector, "digest": entry.plugin.digest() }),
         )
         .await;
-    let mut view = pin_view(&row);
-    view["resolves_to"] = json!({ "version": entry.plugin.meta().version.to_string(), "digest": entry.plugin.digest() });
-    Ok(axum::Json(view).into_response())
+    let view = views::Pin {
+        resolves_to: Some(views::PinTarget {
+            version: entry.plugin.meta().version.to_string(),
+            digest: entry.plugin.digest().to_string(),
+        }),
+        ..views::Pin::from(&row)
+    };
+    Ok(Answer(view).into_response())
 }
 
 /// `DELETE /v1/workspaces/{ws}/pins/{plugin}`
@@ -343,10 +344,6 @@ pub async fn delete_pin(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn grant_view(g: &GrantRow) -> Value {
-    json!({ "plugin": g.plugin, "capabilities": g.capabilities, "actor": g.actor, "updated_at": time(g.updated_at) })
-}
-
 /// `GET /v1/workspaces/{ws}/grants` (grants set over the API; warden.toml
 /// grants show in `GET /v1/plugins`).
 #[utoipa::path(
@@ -357,7 +354,7 @@ fn grant_view(g: &GrantRow) -> Value {
     summary = "capability grants set over the API",
     params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the grants", body = crate::openapi::GrantList),
+        (status = 200, description = "the grants", body = crate::views::GrantList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -368,10 +365,8 @@ pub async fn list_grants(
     Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
     let grants = state.app.store.list_grants(&ws).await?;
-    Ok(
-        axum::Json(json!({ "grants": grants.iter().map(grant_view).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let grants = grants.iter().map(views::Grant::from).collect();
+    Ok(Answer(views::GrantList { grants }).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -390,7 +385,7 @@ pub struct GrantBody {
     params(crate::openapi::WsPath, ("plugin" = String, Path, description = "the plugin", pattern = "^[a-z][a-z0-9-]{0,63}$")),
     request_body = GrantBody,
     responses(
-        (status = 200, description = "the grant", body = crate::openapi::Grant),
+        (status = 200, description = "the grant", body = crate::views::Grant),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -423,7 +418,7 @@ pub async fn set_grant(
             json!({ "capabilities": row.capabilities }),
         )
         .await;
-    Ok(axum::Json(grant_view(&row)).into_response())
+    Ok(Answer(views::Grant::from(&row)).into_response())
 }
 
 /// `DELETE /v1/workspaces/{ws}/grants/{plugin}`

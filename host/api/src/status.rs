@@ -61,7 +61,7 @@ fn window_hours(q: &StatusQuery) -> Result<i64> {
     summary = "what runs, or why nothing does, and everything the dashboard shows of the workspace",
     params(crate::openapi::WsPath, StatusQuery),
     responses(
-        (status = 200, description = "the status", body = crate::openapi::WorkspaceStatus),
+        (status = 200, description = "the status", body = crate::views::WorkspaceStatus),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -74,9 +74,9 @@ pub async fn workspace(
 ) -> Result<Response> {
     let hours = window_hours(&q)?;
     let snap = dashboard::snapshot(&state.app, &ws, hours).await?;
-    let mut body = workspace_view(&snap, hours);
-    stamp(&mut body, &snap);
-    Ok(axum::Json(body).into_response())
+    let mut view = workspace_view(&snap, hours);
+    stamp(&mut view, &snap);
+    Ok(views::Answer(view).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/status/stream[?hours=24]`: the workspace's
@@ -156,12 +156,12 @@ pub struct Frame {
 
 impl Frame {
     fn of(snap: &Snapshot, hours: i64) -> Frame {
-        let mut body = workspace_view(snap, hours);
-        let view = body.to_string();
-        stamp(&mut body, snap);
+        let mut status = workspace_view(snap, hours);
+        let view = status_json(&status).to_string();
+        stamp(&mut status, snap);
         Frame {
             view,
-            data: body.to_string(),
+            data: status_json(&status).to_string(),
         }
     }
 }
@@ -699,15 +699,34 @@ fn run_brief(r: &warden_store::runs::RunRow) -> Value {
 
 /// Adds what changes on every snapshot: `generated_at` and the window's
 /// start.
-fn stamp(body: &mut Value, s: &Snapshot) {
-    body["generated_at"] = Value::from(time(s.now));
-    body["window"]["since"] = Value::from(time(s.since));
+pub(crate) fn stamp(status: &mut views::WorkspaceStatus, s: &Snapshot) {
+    let board = &mut status.dashboard;
+    board.insert("generated_at".to_string(), Value::from(time(s.now)));
+    if let Some(Value::Object(window)) = board.get_mut("window") {
+        window.insert("since".to_string(), Value::from(time(s.since)));
+    }
 }
 
-/// The status of one workspace as JSON, without `generated_at` and the
-/// window's start (so that two snapshots of the same state compare equal).
-pub fn workspace_view(s: &Snapshot, hours: i64) -> Value {
-    let settings = &s.settings;
+/// `status` as the JSON a stream sends. A status is strings, numbers and
+/// JSON values, which always serialise; were one not to, the frame would
+/// be `null`, and the error logged.
+fn status_json(status: &views::WorkspaceStatus) -> Value {
+    views::to_json(status).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialise a workspace status");
+        Value::Null
+    })
+}
+
+/// The status of one workspace, without `generated_at` and the window's
+/// start (so that two snapshots of the same state compare equal).
+pub fn workspace_view(s: &Snapshot, hours: i64) -> views::WorkspaceStatus {
+    views::WorkspaceStatus::new(s, dashboard_view(s, hours))
+}
+
+/// What the dashboard shows of a workspace beside its status: the window,
+/// recent tasks, loops, gates, token usage, stage times, top errors and
+/// playbook runs.
+fn dashboard_view(s: &Snapshot, hours: i64) -> Map<String, Value> {
     let key = |g: &UsageGroup| g.key.first().cloned().flatten().unwrap_or_default();
     let (mut verdicts, mut approvals, mut rejections, mut escalations) = (0, 0, 0, 0);
     for g in &s.gates {
@@ -717,23 +736,8 @@ pub fn workspace_view(s: &Snapshot, hours: i64) -> Value {
         escalations += g.escalations;
     }
     let decisions = s.gates_by_stage.iter().map(|g| g.decisions).sum();
-    json!({
-        "workspace": s.workspace,
+    let board = json!({
         "window": { "hours": hours },
-        "mode": settings.mode,
-        "mode_reason": settings.mode_reason,
-        "tasks_by_state": state_counts(s),
-        "running": s.running.iter().map(|t| json!({
-            "task_id": t.id, "title": t.title, "stage": t.stage, "worker": t.lease_owner,
-            "token": t.lease_token, "lease_expires_at": opt_time(t.lease_expires_at), "attempt": t.attempts,
-        })).collect::<Vec<_>>(),
-        "idle": s.idle.is_some(),
-        "why_idle": s.idle,
-        "workers": s.workers.iter().map(|w| json!({ "id": w.id, "last_heartbeat_at": time(w.last_heartbeat_at), "active_leases": w.active_leases })).collect::<Vec<_>>(),
-        "alerts": s.alerts.iter().map(views::Alert::from).collect::<Vec<_>>(),
-        "breakers": s.breakers.iter().map(views::Breaker::from).collect::<Vec<_>>(),
-        "usage_this_hour": { "tokens": s.usage_this_hour.0, "cost_usd": micros(s.usage_this_hour.1) },
-        "hourly_budget": { "tokens": settings.hourly_tokens, "cost_usd": settings.hourly_cost_micros.map(micros) },
         "recent_tasks": s.recent_tasks.iter().map(task_brief).collect::<Vec<_>>(),
         "active_loops": s.loops.iter().map(loop_view).collect::<Vec<_>>(),
         "quality_gates": gates_summary(
@@ -750,5 +754,9 @@ pub fn workspace_view(s: &Snapshot, hours: i64) -> Value {
         "bottleneck_stage": bottleneck_view(&s.stage_durations),
         "top_errors": s.top_errors.iter().map(|e| json!({ "fingerprint": e.fingerprint, "count": e.count, "sample": e.sample, "last_at": time(e.last_at) })).collect::<Vec<_>>(),
         "playbook_runs": s.runs.iter().map(run_brief).collect::<Vec<_>>(),
-    })
+    });
+    match board {
+        Value::Object(board) => board,
+        _ => Map::new(),
+    }
 }

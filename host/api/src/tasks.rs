@@ -524,7 +524,7 @@ pub struct EventBody {
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath),
     request_body = EventBody,
     responses(
-        (status = 201, description = "recorded", body = crate::openapi::EventSeq),
+        (status = 201, description = "recorded", body = crate::views::EventSeq),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Conflict,
@@ -539,7 +539,7 @@ pub async fn report(
     Json(b): Json<EventBody>,
 ) -> Result<Response> {
     let seq = report_in(&state.app, &ws, &id, b).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "seq": seq }))).into_response())
+    Ok((StatusCode::CREATED, Answer(views::EventSeq { seq })).into_response())
 }
 
 /// Records a progress event of task `id`: its sequence number (the HTTP
@@ -566,7 +566,7 @@ pub struct EventsQuery {
     summary = "the events of a task",
     params(crate::openapi::WsPath, crate::openapi::TaskIdPath, EventsQuery),
     responses(
-        (status = 200, description = "the events", body = crate::openapi::TaskEvents),
+        (status = 200, description = "the events", body = crate::views::TaskEvents),
         crate::openapi::BadRequest,
         crate::openapi::NotFound,
         crate::openapi::Authenticated,
@@ -585,11 +585,8 @@ pub async fn events(
         .store
         .list_task_events(&ws, &id, q.after.unwrap_or(0), q.limit.unwrap_or(500))
         .await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|e| json!({ "seq": e.seq, "type": e.kind, "data": e.data, "at": time(e.at) }))
-        .collect();
-    Ok(axum::Json(json!({ "events": items })).into_response())
+    let events = rows.iter().map(views::TaskEvent::from).collect();
+    Ok(Answer(views::TaskEvents { events }).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::{Admin, AppState, Json, Path, Query, Workspace, opt_time, time};
+use crate::views::{self, Answer};
+use crate::{Admin, AppState, Json, Path, Query, Workspace};
 use warden_core::auth::Role;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -29,7 +30,7 @@ pub struct CreateBody {
     params(crate::openapi::WsPath),
     request_body = CreateBody,
     responses(
-        (status = 201, description = "the token with its secret", body = crate::openapi::TokenCreated),
+        (status = 201, description = "the token with its secret", body = crate::views::TokenCreated),
         crate::openapi::BadRequest,
         crate::openapi::Conflict,
         crate::openapi::Authenticated,
@@ -60,15 +61,8 @@ pub async fn create(
             json!({ "name": row.name, "role": row.role }),
         )
         .await;
-    let body = json!({
-        "id": row.id,
-        "name": row.name,
-        "workspace": row.workspace,
-        "role": row.role,
-        "token": secret,
-        "created_at": time(row.created_at),
-    });
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    let view = views::TokenCreated::new(&row, &secret);
+    Ok((StatusCode::CREATED, Answer(view)).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/tokens`
@@ -80,7 +74,7 @@ pub async fn create(
     summary = "the workspace's tokens",
     params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the tokens", body = crate::openapi::TokenList),
+        (status = 200, description = "the tokens", body = crate::views::TokenList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -91,17 +85,8 @@ pub async fn list(
     Workspace { ws, .. }: Workspace<Admin>,
 ) -> Result<Response> {
     let tokens = state.app.store.list_tokens(&ws).await?;
-    let items: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            json!({
-                "id": t.id, "name": t.name, "role": t.role, "workspace": t.workspace,
-                "created_at": time(t.created_at), "last_used_at": opt_time(t.last_used_at),
-                "revoked_at": opt_time(t.revoked_at),
-            })
-        })
-        .collect();
-    Ok(axum::Json(json!({ "tokens": items })).into_response())
+    let tokens = tokens.iter().map(views::TokenInfo::from).collect();
+    Ok(Answer(views::TokenList { tokens }).into_response())
 }
 
 /// `DELETE /v1/workspaces/{ws}/tokens/{id}`
@@ -154,7 +139,7 @@ pub struct AuditQuery {
     summary = "the workspace's audit log",
     params(crate::openapi::WsPath, AuditQuery),
     responses(
-        (status = 200, description = "the entries", body = crate::openapi::AuditLog),
+        (status = 200, description = "the entries", body = crate::views::AuditLog),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -170,9 +155,6 @@ pub async fn audit(
         return Err(Error::invalid("limit must be between 1 and 1000").into());
     }
     let rows = state.app.store.list_audit(Some(&ws), limit).await?;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|a| json!({ "id": a.id, "at": time(a.at), "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail }))
-        .collect();
-    Ok(axum::Json(json!({ "entries": items })).into_response())
+    let entries = rows.iter().map(views::AuditEntry::from).collect();
+    Ok(Answer(views::AuditLog { entries }).into_response())
 }

@@ -7,28 +7,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_store::breakers::BreakerRow;
-use warden_store::settings::SettingsRow;
 
 use crate::error::{Error, Result};
 use crate::views::{self, Answer};
 use crate::{
     Admin, Agent, AppState, Body, Json, Operator, OptionalJson, Path, Query, Viewer, Workspace,
-    time,
 };
 use warden_core::auth::Principal;
 use warden_core::scheduler::{WorkspaceLimits, WorkspaceMode};
-
-fn settings_view(s: &SettingsRow) -> Value {
-    json!({
-        "mode": s.mode,
-        "mode_reason": s.mode_reason,
-        "pipeline": s.pipeline,
-        "limits": s.limits,
-        "hourly_budget": { "tokens": s.hourly_tokens, "cost_usd": s.hourly_cost_micros.map(|c| c as f64 / 1e6) },
-        "actor": s.actor,
-        "updated_at": if s.updated_at > 0 { Value::from(time(s.updated_at)) } else { Value::Null },
-    })
-}
 
 /// `GET /v1/workspaces/{ws}/mode`
 #[utoipa::path(
@@ -39,7 +25,7 @@ fn settings_view(s: &SettingsRow) -> Value {
     summary = "the workspace mode",
     params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the mode", body = crate::openapi::ModeView),
+        (status = 200, description = "the mode", body = crate::views::ModeView),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -50,7 +36,7 @@ pub async fn get_mode(
     Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
     let s = state.app.scheduler.settings(&ws).await?;
-    Ok(axum::Json(json!({ "mode": s.mode, "reason": s.mode_reason })).into_response())
+    Ok(Answer(views::ModeView::from(&s)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -72,7 +58,7 @@ pub struct ModeBody {
     params(crate::openapi::WsPath),
     request_body = ModeBody,
     responses(
-        (status = 200, description = "the mode", body = crate::openapi::ModeView),
+        (status = 200, description = "the mode", body = crate::views::ModeView),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -99,10 +85,10 @@ pub async fn set_mode(
             Some(&ws),
             "mode.set",
             &ws,
-            json!({ "mode": s.mode, "reason": s.mode_reason }),
+            views::to_json(&views::ModeView::from(&s))?,
         )
         .await;
-    Ok(axum::Json(json!({ "mode": s.mode, "reason": s.mode_reason })).into_response())
+    Ok(Answer(views::ModeView::from(&s)).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/settings`
@@ -114,7 +100,7 @@ pub async fn set_mode(
     summary = "the workspace settings",
     params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the settings", body = crate::openapi::Settings),
+        (status = 200, description = "the settings", body = crate::views::Settings),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -125,7 +111,7 @@ pub async fn get_settings(
     Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
     let s = state.app.scheduler.settings(&ws).await?;
-    Ok(axum::Json(settings_view(&s)).into_response())
+    Ok(Answer(views::Settings::from(&s)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -157,7 +143,7 @@ pub struct HourlyBudget {
     params(crate::openapi::WsPath),
     request_body = SettingsBody,
     responses(
-        (status = 200, description = "the settings", body = crate::openapi::Settings),
+        (status = 200, description = "the settings", body = crate::views::Settings),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -194,10 +180,10 @@ pub async fn set_settings(
             Some(&ws),
             "settings.set",
             &ws,
-            settings_view(&s),
+            views::to_json(&views::Settings::from(&s))?,
         )
         .await;
-    Ok(axum::Json(settings_view(&s)).into_response())
+    Ok(Answer(views::Settings::from(&s)).into_response())
 }
 
 /// `GET /v1/workspaces/{ws}/workers`
@@ -209,7 +195,7 @@ pub async fn set_settings(
     summary = "every worker seen",
     params(crate::openapi::WsPath),
     responses(
-        (status = 200, description = "the workers", body = crate::openapi::WorkerList),
+        (status = 200, description = "the workers", body = crate::views::WorkerList),
         crate::openapi::BadRequest,
         crate::openapi::Authenticated,
         crate::openapi::Forbidden
@@ -220,11 +206,8 @@ pub async fn workers(
     Workspace { ws, .. }: Workspace<Viewer>,
 ) -> Result<Response> {
     let rows = state.app.store.list_workers(&ws, 0).await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|w| json!({ "id": w.id, "first_seen_at": time(w.first_seen_at), "last_heartbeat_at": time(w.last_heartbeat_at), "active_leases": w.active_leases }))
-        .collect();
-    Ok(axum::Json(json!({ "workers": items })).into_response())
+    let workers = rows.iter().map(views::Worker::from).collect();
+    Ok(Answer(views::WorkerList { workers }).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]

@@ -1,4 +1,5 @@
-//! Alerts and circuit breakers (SPEC AL-1..AL-3, TS-8).
+//! Alerts, their silences and notifications, and circuit breakers (SPEC
+//! AL-1..AL-3, TS-8).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -6,6 +7,7 @@ use utoipa::ToSchema;
 use warden_core::time::{opt_time, time};
 use warden_store::alerts::AlertRow;
 use warden_store::breakers::BreakerRow;
+use warden_store::notifications::{NotificationRow, SilenceRow};
 
 /// An alert.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -95,4 +97,96 @@ impl From<&BreakerRow> for Breaker {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BreakerList {
     pub breakers: Vec<Breaker>,
+}
+
+/// A silence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Silence {
+    pub id: String,
+    pub workspace: Option<String>,
+    pub rule: Option<String>,
+    pub severity: Option<String>,
+    pub dedup_key: Option<String>,
+    pub comment: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub ends_at: String,
+    pub active: bool,
+}
+
+impl Silence {
+    /// The view of `s` at `now` (ms since the epoch): `active` until it
+    /// ends.
+    pub fn at(s: &SilenceRow, now: i64) -> Silence {
+        Silence {
+            id: s.id.clone(),
+            workspace: s.workspace.clone(),
+            rule: s.rule.clone(),
+            severity: s.severity.clone(),
+            dedup_key: s.dedup_key.clone(),
+            comment: s.comment.clone(),
+            created_by: s.created_by.clone(),
+            created_at: time(s.created_at),
+            ends_at: time(s.ends_at),
+            active: s.ends_at > now,
+        }
+    }
+}
+
+/// `alerting::silences`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SilenceList {
+    pub silences: Vec<Silence>,
+}
+
+/// A notification of a sink: queued, delivered or refused for good.
+///
+/// Not a schema of its own: the document lists notifications as objects
+/// (see [`Notifications`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: String,
+    pub sink: String,
+    /// `trigger`, `repeat` or `resolve`.
+    pub kind: String,
+    pub severity: String,
+    pub dedup_key: String,
+    pub alert_ids: Vec<String>,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_at: String,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+    pub last_error: Option<String>,
+    /// The body as the sink receives it.
+    pub payload: Value,
+}
+
+impl From<&NotificationRow> for Notification {
+    fn from(n: &NotificationRow) -> Notification {
+        Notification {
+            id: n.id.clone(),
+            sink: n.sink.clone(),
+            kind: n.kind.clone(),
+            severity: n.severity.clone(),
+            dedup_key: n.dedup_key.clone(),
+            alert_ids: n.alert_ids.clone(),
+            status: n.status.clone(),
+            attempts: n.attempts,
+            next_at: time(n.next_at),
+            created_at: time(n.created_at),
+            delivered_at: opt_time(n.delivered_at),
+            last_error: n.last_error.clone(),
+            payload: n.payload.clone(),
+        }
+    }
+}
+
+/// A list of objects under one key: `{"<key>": [ {...}, ... ]}` (`key`
+/// is named in the response's description).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Notifications {
+    #[schema(value_type = Vec<Object>)]
+    pub notifications: Vec<Notification>,
 }

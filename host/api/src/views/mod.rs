@@ -17,15 +17,38 @@ use serde_json::Value;
 use crate::error::{ApiError, Error};
 
 mod alert;
+mod gate;
+mod plugin;
 mod run;
+mod status;
+mod system;
 mod task;
+mod token;
+mod workspace;
 
-pub use alert::{Alert, AlertList, Breaker, BreakerList};
-pub use run::{Action, ActionList, Run, RunAccepted, RunActions, RunList, RunTriggered};
-pub use task::{
-    Claim, ClaimResponse, CompleteResponse, DeadLetters, DecisionResponse, FailResponse,
-    HeartbeatResponse, Lease, StageRun, Task, TaskBudget, TaskDetail, TaskList, TaskUsed,
+pub use alert::{
+    Alert, AlertList, Breaker, BreakerList, Notification, Notifications, Silence, SilenceList,
 };
+pub use gate::{
+    Deleted, GateBinding, GateBindings, GateBreaker, GateDecision, GateStatistic, GateStatistics,
+    TaskVerdicts, TopReason, Verdict, VerdictList, VerdictReason,
+};
+pub use plugin::{
+    Grant, GrantList, Pin, PinInForce, PinList, PinTarget, Plugin, PluginList, PluginUploaded,
+    PluginVersion, Rejection,
+};
+pub use run::{Action, ActionList, Run, RunAccepted, RunActions, RunList, RunTriggered};
+pub use status::{HourlyUsage, LiveWorker, RunningTask, WorkspaceStatus};
+pub use system::{
+    CallPolicy, GatewayCall, GatewayCalls, GatewayUsage, GatewayUsageGroup, Process, Processes,
+};
+pub use task::{
+    Claim, ClaimResponse, CompleteResponse, DeadLetters, DecisionResponse, EventSeq, FailResponse,
+    HeartbeatResponse, Lease, StageRun, Task, TaskBudget, TaskDetail, TaskEvent, TaskEvents,
+    TaskList, TaskUsed,
+};
+pub use token::{AuditEntry, AuditLog, TokenCreated, TokenInfo, TokenList};
+pub use workspace::{HourlyBudget, ModeView, Settings, Worker, WorkerList};
 
 /// A view as the JSON body of an answer, keys in alphabetical order.
 pub struct Answer<T>(pub T);

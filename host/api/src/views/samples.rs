@@ -2,12 +2,26 @@
 //! values both, so that a test of a view sees every field's spelling.
 
 use serde_json::json;
+use warden_core::dashboard::Snapshot;
+use warden_core::gates::{Binding, OnError, Quorum};
+use warden_core::processes::{ProcessState, ProcessStatus};
+use warden_core::scheduler::Idle;
 use warden_store::actions::ActionRow;
 use warden_store::alerts::AlertRow;
+use warden_store::audit::AuditRow;
 use warden_store::breakers::BreakerRow;
+use warden_store::gates::{DecisionRow, GateStats, ReasonCount, ReasonRow, VerdictRow};
+use warden_store::gateway::{GatewayCallRow, UsageGroup};
+use warden_store::grants::GrantRow;
+use warden_store::notifications::{NotificationRow, SilenceRow};
+use warden_store::pins::PinRow;
 use warden_store::runs::RunRow;
+use warden_store::settings::SettingsRow;
 use warden_store::stages::{Claimed, StageRunRow};
+use warden_store::task_events::TaskEventRow;
 use warden_store::tasks::{TaskBudget, TaskRow, TaskUsage};
+use warden_store::tokens::TokenRow;
+use warden_store::workers::WorkerRow;
 
 /// 2026-01-02T03:04:05.678Z.
 pub const AT: i64 = 1_767_323_045_678;
@@ -264,4 +278,520 @@ pub fn breakers() -> Vec<BreakerRow> {
             updated_at: 0,
         },
     ]
+}
+
+/// A token used and revoked, and one never used.
+pub fn tokens() -> Vec<TokenRow> {
+    vec![
+        TokenRow {
+            id: "0190a1b2-dddd-7eee-8fff-000000000006".to_string(),
+            name: "ci \"runner\"".to_string(),
+            workspace: "acme".to_string(),
+            role: "agent".to_string(),
+            hash: "not shown".to_string(),
+            created_at: AT - 60_000,
+            last_used_at: Some(AT - 1),
+            revoked_at: Some(AT),
+        },
+        TokenRow {
+            id: "0190a1b2-dddd-7eee-8fff-000000000007".to_string(),
+            name: "cli".to_string(),
+            workspace: "acme".to_string(),
+            role: "viewer".to_string(),
+            hash: "not shown either".to_string(),
+            created_at: AT,
+            last_used_at: None,
+            revoked_at: None,
+        },
+    ]
+}
+
+/// Audit entries, with details and without.
+pub fn audit() -> Vec<AuditRow> {
+    vec![
+        AuditRow {
+            id: 17,
+            at: AT,
+            actor: "admin".to_string(),
+            workspace: Some("acme".to_string()),
+            action: "pin.set".to_string(),
+            target: "stuck-tasks".to_string(),
+            detail: json!({ "selector": "^1.2", "digest": "sha256:abcd" }),
+        },
+        AuditRow {
+            id: 18,
+            at: AT + 1,
+            actor: "bootstrap-admin".to_string(),
+            workspace: None,
+            action: "grant.delete".to_string(),
+            target: "stuck-tasks".to_string(),
+            detail: json!({}),
+        },
+    ]
+}
+
+/// A pin set over the API.
+pub fn pin() -> PinRow {
+    PinRow {
+        workspace: "acme".to_string(),
+        plugin: "stuck-tasks".to_string(),
+        selector: "^1.2".to_string(),
+        canary: Some("1.3.0".to_string()),
+        canary_percent: 10,
+        actor: "ops".to_string(),
+        updated_at: AT,
+    }
+}
+
+/// A grant of two capabilities, and one of none.
+pub fn grants() -> Vec<GrantRow> {
+    vec![
+        GrantRow {
+            workspace: "acme".to_string(),
+            plugin: "stuck-tasks".to_string(),
+            capabilities: vec!["tasks:read".to_string(), "tasks:write".to_string()],
+            actor: "admin".to_string(),
+            updated_at: AT,
+        },
+        GrantRow {
+            workspace: "acme".to_string(),
+            plugin: "lint".to_string(),
+            capabilities: Vec::new(),
+            actor: "admin".to_string(),
+            updated_at: AT + 1,
+        },
+    ]
+}
+
+/// A silence of one workspace's rule still in force at [`AT`], and a
+/// host-wide one of a dedup-key prefix that ended.
+pub fn silences() -> Vec<SilenceRow> {
+    vec![
+        SilenceRow {
+            id: "0190a1b2-eeee-7fff-8aaa-000000000008".to_string(),
+            workspace: Some("acme".to_string()),
+            rule: Some("budget_80".to_string()),
+            severity: Some("warning".to_string()),
+            dedup_key: None,
+            comment: "known: the \"big\" migration".to_string(),
+            created_by: "admin".to_string(),
+            created_at: AT - 60_000,
+            ends_at: AT + 7_200_000,
+        },
+        SilenceRow {
+            id: "0190a1b2-eeee-7fff-8aaa-000000000009".to_string(),
+            workspace: None,
+            rule: None,
+            severity: None,
+            dedup_key: Some("breaker:*".to_string()),
+            comment: String::new(),
+            created_by: "bootstrap-admin".to_string(),
+            created_at: AT - 120_000,
+            ends_at: AT,
+        },
+    ]
+}
+
+/// A notification delivered, and one failing.
+pub fn notifications() -> Vec<NotificationRow> {
+    vec![
+        NotificationRow {
+            id: "0190a1b2-ffff-7aaa-8bbb-00000000000a".to_string(),
+            sink: "ops-webhook".to_string(),
+            kind: "trigger".to_string(),
+            severity: "warning".to_string(),
+            dedup_key: "budget_80:acme".to_string(),
+            alert_ids: vec!["0190a1b2-bbbb-7ccc-8ddd-000000000004".to_string()],
+            payload: json!({ "text": "80% of the hourly budget", "count": 3 }),
+            status: "delivered".to_string(),
+            attempts: 1,
+            next_at: AT,
+            created_at: AT - 5,
+            delivered_at: Some(AT + 2),
+            last_error: None,
+        },
+        NotificationRow {
+            id: "0190a1b2-ffff-7aaa-8bbb-00000000000b".to_string(),
+            sink: "pager".to_string(),
+            kind: "resolve".to_string(),
+            severity: "critical".to_string(),
+            dedup_key: "breaker:provider:openai".to_string(),
+            alert_ids: Vec::new(),
+            payload: json!(null),
+            status: "pending".to_string(),
+            attempts: 3,
+            next_at: AT + 30_000,
+            created_at: AT,
+            delivered_at: None,
+            last_error: Some("HTTP 502".to_string()),
+        },
+    ]
+}
+
+/// A worker holding two leases, and one idle.
+pub fn workers() -> Vec<WorkerRow> {
+    vec![
+        WorkerRow {
+            workspace: "acme".to_string(),
+            id: "worker-1".to_string(),
+            first_seen_at: AT - 3_600_000,
+            last_heartbeat_at: AT,
+            active_leases: 2,
+        },
+        WorkerRow {
+            workspace: "acme".to_string(),
+            id: "worker-\"2\"".to_string(),
+            first_seen_at: AT - 1,
+            last_heartbeat_at: AT - 1,
+            active_leases: 0,
+        },
+    ]
+}
+
+/// Settings changed over the API, and the defaults never changed.
+pub fn settings() -> Vec<SettingsRow> {
+    vec![
+        SettingsRow {
+            workspace: "acme".to_string(),
+            mode: "read-only".to_string(),
+            mode_reason: Some("breaker \"provider:openai\" open".to_string()),
+            pipeline: Some(vec!["plan".to_string(), "implement".to_string()]),
+            limits: json!({ "lease_ms": 30000, "max_running": 4 }),
+            hourly_tokens: Some(1_000_000),
+            hourly_cost_micros: Some(2_500_000),
+            actor: "ops".to_string(),
+            updated_at: AT,
+        },
+        SettingsRow {
+            workspace: "default".to_string(),
+            mode: "normal".to_string(),
+            mode_reason: None,
+            pipeline: None,
+            limits: json!({}),
+            hourly_tokens: None,
+            hourly_cost_micros: None,
+            actor: "system".to_string(),
+            updated_at: 0,
+        },
+    ]
+}
+
+/// A binding by quorum with relaxed config, and one with the defaults.
+pub fn bindings() -> Vec<(String, Binding, &'static str)> {
+    let relax = [(
+        "lint".to_string(),
+        [("max_warnings".to_string(), json!(50))]
+            .into_iter()
+            .collect(),
+    )]
+    .into_iter()
+    .collect();
+    vec![
+        (
+            "review".to_string(),
+            Binding {
+                gates: vec!["lint".to_string(), "tests".to_string(), "size".to_string()],
+                quorum: Quorum::KOfN { k: 2, n: 3 },
+                reject_to: "implement".to_string(),
+                on_error: OnError::Reject,
+                relax,
+                relax_minutes: 15,
+            },
+            "api",
+        ),
+        (
+            "implement".to_string(),
+            Binding {
+                gates: vec!["lint".to_string()],
+                quorum: Quorum::All,
+                reject_to: "plan".to_string(),
+                on_error: OnError::Escalate,
+                relax: Default::default(),
+                relax_minutes: 30,
+            },
+            "config",
+        ),
+    ]
+}
+
+/// A decision of two verdicts, one of them failed, and a decision of
+/// none yet.
+pub fn decisions() -> Vec<DecisionRow> {
+    let decision = |id: &str, outcome: &str, token: i64| DecisionRow {
+        id: id.to_string(),
+        workspace: "acme".to_string(),
+        task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+        stage: "review".to_string(),
+        token,
+        quorum: "2-of-3".to_string(),
+        outcome: outcome.to_string(),
+        approvals: 1,
+        rejections: 1,
+        escalations: 0,
+        summary: "lint: \"too long\"".to_string(),
+        created_at: AT + token,
+    };
+    vec![
+        decision("0190a1b2-abab-7cdc-8efe-00000000000c", "reject", 42),
+        decision("0190a1b2-abab-7cdc-8efe-00000000000d", "pending", 43),
+    ]
+}
+
+/// The verdicts of the first of [`decisions`].
+pub fn verdicts() -> Vec<VerdictRow> {
+    let verdict = |id: &str, gate: &str| VerdictRow {
+        id: id.to_string(),
+        decision_id: "0190a1b2-abab-7cdc-8efe-00000000000c".to_string(),
+        workspace: "acme".to_string(),
+        task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+        stage: "review".to_string(),
+        gate: gate.to_string(),
+        version: "0.3.1".to_string(),
+        digest: "sha256:beef".to_string(),
+        decision: "approve".to_string(),
+        score: 87,
+        error: None,
+        relaxed: false,
+        wall_ms: 12,
+        created_at: AT,
+        reasons: Vec::new(),
+    };
+    vec![
+        verdict("0190a1b2-acac-7ded-8fef-00000000000e", "tests"),
+        VerdictRow {
+            decision: "reject".to_string(),
+            score: -1,
+            error: Some("trap: \"unreachable\"".to_string()),
+            relaxed: true,
+            reasons: vec![
+                ReasonRow {
+                    category: "size".to_string(),
+                    message: "diff too long".to_string(),
+                },
+                ReasonRow {
+                    category: "quality".to_string(),
+                    message: "line 3: \"todo\"".to_string(),
+                },
+            ],
+            ..verdict("0190a1b2-acac-7ded-8fef-00000000000f", "lint")
+        },
+    ]
+}
+
+/// Events of a task: a status change and a log line.
+pub fn task_events() -> Vec<TaskEventRow> {
+    vec![
+        TaskEventRow {
+            task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+            workspace: "acme".to_string(),
+            seq: 1,
+            kind: "status".to_string(),
+            data: json!({ "state": "running", "stage": "implement" }),
+            at: AT,
+        },
+        TaskEventRow {
+            task_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string(),
+            workspace: "acme".to_string(),
+            seq: 2,
+            kind: "log".to_string(),
+            data: json!("compiling \"core\""),
+            at: AT + 1,
+        },
+    ]
+}
+
+/// A busy workspace's snapshot, and an empty one that is not idle.
+pub fn snapshots() -> Vec<Snapshot> {
+    let busy = Snapshot {
+        workspace: "acme".to_string(),
+        now: AT,
+        since: AT - 86_400_000,
+        settings: settings()[0].clone(),
+        tasks_by_state: vec![("queued".to_string(), 3), ("running".to_string(), 1)],
+        running: vec![running_task()],
+        workers: workers(),
+        idle: Some(Idle {
+            reason: "budget_spent",
+            message: "the hourly \"tokens\" budget is spent".to_string(),
+        }),
+        alerts: vec![alert()],
+        breakers: breakers(),
+        usage_this_hour: (1234, 2_500_001),
+        recent_tasks: vec![running_task(), queued_task()],
+        loops: vec![queued_task()],
+        gates: vec![GateStats {
+            gate: "lint".to_string(),
+            total: 4,
+            approvals: 3,
+            rejections: 1,
+            escalations: 0,
+            errors: 0,
+            mean_score: 72.5,
+        }],
+        gates_by_stage: Vec::new(),
+        usage_by_provider: Vec::new(),
+        usage_by_stage: Vec::new(),
+        stage_durations: Vec::new(),
+        top_errors: Vec::new(),
+        runs: vec![run()],
+    };
+    let empty = Snapshot {
+        workspace: "default".to_string(),
+        settings: settings()[1].clone(),
+        tasks_by_state: Vec::new(),
+        running: Vec::new(),
+        workers: Vec::new(),
+        idle: None,
+        alerts: Vec::new(),
+        breakers: Vec::new(),
+        usage_this_hour: (0, 0),
+        recent_tasks: Vec::new(),
+        loops: Vec::new(),
+        gates: Vec::new(),
+        runs: Vec::new(),
+        ..busy.clone()
+    };
+    vec![busy, empty]
+}
+
+/// A process backing off after an exit, and one running.
+pub fn processes() -> Vec<ProcessStatus> {
+    vec![
+        ProcessStatus {
+            name: "agent-\"a\"".to_string(),
+            state: ProcessState::BackingOff,
+            pid: None,
+            restarts: 4,
+            failed_restarts: 2,
+            last_exit: Some("exited with exit status: 3".to_string()),
+            since: AT - 5_000,
+            next_restart_at: Some(AT + 2_000),
+            breaker: "open",
+        },
+        ProcessStatus {
+            name: "indexer".to_string(),
+            state: ProcessState::Running,
+            pid: Some(4242),
+            restarts: 0,
+            failed_restarts: 0,
+            last_exit: None,
+            since: AT,
+            next_restart_at: None,
+            breaker: "closed",
+        },
+    ]
+}
+
+/// A routed call that succeeded, and one that failed before any provider.
+pub fn gateway_calls() -> Vec<GatewayCallRow> {
+    vec![
+        GatewayCallRow {
+            id: "0190a1b2-adad-7eae-8faf-000000000010".to_string(),
+            workspace: "acme".to_string(),
+            task_id: Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string()),
+            stage: Some("implement".to_string()),
+            mode: "apply".to_string(),
+            requested_model: "auto".to_string(),
+            provider: Some("openai".to_string()),
+            model: Some("gpt-4o-mini".to_string()),
+            policy: "cheapest".to_string(),
+            policy_version: "1.0.0".to_string(),
+            policy_digest: "sha256:cafe".to_string(),
+            route_reason: "the \"cheapest\" model".to_string(),
+            stream: true,
+            status: "ok".to_string(),
+            http_status: 200,
+            attempts: 1,
+            prompt_tokens: 1200,
+            completion_tokens: 340,
+            cost_micros: 1_234,
+            latency_ms: 850,
+            error: None,
+            created_at: AT,
+        },
+        GatewayCallRow {
+            id: "0190a1b2-adad-7eae-8faf-000000000011".to_string(),
+            workspace: "acme".to_string(),
+            task_id: None,
+            stage: None,
+            mode: "plan".to_string(),
+            requested_model: "gpt-5".to_string(),
+            provider: None,
+            model: None,
+            policy: "default".to_string(),
+            policy_version: String::new(),
+            policy_digest: String::new(),
+            route_reason: String::new(),
+            stream: false,
+            status: "error".to_string(),
+            http_status: 404,
+            attempts: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_micros: 0,
+            latency_ms: 3,
+            error: Some("no provider serves \"gpt-5\"".to_string()),
+            created_at: AT + 1,
+        },
+    ]
+}
+
+/// Usage by provider and task: a group with a task, one without.
+pub fn usage_groups() -> Vec<UsageGroup> {
+    vec![
+        UsageGroup {
+            key: vec![
+                Some("openai".to_string()),
+                Some("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_string()),
+            ],
+            calls: 12,
+            failed: 1,
+            prompt_tokens: 12_000,
+            completion_tokens: 3_400,
+            cost_micros: 12_345,
+        },
+        UsageGroup {
+            key: vec![Some("anthropic".to_string()), None],
+            calls: 2,
+            failed: 0,
+            prompt_tokens: 100,
+            completion_tokens: 30,
+            cost_micros: 7,
+        },
+    ]
+}
+
+/// Verdict counts of two gates in a window: one with verdicts, one with
+/// none.
+pub fn gate_stats() -> Vec<GateStats> {
+    vec![
+        GateStats {
+            gate: "lint".to_string(),
+            total: 3,
+            approvals: 2,
+            rejections: 1,
+            escalations: 0,
+            errors: 1,
+            mean_score: 66.666_666_666_666_67,
+        },
+        GateStats {
+            gate: "tests".to_string(),
+            total: 0,
+            approvals: 0,
+            rejections: 0,
+            escalations: 0,
+            errors: 0,
+            mean_score: 0.0,
+        },
+    ]
+}
+
+/// The most given rejection reasons.
+pub fn top_reasons() -> Vec<ReasonCount> {
+    vec![ReasonCount {
+        gate: "lint".to_string(),
+        category: "size".to_string(),
+        message: "diff \"too\" long".to_string(),
+        count: 4,
+    }]
 }

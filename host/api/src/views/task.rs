@@ -7,6 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use warden_core::time::{opt_time, time};
 use warden_store::stages::{Claimed, StageRunRow};
+use warden_store::task_events::TaskEventRow;
 use warden_store::tasks::{TaskRow, TaskState};
 
 /// A task as the API shows it.
@@ -252,4 +253,37 @@ pub struct FailResponse {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DecisionResponse {
     pub task: Task,
+}
+
+/// `tasks::report`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventSeq {
+    pub seq: i64,
+}
+
+/// `tasks::events`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TaskEvents {
+    pub events: Vec<TaskEvent>,
+}
+
+/// One task event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TaskEvent {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub data: Value,
+    pub at: String,
+}
+
+impl From<&TaskEventRow> for TaskEvent {
+    fn from(e: &TaskEventRow) -> TaskEvent {
+        TaskEvent {
+            seq: e.seq,
+            kind: e.kind.clone(),
+            data: e.data.clone(),
+            at: time(e.at),
+        }
+    }
 }

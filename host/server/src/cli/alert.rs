@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use warden_api::views;
 
-use super::print::{self, text};
+use super::print::{self, cell};
 use super::{Client, parse};
 
 /// `warden alert ...` (bootstrap admin: alerts span workspaces)
@@ -185,16 +185,17 @@ impl Silences {
             "{:<36} {:<24} {:<12} {:<20} {:<9} {:<24}  comment",
             "ID", "ENDS", "WORKSPACE", "RULE", "SEVERITY", "DEDUP KEY"
         );
-        for s in v["silences"].as_array().into_iter().flatten() {
+        let list: views::SilenceList = parse(&v, "a list of silences")?;
+        for s in &list.silences {
             println!(
                 "{:<36} {:<24} {:<12} {:<20} {:<9} {:<24}  {}",
-                text(&s["id"]),
-                text(&s["ends_at"]),
-                text(&s["workspace"]),
-                text(&s["rule"]),
-                text(&s["severity"]),
-                text(&s["dedup_key"]),
-                text(&s["comment"])
+                s.id,
+                s.ends_at,
+                cell(s.workspace.as_deref()),
+                cell(s.rule.as_deref()),
+                cell(s.severity.as_deref()),
+                cell(s.dedup_key.as_deref()),
+                s.comment
             );
         }
         Ok(())
@@ -221,15 +222,12 @@ fn print_silence(client: &Client, v: &Value) -> anyhow::Result<()> {
     if client.json() {
         return print::pretty(v);
     }
+    let silence: views::Silence = parse(v, "a silence")?;
     println!(
         "silence {} {} until {}",
-        text(&v["id"]),
-        if v["active"] == true {
-            "in force"
-        } else {
-            "ended"
-        },
-        text(&v["ends_at"])
+        silence.id,
+        if silence.active { "in force" } else { "ended" },
+        silence.ends_at
     );
     Ok(())
 }
@@ -264,17 +262,18 @@ impl History {
             "{:<24} {:<10} {:<8} {:<10} {:>8}  dedup key / last error",
             "QUEUED", "SINK", "KIND", "STATUS", "ATTEMPTS"
         );
-        for n in v["notifications"].as_array().into_iter().flatten() {
+        let list: views::Notifications = parse(&v, "a list of notifications")?;
+        for n in &list.notifications {
             println!(
                 "{:<24} {:<10} {:<8} {:<10} {:>8}  {}{}",
-                text(&n["created_at"]),
-                text(&n["sink"]),
-                text(&n["kind"]),
-                text(&n["status"]),
-                text(&n["attempts"]),
-                text(&n["dedup_key"]),
-                n["last_error"]
-                    .as_str()
+                n.created_at,
+                n.sink,
+                n.kind,
+                n.status,
+                n.attempts,
+                n.dedup_key,
+                n.last_error
+                    .as_deref()
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default()
             );

@@ -2,9 +2,9 @@
 //! statistics, and the verdicts on one task.
 
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use warden_api::views;
 
-use super::{Client, print};
+use super::{Client, parse, print};
 
 /// `warden gate ...`
 #[derive(Subcommand, Debug)]
@@ -46,25 +46,19 @@ impl Ls {
         if client.json() {
             return print::pretty(&v);
         }
-        let bindings = v["bindings"].as_array().cloned().unwrap_or_default();
-        if bindings.is_empty() {
+        let list: views::GateBindings = parse(&v, "a list of gate bindings")?;
+        if list.bindings.is_empty() {
             println!("no gates bound in workspace {workspace}");
         }
-        for b in bindings {
-            let gates: Vec<&str> = b["gates"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+        for b in &list.bindings {
             println!(
                 "after {:<12} {:<40} quorum {:<9} reject to {:<10} on error {} ({})",
-                b["stage"].as_str().unwrap_or_default(),
-                gates.join(", "),
-                b["quorum"].as_str().unwrap_or_default(),
-                b["reject_to"].as_str().unwrap_or_default(),
-                b["on_error"].as_str().unwrap_or_default(),
-                b["source"].as_str().unwrap_or_default(),
+                b.stage,
+                b.gates.join(", "),
+                b.quorum,
+                b.reject_to,
+                b.on_error,
+                b.source,
             );
         }
         Ok(())
@@ -94,34 +88,27 @@ impl Stats {
         if client.json() {
             return print::pretty(&v);
         }
+        let stats: views::GateStatistics = parse(&v, "the gates' statistics")?;
         println!(
             "{:<24} {:>8} {:>9} {:>9}  breaker",
             "GATE", "VERDICTS", "APPROVED", "REJECTED"
         );
-        for g in v["gates"].as_array().into_iter().flatten() {
+        // The counts print unpadded, as they did when they were JSON
+        // values (whose `Display` ignores the width).
+        for g in &stats.gates {
             println!(
-                "{:<24} {:>8} {:>8.0}% {:>8.0}%  {}",
-                g["gate"].as_str().unwrap_or_default(),
-                g["verdicts"],
-                g["approval_rate"].as_f64().unwrap_or(0.0) * 100.0,
-                g["rejection_rate"].as_f64().unwrap_or(0.0) * 100.0,
-                g["breaker"]["state"].as_str().unwrap_or("closed"),
+                "{:<24} {} {:>8.0}% {:>8.0}%  {}",
+                g.gate,
+                g.verdicts,
+                g.approval_rate * 100.0,
+                g.rejection_rate * 100.0,
+                g.breaker.as_ref().map_or("closed", |b| b.state.as_str()),
             );
         }
-        let top = v["top_rejection_reasons"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !top.is_empty() {
+        if !stats.top_rejection_reasons.is_empty() {
             println!("\ntop rejection reasons:");
-            for r in top {
-                println!(
-                    "{:>5}  {} [{}] {}",
-                    r["count"],
-                    r["gate"].as_str().unwrap_or_default(),
-                    r["category"].as_str().unwrap_or_default(),
-                    r["message"].as_str().unwrap_or_default()
-                );
+            for r in &stats.top_rejection_reasons {
+                println!("{}  {} [{}] {}", r.count, r.gate, r.category, r.message);
             }
         }
         Ok(())
@@ -150,13 +137,10 @@ impl Verdicts {
         if client.json() {
             return print::pretty(&v);
         }
-        for d in v["decisions"].as_array().into_iter().flatten() {
-            println!(
-                "{} {}",
-                d["at"].as_str().unwrap_or_default(),
-                d["summary"].as_str().unwrap_or_default()
-            );
-            for verdict in d["verdicts"].as_array().into_iter().flatten() {
+        let task: views::TaskVerdicts = parse(&v, "the verdicts of a task")?;
+        for d in &task.decisions {
+            println!("{} {}", d.at, d.summary);
+            for verdict in &d.verdicts {
                 print_verdict(verdict);
             }
         }
@@ -165,23 +149,22 @@ impl Verdicts {
 }
 
 /// One gate's verdict, indented under its decision, with its reasons.
-fn print_verdict(verdict: &Value) {
+/// The score prints unpadded, as it did when it was a JSON value (whose
+/// `Display` ignores the width).
+fn print_verdict(verdict: &views::Verdict) {
     println!(
-        "    {:<20} {:<8} score {:>3}  {}{}",
-        verdict["gate"].as_str().unwrap_or_default(),
-        verdict["decision"].as_str().unwrap_or_default(),
-        verdict["score"],
-        verdict["digest"].as_str().unwrap_or_default(),
-        verdict["error"]
-            .as_str()
+        "    {:<20} {:<8} score {}  {}{}",
+        verdict.gate,
+        verdict.decision,
+        verdict.score,
+        verdict.digest,
+        verdict
+            .error
+            .as_deref()
             .map(|e| format!("  error: {e}"))
             .unwrap_or_default()
     );
-    for r in verdict["reasons"].as_array().into_iter().flatten() {
-        println!(
-            "        [{}] {}",
-            r["category"].as_str().unwrap_or_default(),
-            r["message"].as_str().unwrap_or_default()
-        );
+    for r in &verdict.reasons {
+        println!("        [{}] {}", r.category, r.message);
     }
 }

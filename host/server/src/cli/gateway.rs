@@ -2,9 +2,10 @@
 //! the usage summed per group, and the recorded calls.
 
 use clap::{Args, Subcommand};
+use warden_api::views;
 
-use super::Client;
-use super::print::{self, text};
+use super::print::{self, cell, text};
+use super::{Client, parse};
 
 /// `warden gateway ...`
 #[derive(Subcommand, Debug)]
@@ -95,39 +96,27 @@ impl Usage {
         if client.json() {
             return print::pretty(&v);
         }
-        let dims: Vec<String> = v["group_by"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
-        for d in &dims {
+        let usage: views::GatewayUsage = parse(&v, "the gateway's usage")?;
+        let dims = &usage.group_by;
+        for d in dims {
             print!("{:<24} ", d.to_uppercase());
         }
         println!(
             "{:>7} {:>7} {:>12} {:>12} {:>10}",
             "CALLS", "FAILED", "PROMPT", "COMPLETION", "COST $"
         );
-        for g in v["groups"].as_array().into_iter().flatten() {
-            for d in &dims {
-                print!("{:<24} ", text(&g[d.as_str()]));
+        for g in &usage.groups {
+            for d in dims {
+                print!("{:<24} ", cell(g.key.get(d).and_then(Option::as_deref)));
             }
             println!(
                 "{:>7} {:>7} {:>12} {:>12} {:>10.4}",
-                text(&g["calls"]),
-                text(&g["failed"]),
-                text(&g["prompt_tokens"]),
-                text(&g["completion_tokens"]),
-                g["cost_usd"].as_f64().unwrap_or(0.0)
+                g.calls, g.failed, g.prompt_tokens, g.completion_tokens, g.cost_usd
             );
         }
         println!(
             "total: {} calls, {} prompt + {} completion tokens, ${:.4} since {}",
-            text(&v["calls"]),
-            text(&v["prompt_tokens"]),
-            text(&v["completion_tokens"]),
-            v["cost_usd"].as_f64().unwrap_or(0.0),
-            text(&v["since"])
+            usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd, usage.since
         );
         Ok(())
     }
@@ -165,21 +154,26 @@ impl Calls {
         if client.json() {
             return print::pretty(&v);
         }
-        for c in v["calls"].as_array().into_iter().flatten() {
+        let list: views::GatewayCalls = parse(&v, "a list of gateway calls")?;
+        for c in &list.calls {
             println!(
                 "{} {:<6} {:<28} task {:<12} {:>6}+{:<6} ${:<9.5} {:>5} ms  {}@{}{}",
-                text(&c["at"]),
-                text(&c["status"]),
-                format!("{}/{}", text(&c["provider"]), text(&c["model"])),
-                text(&c["task_id"]),
-                text(&c["prompt_tokens"]),
-                text(&c["completion_tokens"]),
-                c["cost_usd"].as_f64().unwrap_or(0.0),
-                text(&c["latency_ms"]),
-                text(&c["policy"]["name"]),
-                text(&c["policy"]["version"]),
-                c["error"]
-                    .as_str()
+                c.at,
+                c.status,
+                format!(
+                    "{}/{}",
+                    cell(c.provider.as_deref()),
+                    cell(c.model.as_deref())
+                ),
+                cell(c.task_id.as_deref()),
+                c.prompt_tokens,
+                c.completion_tokens,
+                c.cost_usd,
+                c.latency_ms,
+                c.policy.name,
+                c.policy.version,
+                c.error
+                    .as_deref()
                     .map(|e| format!("  {e}"))
                     .unwrap_or_default(),
             );

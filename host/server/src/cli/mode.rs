@@ -2,8 +2,9 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use warden_api::views;
 
-use super::Client;
+use super::{Client, parse};
 
 /// `warden mode ...`
 #[derive(Subcommand, Debug)]
@@ -44,10 +45,8 @@ impl Set {
                 json!({ "mode": self.mode, "reason": self.reason }),
             )
             .await?;
-        println!(
-            "workspace {workspace} is now in {} mode",
-            v["mode"].as_str().unwrap_or_default()
-        );
+        let mode: views::ModeView = parse(&v, "a workspace mode")?;
+        println!("workspace {workspace} is now in {} mode", mode.mode);
         Ok(())
     }
 }

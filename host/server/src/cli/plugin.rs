@@ -5,9 +5,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use warden_api::views;
 
-use super::{Client, ServerArgs, new, print};
+use super::{Client, ServerArgs, new, parse, print};
 
 /// `warden plugin ...`
 #[derive(Subcommand, Debug)]
@@ -49,27 +49,22 @@ impl Ls {
         if client.json() {
             return print::pretty(&v);
         }
+        let list: views::PluginList = parse(&v, "a list of plugins")?;
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
             "{:<24} {:<15} {:<10} {:<9} {:<20} {:<30} GRANTED",
             "NAME", "KIND", "VERSION", "STATE", "DIGEST", "REQUESTED"
         )?;
-        for p in v["plugins"].as_array().into_iter().flatten() {
-            for ver in p["versions"].as_array().into_iter().flatten() {
+        for p in &list.plugins {
+            for ver in &p.versions {
                 version_row(&mut out, p, ver)?;
             }
         }
-        let rejected = v["rejected"].as_array().cloned().unwrap_or_default();
-        if !rejected.is_empty() {
+        if !list.rejected.is_empty() {
             writeln!(out, "\nREJECTED")?;
-            for r in rejected {
-                writeln!(
-                    out,
-                    "  {}: {}",
-                    r["source"].as_str().unwrap_or(""),
-                    r["reason"].as_str().unwrap_or("")
-                )?;
+            for r in &list.rejected {
+                writeln!(out, "  {}: {}", r.source, r.reason)?;
             }
         }
         writeln!(
@@ -83,35 +78,25 @@ impl Ls {
 
 /// One line of `plugin ls`: plugin `p` at version `ver`, starred and with
 /// its grants when it is the version the workspace is pinned to.
-fn version_row(out: &mut impl std::io::Write, p: &Value, ver: &Value) -> anyhow::Result<()> {
-    let digest = ver["digest"].as_str().unwrap_or("");
+fn version_row(
+    out: &mut impl std::io::Write,
+    p: &views::Plugin,
+    ver: &views::PluginVersion,
+) -> anyhow::Result<()> {
+    let digest = ver.digest.as_str();
     let short = digest.get(..19).unwrap_or(digest);
-    let list = |x: &Value| {
-        x.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default()
-    };
-    let pinned = p["pinned_digest"].as_str() == Some(digest);
+    let pinned = p.pinned_digest.as_deref() == Some(digest);
     writeln!(
         out,
         "{:<24} {:<15} {:<10} {:<9} {:<20} {:<30} {}",
-        p["name"].as_str().unwrap_or(""),
-        p["kind"].as_str().unwrap_or(""),
-        format!(
-            "{}{}",
-            ver["version"].as_str().unwrap_or(""),
-            if pinned { "*" } else { "" }
-        ),
-        ver["state"].as_str().unwrap_or(""),
+        p.name,
+        p.kind,
+        format!("{}{}", ver.version, if pinned { "*" } else { "" }),
+        ver.state,
         short,
-        list(&ver["capabilities_requested"]),
+        ver.capabilities_requested.join(","),
         if pinned {
-            list(&p["capabilities_granted"])
+            p.capabilities_granted.join(",")
         } else {
             String::new()
         },
@@ -130,7 +115,8 @@ pub struct Inspect {
 }
 
 impl Inspect {
-    /// Prints the server's answer as it is: JSON, with or without `--json`.
+    /// Prints the server's answer as it is: JSON, with or without `--json`
+    /// (once it has read as a plugin).
     pub async fn run(self, client: &Client) -> anyhow::Result<()> {
         let v = client
             .get(&format!(
@@ -138,6 +124,7 @@ impl Inspect {
                 self.name, self.workspace
             ))
             .await?;
+        let _: views::Plugin = parse(&v, "a plugin")?;
         print::pretty(&v)
     }
 }

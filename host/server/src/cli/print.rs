@@ -21,6 +21,12 @@ pub(super) fn text(v: &Value) -> String {
     }
 }
 
+/// An optional string as a table cell: `-` when absent, as [`text`]
+/// shows a null.
+pub(super) fn cell(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
+}
+
 /// A list of tasks (`task ls`, `dlq ls`) as a table.
 pub(super) fn tasks(tasks: &[Task]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();

@@ -2,9 +2,10 @@
 //! pid and restarts.
 
 use clap::{Args, Subcommand};
+use warden_api::views;
 
-use super::Client;
-use super::print::{self, text};
+use super::print::{self, cell};
+use super::{Client, parse};
 
 /// `warden process ...`
 #[derive(Subcommand, Debug)]
@@ -37,17 +38,18 @@ impl Ls {
             "{:<20} {:<12} {:>8} {:>9} {:>7}  last exit",
             "PROCESS", "STATE", "PID", "RESTARTS", "FAILED"
         );
-        for p in v["processes"].as_array().into_iter().flatten() {
+        let list: views::Processes = parse(&v, "a list of processes")?;
+        for p in &list.processes {
             println!(
                 "{:<20} {:<12} {:>8} {:>9} {:>7}  {}{}",
-                text(&p["name"]),
-                text(&p["state"]),
-                text(&p["pid"]),
-                text(&p["restarts"]),
-                text(&p["failed_restarts"]),
-                text(&p["last_exit"]),
-                p["next_restart_at"]
-                    .as_str()
+                p.name,
+                p.state,
+                p.pid.map_or_else(|| "-".to_string(), |pid| pid.to_string()),
+                p.restarts,
+                p.failed_restarts,
+                cell(p.last_exit.as_deref()),
+                p.next_restart_at
+                    .as_deref()
                     .map(|t| format!(" (restart at {t})"))
                     .unwrap_or_default(),
             );

@@ -2,8 +2,7 @@
 //! the running ones, open alerts), or why it is idle.
 
 use clap::Args;
-use serde_json::Value;
-use warden_api::views::Alert;
+use warden_api::views;
 
 use super::{Client, parse, print};
 
@@ -25,15 +24,13 @@ impl WorkspaceStatus {
         if client.json() {
             return print::pretty(&v);
         }
-        let alerts: Vec<Alert> = parse(&v["alerts"], "a list of alerts")?;
-        println!(
-            "workspace {workspace}: mode {}",
-            v["mode"].as_str().unwrap_or("")
-        );
-        let counts: Vec<String> = v["tasks_by_state"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, n)| format!("{k}={n}")).collect())
-            .unwrap_or_default();
+        let status: views::WorkspaceStatus = parse(&v, "a workspace's status")?;
+        println!("workspace {workspace}: mode {}", status.mode);
+        let counts: Vec<String> = status
+            .tasks_by_state
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
         println!(
             "tasks: {}",
             if counts.is_empty() {
@@ -42,23 +39,23 @@ impl WorkspaceStatus {
                 counts.join(" ")
             }
         );
-        for r in v["running"].as_array().into_iter().flatten() {
+        for r in &status.running {
             println!(
                 "  running {} at {} on {} (lease until {})",
-                r["task_id"].as_str().unwrap_or(""),
-                r["stage"].as_str().unwrap_or(""),
-                r["worker"].as_str().unwrap_or("?"),
-                r["lease_expires_at"].as_str().unwrap_or("")
+                r.task_id,
+                r.stage,
+                r.worker.as_deref().unwrap_or("?"),
+                r.lease_expires_at.as_deref().unwrap_or("")
             );
         }
-        if let Some(why) = v["why_idle"].as_object() {
+        if let Some(why) = status.why_idle.as_ref().and_then(|w| w.as_object()) {
             println!(
                 "idle: {} ({})",
-                why.get("message").and_then(Value::as_str).unwrap_or(""),
-                why.get("reason").and_then(Value::as_str).unwrap_or("")
+                why.get("message").and_then(|m| m.as_str()).unwrap_or(""),
+                why.get("reason").and_then(|r| r.as_str()).unwrap_or("")
             );
         }
-        for a in &alerts {
+        for a in &status.alerts {
             println!("  alert [{}] {}", a.severity, a.summary);
         }
         Ok(())

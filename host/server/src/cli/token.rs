@@ -3,8 +3,9 @@
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use warden_api::views;
 
-use super::{Client, print};
+use super::{Client, parse, print};
 
 /// `warden token ...`
 #[derive(Subcommand, Debug)]
@@ -49,13 +50,12 @@ impl Create {
         if client.json() {
             return print::pretty(&v);
         }
+        let created: views::TokenCreated = parse(&v, "a token just created")?;
         eprintln!(
             "token {} ({} in workspace {}); shown once, keep it safe:",
-            v["id"].as_str().unwrap_or("?"),
-            v["role"].as_str().unwrap_or("?"),
-            v["workspace"].as_str().unwrap_or("?")
+            created.id, created.role, created.workspace
         );
-        println!("{}", v["token"].as_str().unwrap_or_default());
+        println!("{}", created.token);
         Ok(())
     }
 }
