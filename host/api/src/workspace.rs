@@ -14,7 +14,7 @@ use crate::{
     Admin, Agent, AppState, Body, Json, Operator, OptionalJson, Path, Query, Viewer, Workspace,
 };
 use warden_core::auth::Principal;
-use warden_core::scheduler::{WorkspaceLimits, WorkspaceMode};
+use warden_core::scheduler::{WorkspaceLimits, parse_mode};
 
 /// `GET /v1/workspaces/{ws}/mode`
 #[utoipa::path(
@@ -69,7 +69,7 @@ pub async fn set_mode(
     Workspace { ws, principal, .. }: Workspace<Operator>,
     Json(b): Json<ModeBody>,
 ) -> Result<Response> {
-    let mode = WorkspaceMode::parse(&b.mode)?;
+    let mode = parse_mode(&b.mode)?;
     if let Some(r) = &b.reason {
         warden_core::validate::text("reason", r, 500).map_err(Error::InvalidArgument)?;
     }

@@ -62,7 +62,7 @@ impl Health {
         let (mut mode, mut workers, mut breakers) = ("normal".to_string(), Vec::new(), Vec::new());
         let (queue, stuck, runs) = if database.reachable {
             if let Some(s) = self.store.get_settings(workspace).await? {
-                mode = s.mode;
+                mode = s.mode.to_string();
             }
             workers = self
                 .store

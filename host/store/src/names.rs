@@ -141,6 +141,7 @@ mod tests {
         round_trip(ThreadState::ALL);
         round_trip(ParticipantKind::ALL);
         round_trip(MessageKind::ALL);
+        round_trip(crate::settings::WorkspaceMode::ALL);
     }
 
     #[test]

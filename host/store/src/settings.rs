@@ -43,13 +43,29 @@ const CLAIM_CONTEXT_POSTGRES: &str = concat!(
      AS open_breakers FROM (SELECT 1 AS one) o LEFT JOIN workspace_settings s ON s.workspace = $1"
 );
 
+crate::names::stored_names! {
+    /// A workspace's scheduling mode, how far it is degraded (SPEC TS-7),
+    /// stored by name in `workspace_settings.mode`. Not a playbook run's
+    /// mode ([`crate::runs::RunMode`]).
+    pub enum WorkspaceMode ("workspace mode") {
+        /// Everything runs.
+        Normal = "normal",
+        /// `think` and `review` are skipped.
+        Minimal = "minimal",
+        /// No new tasks, no claims.
+        ReadOnly = "read-only",
+        /// Nothing new starts; leases in flight are kept.
+        EmergencyStop = "emergency-stop",
+    }
+}
+
 /// The settings of one workspace.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SettingsRow {
     /// Workspace.
     pub workspace: String,
-    /// `normal`, `minimal`, `read-only` or `emergency-stop`.
-    pub mode: String,
+    /// How far the workspace is degraded.
+    pub mode: WorkspaceMode,
     /// Why the mode was set (operator text, or the breaker that set it).
     pub mode_reason: Option<String>,
     /// Stage names, in order; `None`: the default pipeline.
@@ -113,7 +129,7 @@ impl Store {
              updated_at = excluded.updated_at"
         ))
         .bind(&row.workspace)
-        .bind(&row.mode)
+        .bind(row.mode.as_str())
         .bind(row.mode_reason.as_deref())
         .bind(row.pipeline.as_deref().map(strings_text))
         .bind(json_text(&row.limits))
@@ -161,7 +177,10 @@ fn settings_named(row: &AnyRow, prefix: &str) -> Result<SettingsRow> {
     let c = |column: &str| format!("{prefix}{column}");
     Ok(SettingsRow {
         workspace: row.try_get(c("workspace").as_str())?,
-        mode: row.try_get(c("mode").as_str())?,
+        mode: row
+            .try_get::<String, _>(c("mode").as_str())?
+            .parse()
+            .map_err(|e: crate::UnknownName| e.stored_in("workspace_settings.mode"))?,
         mode_reason: row.try_get(c("mode_reason").as_str())?,
         pipeline: row
             .try_get::<Option<String>, _>(c("pipeline").as_str())?

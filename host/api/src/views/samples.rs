@@ -453,7 +453,7 @@ pub fn settings() -> Vec<SettingsRow> {
     vec![
         SettingsRow {
             workspace: "acme".to_string(),
-            mode: "read-only".to_string(),
+            mode: warden_store::settings::WorkspaceMode::ReadOnly,
             mode_reason: Some("breaker \"provider:openai\" open".to_string()),
             pipeline: Some(vec!["plan".to_string(), "implement".to_string()]),
             limits: json!({ "lease_ms": 30000, "max_running": 4 }),
@@ -464,7 +464,7 @@ pub fn settings() -> Vec<SettingsRow> {
         },
         SettingsRow {
             workspace: "default".to_string(),
-            mode: "normal".to_string(),
+            mode: warden_store::settings::WorkspaceMode::Normal,
             mode_reason: None,
             pipeline: None,
             limits: json!({}),

@@ -46,7 +46,7 @@ impl WorkspaceStatus {
         let settings = &s.settings;
         WorkspaceStatus {
             workspace: s.workspace.clone(),
-            mode: settings.mode.clone(),
+            mode: settings.mode.to_string(),
             mode_reason: settings.mode_reason.clone(),
             tasks_by_state: s.tasks_by_state.iter().cloned().collect(),
             running: s.running.iter().map(RunningTask::from).collect(),

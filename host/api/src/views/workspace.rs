@@ -18,7 +18,7 @@ pub struct ModeView {
 impl From<&SettingsRow> for ModeView {
     fn from(s: &SettingsRow) -> ModeView {
         ModeView {
-            mode: s.mode.clone(),
+            mode: s.mode.to_string(),
             reason: s.mode_reason.clone(),
         }
     }
@@ -40,7 +40,7 @@ pub struct Settings {
 impl From<&SettingsRow> for Settings {
     fn from(s: &SettingsRow) -> Settings {
         Settings {
-            mode: s.mode.clone(),
+            mode: s.mode.to_string(),
             mode_reason: s.mode_reason.clone(),
             pipeline: s.pipeline.clone(),
             limits: s.limits.clone(),

@@ -49,7 +49,10 @@ impl Scheduler {
                 .unwrap_or_default();
             return Ok(Some(idle(
                 "mode",
-                format!("workspace \"{workspace}\" is in {} mode{why}", mode.name()),
+                format!(
+                    "workspace \"{workspace}\" is in {} mode{why}",
+                    mode.as_str()
+                ),
             )));
         }
         if let Err(spent @ Error::BudgetSpent { .. }) =

@@ -46,46 +46,17 @@ pub use retry::RetryPolicy;
 /// Stages `minimal` mode skips (SPEC TS-7).
 pub const MINIMAL_SKIPS: &[&str] = &["think", "review"];
 
-/// A workspace's scheduling mode, how far it is degraded (SPEC TS-7);
-/// stored by name in its settings. Not a playbook run's mode
-/// ([`warden_store::runs::RunMode`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorkspaceMode {
-    /// Everything runs.
-    Normal,
-    /// `think` and `review` are skipped.
-    Minimal,
-    /// No new tasks, no claims.
-    ReadOnly,
-    /// Nothing new starts; leases in flight are kept.
-    EmergencyStop,
-}
+pub use warden_store::settings::WorkspaceMode;
 
-impl WorkspaceMode {
-    /// Parses a mode name.
-    pub fn parse(s: &str) -> Result<WorkspaceMode> {
-        match s {
-            "normal" => Ok(WorkspaceMode::Normal),
-            "minimal" => Ok(WorkspaceMode::Minimal),
-            "read-only" => Ok(WorkspaceMode::ReadOnly),
-            "emergency-stop" => Ok(WorkspaceMode::EmergencyStop),
-            other => Err(Error::invalid(format!(
-                "invalid mode \"{}\": expected normal, minimal, read-only or emergency-stop",
-                crate::validate::truncate(other, 40)
-            ))),
-        }
-    }
-
-    /// The mode's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            WorkspaceMode::Normal => "normal",
-            WorkspaceMode::Minimal => "minimal",
-            WorkspaceMode::ReadOnly => "read-only",
-            WorkspaceMode::EmergencyStop => "emergency-stop",
-        }
-    }
+/// Parses a mode name as a client sends it: INVALID_ARGUMENT naming the
+/// modes when it is none of them.
+pub fn parse_mode(s: &str) -> Result<WorkspaceMode> {
+    s.parse().map_err(|_| {
+        Error::invalid(format!(
+            "invalid mode \"{}\": expected normal, minimal, read-only or emergency-stop",
+            crate::validate::truncate(s, 40)
+        ))
+    })
 }
 
 /// Per-stage lease caps and other per-workspace limits (settings JSON).
@@ -382,7 +353,7 @@ impl Scheduler {
         actor: &str,
     ) -> Result<SettingsRow> {
         let mut s = self.settings(workspace).await?;
-        s.mode = mode.name().to_string();
+        s.mode = mode;
         s.mode_reason = reason;
         s.actor = actor.to_string();
         s.updated_at = warden_store::now_ms();
@@ -424,7 +395,7 @@ impl Scheduler {
     ) -> Error {
         Error::ModeRefuses {
             workspace: workspace.to_string(),
-            mode: mode.name(),
+            mode: mode.as_str(),
             reason: reason.clone(),
             what: what.to_string(),
         }
@@ -687,7 +658,7 @@ fn check_pipeline(p: &[String]) -> Result<()> {
 fn settings_or_default(workspace: &str, row: Option<SettingsRow>) -> SettingsRow {
     row.unwrap_or_else(|| SettingsRow {
         workspace: workspace.to_string(),
-        mode: "normal".to_string(),
+        mode: WorkspaceMode::Normal,
         mode_reason: None,
         pipeline: None,
         limits: json!({}),
@@ -700,9 +671,7 @@ fn settings_or_default(workspace: &str, row: Option<SettingsRow>) -> SettingsRow
 
 /// The mode of settings as read (`normal` when none are set).
 fn mode_of(settings: Option<&SettingsRow>) -> WorkspaceMode {
-    settings
-        .and_then(|s| WorkspaceMode::parse(&s.mode).ok())
-        .unwrap_or(WorkspaceMode::Normal)
+    settings.map_or(WorkspaceMode::Normal, |s| s.mode)
 }
 
 /// (name, used, limit) of each budget a task has.

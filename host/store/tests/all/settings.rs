@@ -3,19 +3,20 @@
 use serde_json::json;
 use warden_store::Store;
 use warden_store::breakers::BreakerRow;
-use warden_store::settings::SettingsRow;
+use warden_store::settings::{SettingsRow, WorkspaceMode};
 
-use crate::common::TestResult;
+use crate::common::{TestResult, raw_execute};
 
 conformance!(
     settings_round_trip_and_replace,
     a_claim_reads_settings_and_open_breakers_together,
+    an_unknown_stored_mode_is_an_error,
 );
 
 fn row(workspace: &str) -> SettingsRow {
     SettingsRow {
         workspace: workspace.to_string(),
-        mode: "normal".to_string(),
+        mode: WorkspaceMode::Normal,
         mode_reason: None,
         pipeline: None,
         limits: json!({}),
@@ -35,7 +36,7 @@ async fn settings_round_trip_and_replace(store: Store) -> TestResult {
     assert_eq!(store.get_settings("ws").await?, Some(plain));
 
     let full = SettingsRow {
-        mode: "emergency-stop".to_string(),
+        mode: WorkspaceMode::EmergencyStop,
         mode_reason: Some("breaker workspace:ws opened".to_string()),
         pipeline: Some(vec!["plan".into(), "implement".into()]),
         limits: json!({"workspace": 4, "per_stage": {"implement": 2}}),
@@ -87,7 +88,7 @@ async fn a_claim_reads_settings_and_open_breakers_together(store: Store) -> Test
         store.put_breaker(&breaker(name, state)).await?;
     }
     let minimal = SettingsRow {
-        mode: "minimal".to_string(),
+        mode: WorkspaceMode::Minimal,
         limits: json!({"max_leases": 3}),
         ..row("ws")
     };
@@ -103,5 +104,22 @@ async fn a_claim_reads_settings_and_open_breakers_together(store: Store) -> Test
         (Some(minimal), open.clone())
     );
     assert_eq!(store.claim_context("none").await?, (None, open));
+    Ok(())
+}
+
+/// A mode this version does not know (a newer version's, say) is a clear
+/// error naming the column and the value: not read as `normal`, which
+/// would start work that mode may forbid.
+async fn an_unknown_stored_mode_is_an_error(store: Store) -> TestResult {
+    store.put_settings(&row("ws")).await?;
+    raw_execute("UPDATE workspace_settings SET mode = 'lockdown' WHERE workspace = 'ws'").await?;
+    let err = store
+        .get_settings("ws")
+        .await
+        .expect_err("lockdown is not a mode");
+    assert!(
+        matches!(&err, warden_store::Error::UnknownValue { column: "workspace_settings.mode", value } if value == "lockdown"),
+        "{err:?}"
+    );
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde_json::json;
-use warden_store::settings::SettingsRow;
+use warden_store::settings::{SettingsRow, WorkspaceMode};
 use warden_store::stages::{
     AfterComplete, AfterFail, Also, Completing, Completion, Failure, Fence, LeaseLimits,
     StageRunRow,
@@ -760,7 +760,7 @@ async fn a_completion_sees_the_settings_and_survives_a_change_in_between(
     store
         .put_settings(&SettingsRow {
             workspace: "ws".to_string(),
-            mode: "minimal".to_string(),
+            mode: WorkspaceMode::Minimal,
             mode_reason: Some("test".to_string()),
             pipeline: None,
             limits: json!({}),
@@ -778,7 +778,7 @@ async fn a_completion_sees_the_settings_and_survives_a_change_in_between(
     let seen = Mutex::new(Vec::new());
     let decide = |t: &TaskRow, s: Option<&SettingsRow>| {
         let mut seen = seen.lock().expect("not poisoned");
-        seen.push((t.last_fingerprint.clone(), s.map(|s| s.mode.clone())));
+        seen.push((t.last_fingerprint.clone(), s.map(|s| s.mode.to_string())));
         if racing && seen.len() == 1 {
             let (url, id) = (url.clone(), t.id.clone());
             let changed = std::thread::spawn(move || -> anyhow::Result<()> {
