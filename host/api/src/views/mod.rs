@@ -19,12 +19,17 @@ use crate::error::{ApiError, Error};
 mod alert;
 mod run;
 mod task;
+mod thread;
 
 pub use alert::{Alert, AlertList, Breaker, BreakerList};
 pub use run::{Action, ActionList, Run, RunAccepted, RunActions, RunList, RunTriggered};
 pub use task::{
     Claim, ClaimResponse, CompleteResponse, DeadLetters, DecisionResponse, FailResponse,
     HeartbeatResponse, Lease, StageRun, Task, TaskBudget, TaskDetail, TaskList, TaskUsed,
+};
+pub use thread::{
+    Message, MessageList, Participant, ParticipantAdded, ParticipantState, Thread, ThreadAudit,
+    ThreadAuditEntry, ThreadDetail, ThreadList, ThreadTransition,
 };
 
 /// A view as the JSON body of an answer, keys in alphabetical order.
