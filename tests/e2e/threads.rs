@@ -648,3 +648,44 @@ async fn override_close_needs_a_human_override_reason() {
     assert_eq!(list["threads"][0]["id"], crew.thread.as_str(), "{list}");
     s.stop().await;
 }
+
+/// Two hosts on one PostgreSQL: a reader long-polling on one is woken by
+/// a post on the other (the store's NOTIFY, the domain's LISTEN).
+#[tokio::test]
+async fn a_reader_on_another_host_is_woken_through_postgres() {
+    let name = "a_reader_on_another_host_is_woken_through_postgres";
+    let Some(pg) = crate::PgSchema::create(name).await else {
+        return;
+    };
+    let config = format!("database_url = \"{}\"\n", pg.url);
+    let one = TestServer::start(&config).await;
+    let two = TestServer::start(&config).await;
+    let crew = Crew::start(&one).await;
+    let url = format!("{}{}", one.url, crew.path("/messages?after=0&wait=30s"));
+    let (client, reviewer) = (one.client.clone(), crew.reviewer.clone());
+    let reader = tokio::spawn(async move {
+        let resp = client.get(url).bearer_auth(reviewer).send().await.unwrap();
+        (resp.json::<Value>().await.unwrap(), Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let posted_at = Instant::now();
+    let (status, m) = crew
+        .post(
+            &two,
+            &crew.executor,
+            json!({ "schema_version": 1, "body": "from host two" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{m}");
+    let (body, answered_at) = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the reader on host one is woken well before its 30 s wait")
+        .unwrap();
+    assert_eq!(seqs(&body), [1], "{body}");
+    let latency = answered_at.saturating_duration_since(posted_at);
+    println!("thread long-poll across hosts (PostgreSQL): post to reader latency {latency:?}");
+    assert!(latency < Duration::from_secs(2), "{latency:?}");
+    two.stop().await;
+    one.stop().await;
+    pg.drop().await;
+}
