@@ -732,6 +732,169 @@ mod tests {
         assert!(check_text("f", &"x".repeat(11), 10).is_err());
     }
 
+    fn principal(name: &str, role: Role) -> Principal {
+        Principal {
+            name: name.into(),
+            role,
+            workspace: Some("ws".into()),
+            token_id: format!("id-{name}"),
+        }
+    }
+
+    /// A thread of `ws` with the agents `exec` and `review` and the human
+    /// `alice`, over a fresh database.
+    async fn thread() -> (Arc<Threads>, Store, String) {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let threads = Threads::new(store.clone());
+        let p = |name: &str, kind| Participant {
+            name: name.into(),
+            kind,
+            role: "r".into(),
+        };
+        let (t, _) = threads
+            .create(
+                "ws",
+                &principal("exec", Role::Agent),
+                Create {
+                    title: "t".into(),
+                    task_id: None,
+                    participants: vec![
+                        p("exec", ParticipantKind::Agent),
+                        p("review", ParticipantKind::Agent),
+                        p("alice", ParticipantKind::Human),
+                    ],
+                },
+            )
+            .await
+            .unwrap();
+        (threads, store, t.id)
+    }
+
+    fn post(sender: Option<&str>) -> Post {
+        Post {
+            schema_version: 1,
+            sender: sender.map(str::to_string),
+            recipients: None,
+            kind: "message".into(),
+            body: Value::String("hi".into()),
+            idempotency_key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_post_as_themselves_and_operators_for_humans() {
+        let (threads, _, id) = thread().await;
+        let exec = principal("exec", Role::Agent);
+        let ops = principal("ops", Role::Operator);
+        let posted = threads.post("ws", &id, &exec, post(None)).await.unwrap();
+        assert_eq!(posted.message.sender, "exec");
+        let posted = threads
+            .post("ws", &id, &exec, post(Some("exec")))
+            .await
+            .unwrap();
+        assert_eq!(posted.message.sender, "exec");
+        let e = threads.post("ws", &id, &exec, post(Some("alice"))).await;
+        assert!(matches!(e, Err(Error::PermissionDenied(_))), "{e:?}");
+        let posted = threads
+            .post("ws", &id, &ops, post(Some("alice")))
+            .await
+            .unwrap();
+        assert_eq!(posted.message.sender, "alice");
+        let e = threads.post("ws", &id, &ops, post(Some("review"))).await;
+        assert!(matches!(e, Err(Error::PermissionDenied(_))), "{e:?}");
+        let e = threads.post("ws", &id, &ops, post(Some("bob"))).await;
+        assert!(
+            matches!(
+                e,
+                Err(Error::Store(warden_store::Error::NotParticipant { .. }))
+            ),
+            "{e:?}"
+        );
+        let viewer = principal("view", Role::Viewer);
+        let e = threads.post("ws", &id, &viewer, post(None)).await;
+        assert!(matches!(e, Err(Error::PermissionDenied(_))), "{e:?}");
+        let bad = Post {
+            schema_version: 2,
+            ..post(None)
+        };
+        let e = threads.post("ws", &id, &exec, bad).await;
+        assert!(matches!(e, Err(Error::InvalidArgument(_))), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_read_is_woken_by_a_post_and_moves_the_cursor() {
+        let (threads, store, id) = thread().await;
+        let reader = {
+            let (threads, id) = (threads.clone(), id.clone());
+            tokio::spawn(async move {
+                let read = Read {
+                    wait: Duration::from_secs(20),
+                    ..Read::default()
+                };
+                let review = principal("review", Role::Agent);
+                threads.read("ws", &id, &review, read).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let exec = principal("exec", Role::Agent);
+        threads.post("ws", &id, &exec, post(None)).await.unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("woken before its wait ends")
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.messages.len(), 1);
+        assert_eq!(read.reader.as_deref(), Some("review"));
+        let cursors = store.thread_cursors("ws", &id).await.unwrap();
+        let review = cursors.iter().find(|c| c.participant == "review").unwrap();
+        assert_eq!((review.last_read_seq, review.unread), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn state_changes_follow_roles_and_states() {
+        let (threads, _, id) = thread().await;
+        let outsider = principal("other", Role::Agent);
+        let review = principal("review", Role::Agent);
+        let ops = principal("ops", Role::Operator);
+        let e = threads
+            .change("ws", &id, &outsider, Change::Escalate, "why")
+            .await;
+        assert!(matches!(e, Err(Error::PermissionDenied(_))), "{e:?}");
+        let t = threads
+            .change("ws", &id, &review, Change::Escalate, "why")
+            .await
+            .unwrap();
+        assert_eq!((t.from, t.to), (ThreadState::Active, ThreadState::Blocked));
+        let e = threads
+            .change("ws", &id, &review, Change::Unblock, "why")
+            .await;
+        assert!(matches!(e, Err(Error::PermissionDenied(_))), "{e:?}");
+        let e = threads.change("ws", &id, &ops, Change::Close, " ").await;
+        assert!(matches!(e, Err(Error::InvalidArgument(_))), "{e:?}");
+        let e = threads
+            .change("ws", &id, &ops, Change::OverrideClose, "enough")
+            .await;
+        assert!(matches!(e, Err(Error::InvalidArgument(_))), "{e:?}");
+        threads
+            .change(
+                "ws",
+                &id,
+                &ops,
+                Change::OverrideClose,
+                "human_override: enough",
+            )
+            .await
+            .unwrap();
+        let e = threads
+            .change("ws", &id, &ops, Change::Unblock, "why")
+            .await;
+        assert!(
+            matches!(e, Err(Error::Store(warden_store::Error::Conflict(_)))),
+            "{e:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_wake_reaches_a_waiter_and_forgets_idle_threads() {
         let waiters = Waiters::default();
