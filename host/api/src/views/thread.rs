@@ -242,3 +242,48 @@ impl From<&AuditRow> for ThreadAuditEntry {
 pub struct ThreadAudit {
     pub entries: Vec<ThreadAuditEntry>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use warden_store::threads::MessageKind;
+
+    use super::*;
+
+    #[test]
+    fn a_directed_message_reads_back_as_sent() {
+        let row = MessageRow {
+            thread_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
+            seq: 7,
+            workspace: "acme".into(),
+            schema_version: 1,
+            sender: "executor".into(),
+            recipients: Some(vec!["reviewer".into()]),
+            kind: MessageKind::Finding,
+            body: json!({ "text": "the diff is ready" }),
+            idempotency_key: Some("k-1".into()),
+            created_at: 1_767_323_045_678,
+        };
+        let view = Message::from(&row);
+        let sent = serde_json::to_string(&crate::views::to_json(&view).unwrap()).unwrap();
+        assert_eq!(
+            sent,
+            r#"{"body":{"text":"the diff is ready"},"created_at":"2026-01-02T03:04:05.678Z","idempotency_key":"k-1","kind":"finding","recipients":["reviewer"],"schema_version":1,"sender":"executor","seq":7,"thread_id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}"#
+        );
+        let back: Message = serde_json::from_str(&sent).unwrap();
+        assert_eq!(back, view);
+        let read = Messages {
+            messages: vec![row],
+            reader: Some("reviewer".into()),
+            last_seq: 9,
+        };
+        let list = MessageList::of(&read, 3);
+        assert_eq!((list.next_after, list.last_seq), (7, 9));
+        let empty = Messages {
+            messages: vec![],
+            reader: None,
+            last_seq: 9,
+        };
+        assert_eq!(MessageList::of(&empty, 3).next_after, 3);
+    }
+}
