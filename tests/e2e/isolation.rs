@@ -123,6 +123,7 @@ async fn sleep_checkpoint(s: &TestServer, ws: &str, agent: &str) {
 /// What a caller of b may name in a path.
 struct Objects {
     task: String,
+    thread: String,
     run: String,
     agent: &'static str,
     stage: &'static str,
@@ -218,7 +219,52 @@ async fn load_a(s: &TestServer) -> Vec<String> {
     };
     ids.push(call.id.clone());
     s.app().store.record_gateway_calls(&[call]).await.unwrap();
+    // A thread with a participant, a message and a state change.
+    ids.push(thread(s, a, "agent-a9q", "a9q secret plan").await);
     ids
+}
+
+/// A thread of `ws` with `participant` (an agent) and one message from
+/// the admin, escalated; returns its id.
+async fn thread(s: &TestServer, ws: &str, participant: &str, text: &str) -> String {
+    let t = ok(
+        s,
+        Method::POST,
+        &format!("/v1/workspaces/{ws}/threads"),
+        Some(&json!({
+            "title": format!("thread of {ws}"),
+            "participants": [{ "name": participant, "kind": "agent", "role": "executor" }]
+        })),
+    )
+    .await;
+    let id = t["thread"]["id"].as_str().unwrap().to_string();
+    let ops = token(s, ws, &format!("ops-{participant}"), "operator").await;
+    let _ = ok(
+        s,
+        Method::POST,
+        &format!("/v1/workspaces/{ws}/threads/{id}/participants"),
+        Some(
+            &json!({ "name": format!("human-{participant}"), "kind": "human", "role": "approver" }),
+        ),
+    )
+    .await;
+    let posted = s
+        .request(
+            Method::POST,
+            &format!("/v1/workspaces/{ws}/threads/{id}/messages"),
+            Some(&ops),
+            Some(&json!({ "schema_version": 1, "sender": format!("human-{participant}"), "body": text })),
+        )
+        .await;
+    assert_eq!(posted.0, StatusCode::CREATED, "{}", posted.1);
+    ok(
+        s,
+        Method::POST,
+        &format!("/v1/workspaces/{ws}/threads/{id}/escalate"),
+        Some(&json!({ "reason": format!("escalated in {ws}") })),
+    )
+    .await;
+    id
 }
 
 /// Workspace b: a running task, a gate binding, a checkpoint, an open
@@ -239,8 +285,10 @@ async fn load_b(s: &TestServer) -> Objects {
     open_breaker(s, &format!("gate:{b}:diff-size")).await;
     let run = diagnose(s, b).await;
     assert_eq!(run["status"], "succeeded", "{run}");
+    let thread = thread(s, b, "agent-b", "the plan of b").await;
     Objects {
         task,
+        thread,
         run: run["id"].as_str().unwrap().to_string(),
         agent: "agent-b",
         stage: "implement",
@@ -260,6 +308,7 @@ fn fill(path: &str, objects: &Objects) -> String {
             ("ws", _) => B.to_string(),
             ("id", p) if p.contains("/tasks/") => objects.task.clone(),
             ("id", p) if p.contains("/runs/") => objects.run.clone(),
+            ("id", p) if p.contains("/threads/") => objects.thread.clone(),
             ("id", p) if p.contains("/agents/") => objects.agent.to_string(),
             ("stage", _) => objects.stage.to_string(),
             ("name", p) if p.starts_with("/v1/plugins/") => "diagnose-system".to_string(),
@@ -362,6 +411,8 @@ async fn nothing_of_a_is_seen_from_b(s: &TestServer, dialect: &str) {
     assert!(seen("/v1/status", "viewer").contains(&objects.task));
     assert!(seen("/v1/workspaces/{ws}/status/stream", "viewer").contains(&own_gate));
     assert!(seen("/v1/workspaces/{ws}/tasks", "viewer").contains(&objects.task));
+    assert!(seen("/v1/workspaces/{ws}/threads", "viewer").contains(&objects.thread));
+    assert!(seen("/v1/workspaces/{ws}/threads/{id}/messages", "viewer").contains("the plan of b"));
     assert!(seen("/metrics", "viewer").contains(&format!("workspace=\"{B}\"")));
     // The plugin was shown b's own breaker and only that one.
     let report = seen("/v1/workspaces/{ws}/runs/{id}", "viewer");

@@ -35,5 +35,6 @@ mod secrets;
 mod server_bounds;
 mod streams;
 mod support;
+mod threads;
 
 pub use support::*;

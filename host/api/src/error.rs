@@ -80,7 +80,8 @@ impl Code {
             Error::Store(s) => match s {
                 S::NotFound(_) => Code::NotFound,
                 S::AlreadyExists(_) => Code::AlreadyExists,
-                S::Conflict(_) => Code::FailedPrecondition,
+                S::Conflict(_) | S::ThreadClosed { .. } => Code::FailedPrecondition,
+                S::NotParticipant { .. } | S::TooLarge { .. } => Code::InvalidArgument,
                 s if s.is_transient() => Code::Unavailable,
                 _ => Code::Internal,
             },
@@ -253,6 +254,31 @@ mod tests {
                 409,
                 "FAILED_PRECONDITION",
                 Code::FailedPrecondition,
+            ),
+            (
+                S::ThreadClosed { thread: "t".into() },
+                409,
+                "FAILED_PRECONDITION",
+                Code::FailedPrecondition,
+            ),
+            (
+                S::NotParticipant {
+                    thread: "t".into(),
+                    name: "bob".into(),
+                },
+                400,
+                "INVALID_ARGUMENT",
+                Code::InvalidArgument,
+            ),
+            (
+                S::TooLarge {
+                    what: "message body",
+                    size: 70_000,
+                    max: 65_536,
+                },
+                400,
+                "INVALID_ARGUMENT",
+                Code::InvalidArgument,
             ),
             (
                 S::Connect("refused".into()),

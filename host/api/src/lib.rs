@@ -22,6 +22,7 @@ pub mod serve;
 mod status;
 mod system;
 mod tasks;
+mod threads;
 mod tokens;
 pub mod views;
 mod workspace;
@@ -163,6 +164,21 @@ pub fn routes(limits: &Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::audit))
         .routes(routes!(gateway::usage))
         .routes(routes!(gateway::calls))
+        .merge(threads_routes())
+}
+
+/// The routes of agent threads (SPEC TH-1, TH-2, TH-5).
+fn threads_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(threads::create, threads::list))
+        .routes(routes!(threads::get))
+        .routes(routes!(threads::add_participant))
+        .routes(routes!(threads::post, threads::read))
+        .routes(routes!(threads::escalate))
+        .routes(routes!(threads::unblock))
+        .routes(routes!(threads::close))
+        .routes(routes!(threads::override_close))
+        .routes(routes!(threads::audit))
 }
 
 /// The whole router.

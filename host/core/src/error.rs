@@ -213,7 +213,12 @@ fn no_version(plugin: &str, selector: Option<&str>) -> String {
 fn store_message(e: &warden_store::Error) -> String {
     use warden_store::Error as S;
     match e {
-        S::NotFound(_) | S::AlreadyExists(_) | S::Conflict(_) => e.to_string(),
+        S::NotFound(_)
+        | S::AlreadyExists(_)
+        | S::Conflict(_)
+        | S::ThreadClosed { .. }
+        | S::NotParticipant { .. }
+        | S::TooLarge { .. } => e.to_string(),
         e if e.is_transient() => format!("the database is unavailable: {e}"),
         e => format!("internal error: {e}"),
     }

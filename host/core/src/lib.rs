@@ -6,9 +6,10 @@
 //! (playbook runs), `events` (run event streams), `health` (snapshots),
 //! `auth` (tokens and roles), `scheduler` (tasks), `gates` (quality
 //! gates), `gateway` (the model gateway), `breaker` (circuit breakers),
-//! `processes` (managed processes), `alerts` and `alerting` (raising and
-//! notifying), `autoheal` (playbooks that run by themselves), `dashboard`
-//! and `metrics` (read models); `services` builds them all.
+//! `processes` (managed processes), `threads` (agent threads), `alerts`
+//! and `alerting` (raising and notifying), `autoheal` (playbooks that
+//! run by themselves), `dashboard` and `metrics` (read models);
+//! `services` builds them all.
 #![forbid(unsafe_code)]
 
 pub mod alerting;
@@ -40,6 +41,7 @@ pub mod scheduler;
 pub mod services;
 pub mod streams;
 pub mod sync;
+pub mod threads;
 pub mod time;
 pub mod validate;
 pub mod wake;

@@ -57,6 +57,8 @@ pub struct App {
     pub evidence: Arc<crate::evidence::Evidence>,
     /// The counters of this process for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Agent threads.
+    pub threads: Arc<crate::threads::Threads>,
     /// Event streams open per token; every stream ends at shutdown.
     pub streams: Arc<crate::streams::StreamSlots>,
     /// True once start-up finished.
@@ -328,6 +330,7 @@ async fn services(
     .context("cannot start the managed processes")?;
     scheduler.set_processes(processes.clone());
     Ok(App {
+        threads: crate::threads::Threads::new(store.clone()),
         streams: crate::streams::StreamSlots::new(config.http.max_streams_per_token, rx.clone()),
         config,
         store,
@@ -349,8 +352,8 @@ async fn services(
 }
 
 /// Starts the background loops: the plugin directory's watcher, the
-/// scheduler's and alerts' loops, the notifier, auto-heal and the disk
-/// guard. Each ends when `rx` says so.
+/// scheduler's and alerts' loops, the notifier, auto-heal, the threads'
+/// message listener and the disk guard. Each ends when `rx` says so.
 fn start_loops(app: &Arc<App>, workspaces: &Workspaces, rx: &watch::Receiver<bool>) {
     app.registry.clone().watch(rx.clone());
     crate::loops::start(
@@ -379,6 +382,7 @@ fn start_loops(app: &Arc<App>, workspaces: &Workspaces, rx: &watch::Receiver<boo
         },
         rx.clone(),
     );
+    tokio::spawn(app.threads.clone().listen(rx.clone()));
     // Every host guards its own disk, so this loop is not a singleton.
     app.evidence.clone().start(
         app.alerts.clone(),

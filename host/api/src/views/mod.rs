@@ -23,6 +23,7 @@ mod run;
 mod status;
 mod system;
 mod task;
+mod thread;
 mod token;
 mod workspace;
 
@@ -46,6 +47,10 @@ pub use task::{
     Claim, ClaimResponse, CompleteResponse, DeadLetters, DecisionResponse, EventSeq, FailResponse,
     HeartbeatResponse, Lease, StageRun, Task, TaskBudget, TaskDetail, TaskEvent, TaskEvents,
     TaskList, TaskUsed,
+};
+pub use thread::{
+    Message, MessageList, Participant, ParticipantAdded, ParticipantState, Thread, ThreadAudit,
+    ThreadAuditEntry, ThreadDetail, ThreadList, ThreadTransition,
 };
 pub use token::{AuditEntry, AuditLog, TokenCreated, TokenInfo, TokenList};
 pub use workspace::{HourlyBudget, ModeView, Settings, Worker, WorkerList};
