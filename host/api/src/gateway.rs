@@ -117,12 +117,14 @@ pub async fn models(State(state): State<AppState>, _principal: Principal) -> Res
     tag = "gateway",
     summary = "the providers with their breakers",
     responses(
-        (status = 200, description = "the providers", body = crate::openapi::Providers),
+        (status = 200, description = "the providers", body = crate::views::Providers),
         crate::openapi::Authenticated
     )
 )]
 pub async fn providers(State(state): State<AppState>, _principal: Principal) -> Result<Response> {
-    Ok(axum::Json(json!({ "providers": state.app.gateway.providers() })).into_response())
+    let providers = state.app.gateway.providers();
+    let providers = providers.iter().map(views::Provider::from).collect();
+    Ok(Answer(views::Providers { providers }).into_response())
 }
 
 #[derive(Deserialize, Default, utoipa::IntoParams)]

@@ -42,13 +42,6 @@ pub struct Sinks {
     pub sinks: Vec<Value>,
 }
 
-/// `gateway::providers`.
-#[derive(Serialize, ToSchema)]
-pub struct Providers {
-    #[schema(value_type = Vec<Object>)]
-    pub providers: Vec<Value>,
-}
-
 /// `workspace::forget_agent`.
 #[derive(Serialize, ToSchema)]
 pub struct DeletedCheckpoints {

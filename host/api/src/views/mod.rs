@@ -42,6 +42,7 @@ pub use run::{Action, ActionList, Run, RunAccepted, RunActions, RunList, RunTrig
 pub use status::{HourlyUsage, LiveWorker, RunningTask, WorkspaceStatus};
 pub use system::{
     CallPolicy, GatewayCall, GatewayCalls, GatewayUsage, GatewayUsageGroup, Process, Processes,
+    Provider, Providers,
 };
 pub use task::{
     Claim, ClaimResponse, CompleteResponse, DeadLetters, DecisionResponse, EventSeq, FailResponse,

@@ -795,3 +795,31 @@ pub fn top_reasons() -> Vec<ReasonCount> {
         count: 4,
     }]
 }
+
+/// Two providers: one whose breaker is open, one never failed.
+pub fn providers() -> Vec<warden_core::gateway::ProviderStatus> {
+    vec![
+        warden_core::gateway::ProviderStatus {
+            name: "openai".to_string(),
+            base_url: "https://api.openai.com/v1".to_string(),
+            models: vec!["gpt-4o".to_string(), "gpt-4o-mini".to_string()],
+            price_input_per_1k: 0.5,
+            price_output_per_1k: 2.0,
+            max_context: 128_000,
+            breaker: "open",
+            failures: 5,
+            retry_at: Some(AT + 30_000),
+        },
+        warden_core::gateway::ProviderStatus {
+            name: "local".to_string(),
+            base_url: "http://127.0.0.1:9000".to_string(),
+            models: Vec::new(),
+            price_input_per_1k: 0.0,
+            price_output_per_1k: 0.0,
+            max_context: 8192,
+            breaker: "closed",
+            failures: 0,
+            retry_at: None,
+        },
+    ]
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use warden_core::gateway::ProviderStatus;
 use warden_core::processes::ProcessStatus;
 use warden_core::time::{opt_time, time};
 use warden_store::gateway::{GatewayCallRow, UsageDim, UsageGroup};
@@ -49,6 +50,47 @@ impl From<&ProcessStatus> for Process {
 pub struct Processes {
     #[schema(value_type = Vec<Object>)]
     pub processes: Vec<Process>,
+}
+
+/// A model provider with its breaker.
+///
+/// Not a schema of its own: the document lists providers as objects (see
+/// [`Providers`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provider {
+    pub name: String,
+    pub base_url: String,
+    pub models: Vec<String>,
+    pub price_input_per_1k: f64,
+    pub price_output_per_1k: f64,
+    pub max_context: u32,
+    /// `closed`, `open` or `half-open`.
+    pub breaker: String,
+    pub failures: u32,
+    pub retry_at: Option<String>,
+}
+
+impl From<&ProviderStatus> for Provider {
+    fn from(p: &ProviderStatus) -> Provider {
+        Provider {
+            name: p.name.clone(),
+            base_url: p.base_url.clone(),
+            models: p.models.clone(),
+            price_input_per_1k: p.price_input_per_1k,
+            price_output_per_1k: p.price_output_per_1k,
+            max_context: p.max_context,
+            breaker: p.breaker.to_string(),
+            failures: p.failures,
+            retry_at: opt_time(p.retry_at),
+        }
+    }
+}
+
+/// `gateway::providers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Providers {
+    #[schema(value_type = Vec<Object>)]
+    pub providers: Vec<Provider>,
 }
 
 /// A call through the model gateway, as recorded.

@@ -484,6 +484,18 @@ fn processes_backing_off_and_running() {
     );
 }
 
+/// The bytes the `json!` of `Gateway::providers` wrote: keys sorted,
+/// prices as JSON floats, `retry_at` null while the breaker is closed.
+#[test]
+fn providers_with_an_open_and_a_closed_breaker() {
+    check(
+        Providers {
+            providers: samples::providers().iter().map(Provider::from).collect(),
+        },
+        r#"{"providers":[{"base_url":"https://api.openai.com/v1","breaker":"open","failures":5,"max_context":128000,"models":["gpt-4o","gpt-4o-mini"],"name":"openai","price_input_per_1k":0.5,"price_output_per_1k":2.0,"retry_at":"2026-01-02T03:04:35.678Z"},{"base_url":"http://127.0.0.1:9000","breaker":"closed","failures":0,"max_context":8192,"models":[],"name":"local","price_input_per_1k":0.0,"price_output_per_1k":0.0,"retry_at":null}]}"#,
+    );
+}
+
 #[test]
 fn gateway_calls_routed_and_refused() {
     check(

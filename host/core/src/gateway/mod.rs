@@ -135,6 +135,26 @@ struct TaskInfo {
     used: Amount,
 }
 
+/// A provider as operators see it: its configuration (never its key)
+/// and its breaker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderStatus {
+    pub name: String,
+    /// Its API root without a query, user or password
+    /// ([`redact_url`]).
+    pub base_url: String,
+    pub models: Vec<String>,
+    pub price_input_per_1k: f64,
+    pub price_output_per_1k: f64,
+    pub max_context: u32,
+    /// `closed`, `open` or `half-open`.
+    pub breaker: &'static str,
+    /// Failures in a row.
+    pub failures: u32,
+    /// When the next probe may go, while the breaker is not closed (ms).
+    pub retry_at: Option<i64>,
+}
+
 /// The gateway of one host.
 pub struct Gateway {
     cfg: GatewayConfig,
@@ -261,23 +281,23 @@ impl Gateway {
     }
 
     /// The providers with their breakers, for the status API.
-    pub fn providers(&self) -> Vec<Value> {
+    pub fn providers(&self) -> Vec<ProviderStatus> {
         let breakers = self.breakers.locked();
         self.providers
             .iter()
             .map(|p| {
                 let b = breakers.get(&p.cfg.name).cloned().unwrap_or_default();
-                json!({
-                    "name": p.cfg.name,
-                    "base_url": redact_url(&p.cfg.base_url, true),
-                    "models": p.cfg.models,
-                    "price_input_per_1k": p.cfg.price_input_per_1k,
-                    "price_output_per_1k": p.cfg.price_output_per_1k,
-                    "max_context": p.cfg.max_context,
-                    "breaker": b.state().name(),
-                    "failures": b.failures(),
-                    "retry_at": b.retry_at().map(crate::time::time),
-                })
+                ProviderStatus {
+                    name: p.cfg.name.clone(),
+                    base_url: redact_url(&p.cfg.base_url, true),
+                    models: p.cfg.models.clone(),
+                    price_input_per_1k: p.cfg.price_input_per_1k,
+                    price_output_per_1k: p.cfg.price_output_per_1k,
+                    max_context: p.cfg.max_context,
+                    breaker: b.state().name(),
+                    failures: b.failures(),
+                    retry_at: b.retry_at(),
+                }
             })
             .collect()
     }

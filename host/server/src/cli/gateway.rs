@@ -40,27 +40,24 @@ impl Providers {
         if client.json() {
             return print::pretty(&v);
         }
+        let list: views::Providers = parse(&v, "a list of providers")?;
         println!(
             "{:<16} {:<10} {:>9} {:>10} {:>10}  models",
             "PROVIDER", "BREAKER", "FAILURES", "$/1K IN", "$/1K OUT"
         );
-        for p in v["providers"].as_array().into_iter().flatten() {
-            let models: Vec<String> = p["models"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect();
+        for p in &list.providers {
+            // Prices print as JSON numbers did (`2.0`, not `2`).
+            let price = |f: f64| serde_json::Value::from(f).to_string();
             println!(
                 "{:<16} {:<10} {:>9} {:>10} {:>10}  {}{}",
-                text(&p["name"]),
-                text(&p["breaker"]),
-                text(&p["failures"]),
-                text(&p["price_input_per_1k"]),
-                text(&p["price_output_per_1k"]),
-                models.join(", "),
-                p["retry_at"]
-                    .as_str()
+                p.name,
+                p.breaker,
+                p.failures,
+                price(p.price_input_per_1k),
+                price(p.price_output_per_1k),
+                p.models.join(", "),
+                p.retry_at
+                    .as_deref()
                     .map(|t| format!(" (probe at {t})"))
                     .unwrap_or_default(),
             );
