@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 use warden_store::gateway::{CallFilter, UsageDim};
 
 use crate::error::{Error, Result};
