@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use warden_api::views;
 
-use super::print::{self, cell, text};
+use super::print::{self, cell};
 use super::{Client, parse};
 
 /// `warden gateway ...`

@@ -12,17 +12,7 @@ pub(super) fn pretty(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A JSON value as a table cell: strings bare, null as `-`.
-pub(super) fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// An optional string as a table cell: `-` when absent, as [`text`]
-/// shows a null.
+/// An optional string as a table cell: `-` when absent.
 pub(super) fn cell(v: Option<&str>) -> &str {
     v.unwrap_or("-")
 }
