@@ -43,6 +43,7 @@ async fn the_official_mcp_python_client_works_a_stage() {
         .arg(&script)
         .arg(format!("{}/mcp", s.url))
         .arg(&token)
+        .arg("acme-mcp-agent")
         .output()
         .await
         .unwrap();
@@ -63,7 +64,12 @@ async fn the_official_mcp_python_client_works_a_stage() {
             "fail_stage_v1",
             "heartbeat_v1",
             "report_event_v1",
-            "run_playbook_v1"
+            "run_playbook_v1",
+            "thread_create_v1",
+            "thread_list_v1",
+            "thread_post_v1",
+            "thread_read_v1",
+            "thread_status_v1"
         ])
     );
     // Input schemas are the HTTP bodies' (with the path parameter beside).
@@ -104,6 +110,40 @@ async fn the_official_mcp_python_client_works_a_stage() {
         got["other_workspace"]["structured"]["error"]["code"], "PERMISSION_DENIED",
         "{got}"
     );
+
+    // A thread, worked through the tools.
+    assert_eq!(got["thread_create"]["is_error"], false, "{got}");
+    let thread = got["thread_create"]["structured"]["thread"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let posted = &got["thread_post"]["structured"];
+    assert_eq!(posted["seq"], 1, "{got}");
+    assert_eq!(posted["sender"], "acme-mcp-agent", "{got}");
+    assert_eq!(posted["kind"], "finding");
+    assert_eq!(
+        got["thread_retry"]["structured"], *posted,
+        "a retry is the first message"
+    );
+    let e = &got["thread_bad_version"]["structured"]["error"];
+    assert_eq!(e["code"], "INVALID_ARGUMENT", "{got}");
+    let read = &got["thread_read"]["structured"]["messages"];
+    assert_eq!(read.as_array().map(Vec::len), Some(1), "{got}");
+    assert_eq!(read[0]["body"], json!({ "text": "the test is flaky" }));
+    assert_eq!(
+        got["thread_list"]["structured"]["threads"][0]["id"], thread,
+        "{got}"
+    );
+    assert_eq!(
+        got["thread_status"]["structured"]["thread"]["state"], "active",
+        "{got}"
+    );
+    // What the tools did, the HTTP API sees.
+    let (status, messages) = s
+        .get(&format!("/v1/workspaces/acme/threads/{thread}/messages"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{messages}");
+    assert_eq!(messages["messages"].as_array().map(Vec::len), Some(1));
 
     // The stage completed, as the HTTP API sees it.
     assert_eq!(got["complete"]["is_error"], false, "{got}");

@@ -3,7 +3,7 @@ as a coding agent would: connect over streamable HTTP with a bearer token,
 list the tools, claim a task stage, report an event, heartbeat, complete it,
 and try a call Warden refuses. Prints what it saw as one JSON object.
 
-usage: client.py <mcp-url> <token>
+usage: client.py <mcp-url> <token> <token-name>
 """
 
 import asyncio
@@ -19,7 +19,7 @@ def result(r):
     return {"is_error": r.is_error, "structured": r.structured_content}
 
 
-async def main(url: str, token: str) -> None:
+async def main(url: str, token: str, name: str) -> None:
     out = {}
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
     async with http:
@@ -66,6 +66,44 @@ async def main(url: str, token: str) -> None:
                         {"task_id": task, "token": lease, "output": {"done": True}},
                     )
                 )
+    # A thread with a human, as the token's agent: post, retry, read.
+    async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                created = await session.call_tool(
+                    "thread_create_v1",
+                    {
+                        "title": "review the fix",
+                        "participants": [
+                            {"name": name, "kind": "agent", "role": "executor"},
+                            {"name": "alice", "kind": "human", "role": "reviewer"},
+                        ],
+                    },
+                )
+                out["thread_create"] = result(created)
+                thread = created.structured_content["thread"]["id"]
+                post = {
+                    "thread_id": thread,
+                    "schema_version": 1,
+                    "kind": "finding",
+                    "body": {"text": "the test is flaky"},
+                    "idempotency_key": "k-1",
+                }
+                out["thread_post"] = result(await session.call_tool("thread_post_v1", post))
+                out["thread_retry"] = result(await session.call_tool("thread_post_v1", post))
+                out["thread_bad_version"] = result(
+                    await session.call_tool("thread_post_v1", {**post, "schema_version": 9})
+                )
+                out["thread_read"] = result(
+                    await session.call_tool(
+                        "thread_read_v1", {"thread_id": thread, "after": 0, "wait": "5s"}
+                    )
+                )
+                out["thread_list"] = result(await session.call_tool("thread_list_v1", {}))
+                out["thread_status"] = result(
+                    await session.call_tool("thread_status_v1", {"thread_id": thread})
+                )
     # The same token naming another workspace is refused.
     other = create_mcp_http_client(
         headers={"Authorization": f"Bearer {token}", "x-warden-workspace": "other"}
@@ -81,4 +119,4 @@ async def main(url: str, token: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))

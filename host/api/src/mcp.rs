@@ -169,6 +169,18 @@ impl Key for TaskId {
     const DESCRIPTION: &'static str = "the task (its id, as a claim answered it)";
 }
 
+/// `thread_id`: the thread a call is about.
+pub struct ThreadId;
+impl Key for ThreadId {
+    const NAME: &'static str = "thread_id";
+    const DESCRIPTION: &'static str = "the thread (its id)";
+}
+
+/// No fields besides the key.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nothing {}
+
 /// `playbook`: the playbook to run.
 pub struct Playbook;
 impl Key for Playbook {
@@ -334,7 +346,7 @@ impl Warden {
     fn new(app: Arc<App>) -> Warden {
         Warden {
             app,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::thread_router(),
         }
     }
 
@@ -445,6 +457,102 @@ impl Warden {
             let (row, created) =
                 crate::runs::trigger_in(&self.app, &principal, &ws, &playbook, body, "mcp").await?;
             Ok(views::RunAccepted::new(&row, created))
+        };
+        Ok(answer(call.await))
+    }
+}
+
+#[tool_router(router = thread_router)]
+impl Warden {
+    /// `POST /v1/workspaces/{ws}/threads`
+    #[tool(
+        name = "thread_create_v1",
+        description = "Create a thread in the token's workspace: a title, an optional task it is about, its first participants (name, kind agent or human, role). Answers the thread with its participants."
+    )]
+    async fn thread_create(
+        &self,
+        Parameters(args): Parameters<Args<NoKey, crate::threads::CreateBody>>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let call = async {
+            let (principal, ws) = caller_as(&ctx, Role::Agent)?;
+            let (_, body) = args.get()?;
+            crate::threads::create_in(&self.app, &ws, &principal, body).await
+        };
+        Ok(answer(call.await))
+    }
+
+    /// `POST /v1/workspaces/{ws}/threads/{id}/messages`
+    #[tool(
+        name = "thread_post_v1",
+        description = "Post a message to a thread as the token's participant: schema_version 1, a kind (message, finding, decision, status), a JSON body, recipients (absent: everyone), an idempotency_key so that a retry returns the first message. Answers the message with its seq."
+    )]
+    async fn thread_post(
+        &self,
+        Parameters(args): Parameters<Args<ThreadId, crate::threads::PostBody>>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let call = async {
+            let (principal, ws) = caller_as(&ctx, Role::Agent)?;
+            let (thread, body) = args.get()?;
+            let posted =
+                crate::threads::post_in(&self.app, &ws, &thread, &principal, body, None).await?;
+            Ok(views::Message::from(&posted.message))
+        };
+        Ok(answer(call.await))
+    }
+
+    /// `GET /v1/workspaces/{ws}/threads/{id}/messages`
+    #[tool(
+        name = "thread_read_v1",
+        description = "Read a thread's messages after a seq, as a participant (`for`; an agent reads as itself): answers at once when there are newer ones, else waits up to `wait` (e.g. 30s, at most 30 s) for one. Moves the reader's cursor."
+    )]
+    async fn thread_read(
+        &self,
+        Parameters(args): Parameters<Args<ThreadId, crate::threads::ReadQuery>>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let call = async {
+            let (principal, ws) = caller_as(&ctx, Role::Viewer)?;
+            let (thread, query) = args.get()?;
+            crate::threads::read_in(&self.app, &ws, &thread, &principal, query).await
+        };
+        Ok(answer(call.await))
+    }
+
+    /// `GET /v1/workspaces/{ws}/threads`
+    #[tool(
+        name = "thread_list_v1",
+        description = "List the workspace's threads, newest activity first: optionally by state (active, blocked, closed) or by task."
+    )]
+    async fn thread_list(
+        &self,
+        Parameters(args): Parameters<Args<NoKey, crate::threads::ListQuery>>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let call = async {
+            let (_, ws) = caller_as(&ctx, Role::Viewer)?;
+            let (_, query) = args.get()?;
+            crate::threads::list_in(&self.app, &ws, query).await
+        };
+        Ok(answer(call.await))
+    }
+
+    /// `GET /v1/workspaces/{ws}/threads/{id}`
+    #[tool(
+        name = "thread_status_v1",
+        description = "A thread's state, participants, their read cursors and unread counts."
+    )]
+    async fn thread_status(
+        &self,
+        Parameters(args): Parameters<Args<ThreadId, Nothing>>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let call = async {
+            let (_, ws) = caller_as(&ctx, Role::Viewer)?;
+            let (thread, _) = args.get()?;
+            let detail = self.app.threads.get(&ws, &thread).await?;
+            Ok(views::ThreadDetail::from(&detail))
         };
         Ok(answer(call.await))
     }

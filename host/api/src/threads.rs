@@ -14,6 +14,8 @@ use warden_store::threads::{ParticipantKind, ThreadState};
 use crate::error::{Error, Result};
 use crate::views::{self, Answer};
 use crate::{Agent, AppState, Json, Operator, Path, Query, Viewer, Workspace};
+use warden_core::App;
+use warden_core::auth::Principal;
 
 /// `{id}` of a thread.
 #[derive(utoipa::IntoParams)]
@@ -29,7 +31,7 @@ pub struct ThreadIdPath {
 }
 
 /// A participant to add.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipantBody {
     /// Its name in the thread: for an agent, its token's name (an agent
@@ -62,7 +64,7 @@ impl ParticipantBody {
 }
 
 /// A thread to create.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     #[schema(min_length = 1, max_length = 200)]
@@ -97,6 +99,18 @@ pub async fn create(
     Workspace { ws, principal, .. }: Workspace<Agent>,
     Json(b): Json<CreateBody>,
 ) -> Result<Response> {
+    let detail = create_in(&state.app, &ws, &principal, b).await?;
+    Ok((StatusCode::CREATED, Answer(detail)).into_response())
+}
+
+/// Creates a thread in `ws` for `principal` (the HTTP route and the MCP
+/// tool).
+pub(crate) async fn create_in(
+    app: &App,
+    ws: &str,
+    principal: &Principal,
+    b: CreateBody,
+) -> Result<views::ThreadDetail> {
     let participants = b
         .participants
         .into_iter()
@@ -107,17 +121,12 @@ pub async fn create(
         task_id: b.task_id,
         participants,
     };
-    let threads = &state.app.threads;
-    let (thread, _) = threads.create(&ws, &principal, create).await?;
-    let detail = threads.get(&ws, &thread.id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Answer(views::ThreadDetail::from(&detail)),
-    )
-        .into_response())
+    let (thread, _) = app.threads.create(ws, principal, create).await?;
+    let detail = app.threads.get(ws, &thread.id).await?;
+    Ok(views::ThreadDetail::from(&detail))
 }
 
-#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
@@ -149,6 +158,11 @@ pub async fn list(
     Workspace { ws, .. }: Workspace<Viewer>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response> {
+    Ok(Answer(list_in(&state.app, &ws, q).await?).into_response())
+}
+
+/// Threads of `ws` as `q` asks (the HTTP route and the MCP tool).
+pub(crate) async fn list_in(app: &App, ws: &str, q: ListQuery) -> Result<views::ThreadList> {
     let thread_state = q
         .state
         .as_deref()
@@ -166,13 +180,9 @@ pub async fn list(
         warden_core::validate::id("task", task).map_err(Error::InvalidArgument)?;
     }
     let limit = bounded_limit(q.limit)?;
-    let rows = state
-        .app
-        .threads
-        .list(&ws, thread_state, q.task_id, limit)
-        .await?;
+    let rows = app.threads.list(ws, thread_state, q.task_id, limit).await?;
     let threads = rows.iter().map(views::Thread::from).collect();
-    Ok(Answer(views::ThreadList { threads }).into_response())
+    Ok(views::ThreadList { threads })
 }
 
 /// `GET /v1/workspaces/{ws}/threads/{id}`: the thread, its participants,
@@ -245,7 +255,7 @@ pub async fn add_participant(
 }
 
 /// A message to post.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostBody {
     /// The message format version; this server speaks 1.
@@ -306,6 +316,25 @@ pub async fn post(
                 .to_string(),
         ),
     };
+    let posted = post_in(&state.app, &ws, &id, &principal, b, header).await?;
+    let status = if posted.replay {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Answer(views::Message::from(&posted.message))).into_response())
+}
+
+/// Posts `b` to thread `id` for `principal`, with the key of an
+/// `Idempotency-Key` header if one came (the HTTP route and the MCP tool).
+pub(crate) async fn post_in(
+    app: &App,
+    ws: &str,
+    id: &str,
+    principal: &Principal,
+    b: PostBody,
+    header: Option<String>,
+) -> Result<warden_store::threads::Posted> {
     let idempotency_key = match (b.idempotency_key, header) {
         (Some(body), Some(header)) if body != header => {
             return Err(Error::invalid(
@@ -323,16 +352,10 @@ pub async fn post(
         body: b.body,
         idempotency_key,
     };
-    let posted = state.app.threads.post(&ws, &id, &principal, post).await?;
-    let status = if posted.replay {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Answer(views::Message::from(&posted.message))).into_response())
+    Ok(app.threads.post(ws, id, principal, post).await?)
 }
 
-#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReadQuery {
@@ -374,6 +397,18 @@ pub async fn read(
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<ReadQuery>,
 ) -> Result<Response> {
+    Ok(Answer(read_in(&state.app, &ws, &id, &principal, q).await?).into_response())
+}
+
+/// Reads thread `id` for `principal` as `q` asks, waiting as it says (the
+/// HTTP route and the MCP tool).
+pub(crate) async fn read_in(
+    app: &App,
+    ws: &str,
+    id: &str,
+    principal: &Principal,
+    q: ReadQuery,
+) -> Result<views::MessageList> {
     let wait = q
         .wait
         .as_deref()
@@ -387,8 +422,8 @@ pub async fn read(
         as_participant: q.reader,
         limit: bounded_limit(q.limit)?,
     };
-    let messages = state.app.threads.read(&ws, &id, &principal, read).await?;
-    Ok(Answer(views::MessageList::of(&messages, after)).into_response())
+    let messages = app.threads.read(ws, id, principal, read).await?;
+    Ok(views::MessageList::of(&messages, after))
 }
 
 /// Why a state changes.
