@@ -153,33 +153,15 @@ impl Vacuum {
     }
 }
 
-async fn listener(svc: Arc<LoopServices>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let mut listener = match svc.store.listen(WAKE_CHANNEL).await {
-            Ok(Some(l)) => l,
-            // SQLite: one host, local wake-ups suffice.
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for wake-ups; retrying in 1 s");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = shutdown.changed() => return,
-                }
-            }
-        };
-        loop {
-            tokio::select! {
-                got = listener.recv() => match got {
-                    Ok(ws) => svc.scheduler.wake().local(&ws),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "wake-up listener lost its connection; reconnecting");
-                        // Wake everyone: a notification may have been missed.
-                        svc.scheduler.wake().all();
-                        break;
-                    }
-                },
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
+async fn listener(svc: Arc<LoopServices>, shutdown: watch::Receiver<bool>) {
+    let wake = svc.scheduler.wake();
+    crate::wake::follow(
+        &svc.store,
+        WAKE_CHANNEL,
+        "wake-ups",
+        shutdown,
+        |ws| wake.local(&ws),
+        || wake.all(),
+    )
+    .await;
 }

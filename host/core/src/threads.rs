@@ -462,38 +462,22 @@ impl Threads {
     /// Wakes this host's readers when another host posts (PostgreSQL
     /// `LISTEN` on [`MESSAGES_CHANNEL`]); returns at once on SQLite (one
     /// host: posts wake readers directly). Ends when `shutdown` fires.
-    pub async fn listen(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let mut listener = match self.store.listen(MESSAGES_CHANNEL).await {
-                Ok(Some(l)) => l,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for thread messages; retrying in 1 s");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        _ = shutdown.changed() => return,
-                    }
+    pub async fn listen(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        crate::wake::follow(
+            &self.store,
+            MESSAGES_CHANNEL,
+            "thread messages",
+            shutdown,
+            |payload| match ThreadNotice::parse(&payload) {
+                Some(n) => self.waiters.wake(&n.workspace, &n.thread_id),
+                None => {
+                    tracing::warn!(payload = %truncate(&payload, 200), "unknown thread notice")
                 }
-            };
-            loop {
-                tokio::select! {
-                    got = listener.recv() => match got {
-                        Ok(payload) => match ThreadNotice::parse(&payload) {
-                            Some(n) => self.waiters.wake(&n.workspace, &n.thread_id),
-                            None => tracing::warn!(payload = %truncate(&payload, 200), "unknown thread notice"),
-                        },
-                        Err(e) => {
-                            tracing::warn!(error = %e, "thread message listener lost its connection; reconnecting");
-                            // A notice may have been missed: every reader
-                            // reads again.
-                            self.waiters.wake_all();
-                            break;
-                        }
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            }
-        }
+            },
+            // A notice may have been missed: every reader reads again.
+            || self.waiters.wake_all(),
+        )
+        .await;
     }
 
     /// Who the caller posts as: itself, or, for an operator, the human

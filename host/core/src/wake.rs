@@ -43,3 +43,45 @@ impl Wake {
         }
     }
 }
+
+/// Follows the store's notification `channel` (PostgreSQL `LISTEN`) until
+/// `shutdown` fires, handing each payload to `notice`. A lost connection
+/// calls `lost` (a notification may have been missed, so whoever waits
+/// should look again) and reconnects; a failed connect is retried every
+/// second. Returns at once on SQLite: one host, where local wake-ups
+/// suffice. `what` names the notifications in the log.
+pub async fn follow(
+    store: &warden_store::Store,
+    channel: &str,
+    what: &str,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut notice: impl FnMut(String),
+    mut lost: impl FnMut(),
+) {
+    loop {
+        let mut listener = match store.listen(channel).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for {what}; retrying in 1 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                got = listener.recv() => match got {
+                    Ok(payload) => notice(payload),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the {what} listener lost its connection; reconnecting");
+                        lost();
+                        break;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
