@@ -116,19 +116,29 @@ impl Code {
     }
 }
 
+/// The SE-2 envelope `{"error": {"code", "message"}}` of `e`, and its
+/// code. An internal error is logged in full (as `what`) and answered
+/// with `internal`, never its details.
+pub(crate) fn envelope(e: &Error, what: &str, internal: &str) -> (Code, serde_json::Value) {
+    let code = Code::of(e);
+    let message = if code == Code::Internal {
+        tracing::error!(error = %warden_core::error::chain(e), "{what}");
+        internal.to_string()
+    } else {
+        e.to_string()
+    };
+    let body = json!({ "error": { "code": code.name(), "message": message } });
+    (code, body)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let e = self.0;
-        let code = Code::of(&e);
-        let message = if code == Code::Internal {
-            // The request id is on the request's span.
-            tracing::error!(error = %warden_core::error::chain(&e), "internal error");
-            "the server could not complete the request; it has been logged (see x-request-id)"
-                .to_string()
-        } else {
-            e.to_string()
-        };
-        let body = json!({ "error": { "code": code.name(), "message": message } });
+        // The request id is on the request's span.
+        let (code, body) = envelope(
+            &self.0,
+            "internal error",
+            "the server could not complete the request; it has been logged (see x-request-id)",
+        );
         (code.status(), Json(body)).into_response()
     }
 }

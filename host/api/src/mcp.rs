@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use warden_core::App;
 use warden_core::auth::Principal;
 
-use crate::error::{ApiError, Code, Error};
+use crate::error::{ApiError, Error};
 use crate::runs::TriggerBody;
 use crate::tasks::{ClaimBody, CompleteBody, EventBody, FailBody, TokenBody};
 use crate::{AppState, views};
@@ -280,16 +280,12 @@ fn answer<T: Serialize>(result: crate::error::Result<T>) -> CallToolResult {
 /// `e` as a tool error carrying its SE-2 code; an internal error is
 /// logged and answered without its details, as over HTTP.
 fn refused(e: &Error) -> CallToolResult {
-    let code = Code::of(e);
-    let message = if code == Code::Internal {
-        tracing::error!(error = %warden_core::error::chain(e), "internal error in an MCP tool");
-        "the server could not complete the call; it has been logged".to_string()
-    } else {
-        e.to_string()
-    };
-    CallToolResult::structured_error(
-        json!({ "error": { "code": code.name(), "message": message } }),
-    )
+    let (_, body) = crate::error::envelope(
+        e,
+        "internal error in an MCP tool",
+        "the server could not complete the call; it has been logged",
+    );
+    CallToolResult::structured_error(body)
 }
 
 /// The caller and the workspace the call acts in, from the HTTP request
@@ -572,6 +568,7 @@ impl ServerHandler for Warden {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Code;
 
     fn args<K: Key, T: DeserializeOwned>(v: Value) -> crate::error::Result<(String, T)> {
         serde_json::from_value::<Args<K, T>>(v).unwrap().get()
